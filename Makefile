@@ -1,0 +1,145 @@
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+# bgswitch: the one entry point. `make` builds; `make test` sets up and passes the tests;
+# `make demo` runs a blue-green release in network namespaces; `make bench` measures.
+#
+# SAN=1 builds user space with ASan/UBSan into build/san (the tests run that build).
+# V=1 shows every command.
+
+CLANG ?= clang
+CC ?= gcc
+BPFTOOL ?= $(shell command -v bpftool 2>/dev/null || echo /usr/sbin/bpftool)
+PREFIX ?= /usr/local
+DESTDIR ?=
+
+ifeq ($(SAN),1)
+BUILD := build/san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+BUILD := build/rel
+SANFLAGS :=
+endif
+
+ifeq ($(V),1)
+Q :=
+msg :=
+else
+Q := @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+ARCH_INC := /usr/include/$(shell $(CC) -dumpmachine)
+CFLAGS ?= -O2 -g
+CFLAGS += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Iinclude -Iuser/lib -I$(BUILD) \
+	  $(SANFLAGS)
+LDFLAGS += $(SANFLAGS)
+LIBS := -lxdp -lbpf -lelf -lz -lmnl
+BPF_CFLAGS := -O2 -g -target bpf -D__TARGET_ARCH_x86 -Wall -Werror -Iinclude -I$(ARCH_INC)
+
+BPF_SRCS := $(wildcard bpf/*.bpf.c)
+BPF_OBJS := $(patsubst bpf/%.bpf.c,$(BUILD)/%.bpf.o,$(BPF_SRCS))
+SKELS := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
+
+LIB_SRCS := $(wildcard user/lib/*.c)
+LIB_OBJS := $(patsubst user/lib/%.c,$(BUILD)/lib/%.o,$(LIB_SRCS))
+LIB := $(BUILD)/libbgswitch.a
+
+BGCTL_SRCS := $(wildcard user/bgctl/*.c)
+BGCTL := $(if $(BGCTL_SRCS),$(BUILD)/bgctl)
+
+TESTLIB_SRCS := $(wildcard tests/lib/*.c)
+TESTLIB_OBJS := $(patsubst tests/lib/%.c,$(BUILD)/tests/lib/%.o,$(TESTLIB_SRCS))
+TEST_SRCS := $(wildcard tests/test_*.c)
+TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
+
+BENCH_BPF_SRCS := $(wildcard bench/*.bpf.c)
+BENCH_SKELS := $(patsubst bench/%.bpf.c,$(BUILD)/bench/%.skel.h,$(BENCH_BPF_SRCS))
+BENCH_SRCS := $(filter-out $(BENCH_BPF_SRCS),$(wildcard bench/*.c))
+BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
+
+HDRS := $(wildcard include/*.h user/lib/*.h)
+
+.PHONY: all deps test test-build unit vm-tests demo bench install clean
+.DELETE_ON_ERROR:
+.SECONDARY:
+
+all: $(SKELS) $(if $(LIB_SRCS),$(LIB)) $(BGCTL)
+
+deps:
+	$(Q)scripts/deps.sh
+
+# The BPF side: objects, then skeletons that embed them.
+$(BUILD)/%.bpf.o: bpf/%.bpf.c $(HDRS) $(wildcard bpf/*.h) | $(BUILD)
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
+	$(call msg,SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name $(subst -,_,$*) > $@
+
+$(BUILD)/lib/%.o: user/lib/%.c $(HDRS) $(SKELS) | $(BUILD)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	$(call msg,AR,$@)
+	$(Q)$(AR) rcs $@ $^
+
+$(BUILD)/bgctl: $(BGCTL_SRCS) $(wildcard user/bgctl/*.h) $(LIB) $(HDRS)
+	$(call msg,CCLD,$@)
+	$(Q)$(CC) $(CFLAGS) -Iuser/bgctl $(BGCTL_SRCS) $(LIB) -o $@ $(LDFLAGS) $(LIBS) -ljson-c
+
+# Tests: each tests/test_*.c is one binary, linked with tests/lib/*.c and libbgswitch.
+$(BUILD)/tests/lib/%.o: tests/lib/%.c $(wildcard tests/lib/*.h) $(HDRS) $(SKELS) | $(BUILD)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -Itests/lib -c $< -o $@
+
+$(BUILD)/tests/%: tests/%.c $(TESTLIB_OBJS) $(LIB) $(wildcard tests/lib/*.h) $(HDRS)
+	$(call msg,CCLD,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -Itests/lib $< $(TESTLIB_OBJS) $(LIB) -o $@ $(LDFLAGS) $(LIBS) -lpthread -lm
+
+# Benchmarks: bench/*.bpf.c are baselines with their own skeletons.
+$(BUILD)/bench/%.bpf.o: bench/%.bpf.c $(HDRS) | $(BUILD)
+	$(call msg,BPF,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/bench/%.skel.h: $(BUILD)/bench/%.bpf.o
+	$(call msg,SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name $(subst -,_,$*) > $@
+
+$(BUILD)/bench/%: bench/%.c $(BENCH_SKELS) $(LIB) $(HDRS)
+	$(call msg,CCLD,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -I$(BUILD)/bench -Itests/lib $< $(TESTLIB_OBJS) $(LIB) -o $@ $(LDFLAGS) $(LIBS) -lpthread -lm
+
+$(BUILD):
+	$(Q)mkdir -p $@
+
+test-build: $(LIB) $(BGCTL) $(TESTS)
+
+# Sets up a fresh machine and passes every suite; the last line is "N passed, N failed".
+test: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory SAN=1 test-build
+	$(Q)tests/run.sh build/san build/rel
+
+bench: deps
+	$(Q)$(MAKE) --no-print-directory all $(BENCHES)
+	$(Q)bench/run.sh build/rel
+
+demo: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)scripts/demo.sh build/rel
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/man/man8
+	install -m 0755 build/rel/bgctl $(DESTDIR)$(PREFIX)/sbin/bgctl
+	[ ! -f docs/bgctl.8 ] || install -m 0644 docs/bgctl.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	[ ! -f scripts/bgctl.bash-completion ] || install -D -m 0644 scripts/bgctl.bash-completion \
+		$(DESTDIR)/usr/share/bash-completion/completions/bgctl
+
+clean:
+	rm -rf build

@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Maps and load-time parameters of the switch program. max_entries of 1 below are
+ * placeholders: libbgswitch sets every size before load from struct bgs_sizes.
+ */
+#ifndef BGS_SWITCH_MAPS_H
+#define BGS_SWITCH_MAPS_H
+
+#include "maps.h"
+
+/* ---- Load-time parameters (rodata, set through the skeleton before load) ---- */
+
+/* Maglev table size M (entries per service, color and slot). */
+const volatile __u32 cfg_maglev_size = BGS_DEF_MAGLEV_SIZE;
+/* Number of service ids; bounds svc_id before table arithmetic. */
+const volatile __u32 cfg_max_services = BGS_DEF_MAX_SERVICES;
+/* New conntrack entries allowed per CPU per second; 0 = unlimited. */
+const volatile __u32 cfg_new_flow_rate = BGS_DEF_NEW_FLOW_RATE;
+/* Idle timeouts, seconds. */
+const volatile __u32 cfg_timeout_tcp_syn = BGS_DEF_TIMEOUT_TCP_SYN;
+const volatile __u32 cfg_timeout_tcp_est = BGS_DEF_TIMEOUT_TCP_EST;
+const volatile __u32 cfg_timeout_tcp_close = BGS_DEF_TIMEOUT_TCP_CLOSE;
+const volatile __u32 cfg_timeout_udp = BGS_DEF_TIMEOUT_UDP;
+
+/* Layout version and the sizes the state was created with (one entry). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bgs_meta);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bgs_meta SEC(".maps");
+
+/* VIP:port/proto (and preview ports) -> service id. Load time: 2 x max services. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, struct bgs_vip_key);
+	__type(value, struct bgs_vip_val);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bgs_vips SEC(".maps");
+
+/* Service config by id. Load time: max services. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bgs_service);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bgs_svcs SEC(".maps");
+
+/* Flip word and drain fields by service id; user space stores into its mmap. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct bgs_flip);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bgs_flip SEC(".maps");
+
+/* Maglev tables: backend ids, indexed by bgs_maglev_index(). Load time: services x 4 x M. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bgs_maglev SEC(".maps");
+
+/* Backend records by id (0 unused). Load time: max backends. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bgs_backend);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bgs_backends SEC(".maps");
+
+/* nat replies: backend address:port/proto -> service. Load time: max backends. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, struct bgs_revnat_key);
+	__type(value, struct bgs_revnat_val);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bgs_revnat SEC(".maps");
+
+/* Preview source prefixes per service (IPv4 and IPv6), consulted for new flows only. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 4096);
+	__type(key, struct bgs_preview_key);
+	__type(value, __u32);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bgs_preview SEC(".maps");
+
+/* Conntrack: client-side tuple -> flow, one LRU shared by all CPUs. Load time: ct entries. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1);
+	__type(key, struct bgs_flow_key);
+	__type(value, struct bgs_flow);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bgs_ct SEC(".maps");
+
+/* Per-CPU counters by svc_id * 2 + color. Load time: 2 x max services. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bgs_counter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bgs_svc_stats SEC(".maps");
+
+/* Per-CPU counters by backend id. Load time: max backends. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bgs_counter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bgs_be_stats SEC(".maps");
+
+/* Per-CPU new-flow rate window of the SYN-flood guard. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bgs_flood);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bgs_flood SEC(".maps");
+
+/* Egress interfaces for XDP_REDIRECT, keyed by ifindex (in the LB's namespace). */
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, struct bpf_devmap_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bgs_tx_ports SEC(".maps");
+
+BGS_REASONS_MAP;
+
+#endif /* BGS_SWITCH_MAPS_H */

@@ -1,0 +1,323 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * bgswitch map layouts, keys, values, enums and limits: the one definition shared by the
+ * XDP program (bpf/) and libbgswitch (user/lib/). Fixed-width types only. Any change to a
+ * struct or map here that breaks existing pins bumps BGS_LAYOUT_VERSION.
+ */
+#ifndef BGSWITCH_H
+#define BGSWITCH_H
+
+#include <linux/types.h>
+
+/* Layout of the pinned state; a program or tool refuses pins of another version. */
+#define BGS_LAYOUT_VERSION 1
+
+/* Default pin directory (a bpffs); the loader mounts one there if none is mounted. */
+#define BGS_DEFAULT_PIN_DIR "/sys/fs/bpf/bgswitch"
+
+/* Address families as stored in keys (not AF_*: the BPF side has no socket headers). */
+#define BGS_AF_INET 4
+#define BGS_AF_INET6 6
+
+/* The two pools of a service. */
+enum bgs_color {
+	BGS_BLUE = 0,
+	BGS_GREEN = 1,
+	BGS_NR_COLORS = 2,
+};
+
+/* Per-service forwarding mode. */
+enum bgs_mode {
+	BGS_MODE_NAT = 0, /* destination address/port rewritten; replies come back through us */
+	BGS_MODE_DSR = 1, /* destination MAC rewritten only; backend answers the client itself */
+};
+
+/* Operator's admin state of a backend; never touched by health checks. */
+enum bgs_admin {
+	BGS_ADMIN_UP = 0,
+	BGS_ADMIN_DRAIN = 1, /* keeps its flows, takes no new ones (left out of the tables) */
+	BGS_ADMIN_DOWN = 2,  /* its flows are re-chosen */
+};
+
+/* Health as seen by the agent's checks; a backend starts up. */
+enum bgs_health {
+	BGS_HEALTH_UP = 0,
+	BGS_HEALTH_DOWN = 1, /* its flows are re-chosen */
+};
+
+/* ---- Limits and load-time defaults (sizes are set before load; see docs/sizing) ---- */
+
+/* Default number of services (VIP:port:proto); table memory grows with it. */
+#define BGS_DEF_MAX_SERVICES 64
+/* Default number of backend records (ids 1..max-1; id 0 means "no backend"). */
+#define BGS_DEF_MAX_BACKENDS 4096
+/* Default conntrack size: holds at least 1,000,000 flows. */
+#define BGS_DEF_CT_ENTRIES 1048576
+/* Default Maglev table size per color and slot: a prime near 16k. */
+#define BGS_DEF_MAGLEV_SIZE 16381
+/* Default SYN-flood guard: new conntrack entries per CPU per second (0 = no limit). */
+#define BGS_DEF_NEW_FLOW_RATE 500000
+/* Most backends one pool may hold. */
+#define BGS_MAX_POOL_BACKENDS 256
+/* Largest backend weight. */
+#define BGS_MAX_WEIGHT 65535
+/* Longest service name, with its NUL. */
+#define BGS_NAME_MAX 32
+
+/* Default idle timeouts in seconds, per protocol and TCP state (load-time parameters). */
+#define BGS_DEF_TIMEOUT_TCP_SYN 60
+#define BGS_DEF_TIMEOUT_TCP_EST 900
+#define BGS_DEF_TIMEOUT_TCP_CLOSE 30
+#define BGS_DEF_TIMEOUT_UDP 300
+
+/* Seeds: every LB host with the same config picks the same backend (Maglev) and the
+ * canary draw is independent of the backend draw. */
+#define BGS_MAGLEV_SEED 0x6267736du
+#define BGS_CANARY_SEED 0x63616e61u
+/* Seeds of the two permutation hashes a Maglev table is built from (user space only). */
+#define BGS_MAGLEV_OFFSET_SEED 0x4f464653u
+#define BGS_MAGLEV_SKIP_SEED 0x534b4950u
+
+/* Canary weights are in basis points: 10000 = every new flow to the idle color. */
+#define BGS_CANARY_SCALE 10000
+
+/* ---- The flip word: one u64 per service, published by one atomic store ---- */
+/*
+ * bit 0      live color (0 blue, 1 green)
+ * bit 1      draining: the previous live color's flows are being drained
+ * bit 2      table slot blue uses (0/1)
+ * bit 3      table slot green uses (0/1)
+ * bit 4      canary is sticky: drawn by source address, not by flow
+ * bit 5      service active (set once its config is complete)
+ * bits 8-23  canary weight in basis points (0..10000)
+ * bits 32-63 generation, +1 on every publish
+ */
+#define BGS_FW_LIVE_GREEN (1ULL << 0)
+#define BGS_FW_DRAINING (1ULL << 1)
+#define BGS_FW_SLOT_SHIFT 2
+#define BGS_FW_STICKY (1ULL << 4)
+#define BGS_FW_ACTIVE (1ULL << 5)
+#define BGS_FW_CANARY_SHIFT 8
+#define BGS_FW_CANARY_MASK 0xffffULL
+#define BGS_FW_GEN_SHIFT 32
+
+static inline __u32 bgs_fw_live(__u64 w)
+{
+	return (__u32)(w & BGS_FW_LIVE_GREEN);
+}
+
+static inline __u32 bgs_fw_slot(__u64 w, __u32 color)
+{
+	return (__u32)((w >> (BGS_FW_SLOT_SHIFT + color)) & 1);
+}
+
+static inline __u32 bgs_fw_canary(__u64 w)
+{
+	return (__u32)((w >> BGS_FW_CANARY_SHIFT) & BGS_FW_CANARY_MASK);
+}
+
+static inline __u32 bgs_fw_gen(__u64 w)
+{
+	return (__u32)(w >> BGS_FW_GEN_SHIFT);
+}
+
+/* Value of the mmapable flip array (bgs_flip), one per service id. The drain fields are
+ * stored before the word that refers to them; the program trusts them only when
+ * drain_gen <= the generation of the word it read. */
+struct bgs_flip {
+	__u64 word;	      /* the flip word above; read once per packet */
+	__u64 drain_deadline; /* jiffies when the current drain ends (~0 = never) */
+	__u32 drain_gen;      /* generation of the flip that started the current drain */
+	__u32 pad;
+};
+
+/* Index of table entry h of (svc, color, slot) in bgs_maglev; M = Maglev table size. */
+static inline __u64 bgs_maglev_index(__u32 svc_id, __u32 color, __u32 slot, __u32 m, __u32 h)
+{
+	return ((((__u64)svc_id * BGS_NR_COLORS + color) * 2 + slot) * m) + h;
+}
+
+/* bgs_maglev holds __u32 backend ids (0 = empty pool); an array map's elements are 8 bytes
+ * apart in its mmap()ed memory. */
+#define BGS_MAGLEV_STRIDE 8
+
+/* ---- Services ---- */
+
+/* Key of bgs_vips: destination of a client packet. Addresses are network-order words;
+ * an IPv4 address is addr[0] with the rest zero. */
+struct bgs_vip_key {
+	__u32 addr[4];
+	__be16 port;
+	__u8 proto;  /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 family; /* BGS_AF_INET or BGS_AF_INET6 */
+};
+
+/* Value of bgs_vips. */
+struct bgs_vip_val {
+	__u32 svc_id;
+	__u32 flags; /* BGS_VIP_PREVIEW_PORT: this key is the service's preview port */
+};
+#define BGS_VIP_PREVIEW_PORT (1u << 0)
+
+/* Value of bgs_svcs, one per service id. */
+struct bgs_service {
+	__u32 vip[4];
+	__be16 port;
+	__be16 preview_port; /* 0 = none; nat only */
+	__u8 proto;
+	__u8 family;
+	__u8 mode;  /* enum bgs_mode */
+	__u8 flags; /* BGS_SVC_* */
+	char name[BGS_NAME_MAX];
+};
+#define BGS_SVC_IN_USE (1u << 0)
+#define BGS_SVC_HAS_PREVIEW (1u << 1) /* preview prefixes exist: consult the LPM for new flows */
+
+/* Key of bgs_preview (LPM trie): prefixlen counts the 32 bits of svc_id plus the address's. */
+struct bgs_preview_key {
+	__u32 prefixlen;
+	__u32 svc_id; /* network order, so the trie matches it first, whole */
+	__u32 addr[4];
+};
+
+/* ---- Backends ---- */
+
+/* Value of bgs_backends, one per backend id. Never rewritten in place except the admin
+ * and health bytes: a changed address or next hop is a new id (or incarnation). */
+struct bgs_backend {
+	__u32 addr[4];
+	__be16 port;
+	__u8 family;
+	__u8 flags;  /* BGS_BE_* */
+	__u8 admin;  /* enum bgs_admin */
+	__u8 health; /* enum bgs_health */
+	__u8 color;
+	__u8 pad;
+	__u32 svc_id;
+	__u32 incarnation; /* +1 each time the id is given out; conntrack checks it */
+	__u32 weight;
+	__u32 ifindex; /* egress interface, in the LB's namespace; 0 = next hop unresolved */
+	__u8 dmac[6];  /* next hop's MAC */
+	__u8 smac[6];  /* egress interface's MAC */
+};
+#define BGS_BE_IN_USE (1u << 0)
+#define BGS_BE_NEXTHOP (1u << 1) /* ifindex/dmac/smac are resolved */
+
+/* Key of bgs_revnat (nat replies): the backend as the source of a reply. */
+struct bgs_revnat_key {
+	__u32 addr[4];
+	__be16 port;
+	__u8 proto;
+	__u8 family;
+};
+/* Value of bgs_revnat: the service whose VIP the reply's source becomes. */
+struct bgs_revnat_val {
+	__u32 svc_id;
+};
+
+/* ---- Conntrack ---- */
+
+/* Key of bgs_ct: the client-side tuple of a flow (client -> VIP). */
+struct bgs_flow_key {
+	__u32 src[4];
+	__u32 dst[4];
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 family;
+	__u16 pad;
+};
+
+/* TCP state bits of a flow. */
+#define BGS_TCP_SYN (1u << 0)
+#define BGS_TCP_EST (1u << 1)
+#define BGS_TCP_FIN (1u << 2)
+#define BGS_TCP_RST (1u << 3)
+
+/* Value of bgs_ct; changed in place, last_seen at most about once a second. */
+struct bgs_flow {
+	__u32 backend_id;
+	__u32 incarnation; /* of the backend when the flow was created */
+	__u32 gen;	   /* flip word generation at creation */
+	__u32 svc_id;
+	__u64 last_seen;  /* jiffies */
+	__u32 rev_ifindex; /* interface the client's first packet came in on */
+	__u8 rev_dmac[6];  /* MAC that packet came from: replies go to it */
+	__u8 rev_smac[6];  /* MAC it was sent to: replies come from it */
+	__u8 color;
+	__u8 tcp_state; /* BGS_TCP_* */
+	__u8 pad[2];
+};
+
+/* ---- Counters (per CPU) ---- */
+
+/* Value of bgs_svc_stats (index svc_id * 2 + color) and bgs_be_stats (index backend id). */
+struct bgs_counter {
+	__u64 packets;
+	__u64 bytes;
+	__u64 new_flows;
+};
+
+/* Why a packet got its verdict; each has a counter in bgs_reasons (per CPU). */
+enum bgs_reason {
+	BGS_R_FWD_TX = 0,	 /* forwarded out the interface it came in on */
+	BGS_R_FWD_REDIRECT,	 /* forwarded out another interface (devmap) */
+	BGS_R_REPLY_TX,		 /* nat reply rewritten to the VIP, XDP_TX */
+	BGS_R_REPLY_REDIRECT,	 /* nat reply rewritten to the VIP, devmap */
+	BGS_R_PASS_NOT_IP,	 /* not IPv4/IPv6 (ARP, LLDP, ...): to the kernel */
+	BGS_R_PASS_VLAN,	 /* VLAN-tagged: to the kernel, untouched */
+	BGS_R_PASS_NOT_VIP,	 /* IP, but no service and no nat backend: to the kernel */
+	BGS_R_PASS_PROTO,	 /* to a VIP but neither TCP, UDP nor a tracked ICMP error */
+	BGS_R_PASS_TTL,		 /* nat: TTL/hop limit would expire: kernel answers */
+	BGS_R_PASS_NO_NEXTHOP,	 /* nat: backend's next hop unresolved: kernel forwards */
+	BGS_R_PASS_REPLY_NO_FLOW, /* from a nat backend, no tracked flow: to the kernel */
+	BGS_R_DROP_MALFORMED,	 /* truncated or invalid IPv4/IPv6 header */
+	BGS_R_DROP_L4_TRUNC,	 /* to a VIP, TCP/UDP header truncated */
+	BGS_R_DROP_FRAGMENT,	 /* to a VIP, a fragment (ports unknown) */
+	BGS_R_DROP_IP_OPTIONS,	 /* to a VIP, IPv4 with options */
+	BGS_R_DROP_EXT_HDR,	 /* to a VIP, IPv6 extension header */
+	BGS_R_DROP_NO_BACKEND,	 /* neither pool has a usable backend */
+	BGS_R_DROP_NO_NEXTHOP,	 /* dsr: backend's next hop unresolved */
+	BGS_R_DROP_INACTIVE,	 /* service in the VIP map but not active */
+	BGS_R_ICMP_FWD,		 /* ICMP error about a tracked flow, sent to its backend */
+	BGS_R_PASS_ICMP,	 /* ICMP to a VIP about no tracked flow: to the kernel */
+	BGS_R_CT_SKIPPED,	 /* not a verdict: new flow routed without an entry (flood guard) */
+	BGS_R_CT_FULL,		 /* not a verdict: conntrack insert failed */
+	BGS_R_PASS_NO_SWITCH,	 /* entry: switch program missing from the program array */
+	BGS_R_MAX,
+};
+
+/* Value of bgs_reasons. */
+struct bgs_reason_counter {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* Value of bgs_flood (per CPU, one entry): new-flow rate window of the SYN-flood guard. */
+struct bgs_flood {
+	__u64 window; /* jiffies at the start of the current one-second window */
+	__u64 count;  /* entries inserted in it */
+};
+
+/* Value of bgs_meta (one entry): what the pinned state was created with. */
+struct bgs_meta {
+	__u32 layout_version;
+	__u32 max_services;
+	__u32 max_backends;
+	__u32 maglev_size;
+	__u32 ct_entries;
+	__u32 new_flow_rate;
+	__u32 hz; /* kernel CONFIG_HZ: jiffies per second */
+	__u32 pad;
+};
+
+/* Context of the bgs_clock syscall program: how user space reads the program's clock. */
+struct bgs_clock {
+	__u64 jiffies;
+	__u64 hz;
+};
+
+/* Index of the switch in bgs_progs, the program array the attached entry tail-calls. */
+#define BGS_PROG_SWITCH 0
+
+#endif /* BGSWITCH_H */
