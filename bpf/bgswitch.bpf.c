@@ -1,14 +1,533 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
-/* bgswitch: the switch. Placeholder body; maps are final. */
-#include <linux/bpf.h>
-#include <bpf/bpf_helpers.h>
+/*
+ * bgswitch: the switch. Sends each flow of a service to a backend of its blue or green
+ * pool, as one 64-bit flip word per service says. Every decision of a packet is taken from
+ * one read of that word. Known flows keep their backend (conntrack) whatever the word says,
+ * until they end, their backend goes down, or their drain deadline passes.
+ *
+ * Hot path of a known flow: parse, service lookup, flip word, conntrack lookup, backend
+ * record, rewrite, forward. New flows add the color choice, the Maglev table and an insert.
+ */
+#include "parse.h"
 #include "maps.h"
 #include "switch_maps.h"
+#include "bgswitch_hash.h"
+
+/* Jiffies per second; libbpf fills it from the kernel config. */
+extern unsigned int CONFIG_HZ __kconfig;
+
+#define READ_ONCE_U64(x) (*(volatile __u64 *)&(x))
+
+/* Everything the routing of one packet decides, from one read of the flip word. */
+struct route {
+	__u64 word;	 /* the flip word as read */
+	__u64 now;	 /* jiffies */
+	__u32 svc_id;
+	__u32 live;	 /* live color */
+	__u32 drain_gen; /* generation of the current drain, 0 if not trusted */
+	__u32 draining;	 /* the previous color still has its drain time */
+	__u32 color;	 /* color chosen for this packet */
+	__u32 backend_id;
+	__u8 is_new;	 /* counts as a new flow */
+};
+
+static __always_inline int count(struct pkt *p, __u32 reason, int action)
+{
+	struct bgs_reason_counter *rc = bpf_map_lookup_elem(&bgs_reasons, &reason);
+
+	if (rc) {
+		rc->packets++;
+		rc->bytes += p->len;
+	}
+	return action;
+}
+
+static __always_inline void count_flow(struct pkt *p, struct route *r)
+{
+	struct bgs_counter *c;
+	__u32 idx = r->svc_id * BGS_NR_COLORS + r->color;
+
+	c = bpf_map_lookup_elem(&bgs_svc_stats, &idx);
+	if (c) {
+		c->packets++;
+		c->bytes += p->len;
+		c->new_flows += r->is_new;
+	}
+	c = bpf_map_lookup_elem(&bgs_be_stats, &r->backend_id);
+	if (c) {
+		c->packets++;
+		c->bytes += p->len;
+		c->new_flows += r->is_new;
+	}
+}
+
+/* A usable backend for flows that exist: in use, same incarnation, not down. */
+static __always_inline bool backend_ok(struct bgs_backend *be, __u32 incarnation)
+{
+	return (be->flags & BGS_BE_IN_USE) && be->incarnation == incarnation &&
+	       be->admin != BGS_ADMIN_DOWN && be->health != BGS_HEALTH_DOWN;
+}
+
+/* Backend id for hash h from a color's live table slot, 0 if that pool is empty. */
+static __always_inline __u32 table_pick(struct route *r, __u32 color, __u32 h)
+{
+	__u32 m = cfg_maglev_size, key, *id;
+
+	if (!m)
+		return 0;
+	key = (__u32)bgs_maglev_index(r->svc_id, color, bgs_fw_slot(r->word, color), m, h % m);
+	id = bpf_map_lookup_elem(&bgs_maglev, &key);
+	return id ? *id : 0;
+}
+
+/* Picks a backend of r->color, or of the other color when that pool is empty. */
+static __always_inline __u32 pick_backend(struct route *r, struct pkt *p)
+{
+	__u32 h = bgs_hash_flow(&p->key, BGS_MAGLEV_SEED), id;
+
+	id = table_pick(r, r->color, h);
+	if (!id) {
+		r->color ^= 1;
+		id = table_pick(r, r->color, h);
+	}
+	r->backend_id = id;
+	return id;
+}
+
+/* Color of a new flow: preview -> idle; canary draw -> idle; else live. */
+static __always_inline __u32 new_flow_color(struct route *r, struct pkt *p,
+					    struct bgs_vip_val *vv, struct bgs_service *svc)
+{
+	__u32 idle = r->live ^ 1, canary = bgs_fw_canary(r->word), h;
+	struct bgs_preview_key pk;
+
+	if (vv->flags & BGS_VIP_PREVIEW_PORT)
+		return idle;
+	if (svc->flags & BGS_SVC_HAS_PREVIEW) {
+		pk.prefixlen = 32 + (p->family == BGS_AF_INET ? 32 : 128);
+		pk.svc_id = bpf_htonl(r->svc_id);
+		__builtin_memcpy(pk.addr, p->key.src, 16);
+		if (bpf_map_lookup_elem(&bgs_preview, &pk))
+			return idle;
+	}
+	if (canary) {
+		if (r->word & BGS_FW_STICKY)
+			h = bgs_hash_addr(p->key.src, BGS_CANARY_SEED);
+		else
+			h = bgs_hash_flow(&p->key, BGS_CANARY_SEED);
+		if (h % BGS_CANARY_SCALE < canary)
+			return idle;
+	}
+	return r->live;
+}
+
+/* SYN-flood guard: false once this CPU inserted cfg_new_flow_rate entries this second. */
+static __always_inline bool flood_allow(struct route *r)
+{
+	__u32 zero = 0;
+	struct bgs_flood *f;
+
+	if (!cfg_new_flow_rate)
+		return true;
+	f = bpf_map_lookup_elem(&bgs_flood, &zero);
+	if (!f)
+		return true;
+	if (r->now - f->window >= CONFIG_HZ) {
+		f->window = r->now;
+		f->count = 0;
+	}
+	if (f->count >= cfg_new_flow_rate)
+		return false;
+	f->count++;
+	return true;
+}
+
+static __always_inline __u64 flow_timeout(struct bgs_flow *f, __u8 proto)
+{
+	__u32 s;
+
+	if (proto != IPPROTO_TCP)
+		s = cfg_timeout_udp;
+	else if (f->tcp_state & (BGS_TCP_FIN | BGS_TCP_RST))
+		s = cfg_timeout_tcp_close;
+	else if (f->tcp_state & BGS_TCP_EST)
+		s = cfg_timeout_tcp_est;
+	else
+		s = cfg_timeout_tcp_syn;
+	return (__u64)s * CONFIG_HZ;
+}
+
+static __always_inline __u8 tcp_state_next(__u8 st, __u8 fl)
+{
+	if ((fl & TCP_FL_ACK) && (st & BGS_TCP_SYN))
+		st |= BGS_TCP_EST;
+	if (fl & TCP_FL_FIN)
+		st |= BGS_TCP_FIN;
+	if (fl & TCP_FL_RST)
+		st |= BGS_TCP_RST;
+	return st;
+}
+
+static __always_inline bool is_syn(struct pkt *p)
+{
+	return p->proto == IPPROTO_TCP && (p->tcp_flags & (TCP_FL_SYN | TCP_FL_ACK)) == TCP_FL_SYN;
+}
+
+/*
+ * Whether a known flow must be routed as new: its backend is gone, down or another
+ * incarnation; it idled out; a SYN reuses the tuple of a closed flow; or it belongs to the
+ * color being drained and the drain is over.
+ */
+static __always_inline bool flow_stale(struct route *r, struct pkt *p, struct bgs_flow *f,
+				       struct bgs_backend **bep)
+{
+	struct bgs_backend *be;
+	__u32 id = f->backend_id;
+
+	be = bpf_map_lookup_elem(&bgs_backends, &id);
+	if (!be || !backend_ok(be, f->incarnation))
+		return true;
+	*bep = be;
+	if (r->now - f->last_seen > flow_timeout(f, p->proto))
+		return true;
+	if (is_syn(p) && (f->tcp_state & (BGS_TCP_FIN | BGS_TCP_RST)))
+		return true;
+	if (f->color != r->live && f->gen < r->drain_gen && !r->draining)
+		return true;
+	return false;
+}
+
+/* Sends the frame out ifindex: XDP_TX when it is where the frame came in. */
+static __always_inline int emit(struct xdp_md *ctx, struct pkt *p, __u32 ifindex,
+				__u32 reason_tx)
+{
+	int act;
+
+	if (ifindex == ctx->ingress_ifindex)
+		return count(p, reason_tx, XDP_TX);
+	act = bpf_redirect_map(&bgs_tx_ports, ifindex, XDP_DROP);
+	if (act != XDP_REDIRECT)
+		return count(p, BGS_R_DROP_NO_NEXTHOP, XDP_DROP);
+	return count(p, reason_tx + 1, XDP_REDIRECT); /* *_TX + 1 == *_REDIRECT */
+}
+
+/* Rewrites the destination (or, for replies, the source) address and port of a nat packet,
+ * keeping the IP and L4 checksums right; decrements the TTL when dec_ttl. */
+static __always_inline int nat_rewrite(struct xdp_md *ctx, struct pkt *p, const __u32 *addr,
+				       __be16 port, bool is_src, bool dec_ttl)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u32 l4d = 0, ipd = 0, i, l4off = p->l4_off;
+	__u16 *l4csum = NULL, *pp;
+	__u8 *l4;
+	__be16 oldport;
+
+	if (l4off > MAX_L3_LEN + ETH_HLEN)
+		return -1;
+	l4 = data + l4off;
+	if ((void *)(l4 + sizeof(struct udphdr)) > data_end)
+		return -1;
+	if (p->proto == IPPROTO_TCP) {
+		if ((void *)(l4 + sizeof(struct tcphdr)) > data_end)
+			return -1;
+		l4csum = (__u16 *)(l4 + offsetof(struct tcphdr, check));
+	} else {
+		l4csum = (__u16 *)(l4 + offsetof(struct udphdr, check));
+	}
+	/* source and destination ports lead both headers */
+	pp = (__be16 *)l4 + (is_src ? 0 : 1);
+	oldport = *pp;
+	l4d = csum_delta16(l4d, oldport, port);
+	*pp = port;
+
+	if (p->family == BGS_AF_INET) {
+		struct iphdr *ip = data + ETH_HLEN;
+		__u32 *a;
+		__u16 old_ttl_word;
+
+		if ((void *)(ip + 1) > data_end)
+			return -1;
+		a = is_src ? &ip->saddr : &ip->daddr;
+		l4d = csum_delta32(l4d, *a, addr[0]);
+		ipd = csum_delta32(ipd, *a, addr[0]);
+		*a = addr[0];
+		if (dec_ttl) {
+			old_ttl_word = *(__u16 *)((void *)ip + 8);
+			ip->ttl--;
+			ipd = csum_delta16(ipd, old_ttl_word, *(__u16 *)((void *)ip + 8));
+		}
+		ip->check = csum_apply(ip->check, ipd);
+		/* UDP over IPv4 without a checksum stays without one */
+		if (p->proto == IPPROTO_UDP && *l4csum == 0)
+			return 0;
+	} else {
+		struct ipv6hdr *ip6 = data + ETH_HLEN;
+		__u32 *a;
+
+		if ((void *)(ip6 + 1) > data_end)
+			return -1;
+		a = is_src ? (__u32 *)&ip6->saddr : (__u32 *)&ip6->daddr;
+#pragma unroll
+		for (i = 0; i < 4; i++) {
+			l4d = csum_delta32(l4d, a[i], addr[i]);
+			a[i] = addr[i];
+		}
+		if (dec_ttl)
+			ip6->hop_limit--;
+	}
+	*l4csum = csum_apply(*l4csum, l4d);
+	if (p->proto == IPPROTO_UDP && *l4csum == 0)
+		*l4csum = 0xffff;
+	return 0;
+}
+
+/* Forwards a client packet to r->backend_id. */
+static __always_inline int forward(struct xdp_md *ctx, struct pkt *p, struct route *r,
+				   struct bgs_backend *be, __u8 mode)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+
+	count_flow(p, r);
+	if (!(be->flags & BGS_BE_NEXTHOP)) {
+		if (mode == BGS_MODE_DSR)
+			return count(p, BGS_R_DROP_NO_NEXTHOP, XDP_DROP);
+		/* the kernel forwards it (and decrements the TTL) once the address is rewritten */
+		if (nat_rewrite(ctx, p, be->addr, be->port, false, false))
+			return count(p, BGS_R_DROP_MALFORMED, XDP_DROP);
+		return count(p, BGS_R_PASS_NO_NEXTHOP, XDP_PASS);
+	}
+	if (mode == BGS_MODE_NAT && nat_rewrite(ctx, p, be->addr, be->port, false, true))
+		return count(p, BGS_R_DROP_MALFORMED, XDP_DROP);
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return count(p, BGS_R_DROP_MALFORMED, XDP_DROP);
+	__builtin_memcpy(eth->h_dest, be->dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, be->smac, ETH_ALEN);
+	return emit(ctx, p, be->ifindex, BGS_R_FWD_TX);
+}
+
+/* Reads the flip word once and derives everything the packet needs from it. */
+static __always_inline int route_init(struct route *r, __u32 svc_id)
+{
+	struct bgs_flip *fl = bpf_map_lookup_elem(&bgs_flip, &svc_id);
+	__u64 deadline;
+
+	if (!fl)
+		return -1;
+	r->svc_id = svc_id;
+	r->word = READ_ONCE_U64(fl->word);
+	if (!(r->word & BGS_FW_ACTIVE))
+		return -1;
+	r->now = bpf_jiffies64();
+	r->live = bgs_fw_live(r->word);
+	/* drain fields are written before the word that refers to them: trust them only if
+	 * they are not newer than the word we read */
+	r->drain_gen = fl->drain_gen;
+	deadline = fl->drain_deadline;
+	if (r->drain_gen > bgs_fw_gen(r->word))
+		r->drain_gen = 0;
+	r->draining = r->drain_gen && (r->word & BGS_FW_DRAINING) && r->now < deadline;
+	return 0;
+}
+
+/* A packet from a client to a service. */
+static __always_inline int to_service(struct xdp_md *ctx, struct pkt *p, struct bgs_vip_val *vv)
+{
+	void *data = (void *)(long)ctx->data;
+	struct ethhdr *eth = data;
+	struct bgs_backend *be = NULL;
+	struct bgs_service *svc;
+	struct bgs_flow *f, nf = {};
+	struct route r = {};
+	__u32 svc_id = vv->svc_id;
+	__u8 st;
+
+	svc = bpf_map_lookup_elem(&bgs_svcs, &svc_id);
+	if (!svc || route_init(&r, svc_id))
+		return count(p, BGS_R_DROP_INACTIVE, XDP_DROP);
+	if (p->frag)
+		return count(p, BGS_R_DROP_FRAGMENT, XDP_DROP);
+	if (p->ext)
+		return count(p, p->family == BGS_AF_INET ? BGS_R_DROP_IP_OPTIONS :
+				BGS_R_DROP_EXT_HDR, XDP_DROP);
+	if (!p->l4_whole)
+		return count(p, BGS_R_DROP_L4_TRUNC, XDP_DROP);
+	if (svc->mode == BGS_MODE_NAT && p->ttl <= 1)
+		return count(p, BGS_R_PASS_TTL, XDP_PASS);
+
+	f = bpf_map_lookup_elem(&bgs_ct, &p->key);
+	if (f && !flow_stale(&r, p, f, &be) && be) {
+		/* a known flow: its backend, whatever the live color */
+		r.color = f->color;
+		r.backend_id = f->backend_id;
+		if (p->proto == IPPROTO_TCP) {
+			st = tcp_state_next(f->tcp_state, p->tcp_flags);
+			if (st != f->tcp_state)
+				f->tcp_state = st;
+		}
+		if (r.now - f->last_seen >= CONFIG_HZ)
+			f->last_seen = r.now;
+		return forward(ctx, p, &r, be, svc->mode);
+	}
+
+	if (p->proto == IPPROTO_TCP && !is_syn(p) && !f) {
+		/* mid-flow without an entry (restart, eviction, another LB's flow): the color it
+		 * most likely started on */
+		if (vv->flags & BGS_VIP_PREVIEW_PORT)
+			r.color = r.live ^ 1;
+		else
+			r.color = r.draining ? r.live ^ 1 : r.live;
+		nf.tcp_state = tcp_state_next(BGS_TCP_SYN, p->tcp_flags | TCP_FL_ACK);
+	} else {
+		r.color = new_flow_color(&r, p, vv, svc);
+		r.is_new = 1;
+		nf.tcp_state = p->proto == IPPROTO_TCP ?
+			tcp_state_next(BGS_TCP_SYN, p->tcp_flags) : 0;
+	}
+	if (!pick_backend(&r, p))
+		return count(p, BGS_R_DROP_NO_BACKEND, XDP_DROP);
+	be = bpf_map_lookup_elem(&bgs_backends, &r.backend_id);
+	if (!be || !(be->flags & BGS_BE_IN_USE))
+		return count(p, BGS_R_DROP_NO_BACKEND, XDP_DROP);
+
+	nf.backend_id = r.backend_id;
+	nf.incarnation = be->incarnation;
+	nf.gen = bgs_fw_gen(r.word);
+	nf.svc_id = svc_id;
+	nf.last_seen = r.now;
+	nf.rev_ifindex = ctx->ingress_ifindex;
+	nf.color = r.color;
+	data = (void *)(long)ctx->data;
+	eth = data;
+	if ((void *)(eth + 1) > (void *)(long)ctx->data_end)
+		return count(p, BGS_R_DROP_MALFORMED, XDP_DROP);
+	__builtin_memcpy(nf.rev_dmac, eth->h_source, ETH_ALEN);
+	__builtin_memcpy(nf.rev_smac, eth->h_dest, ETH_ALEN);
+	if (!flood_allow(&r))
+		count(p, BGS_R_CT_SKIPPED, 0);
+	else if (bpf_map_update_elem(&bgs_ct, &p->key, &nf, BPF_ANY))
+		count(p, BGS_R_CT_FULL, 0);
+	return forward(ctx, p, &r, be, svc->mode);
+}
+
+/* A packet from a nat backend: back to the client, from the VIP. */
+static __always_inline int from_backend(struct xdp_md *ctx, struct pkt *p,
+					struct bgs_revnat_val *rv)
+{
+	void *data, *data_end;
+	struct bgs_flow_key key = {};
+	struct bgs_service *svc;
+	struct bgs_backend *be;
+	struct ethhdr *eth;
+	struct bgs_flow *f;
+	__u32 svc_id = rv->svc_id, id;
+	__u8 st;
+
+	svc = bpf_map_lookup_elem(&bgs_svcs, &svc_id);
+	if (!svc || !(svc->flags & BGS_SVC_IN_USE) || svc->mode != BGS_MODE_NAT)
+		return count(p, BGS_R_PASS_REPLY_NO_FLOW, XDP_PASS);
+	if (p->frag || p->ext || !p->l4_whole)
+		return count(p, BGS_R_PASS_REPLY_NO_FLOW, XDP_PASS);
+	__builtin_memcpy(key.src, p->key.dst, 16);
+	__builtin_memcpy(key.dst, svc->vip, 16);
+	key.sport = p->key.dport;
+	key.dport = svc->port;
+	key.proto = p->proto;
+	key.family = p->family;
+	f = bpf_map_lookup_elem(&bgs_ct, &key);
+	if (!f && svc->preview_port) {
+		key.dport = svc->preview_port;
+		f = bpf_map_lookup_elem(&bgs_ct, &key);
+	}
+	if (!f)
+		return count(p, BGS_R_PASS_REPLY_NO_FLOW, XDP_PASS);
+	id = f->backend_id;
+	be = bpf_map_lookup_elem(&bgs_backends, &id);
+	/* only the flow's own backend may answer for the VIP */
+	if (!be || be->incarnation != f->incarnation || be->port != p->key.sport ||
+	    be->addr[0] != p->key.src[0] || be->addr[1] != p->key.src[1] ||
+	    be->addr[2] != p->key.src[2] || be->addr[3] != p->key.src[3])
+		return count(p, BGS_R_PASS_REPLY_NO_FLOW, XDP_PASS);
+	if (p->ttl <= 1)
+		return count(p, BGS_R_PASS_TTL, XDP_PASS);
+	if (p->proto == IPPROTO_TCP) {
+		st = tcp_state_next(f->tcp_state, p->tcp_flags);
+		if (st != f->tcp_state)
+			f->tcp_state = st;
+	}
+	if (nat_rewrite(ctx, p, svc->vip, key.dport, true, true))
+		return count(p, BGS_R_DROP_MALFORMED, XDP_DROP);
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return count(p, BGS_R_DROP_MALFORMED, XDP_DROP);
+	__builtin_memcpy(eth->h_dest, f->rev_dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, f->rev_smac, ETH_ALEN);
+	return emit(ctx, p, f->rev_ifindex, BGS_R_REPLY_TX);
+}
 
 SEC("xdp")
 int bgs_switch(struct xdp_md *ctx)
 {
-	return XDP_PASS;
+	struct bgs_revnat_key rk = {};
+	struct bgs_vip_key vk = {};
+	struct bgs_revnat_val *rv;
+	struct bgs_vip_val *vv;
+	struct pkt p = {};
+	int err;
+
+	err = parse_packet(ctx, &p);
+	switch (err) {
+	case PARSE_OK:
+		break;
+	case PARSE_NOT_IP:
+		return count(&p, BGS_R_PASS_NOT_IP, XDP_PASS);
+	case PARSE_VLAN:
+		return count(&p, BGS_R_PASS_VLAN, XDP_PASS);
+	case PARSE_L4_TRUNC:
+		if (!p.has_ports)
+			return count(&p, BGS_R_DROP_L4_TRUNC, XDP_DROP);
+		break; /* ports known: a VIP's is dropped below, anyone else's passes */
+	default:
+		return count(&p, BGS_R_DROP_MALFORMED, XDP_DROP);
+	}
+
+	if (p.proto != IPPROTO_TCP && p.proto != IPPROTO_UDP)
+		return count(&p, BGS_R_PASS_NOT_VIP, XDP_PASS);
+	if (p.frag == 2)
+		return count(&p, BGS_R_PASS_FRAGMENT, XDP_PASS);
+
+	__builtin_memcpy(vk.addr, p.key.dst, 16);
+	vk.port = p.key.dport;
+	vk.proto = p.proto;
+	vk.family = p.family;
+	vv = bpf_map_lookup_elem(&bgs_vips, &vk);
+	if (vv)
+		return to_service(ctx, &p, vv);
+
+	__builtin_memcpy(rk.addr, p.key.src, 16);
+	rk.port = p.key.sport;
+	rk.proto = p.proto;
+	rk.family = p.family;
+	rv = bpf_map_lookup_elem(&bgs_revnat, &rk);
+	if (rv)
+		return from_backend(ctx, &p, rv);
+	return count(&p, BGS_R_PASS_NOT_VIP, XDP_PASS);
+}
+
+/* Lets user space read the program's clock (drain deadlines are in jiffies). */
+SEC("syscall")
+int bgs_read_clock(struct bgs_clock *c)
+{
+	c->jiffies = bpf_jiffies64();
+	c->hz = CONFIG_HZ;
+	return 0;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

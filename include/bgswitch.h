@@ -273,7 +273,8 @@ enum bgs_reason {
 	BGS_R_PASS_REPLY_NO_FLOW, /* from a nat backend, no tracked flow: to the kernel */
 	BGS_R_DROP_MALFORMED,	 /* truncated or invalid IPv4/IPv6 header */
 	BGS_R_DROP_L4_TRUNC,	 /* to a VIP, TCP/UDP header truncated */
-	BGS_R_DROP_FRAGMENT,	 /* to a VIP, a fragment (ports unknown) */
+	BGS_R_DROP_FRAGMENT,	 /* to a VIP, a first fragment (the rest can't be routed) */
+	BGS_R_PASS_FRAGMENT,	 /* a non-first fragment: ports unknown, to the kernel */
 	BGS_R_DROP_IP_OPTIONS,	 /* to a VIP, IPv4 with options */
 	BGS_R_DROP_EXT_HDR,	 /* to a VIP, IPv6 extension header */
 	BGS_R_DROP_NO_BACKEND,	 /* neither pool has a usable backend */

@@ -1,0 +1,243 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Packet parsing and checksum helpers of the switch. Parsing never writes; every bound is
+ * checked against both the frame end and the IP length (padding past it is not payload).
+ */
+#ifndef BGS_PARSE_H
+#define BGS_PARSE_H
+
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/in.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+#include <linux/icmp.h>
+#include <linux/icmpv6.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include <stdbool.h>
+#include "bgswitch.h"
+
+#ifndef ETH_P_8021AD
+#define ETH_P_8021AD 0x88A8
+#endif
+
+/* IPv6 extension headers the parser walks through to find the ports. */
+#define NEXTHDR_HOP 0
+#define NEXTHDR_ROUTING 43
+#define NEXTHDR_FRAGMENT 44
+#define NEXTHDR_AUTH 51
+#define NEXTHDR_DEST 60
+/* Most IPv6 extension headers walked before giving up (then: no ports). */
+#define MAX_EXT_HDRS 4
+/* Largest L3 header length the parser accepts: IPv6 + extension headers (bounds offsets). */
+#define MAX_L3_LEN 512
+
+/* What a packet is, as far as routing cares. */
+struct pkt {
+	__u32 len;	 /* frame length */
+	__u32 l3_off;	 /* offset of the IP header */
+	__u32 l4_off;	 /* offset of the TCP/UDP/ICMP header */
+	__u32 l3_end;	 /* offset of the end of the IP packet (padding excluded) */
+	__u8 family;	 /* BGS_AF_* */
+	__u8 proto;	 /* L4 protocol after extension headers */
+	__u8 ttl;	 /* TTL or hop limit */
+	__u8 tcp_flags;	 /* TCP flag byte (FIN 0x01 SYN 0x02 RST 0x04 ACK 0x10) */
+	__u8 has_ports;	 /* the ports are inside the packet */
+	__u8 l4_whole;	 /* the whole TCP (20 B) / UDP (8 B) header is inside */
+	__u8 frag;	 /* 0 none, 1 first fragment, 2 later fragment */
+	__u8 ext;	 /* IPv4 options or IPv6 extension headers present */
+	struct bgs_flow_key key; /* src/dst addresses, ports, proto, family */
+};
+
+/* Parse results other than "fine". */
+enum parse_err {
+	PARSE_OK = 0,
+	PARSE_NOT_IP,
+	PARSE_VLAN,
+	PARSE_MALFORMED,
+	PARSE_L4_TRUNC,
+};
+
+#define TCP_FL_FIN 0x01
+#define TCP_FL_SYN 0x02
+#define TCP_FL_RST 0x04
+#define TCP_FL_ACK 0x10
+
+/* Reads ports (and TCP flags) at p->l4_off when they lie inside the IP packet. */
+static __always_inline int parse_l4(struct xdp_md *ctx, struct pkt *p)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u32 off = p->l4_off, need;
+	__be16 *ports;
+	__u8 *fl;
+
+	if (p->frag == 2)
+		return PARSE_OK;
+	if (p->proto == IPPROTO_TCP)
+		need = sizeof(struct tcphdr);
+	else if (p->proto == IPPROTO_UDP)
+		need = sizeof(struct udphdr);
+	else
+		return PARSE_OK;
+	if (off > MAX_L3_LEN + ETH_HLEN)
+		return PARSE_L4_TRUNC;
+	if (off + 4 > p->l3_end)
+		return PARSE_L4_TRUNC;
+	ports = data + off;
+	if ((void *)(ports + 2) > data_end)
+		return PARSE_L4_TRUNC;
+	p->key.sport = ports[0];
+	p->key.dport = ports[1];
+	p->has_ports = 1;
+	if (off + need > p->l3_end || data + off + need > data_end)
+		return PARSE_L4_TRUNC;
+	p->l4_whole = 1;
+	if (p->proto == IPPROTO_TCP) {
+		fl = data + off + 13;
+		if ((void *)(fl + 1) > data_end)
+			return PARSE_L4_TRUNC;
+		p->tcp_flags = *fl;
+	}
+	return PARSE_OK;
+}
+
+static __always_inline int parse_ipv4(struct xdp_md *ctx, struct pkt *p)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct iphdr *ip = data + ETH_HLEN;
+	__u32 hlen, tot;
+
+	if ((void *)(ip + 1) > data_end)
+		return PARSE_MALFORMED;
+	if (ip->version != 4 || ip->ihl < 5)
+		return PARSE_MALFORMED;
+	hlen = ip->ihl * 4;
+	tot = bpf_ntohs(ip->tot_len);
+	if (tot < hlen || ETH_HLEN + tot > p->len)
+		return PARSE_MALFORMED;
+	p->l3_off = ETH_HLEN;
+	p->l3_end = ETH_HLEN + tot;
+	p->l4_off = ETH_HLEN + hlen;
+	p->family = BGS_AF_INET;
+	p->proto = ip->protocol;
+	p->ttl = ip->ttl;
+	p->ext = hlen > sizeof(*ip);
+	if (ip->frag_off & bpf_htons(0x1fff))
+		p->frag = 2;
+	else if (ip->frag_off & bpf_htons(0x2000))
+		p->frag = 1;
+	p->key.src[0] = ip->saddr;
+	p->key.dst[0] = ip->daddr;
+	p->key.proto = ip->protocol;
+	p->key.family = BGS_AF_INET;
+	return parse_l4(ctx, p);
+}
+
+static __always_inline int parse_ipv6(struct xdp_md *ctx, struct pkt *p)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ipv6hdr *ip6 = data + ETH_HLEN;
+	__u32 off, i;
+	__u8 nh, *h;
+
+	if ((void *)(ip6 + 1) > data_end)
+		return PARSE_MALFORMED;
+	if (ip6->version != 6)
+		return PARSE_MALFORMED;
+	if (ETH_HLEN + sizeof(*ip6) + bpf_ntohs(ip6->payload_len) > p->len)
+		return PARSE_MALFORMED;
+	p->l3_off = ETH_HLEN;
+	p->l3_end = ETH_HLEN + sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
+	p->family = BGS_AF_INET6;
+	p->ttl = ip6->hop_limit;
+	__builtin_memcpy(p->key.src, &ip6->saddr, 16);
+	__builtin_memcpy(p->key.dst, &ip6->daddr, 16);
+	p->key.family = BGS_AF_INET6;
+
+	nh = ip6->nexthdr;
+	off = ETH_HLEN + sizeof(*ip6);
+#pragma unroll
+	for (i = 0; i < MAX_EXT_HDRS; i++) {
+		if (nh != NEXTHDR_HOP && nh != NEXTHDR_ROUTING && nh != NEXTHDR_FRAGMENT &&
+		    nh != NEXTHDR_AUTH && nh != NEXTHDR_DEST)
+			break;
+		if (off > MAX_L3_LEN || off + 8 > p->l3_end)
+			return PARSE_MALFORMED;
+		h = data + off;
+		if ((void *)(h + 8) > data_end)
+			return PARSE_MALFORMED;
+		p->ext = 1;
+		if (nh == NEXTHDR_FRAGMENT) {
+			/* offset in the top 13 bits of bytes 2-3, M flag the lowest bit */
+			if ((((__u32)h[2] << 8) | h[3]) & 0xfff8)
+				p->frag = 2;
+			else
+				p->frag = 1;
+			off += 8;
+		} else if (nh == NEXTHDR_AUTH) {
+			off += ((__u32)h[1] + 2) * 4;
+		} else {
+			off += ((__u32)h[1] + 1) * 8;
+		}
+		nh = h[0];
+	}
+	if (off > MAX_L3_LEN + ETH_HLEN)
+		return PARSE_MALFORMED;
+	p->l4_off = off;
+	p->proto = nh;
+	p->key.proto = nh;
+	return parse_l4(ctx, p);
+}
+
+/* Parses Ethernet, IP and the ports; fills p. */
+static __always_inline int parse_packet(struct xdp_md *ctx, struct pkt *p)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+
+	p->len = data_end - data;
+	if ((void *)(eth + 1) > data_end)
+		return PARSE_MALFORMED;
+	if (eth->h_proto == bpf_htons(ETH_P_IP))
+		return parse_ipv4(ctx, p);
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6))
+		return parse_ipv6(ctx, p);
+	if (eth->h_proto == bpf_htons(ETH_P_8021Q) || eth->h_proto == bpf_htons(ETH_P_8021AD))
+		return PARSE_VLAN;
+	return PARSE_NOT_IP;
+}
+
+/* ---- Incremental checksums (RFC 1624), on raw 16-bit words as stored ---- */
+
+static __always_inline __u16 csum_fold32(__u32 s)
+{
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	return (__u16)s;
+}
+
+/* Adds to an accumulator the change of one 32-bit word from 'from' to 'to'. */
+static __always_inline __u32 csum_delta32(__u32 acc, __u32 from, __u32 to)
+{
+	return acc + (__u16)~from + (__u16)~(from >> 16) + (to & 0xffff) + (to >> 16);
+}
+
+static __always_inline __u32 csum_delta16(__u32 acc, __u16 from, __u16 to)
+{
+	return acc + (__u16)~from + to;
+}
+
+/* Applies an accumulated change to a checksum field. */
+static __always_inline __u16 csum_apply(__u16 csum, __u32 delta)
+{
+	return ~csum_fold32((__u16)~csum + csum_fold32(delta));
+}
+
+#endif /* BGS_PARSE_H */
