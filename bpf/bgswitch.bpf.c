@@ -199,7 +199,7 @@ static __always_inline bool flow_stale(struct route *r, struct pkt *p, struct bg
 
 /* Sends the frame out ifindex: XDP_TX when it is where the frame came in. */
 static __always_inline int emit(struct xdp_md *ctx, struct pkt *p, __u32 ifindex,
-				__u32 reason_tx)
+				__u32 reason_tx, __u32 reason_redirect)
 {
 	int act;
 
@@ -208,7 +208,7 @@ static __always_inline int emit(struct xdp_md *ctx, struct pkt *p, __u32 ifindex
 	act = bpf_redirect_map(&bgs_tx_ports, ifindex, XDP_DROP);
 	if (act != XDP_REDIRECT)
 		return count(p, BGS_R_DROP_NO_NEXTHOP, XDP_DROP);
-	return count(p, reason_tx + 1, XDP_REDIRECT); /* *_TX + 1 == *_REDIRECT */
+	return count(p, reason_redirect, XDP_REDIRECT);
 }
 
 /* Rewrites the destination (or, for replies, the source) address and port of a nat packet,
@@ -308,7 +308,7 @@ static __always_inline int forward(struct xdp_md *ctx, struct pkt *p, struct rou
 		return count(p, BGS_R_DROP_MALFORMED, XDP_DROP);
 	__builtin_memcpy(eth->h_dest, be->dmac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, be->smac, ETH_ALEN);
-	return emit(ctx, p, be->ifindex, BGS_R_FWD_TX);
+	return emit(ctx, p, be->ifindex, BGS_R_FWD_TX, BGS_R_FWD_REDIRECT);
 }
 
 /* Reads the flip word once and derives everything the packet needs from it. */
@@ -469,7 +469,165 @@ static __always_inline int from_backend(struct xdp_md *ctx, struct pkt *p,
 		return count(p, BGS_R_DROP_MALFORMED, XDP_DROP);
 	__builtin_memcpy(eth->h_dest, f->rev_dmac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, f->rev_smac, ETH_ALEN);
-	return emit(ctx, p, f->rev_ifindex, BGS_R_REPLY_TX);
+	return emit(ctx, p, f->rev_ifindex, BGS_R_REPLY_TX, BGS_R_REPLY_REDIRECT);
+}
+
+/* Offsets of an ICMP error's parts when the outer IP header has no options/extensions. */
+#define ICMP4_OFF (ETH_HLEN + sizeof(struct iphdr))
+#define ICMP6_OFF (ETH_HLEN + sizeof(struct ipv6hdr))
+#define ICMP_HLEN 8
+/* Ports of the embedded packet: the first 8 bytes of its L4 header are always quoted. */
+#define INNER_L4_LEN 8
+
+/* Whether an ICMP/ICMPv6 type reports an error about a packet it quotes. */
+static __always_inline bool icmp_is_error(__u8 family, __u8 type)
+{
+	if (family == BGS_AF_INET)
+		return type == ICMP_DEST_UNREACH || type == ICMP_TIME_EXCEEDED ||
+		       type == ICMP_PARAMETERPROB;
+	return type == ICMPV6_DEST_UNREACH || type == ICMPV6_PKT_TOOBIG ||
+	       type == ICMPV6_TIME_EXCEED || type == ICMPV6_PARAMPROB;
+}
+
+/*
+ * An ICMP error sent to a VIP about a packet the VIP sent to a client (path MTU, host
+ * unreachable, ...) follows that flow to its backend. In nat the backend must see its own
+ * address in it: outer destination, quoted source address and port are rewritten, with
+ * the outer, quoted and ICMP checksums kept right. The quoted L4 checksum is left as is
+ * (receivers do not check it in a quote). Returns -1 for anything that is not an error
+ * quoting a packet from a service's VIP:port, for the caller to classify.
+ */
+static __always_inline int icmp_error(struct xdp_md *ctx, struct pkt *p)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct bgs_flow_key key = {};
+	struct bgs_vip_key vk = {};
+	struct bgs_service *svc;
+	struct bgs_backend *be;
+	struct bgs_vip_val *vv;
+	struct bgs_flow *f;
+	__u32 svc_id, id, i, icd = 0, ipd = 0, ind = 0;
+	__u8 *icmp, *inner, *inl4;
+	__be16 *ports;
+	__u16 *icsum;
+
+	if (p->ext || p->frag)
+		return -1;
+	if (p->family == BGS_AF_INET) {
+		struct iphdr *iip;
+
+		icmp = data + ICMP4_OFF;
+		inner = icmp + ICMP_HLEN;
+		iip = (struct iphdr *)inner;
+		if ((void *)(iip + 1) + INNER_L4_LEN > data_end)
+			return -1;
+		if (!icmp_is_error(BGS_AF_INET, icmp[0]))
+			return -1;
+		if (iip->ihl != 5 || (iip->protocol != IPPROTO_TCP && iip->protocol != IPPROTO_UDP))
+			return -1;
+		inl4 = inner + sizeof(*iip);
+		/* the quoted packet went VIP -> client */
+		key.src[0] = iip->daddr;
+		key.dst[0] = iip->saddr;
+		key.proto = iip->protocol;
+	} else {
+		struct ipv6hdr *iip6;
+
+		icmp = data + ICMP6_OFF;
+		inner = icmp + ICMP_HLEN;
+		iip6 = (struct ipv6hdr *)inner;
+		if ((void *)(iip6 + 1) + INNER_L4_LEN > data_end)
+			return -1;
+		if (!icmp_is_error(BGS_AF_INET6, icmp[0]))
+			return -1;
+		if (iip6->nexthdr != IPPROTO_TCP && iip6->nexthdr != IPPROTO_UDP)
+			return -1;
+		inl4 = inner + sizeof(*iip6);
+		__builtin_memcpy(key.src, &iip6->daddr, 16);
+		__builtin_memcpy(key.dst, &iip6->saddr, 16);
+		key.proto = iip6->nexthdr;
+	}
+	ports = (__be16 *)inl4;
+	key.sport = ports[1];
+	key.dport = ports[0];
+	key.family = p->family;
+
+	/* the error must be addressed to the VIP that sent the quoted packet */
+	if (key.dst[0] != p->key.dst[0] || key.dst[1] != p->key.dst[1] ||
+	    key.dst[2] != p->key.dst[2] || key.dst[3] != p->key.dst[3])
+		return -1;
+	__builtin_memcpy(vk.addr, key.dst, 16);
+	vk.port = key.dport;
+	vk.proto = key.proto;
+	vk.family = key.family;
+	vv = bpf_map_lookup_elem(&bgs_vips, &vk);
+	if (!vv)
+		return -1;
+	svc_id = vv->svc_id;
+	svc = bpf_map_lookup_elem(&bgs_svcs, &svc_id);
+	f = bpf_map_lookup_elem(&bgs_ct, &key);
+	if (!svc || !f)
+		return count(p, BGS_R_PASS_ICMP, XDP_PASS);
+	id = f->backend_id;
+	be = bpf_map_lookup_elem(&bgs_backends, &id);
+	if (!be || !backend_ok(be, f->incarnation) || !(be->flags & BGS_BE_NEXTHOP))
+		return count(p, BGS_R_PASS_ICMP, XDP_PASS);
+
+	if (svc->mode == BGS_MODE_NAT) {
+		if (p->ttl <= 1)
+			return count(p, BGS_R_PASS_TTL, XDP_PASS);
+		icsum = (__u16 *)(icmp + 2);
+		/* quoted source port */
+		icd = csum_delta16(icd, ports[0], be->port);
+		ports[0] = be->port;
+		if (p->family == BGS_AF_INET) {
+			struct iphdr *ip = data + ETH_HLEN, *iip = (struct iphdr *)inner;
+			__u16 old_ttl_word, old_check;
+
+			if ((void *)(ip + 1) > data_end)
+				return count(p, BGS_R_DROP_MALFORMED, XDP_DROP);
+			/* quoted source address and the quoted header's checksum */
+			ind = csum_delta32(ind, iip->saddr, be->addr[0]);
+			icd = csum_delta32(icd, iip->saddr, be->addr[0]);
+			iip->saddr = be->addr[0];
+			old_check = iip->check;
+			iip->check = csum_apply(iip->check, ind);
+			icd = csum_delta16(icd, old_check, iip->check);
+			/* outer destination and TTL */
+			ipd = csum_delta32(ipd, ip->daddr, be->addr[0]);
+			ip->daddr = be->addr[0];
+			old_ttl_word = *(__u16 *)((void *)ip + 8);
+			ip->ttl--;
+			ipd = csum_delta16(ipd, old_ttl_word, *(__u16 *)((void *)ip + 8));
+			ip->check = csum_apply(ip->check, ipd);
+		} else {
+			struct ipv6hdr *ip6 = data + ETH_HLEN, *iip6 = (struct ipv6hdr *)inner;
+			__u32 *oa, *ia;
+
+			if ((void *)(ip6 + 1) > data_end)
+				return count(p, BGS_R_DROP_MALFORMED, XDP_DROP);
+			oa = (__u32 *)&ip6->daddr;
+			ia = (__u32 *)&iip6->saddr;
+			/* ICMPv6 sums the pseudo-header (outer destination) and the quote */
+#pragma unroll
+			for (i = 0; i < 4; i++) {
+				icd = csum_delta32(icd, oa[i], be->addr[i]);
+				icd = csum_delta32(icd, ia[i], be->addr[i]);
+				oa[i] = be->addr[i];
+				ia[i] = be->addr[i];
+			}
+			ip6->hop_limit--;
+		}
+		*icsum = csum_apply(*icsum, icd);
+	}
+	{
+		struct ethhdr *eth = data;
+
+		__builtin_memcpy(eth->h_dest, be->dmac, ETH_ALEN);
+		__builtin_memcpy(eth->h_source, be->smac, ETH_ALEN);
+	}
+	return emit(ctx, p, be->ifindex, BGS_R_ICMP_FWD, BGS_R_ICMP_FWD);
 }
 
 SEC("xdp")
@@ -498,15 +656,25 @@ int bgs_switch(struct xdp_md *ctx)
 		return count(&p, BGS_R_DROP_MALFORMED, XDP_DROP);
 	}
 
-	if (p.proto != IPPROTO_TCP && p.proto != IPPROTO_UDP)
-		return count(&p, BGS_R_PASS_NOT_VIP, XDP_PASS);
-	if (p.frag == 2)
-		return count(&p, BGS_R_PASS_FRAGMENT, XDP_PASS);
-
 	__builtin_memcpy(vk.addr, p.key.dst, 16);
+	vk.family = p.family;
+	if ((p.proto == IPPROTO_ICMP && p.family == BGS_AF_INET) ||
+	    (p.proto == IPPROTO_ICMPV6 && p.family == BGS_AF_INET6)) {
+		err = icmp_error(ctx, &p);
+		if (err >= 0)
+			return err;
+	}
+	if ((p.proto != IPPROTO_TCP && p.proto != IPPROTO_UDP) || p.frag == 2) {
+		/* no ports: all that can be known is whether the address is a VIP's */
+		if (!bpf_map_lookup_elem(&bgs_vips, &vk))
+			return count(&p, p.frag == 2 ? BGS_R_PASS_FRAGMENT : BGS_R_PASS_NOT_VIP,
+				     XDP_PASS);
+		return p.frag == 2 ? count(&p, BGS_R_DROP_FRAGMENT, XDP_DROP) :
+				     count(&p, BGS_R_PASS_PROTO, XDP_PASS);
+	}
+
 	vk.port = p.key.dport;
 	vk.proto = p.proto;
-	vk.family = p.family;
 	vv = bpf_map_lookup_elem(&bgs_vips, &vk);
 	if (vv)
 		return to_service(ctx, &p, vv);

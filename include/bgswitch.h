@@ -158,6 +158,9 @@ struct bgs_vip_val {
 	__u32 flags; /* BGS_VIP_PREVIEW_PORT: this key is the service's preview port */
 };
 #define BGS_VIP_PREVIEW_PORT (1u << 0)
+/* A key with port 0 and proto 0 marks an address that is some service's VIP, so that
+ * packets without ports (fragments, ICMP, other protocols) to it get their own verdicts. */
+#define BGS_VIP_ADDRESS (1u << 1)
 
 /* Value of bgs_svcs, one per service id. */
 struct bgs_service {
