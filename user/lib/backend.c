@@ -1,0 +1,647 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * libbgswitch: backends and their pools' tables. A record is never rewritten in place
+ * except its admin and health bytes; every pool change builds the table in the slot the
+ * program does not use, after the kernel has let go of it, and publishes it with the flip
+ * word.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <bpf/bpf.h>
+
+#include "bgs_priv.h"
+
+static const char *ap_str(__u8 family, const __u32 *addr, __u16 port, char *buf, size_t len)
+{
+	struct bgs_ip ip = { .family = family };
+	char a[INET6_ADDRSTRLEN];
+
+	memcpy(ip.addr, addr, sizeof(ip.addr));
+	bgs_ip_str(&ip, a, sizeof(a));
+	snprintf(buf, len, family == BGS_AF_INET6 ? "[%s]:%u" : "%s:%u", a, port);
+	return buf;
+}
+
+const char *bgs_be_label(const struct bgs_backend *be, char *buf, size_t len)
+{
+	return ap_str(be->family, be->addr, ntohs(be->port), buf, len);
+}
+
+int bgs_be_read(struct bgs *h, __u32 id, struct bgs_backend *be)
+{
+	if (!id || id >= h->meta.max_backends)
+		return bgs_err(-ENOENT, "backend id %u is out of range (1..%u)", id,
+			       h->meta.max_backends - 1);
+	if (bpf_map_lookup_elem(h->map_fd[BGS_M_BACKENDS], &id, be))
+		return bgs_err(-errno, "cannot read backend %u: %s", id, strerror(errno));
+	return 0;
+}
+
+static int be_write(struct bgs *h, __u32 id, const struct bgs_backend *be)
+{
+	if (bpf_map_update_elem(h->map_fd[BGS_M_BACKENDS], &id, be, BPF_ANY))
+		return bgs_err(-errno, "cannot write backend %u: %s", id, strerror(errno));
+	return 0;
+}
+
+static bool be_usable(const struct bgs_backend *be)
+{
+	return (be->flags & BGS_BE_IN_USE) && be->admin == BGS_ADMIN_UP &&
+	       be->health == BGS_HEALTH_UP;
+}
+
+/* Reads every backend record into a malloc'ed array indexed by id. */
+static int be_read_all(struct bgs *h, struct bgs_backend **out)
+{
+	__u32 n = h->meta.max_backends, i, count, *keys = NULL, batch;
+	struct bgs_backend *all;
+	int err = 0;
+
+	all = calloc(n, sizeof(*all));
+	keys = calloc(n, sizeof(*keys));
+	if (!all || !keys) {
+		err = bgs_err(-ENOMEM, "out of memory");
+		goto out;
+	}
+	count = n;
+	err = bpf_map_lookup_batch(h->map_fd[BGS_M_BACKENDS], NULL, &batch, keys, all, &count,
+				   NULL);
+	/* An array's batch comes in key order; anything else: one by one. */
+	if ((!err || err == -ENOENT) && count == n && keys[n - 1] == n - 1) {
+		err = 0;
+		goto out;
+	}
+	err = 0;
+	for (i = 0; i < n; i++) {
+		if (bpf_map_lookup_elem(h->map_fd[BGS_M_BACKENDS], &i, &all[i])) {
+			err = bgs_err(-errno, "cannot read backend %u: %s", i, strerror(errno));
+			goto out;
+		}
+	}
+out:
+	free(keys);
+	if (err)
+		free(all);
+	else
+		*out = all;
+	return err;
+}
+
+static __u32 be_ident(const struct bgs_backend *be, __u8 *buf)
+{
+	__u32 alen = be->family == BGS_AF_INET ? 4 : 16;
+
+	buf[0] = be->family;
+	memcpy(buf + 1, be->addr, alen);
+	memcpy(buf + 1 + alen, &be->port, 2);
+	return 1 + alen + 2;
+}
+
+int bgs_pool_publish(struct bgs *h, __u32 svc_id, __u32 color, const __u32 *skip, __u32 nskip)
+{
+	struct bgs_maglev_backend *mb = NULL;
+	struct bgs_backend *all = NULL;
+	__u8 (*ident)[20] = NULL;
+	__u32 m = h->meta.maglev_size, *table = NULL, i, j, n = 0, slot, other;
+	__u64 w, nw;
+	int err;
+
+	err = be_read_all(h, &all);
+	if (err)
+		return err;
+	mb = calloc(BGS_MAX_POOL_BACKENDS, sizeof(*mb));
+	ident = calloc(BGS_MAX_POOL_BACKENDS, sizeof(*ident));
+	table = calloc(m, sizeof(*table));
+	if (!mb || !ident || !table) {
+		err = bgs_err(-ENOMEM, "out of memory");
+		goto out;
+	}
+	for (i = 1; i < h->meta.max_backends; i++) {
+		if (!be_usable(&all[i]) || all[i].svc_id != svc_id || all[i].color != color)
+			continue;
+		for (j = 0; j < nskip && skip[j] != i; j++)
+			;
+		if (j < nskip || n >= BGS_MAX_POOL_BACKENDS)
+			continue;
+		mb[n].id = i;
+		mb[n].weight = all[i].weight;
+		mb[n].ident = ident[n];
+		mb[n].ident_len = be_ident(&all[i], ident[n]);
+		n++;
+	}
+	err = bgs_maglev_build(mb, n, m, table);
+	if (err)
+		goto out;
+
+	w = bgs_word_load(h, svc_id);
+	slot = bgs_fw_slot(w, color);
+	other = !slot;
+	/* The idle slot may still be read by a program that loaded an older word. */
+	err = bgs_sync(h);
+	if (err)
+		goto out;
+	for (i = 0; i < m; i++)
+		*bgs_table_entry(h, svc_id, color, other, i) = table[i];
+	nw = w ^ (1ULL << (BGS_FW_SLOT_SHIFT + color));
+	bgs_word_publish(h, svc_id, bgs_word_next_gen(nw));
+out:
+	free(table);
+	free(ident);
+	free(mb);
+	free(all);
+	return err;
+}
+
+static void revnat_key(const struct bgs_backend *be, __u8 proto, struct bgs_revnat_key *k)
+{
+	memset(k, 0, sizeof(*k));
+	memcpy(k->addr, be->addr, sizeof(k->addr));
+	k->port = be->port;
+	k->proto = proto;
+	k->family = be->family;
+}
+
+int bgs_svc_revnat_del(struct bgs *h, __u32 svc_id)
+{
+	struct bgs_backend *all;
+	struct bgs_revnat_key k;
+	struct bgs_revnat_val v;
+	struct bgs_service svc;
+	__u32 i;
+	int err;
+
+	err = bgs_svc_read(h, svc_id, &svc);
+	if (err || svc.mode != BGS_MODE_NAT)
+		return err;
+	err = be_read_all(h, &all);
+	if (err)
+		return err;
+	for (i = 1; i < h->meta.max_backends; i++) {
+		if (!(all[i].flags & BGS_BE_IN_USE) || all[i].svc_id != svc_id)
+			continue;
+		revnat_key(&all[i], svc.proto, &k);
+		if (!bpf_map_lookup_elem(h->map_fd[BGS_M_REVNAT], &k, &v) && v.svc_id == svc_id)
+			bpf_map_delete_elem(h->map_fd[BGS_M_REVNAT], &k);
+	}
+	free(all);
+	return 0;
+}
+
+static int be_free(struct bgs *h, __u32 id, const struct bgs_backend *be)
+{
+	struct bgs_backend z = { .incarnation = be->incarnation };
+
+	bgs_percpu_zero(h, h->map_fd[BGS_M_BE_STATS], id, sizeof(struct bgs_counter));
+	return be_write(h, id, &z);
+}
+
+int bgs_svc_backends_free(struct bgs *h, __u32 svc_id)
+{
+	struct bgs_backend *all;
+	__u32 i;
+	int err;
+
+	err = be_read_all(h, &all);
+	if (err)
+		return err;
+	for (i = 1; i < h->meta.max_backends && !err; i++)
+		if ((all[i].flags & BGS_BE_IN_USE) && all[i].svc_id == svc_id)
+			err = be_free(h, i, &all[i]);
+	free(all);
+	return err;
+}
+
+static int pool_count(const struct bgs *h, const struct bgs_backend *all, __u32 svc_id,
+		      __u32 color)
+{
+	__u32 i;
+	int n = 0;
+
+	for (i = 1; i < h->meta.max_backends; i++)
+		if ((all[i].flags & BGS_BE_IN_USE) && all[i].svc_id == svc_id &&
+		    all[i].color == color)
+			n++;
+	return n;
+}
+
+static bool be_same_addr(const struct bgs_backend *be, __u8 family, const __u32 *addr,
+			 __be16 port)
+{
+	return be->family == family && be->port == port &&
+	       !memcmp(be->addr, addr, sizeof(be->addr));
+}
+
+static __u32 next_incarnation(__u32 inc)
+{
+	return inc + 1 ? inc + 1 : 1;
+}
+
+int bgs_backend_add(struct bgs *h, __u32 svc_id, __u32 color, const struct bgs_backend_spec *spec,
+		    __u32 *backend_id)
+{
+	struct bgs_backend *all = NULL, be = {};
+	struct bgs_revnat_key rk;
+	struct bgs_revnat_val rv;
+	struct bgs_service svc, other;
+	char lbl[80];
+	__u32 id, port, weight;
+	int lock, err;
+	bool revnat_in = false;
+
+	bgs_err_clear();
+	if (color != BGS_BLUE && color != BGS_GREEN)
+		return bgs_err(-EINVAL, "color %u is neither blue (0) nor green (1)", color);
+	weight = spec->weight ? spec->weight : 100;
+	lock = bgs_lock(h);
+	if (lock < 0)
+		return lock;
+	err = bgs_svc_read(h, svc_id, &svc);
+	if (err)
+		goto out;
+	port = spec->port ? spec->port : ntohs(svc.port);
+	ap_str(spec->addr.family, spec->addr.addr, port, lbl, sizeof(lbl));
+	if (spec->addr.family != svc.family) {
+		err = bgs_err(-EINVAL, "service '%s': backend %s is %s but the VIP is %s",
+			      svc.name, lbl, spec->addr.family == BGS_AF_INET ? "IPv4" :
+			      spec->addr.family == BGS_AF_INET6 ? "IPv6" : "of no family",
+			      svc.family == BGS_AF_INET ? "IPv4" : "IPv6");
+		goto out;
+	}
+	if (svc.mode == BGS_MODE_DSR && port != ntohs(svc.port)) {
+		err = bgs_err(-EINVAL, "service '%s' is dsr: backend %s must use the VIP port %u",
+			      svc.name, lbl, ntohs(svc.port));
+		goto out;
+	}
+	if (weight > BGS_MAX_WEIGHT) {
+		err = bgs_err(-EINVAL, "service '%s': backend %s: weight %u is out of range "
+			      "1..%u", svc.name, lbl, weight, BGS_MAX_WEIGHT);
+		goto out;
+	}
+	memcpy(be.addr, spec->addr.addr, sizeof(be.addr));
+	be.port = htons(port);
+	be.family = spec->addr.family;
+	be.flags = BGS_BE_IN_USE;
+	be.admin = BGS_ADMIN_UP;
+	be.health = BGS_HEALTH_UP;
+	be.color = (__u8)color;
+	be.svc_id = svc_id;
+	be.weight = weight;
+
+	err = be_read_all(h, &all);
+	if (err)
+		goto out;
+	for (id = 1; id < h->meta.max_backends; id++) {
+		if ((all[id].flags & BGS_BE_IN_USE) && all[id].svc_id == svc_id &&
+		    be_same_addr(&all[id], be.family, be.addr, be.port)) {
+			err = bgs_err(-EEXIST, "service '%s': backend %s already in pool %s",
+				      svc.name, lbl, bgs_color_name(all[id].color));
+			goto out;
+		}
+	}
+	if (pool_count(h, all, svc_id, color) >= BGS_MAX_POOL_BACKENDS) {
+		err = bgs_err(-ENOSPC, "service '%s': pool %s already holds %d backends",
+			      svc.name, bgs_color_name(color), BGS_MAX_POOL_BACKENDS);
+		goto out;
+	}
+	for (id = 1; id < h->meta.max_backends && (all[id].flags & BGS_BE_IN_USE); id++)
+		;
+	if (id >= h->meta.max_backends) {
+		err = bgs_err(-ENOSPC, "service '%s': backend %s: all %u backend ids are in use",
+			      svc.name, lbl, h->meta.max_backends - 1);
+		goto out;
+	}
+	if (svc.mode == BGS_MODE_NAT) {
+		revnat_key(&be, svc.proto, &rk);
+		if (!bpf_map_lookup_elem(h->map_fd[BGS_M_REVNAT], &rk, &rv)) {
+			if (bgs_svc_read(h, rv.svc_id, &other))
+				snprintf(other.name, sizeof(other.name), "#%u", rv.svc_id);
+			err = bgs_err(-EEXIST, "service '%s': backend %s/%s already serves nat "
+				      "service '%s' (one nat service per backend address:port)",
+				      svc.name, lbl, svc.proto == IPPROTO_TCP ? "tcp" : "udp",
+				      other.name);
+			goto out;
+		}
+	}
+	bgs_nexthop_resolve(&be);
+	be.incarnation = next_incarnation(all[id].incarnation);
+
+	/* Validated: now write, the record before anything that leads to it. */
+	bgs_percpu_zero(h, h->map_fd[BGS_M_BE_STATS], id, sizeof(struct bgs_counter));
+	err = be_write(h, id, &be);
+	if (err)
+		goto out;
+	if (svc.mode == BGS_MODE_NAT) {
+		rv.svc_id = svc_id;
+		if (bpf_map_update_elem(h->map_fd[BGS_M_REVNAT], &rk, &rv, BPF_NOEXIST)) {
+			err = bgs_err(-errno, "service '%s': backend %s: cannot add its reverse-nat "
+				      "key: %s", svc.name, lbl, strerror(errno));
+			goto undo;
+		}
+		revnat_in = true;
+	}
+	if (be.ifindex && bgs_tx_port_add(h, be.ifindex)) {
+		err = bgs_err(-errno, "service '%s': backend %s: %s", svc.name, lbl, bgs_errmsg());
+		goto undo;
+	}
+	err = bgs_pool_publish(h, svc_id, color, NULL, 0);
+	if (err)
+		goto undo;
+	if (backend_id)
+		*backend_id = id;
+	goto out;
+undo:
+	if (revnat_in)
+		bpf_map_delete_elem(h->map_fd[BGS_M_REVNAT], &rk);
+	be_free(h, id, &be);
+out:
+	free(all);
+	bgs_unlock(lock);
+	return err;
+}
+
+int bgs_backend_del(struct bgs *h, __u32 backend_id)
+{
+	struct bgs_backend be;
+	struct bgs_service svc;
+	struct bgs_revnat_key rk;
+	struct bgs_revnat_val rv;
+	int lock, err;
+
+	bgs_err_clear();
+	lock = bgs_lock(h);
+	if (lock < 0)
+		return lock;
+	err = bgs_be_read(h, backend_id, &be);
+	if (err)
+		goto out;
+	if (!(be.flags & BGS_BE_IN_USE)) {
+		err = bgs_err(-ENOENT, "no backend with id %u", backend_id);
+		goto out;
+	}
+	err = bgs_svc_read(h, be.svc_id, &svc);
+	if (err)
+		goto out;
+	/* Out of the table first; the record goes once no program can still pick it. */
+	err = bgs_pool_publish(h, be.svc_id, be.color, &backend_id, 1);
+	if (err)
+		goto out;
+	if (svc.mode == BGS_MODE_NAT) {
+		revnat_key(&be, svc.proto, &rk);
+		if (!bpf_map_lookup_elem(h->map_fd[BGS_M_REVNAT], &rk, &rv) &&
+		    rv.svc_id == be.svc_id)
+			bpf_map_delete_elem(h->map_fd[BGS_M_REVNAT], &rk);
+	}
+	err = bgs_sync(h);
+	if (err)
+		goto out;
+	err = be_free(h, backend_id, &be);
+out:
+	bgs_unlock(lock);
+	return err;
+}
+
+/* Changes the admin (which=0) or health (which=1) byte in place and republishes. */
+static int be_set_state(struct bgs *h, __u32 id, int which, __u8 val)
+{
+	struct bgs_backend be, nb;
+	int lock, err;
+	bool was, now;
+
+	lock = bgs_lock(h);
+	if (lock < 0)
+		return lock;
+	err = bgs_be_read(h, id, &be);
+	if (err)
+		goto out;
+	if (!(be.flags & BGS_BE_IN_USE)) {
+		err = bgs_err(-ENOENT, "no backend with id %u", id);
+		goto out;
+	}
+	nb = be;
+	if (which)
+		nb.health = val;
+	else
+		nb.admin = val;
+	if (!memcmp(&nb, &be, sizeof(be)))
+		goto out;
+	was = be_usable(&be);
+	now = be_usable(&nb);
+	if (was && !now) {
+		/* Out of the table before the record says so. */
+		err = bgs_pool_publish(h, be.svc_id, be.color, &id, 1);
+		if (!err)
+			err = be_write(h, id, &nb);
+	} else {
+		err = be_write(h, id, &nb);
+		if (!err && was != now)
+			err = bgs_pool_publish(h, be.svc_id, be.color, NULL, 0);
+	}
+out:
+	bgs_unlock(lock);
+	return err;
+}
+
+int bgs_backend_set_admin(struct bgs *h, __u32 backend_id, enum bgs_admin admin)
+{
+	bgs_err_clear();
+	if (admin != BGS_ADMIN_UP && admin != BGS_ADMIN_DRAIN && admin != BGS_ADMIN_DOWN)
+		return bgs_err(-EINVAL, "backend %u: admin state %d is not up, drain or down",
+			       backend_id, admin);
+	return be_set_state(h, backend_id, 0, (__u8)admin);
+}
+
+int bgs_backend_set_health(struct bgs *h, __u32 backend_id, enum bgs_health health)
+{
+	bgs_err_clear();
+	if (health != BGS_HEALTH_UP && health != BGS_HEALTH_DOWN)
+		return bgs_err(-EINVAL, "backend %u: health state %d is not up or down",
+			       backend_id, health);
+	return be_set_state(h, backend_id, 1, (__u8)health);
+}
+
+static bool nexthop_same(const struct bgs_backend *a, const struct bgs_backend *b)
+{
+	return (a->flags & BGS_BE_NEXTHOP) == (b->flags & BGS_BE_NEXTHOP) &&
+	       a->ifindex == b->ifindex && !memcmp(a->dmac, b->dmac, 6) &&
+	       !memcmp(a->smac, b->smac, 6);
+}
+
+int bgs_backend_resolve_all(struct bgs *h)
+{
+	struct bgs_backend *all = NULL, nb;
+	__u32 *old_ids = NULL, *new_ids = NULL, n = 0, i, j, k, id, free_id = 1;
+	char lbl[80];
+	int lock, err = 0, ferr = 0;
+
+	bgs_err_clear();
+	lock = bgs_lock(h);
+	if (lock < 0)
+		return lock;
+	err = be_read_all(h, &all);
+	if (err)
+		goto out;
+	old_ids = calloc(h->meta.max_backends, sizeof(*old_ids));
+	new_ids = calloc(h->meta.max_backends, sizeof(*new_ids));
+	if (!old_ids || !new_ids) {
+		err = bgs_err(-ENOMEM, "out of memory");
+		goto out;
+	}
+	for (id = 1; id < h->meta.max_backends; id++) {
+		if (!(all[id].flags & BGS_BE_IN_USE))
+			continue;
+		for (k = 0; k < n && old_ids[k] != id && new_ids[k] != id; k++)
+			;
+		if (k < n)
+			continue; /* a record written by this pass */
+		nb = all[id];
+		bgs_nexthop_resolve(&nb);
+		if (nexthop_same(&nb, &all[id]))
+			continue;
+		/* A changed next hop is a new record under a fresh id, published by a table. */
+		while (free_id < h->meta.max_backends && (all[free_id].flags & BGS_BE_IN_USE))
+			free_id++;
+		if (free_id >= h->meta.max_backends) {
+			ferr = bgs_err(-ENOSPC, "backend %s: next hop changed but no backend id "
+				       "is free to publish it", bgs_be_label(&nb, lbl, sizeof(lbl)));
+			continue;
+		}
+		if (nb.ifindex && bgs_tx_port_add(h, nb.ifindex)) {
+			ferr = bgs_err(-errno, "backend %s: %s", bgs_be_label(&nb, lbl,
+					sizeof(lbl)), bgs_errmsg());
+			continue;
+		}
+		nb.incarnation = next_incarnation(all[free_id].incarnation);
+		bgs_percpu_zero(h, h->map_fd[BGS_M_BE_STATS], free_id, sizeof(struct bgs_counter));
+		err = be_write(h, free_id, &nb);
+		if (err)
+			goto out;
+		all[free_id] = nb;
+		old_ids[n] = id;
+		new_ids[n] = free_id;
+		n++;
+	}
+	/* Publish each touched pool once, without the old ids. */
+	for (i = 0; i < n; i++) {
+		struct bgs_backend *o = &all[old_ids[i]];
+
+		for (j = 0; j < i; j++)
+			if (all[old_ids[j]].svc_id == o->svc_id && all[old_ids[j]].color == o->color)
+				break;
+		if (j < i)
+			continue;
+		err = bgs_pool_publish(h, o->svc_id, o->color, old_ids, n);
+		if (err)
+			goto out;
+	}
+	if (n) {
+		err = bgs_sync(h);
+		if (err)
+			goto out;
+	}
+	for (i = 0; i < n; i++) {
+		err = be_free(h, old_ids[i], &all[old_ids[i]]);
+		if (err)
+			goto out;
+	}
+	err = ferr;
+out:
+	free(old_ids);
+	free(new_ids);
+	free(all);
+	bgs_unlock(lock);
+	return err;
+}
+
+int bgs_backend_get(struct bgs *h, __u32 backend_id, struct bgs_backend *be)
+{
+	struct bgs_backend b;
+	int err;
+
+	bgs_err_clear();
+	err = bgs_be_read(h, backend_id, &b);
+	if (err)
+		return err;
+	if (!(b.flags & BGS_BE_IN_USE))
+		return bgs_err(-ENOENT, "no backend with id %u", backend_id);
+	if (be)
+		*be = b;
+	return 0;
+}
+
+int bgs_backend_find(struct bgs *h, __u32 svc_id, const struct bgs_ip *addr, __u16 port,
+		     __u32 *backend_id)
+{
+	struct bgs_backend *all;
+	struct bgs_service svc;
+	char lbl[80];
+	__u32 id;
+	int err;
+
+	bgs_err_clear();
+	err = bgs_svc_read(h, svc_id, &svc);
+	if (err)
+		return err;
+	if (!port)
+		port = ntohs(svc.port);
+	err = be_read_all(h, &all);
+	if (err)
+		return err;
+	for (id = 1; id < h->meta.max_backends; id++) {
+		if ((all[id].flags & BGS_BE_IN_USE) && all[id].svc_id == svc_id &&
+		    be_same_addr(&all[id], addr->family, addr->addr, htons(port))) {
+			if (backend_id)
+				*backend_id = id;
+			free(all);
+			return 0;
+		}
+	}
+	free(all);
+	return bgs_err(-ENOENT, "service '%s': no backend %s", svc.name,
+		       ap_str(addr->family, addr->addr, port, lbl, sizeof(lbl)));
+}
+
+int bgs_pool_list(struct bgs *h, __u32 svc_id, __u32 color, __u32 *ids, __u32 max)
+{
+	struct bgs_backend *all;
+	struct bgs_service svc;
+	__u32 id;
+	int err, n = 0;
+
+	bgs_err_clear();
+	if (color != BGS_BLUE && color != BGS_GREEN)
+		return bgs_err(-EINVAL, "color %u is neither blue (0) nor green (1)", color);
+	err = bgs_svc_read(h, svc_id, &svc);
+	if (err)
+		return err;
+	err = be_read_all(h, &all);
+	if (err)
+		return err;
+	for (id = 1; id < h->meta.max_backends; id++) {
+		if (!(all[id].flags & BGS_BE_IN_USE) || all[id].svc_id != svc_id ||
+		    all[id].color != color)
+			continue;
+		if (ids && (__u32)n < max)
+			ids[n] = id;
+		n++;
+	}
+	free(all);
+	return n;
+}
+
+bool bgs_pool_usable(struct bgs *h, __u32 svc_id, __u32 color)
+{
+	struct bgs_backend *all;
+	bool ok = false;
+	__u32 id;
+
+	if (be_read_all(h, &all))
+		return false;
+	for (id = 1; id < h->meta.max_backends && !ok; id++)
+		ok = be_usable(&all[id]) && all[id].svc_id == svc_id && all[id].color == color;
+	free(all);
+	return ok;
+}

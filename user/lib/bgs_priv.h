@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* libbgswitch internals shared by its source files; not installed, not for callers. */
+#ifndef BGS_PRIV_H
+#define BGS_PRIV_H
+
+#include <limits.h>
+#include <stdint.h>
+
+#include "libbgswitch.h"
+
+/* Indexes of the pinned maps in struct bgs (names are "bgs_" + bgs_map_names[i]). */
+enum bgs_map_idx {
+	BGS_M_META,
+	BGS_M_VIPS,
+	BGS_M_SVCS,
+	BGS_M_FLIP,
+	BGS_M_MAGLEV,
+	BGS_M_BACKENDS,
+	BGS_M_REVNAT,
+	BGS_M_PREVIEW,
+	BGS_M_CT,
+	BGS_M_SVC_STATS,
+	BGS_M_BE_STATS,
+	BGS_M_FLOOD,
+	BGS_M_TX_PORTS,
+	BGS_M_REASONS,
+	BGS_M_PROGS,
+	BGS_M_NR,
+};
+
+extern const char *const bgs_map_names[BGS_M_NR];
+
+/* Pins of the programs, next to the maps. */
+#define BGS_PIN_SWITCH "bgs_switch_prog"
+#define BGS_PIN_CLOCK "bgs_clock_prog"
+/* Program names inside the objects. */
+#define BGS_PROG_NAME_SWITCH "bgs_switch"
+#define BGS_PROG_NAME_CLOCK "bgs_read_clock"
+#define BGS_PROG_NAME_ENTRY "bgs_entry"
+
+struct bgs_entry;
+
+struct bgs {
+	char pin_dir[PATH_MAX];
+	struct bgs_meta meta;
+	int map_fd[BGS_M_NR];
+	int switch_fd;	 /* pinned switch program, -1 if absent */
+	int clock_fd;	 /* pinned clock program, -1 if absent */
+	int entry_fd;	 /* entry loaded by bgs_init (owned by entry_skel), -1 after bgs_open */
+	int sync_fd;	 /* one-entry ARRAY_OF_MAPS: its update waits for running programs */
+	int sync_inner_fd;
+	struct bgs_entry *entry_skel;
+	struct bgs_flip *flip; /* mmap of bgs_flip */
+	size_t flip_len;
+	__u8 *maglev;	       /* mmap of bgs_maglev */
+	size_t maglev_len;
+	int ncpus;
+};
+
+/* Error reporting: sets the thread's message and returns err (negative errno). */
+int bgs_err(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void bgs_err_clear(void);
+
+/* flock(LOCK_EX) on the pin directory; returns the fd to pass to bgs_unlock, or -errno. */
+int bgs_lock(struct bgs *h);
+void bgs_unlock(int fd);
+
+/* Waits until no running BPF program can still see what was published before the call. */
+int bgs_sync(struct bgs *h);
+
+/* Reads/writes of the mapped state. */
+static inline __u64 bgs_word_load(struct bgs *h, __u32 svc_id)
+{
+	return __atomic_load_n(&h->flip[svc_id].word, __ATOMIC_ACQUIRE);
+}
+static inline void bgs_word_publish(struct bgs *h, __u32 svc_id, __u64 w)
+{
+	__atomic_store_n(&h->flip[svc_id].word, w, __ATOMIC_RELEASE);
+}
+static inline __u64 bgs_word_next_gen(__u64 w)
+{
+	__u64 gen = (__u32)(bgs_fw_gen(w) + 1);
+
+	return (w & ((1ULL << BGS_FW_GEN_SHIFT) - 1)) | (gen << BGS_FW_GEN_SHIFT);
+}
+/* The u32 table entry of (svc, color, slot) at h. */
+static inline __u32 *bgs_table_entry(struct bgs *h, __u32 svc_id, __u32 color, __u32 slot, __u32 i)
+{
+	__u64 idx = bgs_maglev_index(svc_id, color, slot, h->meta.maglev_size, i);
+
+	return (__u32 *)(h->maglev + idx * BGS_MAGLEV_STRIDE);
+}
+
+/* Services (service.c). */
+int bgs_svc_read(struct bgs *h, __u32 svc_id, struct bgs_service *svc); /* -ENOENT if free */
+const char *bgs_svc_label(const struct bgs_service *svc, char *buf, size_t len);
+const char *bgs_color_name(__u32 color);
+
+/* Backends and tables (backend.c). */
+int bgs_be_read(struct bgs *h, __u32 id, struct bgs_backend *be);
+/* Rebuilds (svc, color)'s table in the idle slot and publishes it, leaving out the ids in
+ * skip[0..nskip). Caller holds the lock. */
+int bgs_pool_publish(struct bgs *h, __u32 svc_id, __u32 color, const __u32 *skip, __u32 nskip);
+/* Deletes the reverse-nat keys of a service's backends (before the sync of a delete). */
+int bgs_svc_revnat_del(struct bgs *h, __u32 svc_id);
+/* Frees every backend record of a service and its counters; caller has synced. */
+int bgs_svc_backends_free(struct bgs *h, __u32 svc_id);
+const char *bgs_be_label(const struct bgs_backend *be, char *buf, size_t len);
+
+/* Next hop (nexthop.c): fills ifindex/dmac/smac and BGS_BE_NEXTHOP, or clears them. */
+int bgs_nexthop_resolve(struct bgs_backend *be);
+
+/* Per-CPU counters (stats.c). */
+int bgs_percpu_zero(struct bgs *h, int map_fd, __u32 key, size_t value_size);
+/* Deletes the conntrack entries of a service (color BGS_ANY_COLOR or one color; if
+ * only_idle, only those not on live_color). Returns how many. */
+int bgs_ct_delete(struct bgs *h, __u32 svc_id, int color, bool only_idle, __u32 live_color);
+
+#endif /* BGS_PRIV_H */

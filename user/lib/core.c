@@ -1,0 +1,865 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * libbgswitch core: the pinned state (create, adopt, destroy, upgrade), the pin-directory
+ * lock, the wait for running programs, the program clock and the error message buffer.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+#include <unistd.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <linux/magic.h>
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+
+#include "bgs_priv.h"
+#include "bgswitch.skel.h"
+#include "bgs_entry.skel.h"
+
+const char *const bgs_map_names[BGS_M_NR] = {
+	[BGS_M_META] = "meta",		 [BGS_M_VIPS] = "vips",
+	[BGS_M_SVCS] = "svcs",		 [BGS_M_FLIP] = "flip",
+	[BGS_M_MAGLEV] = "maglev",	 [BGS_M_BACKENDS] = "backends",
+	[BGS_M_REVNAT] = "revnat",	 [BGS_M_PREVIEW] = "preview",
+	[BGS_M_CT] = "ct",		 [BGS_M_SVC_STATS] = "svc_stats",
+	[BGS_M_BE_STATS] = "be_stats",	 [BGS_M_FLOOD] = "flood",
+	[BGS_M_TX_PORTS] = "tx_ports",	 [BGS_M_REASONS] = "reasons",
+	[BGS_M_PROGS] = "progs",
+};
+
+/* ---- Errors ---- */
+
+static __thread char errbuf[512];
+
+const char *bgs_errmsg(void)
+{
+	return errbuf;
+}
+
+int bgs_err(int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(errbuf, sizeof(errbuf), fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+void bgs_err_clear(void)
+{
+	errbuf[0] = '\0';
+}
+
+/* ---- Lock and sync ---- */
+
+static int lock_dir(const char *dir)
+{
+	int fd, err;
+
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return bgs_err(-errno, "cannot open pin directory %s: %s", dir, strerror(errno));
+	while (flock(fd, LOCK_EX) < 0) {
+		if (errno == EINTR)
+			continue;
+		err = -errno;
+		close(fd);
+		return bgs_err(err, "cannot lock pin directory %s: %s", dir, strerror(-err));
+	}
+	return fd;
+}
+
+int bgs_lock(struct bgs *h)
+{
+	return lock_dir(h->pin_dir);
+}
+
+void bgs_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd); /* releases the flock */
+}
+
+int bgs_sync(struct bgs *h)
+{
+	__u32 key = 0;
+	int err;
+
+	/* Updating a map-in-map slot makes the kernel wait (synchronize_rcu) for every
+	 * running BPF program: whatever they read before the call is no longer in use. */
+	err = bpf_map_update_elem(h->sync_fd, &key, &h->sync_inner_fd, BPF_ANY);
+	if (err)
+		return bgs_err(-errno, "cannot wait for running programs: %s", strerror(errno));
+	return 0;
+}
+
+/* ---- Sizes ---- */
+
+static bool is_prime(__u32 n)
+{
+	__u32 d;
+
+	if (n < 2)
+		return false;
+	if (n % 2 == 0)
+		return n == 2;
+	for (d = 3; (__u64)d * d <= n; d += 2)
+		if (n % d == 0)
+			return false;
+	return true;
+}
+
+static int sizes_fill(const struct bgs_sizes *in, struct bgs_sizes *out)
+{
+	struct bgs_sizes s = {};
+
+	if (in)
+		s = *in;
+	if (!s.max_services)
+		s.max_services = BGS_DEF_MAX_SERVICES;
+	if (!s.max_backends)
+		s.max_backends = BGS_DEF_MAX_BACKENDS;
+	if (!s.maglev_size)
+		s.maglev_size = BGS_DEF_MAGLEV_SIZE;
+	if (!s.ct_entries)
+		s.ct_entries = BGS_DEF_CT_ENTRIES;
+	if (!in || !in->new_flow_rate)
+		s.new_flow_rate = BGS_DEF_NEW_FLOW_RATE;
+
+	if (s.max_services > 65536)
+		return bgs_err(-EINVAL, "max_services %u is out of range 1..65536", s.max_services);
+	if (s.max_backends < 2 || s.max_backends > (1u << 24))
+		return bgs_err(-EINVAL, "max_backends %u is out of range 2..%u", s.max_backends,
+			       1u << 24);
+	if (s.maglev_size < 3 || s.maglev_size > 1000003 || !is_prime(s.maglev_size))
+		return bgs_err(-EINVAL, "maglev_size %u must be a prime between 3 and 1000003",
+			       s.maglev_size);
+	if ((__u64)s.max_services * 4 * s.maglev_size > (1ULL << 31))
+		return bgs_err(-EINVAL,
+			       "max_services %u x 4 x maglev_size %u is too many table entries",
+			       s.max_services, s.maglev_size);
+	if (s.ct_entries < 16 || s.ct_entries > (1u << 28))
+		return bgs_err(-EINVAL, "ct_entries %u is out of range 16..%u", s.ct_entries,
+			       1u << 28);
+	*out = s;
+	return 0;
+}
+
+/* ---- bpffs ---- */
+
+static bool on_bpffs(const char *path)
+{
+	struct statfs st;
+
+	return statfs(path, &st) == 0 && st.f_type == BPF_FS_MAGIC;
+}
+
+static int mkdir_p(const char *path)
+{
+	char buf[PATH_MAX];
+	char *p;
+
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+		return -ENAMETOOLONG;
+	for (p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static int ensure_bpffs(const char *dir)
+{
+	char parent[PATH_MAX];
+	char *slash;
+	int err;
+
+	if (on_bpffs(dir))
+		return 0;
+	if (snprintf(parent, sizeof(parent), "%s", dir) >= (int)sizeof(parent))
+		return bgs_err(-ENAMETOOLONG, "pin directory %s: name too long", dir);
+	slash = strrchr(parent, '/');
+	if (slash && slash != parent)
+		*slash = '\0';
+	else if (slash)
+		parent[1] = '\0';
+	if (access(dir, F_OK) < 0 && on_bpffs(parent)) {
+		if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+			return bgs_err(-errno, "cannot create pin directory %s: %s", dir,
+				       strerror(errno));
+		return 0;
+	}
+	err = mkdir_p(dir);
+	if (err)
+		return bgs_err(err, "cannot create pin directory %s: %s", dir, strerror(-err));
+	if (mount("bpffs", dir, "bpf", 0, NULL) < 0)
+		return bgs_err(-errno, "%s is not on a bpffs and mounting one there failed: %s", dir,
+			       strerror(errno));
+	return 0;
+}
+
+/* ---- Meta ---- */
+
+static int meta_read(const char *dir, struct bgs_meta *meta, bool *present)
+{
+	char path[PATH_MAX];
+	__u32 key = 0;
+	int fd, err = 0;
+
+	*present = false;
+	memset(meta, 0, sizeof(*meta));
+	snprintf(path, sizeof(path), "%s/bgs_meta", dir);
+	fd = bpf_obj_get(path);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		return bgs_err(-errno, "cannot open %s: %s", path, strerror(errno));
+	}
+	if (bpf_map_lookup_elem(fd, &key, meta)) {
+		err = bgs_err(-errno, "cannot read %s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (meta->layout_version == 0)
+		goto out; /* pinned but never completed: treat as absent */
+	if (meta->layout_version != BGS_LAYOUT_VERSION) {
+		err = bgs_err(-EPROTO,
+			      "pins at %s have layout %u, this bgswitch uses %u: remove them with "
+			      "'bgctl destroy' (flows are lost) or use a bgswitch of layout %u",
+			      dir, meta->layout_version, BGS_LAYOUT_VERSION, meta->layout_version);
+		goto out;
+	}
+	*present = true;
+out:
+	close(fd);
+	return err;
+}
+
+static int meta_write(struct bgs *h)
+{
+	__u32 key = 0;
+
+	if (bpf_map_update_elem(h->map_fd[BGS_M_META], &key, &h->meta, BPF_ANY))
+		return bgs_err(-errno, "cannot write bgs_meta: %s", strerror(errno));
+	return 0;
+}
+
+/* ---- Handle ---- */
+
+static struct bgs *handle_new(const char *dir)
+{
+	struct bgs *h = calloc(1, sizeof(*h));
+	int i;
+
+	if (!h)
+		return NULL;
+	snprintf(h->pin_dir, sizeof(h->pin_dir), "%s", dir);
+	for (i = 0; i < BGS_M_NR; i++)
+		h->map_fd[i] = -1;
+	h->switch_fd = h->clock_fd = h->entry_fd = -1;
+	h->sync_fd = h->sync_inner_fd = -1;
+	h->flip = MAP_FAILED;
+	h->maglev = MAP_FAILED;
+	return h;
+}
+
+void bgs_close(struct bgs *h)
+{
+	int i;
+
+	if (!h)
+		return;
+	if (h->flip != MAP_FAILED)
+		munmap(h->flip, h->flip_len);
+	if (h->maglev != MAP_FAILED)
+		munmap(h->maglev, h->maglev_len);
+	for (i = 0; i < BGS_M_NR; i++)
+		if (h->map_fd[i] >= 0)
+			close(h->map_fd[i]);
+	if (h->switch_fd >= 0)
+		close(h->switch_fd);
+	if (h->clock_fd >= 0)
+		close(h->clock_fd);
+	if (h->sync_fd >= 0)
+		close(h->sync_fd);
+	if (h->sync_inner_fd >= 0)
+		close(h->sync_inner_fd);
+	bgs_entry__destroy(h->entry_skel);
+	free(h);
+}
+
+static size_t page_round(size_t n)
+{
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+
+	return (n + pg - 1) / pg * pg;
+}
+
+static int pin_get(const struct bgs *h, const char *name)
+{
+	char path[PATH_MAX];
+
+	if (snprintf(path, sizeof(path), "%s/%s", h->pin_dir, name) >= (int)sizeof(path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return bpf_obj_get(path);
+}
+
+/* Opens every pinned map and program and maps the flip words and tables. h->meta is set. */
+static int adopt_pins(struct bgs *h)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, mopts);
+	char name[64];
+	int i, err;
+
+	for (i = 0; i < BGS_M_NR; i++) {
+		if (h->map_fd[i] >= 0)
+			continue;
+		snprintf(name, sizeof(name), "bgs_%s", bgs_map_names[i]);
+		h->map_fd[i] = pin_get(h, name);
+		if (h->map_fd[i] < 0)
+			return bgs_err(-errno, "pinned map %s/%s is missing (%s): the state is "
+				       "incomplete; run init again",
+				       h->pin_dir, name, strerror(errno));
+	}
+	if (h->switch_fd < 0)
+		h->switch_fd = pin_get(h, BGS_PIN_SWITCH);
+	if (h->clock_fd < 0)
+		h->clock_fd = pin_get(h, BGS_PIN_CLOCK);
+
+	h->flip_len = page_round((size_t)h->meta.max_services * sizeof(struct bgs_flip));
+	h->flip = mmap(NULL, h->flip_len, PROT_READ | PROT_WRITE, MAP_SHARED,
+		       h->map_fd[BGS_M_FLIP], 0);
+	if (h->flip == MAP_FAILED)
+		return bgs_err(-errno, "cannot map bgs_flip of %s: %s", h->pin_dir,
+			       strerror(errno));
+	h->maglev_len = page_round((size_t)h->meta.max_services * 4 * h->meta.maglev_size *
+				   BGS_MAGLEV_STRIDE);
+	h->maglev = mmap(NULL, h->maglev_len, PROT_READ | PROT_WRITE, MAP_SHARED,
+			 h->map_fd[BGS_M_MAGLEV], 0);
+	if (h->maglev == MAP_FAILED)
+		return bgs_err(-errno, "cannot map bgs_maglev of %s: %s", h->pin_dir,
+			       strerror(errno));
+
+	h->sync_inner_fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "bgs_sync_in", 4, 4, 1, NULL);
+	if (h->sync_inner_fd < 0)
+		return bgs_err(-errno, "cannot create sync map: %s", strerror(errno));
+	mopts.inner_map_fd = h->sync_inner_fd;
+	h->sync_fd = bpf_map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, "bgs_sync", 4, 4, 1, &mopts);
+	if (h->sync_fd < 0)
+		return bgs_err(-errno, "cannot create sync map: %s", strerror(errno));
+	h->ncpus = libbpf_num_possible_cpus();
+	if (h->ncpus <= 0) {
+		err = h->ncpus ? h->ncpus : -EINVAL;
+		return bgs_err(err, "cannot count possible CPUs");
+	}
+	return 0;
+}
+
+int bgs_open(const char *pin_dir, struct bgs **out)
+{
+	struct bgs *h = NULL;
+	bool present;
+	int err;
+
+	bgs_err_clear();
+	*out = NULL;
+	if (!pin_dir)
+		pin_dir = BGS_DEFAULT_PIN_DIR;
+	h = handle_new(pin_dir);
+	if (!h)
+		return bgs_err(-ENOMEM, "out of memory");
+	err = meta_read(pin_dir, &h->meta, &present);
+	if (err)
+		goto out;
+	if (!present) {
+		err = bgs_err(-ENOENT, "no bgswitch state at %s: initialize it first", pin_dir);
+		goto out;
+	}
+	err = adopt_pins(h);
+	if (err)
+		goto out;
+	*out = h;
+	h = NULL;
+out:
+	bgs_close(h);
+	return err;
+}
+
+/* ---- Loading the switch ---- */
+
+static int set_rodata_u32(struct bpf_object *obj, const char *name, __u32 val)
+{
+	const struct btf_var_secinfo *vi;
+	const struct btf_type *sec, *var;
+	struct bpf_map *map;
+	struct btf *btf;
+	size_t size;
+	__u8 *data;
+	int id, i;
+
+	map = bpf_object__find_map_by_name(obj, ".rodata");
+	btf = bpf_object__btf(obj);
+	if (!map || !btf)
+		goto missing;
+	/* Writable until load (libbpf 1.1 declares it const). */
+	data = (__u8 *)bpf_map__initial_value(map, &size);
+	id = btf__find_by_name_kind(btf, ".rodata", BTF_KIND_DATASEC);
+	if (!data || id < 0)
+		goto missing;
+	sec = btf__type_by_id(btf, id);
+	vi = btf_var_secinfos(sec);
+	for (i = 0; i < btf_vlen(sec); i++, vi++) {
+		var = btf__type_by_id(btf, vi->type);
+		if (strcmp(btf__name_by_offset(btf, var->name_off), name))
+			continue;
+		if (vi->size != sizeof(val) || vi->offset + sizeof(val) > size)
+			break;
+		memcpy(data + vi->offset, &val, sizeof(val));
+		return 0;
+	}
+missing:
+	return bgs_err(-ENOENT, "switch object has no load-time parameter %s", name);
+}
+
+static int pin_replace(int fd, const char *dir, const char *name)
+{
+	char tmp[PATH_MAX], path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	snprintf(tmp, sizeof(tmp), "%s/%s_tmp_%d", dir, name, getpid()); /* bpffs: no dots */
+	unlink(tmp);
+	if (bpf_obj_pin(fd, tmp))
+		return bgs_err(-errno, "cannot pin %s: %s", tmp, strerror(errno));
+	if (rename(tmp, path) < 0) {
+		int err = -errno;
+
+		unlink(tmp);
+		return bgs_err(err, "cannot rename %s to %s: %s", tmp, path, strerror(-err));
+	}
+	return 0;
+}
+
+static int read_clock(int fd, __u64 *jiffies, __u32 *hz)
+{
+	struct bgs_clock c = {};
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .ctx_in = &c, .ctx_size_in = sizeof(c));
+
+	if (fd < 0)
+		return bgs_err(-ENOENT, "the clock program is not loaded (switch object has no "
+			       "%s)", BGS_PROG_NAME_CLOCK);
+	if (bpf_prog_test_run_opts(fd, &opts))
+		return bgs_err(-errno, "cannot run the clock program: %s", strerror(errno));
+	if (!c.hz)
+		return bgs_err(-EIO, "the clock program reported HZ 0");
+	*jiffies = c.jiffies;
+	*hz = (__u32)c.hz;
+	return 0;
+}
+
+/*
+ * Opens the switch object (the built-in one, or obj_path), sizes its maps from h->meta,
+ * loads it reusing the pins, and returns dup'ed fds of the switch and clock programs.
+ */
+static int load_switch(struct bgs *h, const char *obj_path, int *switch_fd, int *clock_fd)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, oopts, .pin_root_path = h->pin_dir,
+		    .object_name = "bgswitch");
+	const struct bgs_meta *m = &h->meta;
+	const struct {
+		const char *name;
+		__u64 entries;
+	} sizes[] = {
+		{ "bgs_vips", 2ULL * m->max_services },
+		{ "bgs_svcs", m->max_services },
+		{ "bgs_flip", m->max_services },
+		{ "bgs_maglev", (__u64)m->max_services * 4 * m->maglev_size },
+		{ "bgs_backends", m->max_backends },
+		{ "bgs_be_stats", m->max_backends },
+		{ "bgs_revnat", m->max_backends },
+		{ "bgs_svc_stats", 2ULL * m->max_services },
+		{ "bgs_ct", m->ct_entries },
+	};
+	struct bpf_program *prog;
+	struct bpf_object *obj;
+	struct bpf_map *map;
+	const void *elf;
+	size_t elf_sz;
+	unsigned int i;
+	int err;
+
+	*switch_fd = *clock_fd = -1;
+	if (obj_path) {
+		obj = bpf_object__open_file(obj_path, &oopts);
+	} else {
+		elf = bgswitch__elf_bytes(&elf_sz);
+		obj = bpf_object__open_mem(elf, elf_sz, &oopts);
+	}
+	err = libbpf_get_error(obj);
+	if (err) {
+		obj = NULL;
+		err = bgs_err(err, "cannot open switch object %s: %s",
+			      obj_path ? obj_path : "(built in)", strerror(-err));
+		goto out;
+	}
+	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		map = bpf_object__find_map_by_name(obj, sizes[i].name);
+		if (!map) {
+			err = bgs_err(-ENOENT, "switch object has no map %s", sizes[i].name);
+			goto out;
+		}
+		err = bpf_map__set_max_entries(map, (__u32)sizes[i].entries);
+		if (err) {
+			err = bgs_err(err, "cannot size map %s", sizes[i].name);
+			goto out;
+		}
+	}
+	err = set_rodata_u32(obj, "cfg_maglev_size", m->maglev_size);
+	if (!err)
+		err = set_rodata_u32(obj, "cfg_max_services", m->max_services);
+	if (!err)
+		err = set_rodata_u32(obj, "cfg_new_flow_rate", m->new_flow_rate);
+	if (err)
+		goto out;
+	prog = bpf_object__find_program_by_name(obj, BGS_PROG_NAME_SWITCH);
+	if (!prog) {
+		err = bgs_err(-ENOENT, "switch object has no program %s", BGS_PROG_NAME_SWITCH);
+		goto out;
+	}
+	err = bpf_object__load(obj);
+	if (err) {
+		err = bgs_err(err, "cannot load the switch into %s: %s (pins of other sizes or "
+			      "a program the verifier refuses; see the libbpf log)",
+			      h->pin_dir, strerror(-err));
+		goto out;
+	}
+	*switch_fd = dup(bpf_program__fd(prog));
+	prog = bpf_object__find_program_by_name(obj, BGS_PROG_NAME_CLOCK);
+	if (prog)
+		*clock_fd = dup(bpf_program__fd(prog));
+	if (*switch_fd < 0) {
+		err = bgs_err(-errno, "dup: %s", strerror(errno));
+		goto out;
+	}
+out:
+	bpf_object__close(obj);
+	if (err) {
+		if (*switch_fd >= 0)
+			close(*switch_fd);
+		if (*clock_fd >= 0)
+			close(*clock_fd);
+		*switch_fd = *clock_fd = -1;
+	}
+	return err;
+}
+
+/* Puts a loaded switch into the program array and replaces the program pins. */
+static int install_switch(struct bgs *h, int switch_fd, int clock_fd)
+{
+	__u32 key = BGS_PROG_SWITCH;
+	int progs_fd, err;
+
+	progs_fd = h->map_fd[BGS_M_PROGS] >= 0 ? h->map_fd[BGS_M_PROGS] : pin_get(h, "bgs_progs");
+	if (progs_fd < 0)
+		return bgs_err(-errno, "pinned program array %s/bgs_progs missing", h->pin_dir);
+	err = bpf_map_update_elem(progs_fd, &key, &switch_fd, BPF_ANY);
+	if (progs_fd != h->map_fd[BGS_M_PROGS])
+		close(progs_fd);
+	if (err)
+		return bgs_err(-errno, "cannot put the switch into bgs_progs: %s", strerror(errno));
+	err = pin_replace(switch_fd, h->pin_dir, BGS_PIN_SWITCH);
+	if (!err && clock_fd >= 0)
+		err = pin_replace(clock_fd, h->pin_dir, BGS_PIN_CLOCK);
+	if (err)
+		return err;
+	if (h->switch_fd >= 0)
+		close(h->switch_fd);
+	h->switch_fd = switch_fd;
+	if (clock_fd >= 0) {
+		if (h->clock_fd >= 0)
+			close(h->clock_fd);
+		h->clock_fd = clock_fd;
+	}
+	return 0;
+}
+
+static bool switch_installed(struct bgs *h)
+{
+	__u32 key = BGS_PROG_SWITCH, id;
+	int fd, ok;
+
+	if (h->switch_fd < 0)
+		h->switch_fd = pin_get(h, BGS_PIN_SWITCH);
+	if (h->switch_fd < 0)
+		return false;
+	fd = pin_get(h, "bgs_progs");
+	if (fd < 0)
+		return false;
+	ok = bpf_map_lookup_elem(fd, &key, &id) == 0;
+	close(fd);
+	return ok;
+}
+
+static int load_entry(struct bgs *h)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, oopts, .pin_root_path = h->pin_dir);
+	int err;
+
+	h->entry_skel = bgs_entry__open_opts(&oopts);
+	if (!h->entry_skel)
+		return bgs_err(-errno ? -errno : -EINVAL, "cannot open the entry program");
+	err = bgs_entry__load(h->entry_skel);
+	if (err)
+		return bgs_err(err, "cannot load the entry program: %s", strerror(-err));
+	h->entry_fd = bpf_program__fd(h->entry_skel->progs.bgs_entry);
+	return 0;
+}
+
+static int sizes_match(const char *dir, const struct bgs_sizes *req, const struct bgs_meta *m)
+{
+	const struct {
+		const char *name;
+		__u32 want, have;
+	} f[] = {
+		{ "max_services", req ? req->max_services : 0, m->max_services },
+		{ "max_backends", req ? req->max_backends : 0, m->max_backends },
+		{ "maglev_size", req ? req->maglev_size : 0, m->maglev_size },
+		{ "ct_entries", req ? req->ct_entries : 0, m->ct_entries },
+		{ "new_flow_rate", req ? req->new_flow_rate : 0, m->new_flow_rate },
+	};
+	unsigned int i;
+
+	for (i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		if (f[i].want && f[i].want != f[i].have)
+			return bgs_err(-EEXIST, "pins at %s were created with %s %u, not %u: "
+				       "remove them with 'bgctl destroy' to change it",
+				       dir, f[i].name, f[i].have, f[i].want);
+	return 0;
+}
+
+int bgs_init(const char *pin_dir, const struct bgs_sizes *sizes, struct bgs **out)
+{
+	struct bgs_sizes s = {};
+	struct bgs *h = NULL;
+	int lock = -1, sw = -1, ck = -1, err;
+	bool present;
+	__u64 jiffies;
+	__u32 hz;
+
+	bgs_err_clear();
+	*out = NULL;
+	if (!pin_dir)
+		pin_dir = BGS_DEFAULT_PIN_DIR;
+	if (strlen(pin_dir) + 32 >= PATH_MAX || pin_dir[0] != '/')
+		return bgs_err(-EINVAL, "pin directory '%s' must be an absolute path", pin_dir);
+	err = sizes_fill(sizes, &s);
+	if (err)
+		return err;
+	err = ensure_bpffs(pin_dir);
+	if (err)
+		return err;
+	h = handle_new(pin_dir);
+	if (!h)
+		return bgs_err(-ENOMEM, "out of memory");
+	lock = bgs_lock(h);
+	if (lock < 0) {
+		err = lock;
+		goto out;
+	}
+	err = meta_read(pin_dir, &h->meta, &present);
+	if (err)
+		goto out;
+	if (present) {
+		err = sizes_match(pin_dir, sizes, &h->meta);
+		if (err)
+			goto out;
+	} else {
+		h->meta = (struct bgs_meta){
+			.layout_version = BGS_LAYOUT_VERSION,
+			.max_services = s.max_services,
+			.max_backends = s.max_backends,
+			.maglev_size = s.maglev_size,
+			.ct_entries = s.ct_entries,
+			.new_flow_rate = s.new_flow_rate,
+		};
+	}
+
+	/* The entry first: it owns the program array that the switch goes into. */
+	err = load_entry(h);
+	if (err)
+		goto out;
+	if (!present || !switch_installed(h)) {
+		err = load_switch(h, NULL, &sw, &ck);
+		if (err)
+			goto out;
+		err = install_switch(h, sw, ck);
+		if (err)
+			goto out;
+		sw = ck = -1;
+	}
+	err = adopt_pins(h);
+	if (err)
+		goto out;
+	if (!present || !h->meta.hz) {
+		if (read_clock(h->clock_fd, &jiffies, &hz) == 0)
+			h->meta.hz = hz;
+		bgs_err_clear();
+		err = meta_write(h);
+		if (err)
+			goto out;
+	}
+	*out = h;
+	h = NULL;
+out:
+	if (sw >= 0)
+		close(sw);
+	if (ck >= 0)
+		close(ck);
+	bgs_unlock(lock);
+	bgs_close(h);
+	return err;
+}
+
+int bgs_upgrade(struct bgs *h, const char *obj_path)
+{
+	int lock, sw = -1, ck = -1, err;
+	__u64 jiffies;
+	__u32 hz;
+
+	bgs_err_clear();
+	lock = bgs_lock(h);
+	if (lock < 0)
+		return lock;
+	err = load_switch(h, obj_path, &sw, &ck);
+	if (err)
+		goto out;
+	err = install_switch(h, sw, ck);
+	if (err)
+		goto out;
+	sw = ck = -1;
+	if (!h->meta.hz && read_clock(h->clock_fd, &jiffies, &hz) == 0) {
+		h->meta.hz = hz;
+		err = meta_write(h);
+	}
+	bgs_err_clear();
+out:
+	if (sw >= 0)
+		close(sw);
+	if (ck >= 0)
+		close(ck);
+	bgs_unlock(lock);
+	return err;
+}
+
+int bgs_destroy(const char *pin_dir)
+{
+	struct dirent *de;
+	char path[PATH_MAX];
+	int lock, err = 0;
+	DIR *d;
+
+	bgs_err_clear();
+	if (!pin_dir)
+		pin_dir = BGS_DEFAULT_PIN_DIR;
+	if (!on_bpffs(pin_dir))
+		return bgs_err(-ENOENT, "%s is not a bpffs directory: nothing to destroy", pin_dir);
+	lock = lock_dir(pin_dir);
+	if (lock < 0)
+		return lock;
+	d = opendir(pin_dir);
+	if (!d) {
+		err = bgs_err(-errno, "cannot read %s: %s", pin_dir, strerror(errno));
+		goto out;
+	}
+	while ((de = readdir(d))) {
+		/* Our pins, and temporaries (bgs_*_tmp_PID) of an interrupted pin_replace. */
+		if (strncmp(de->d_name, "bgs_", 4))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", pin_dir, de->d_name);
+		if (unlink(path) < 0 && errno != ENOENT && !err)
+			err = bgs_err(-errno, "cannot remove %s: %s", path, strerror(errno));
+	}
+	closedir(d);
+out:
+	bgs_unlock(lock);
+	return err;
+}
+
+/* ---- Accessors ---- */
+
+const char *bgs_pin_dir(const struct bgs *h)
+{
+	return h->pin_dir;
+}
+
+void bgs_get_meta(const struct bgs *h, struct bgs_meta *meta)
+{
+	*meta = h->meta;
+}
+
+int bgs_map_fd(const struct bgs *h, const char *name)
+{
+	int i;
+
+	if (name && !strncmp(name, "bgs_", 4))
+		name += 4;
+	for (i = 0; name && i < BGS_M_NR; i++)
+		if (!strcmp(name, bgs_map_names[i]))
+			return h->map_fd[i];
+	return bgs_err(-ENOENT, "no map named '%s'", name ? name : "(null)");
+}
+
+int bgs_entry_fd(const struct bgs *h)
+{
+	if (h->entry_fd < 0)
+		return bgs_err(-ENOENT, "no entry program loaded by this handle (use bgs_init)");
+	return h->entry_fd;
+}
+
+int bgs_switch_fd(const struct bgs *h)
+{
+	__u32 key = BGS_PROG_SWITCH, id;
+	int fd;
+
+	/* Prefer what the program array holds now: another process may have upgraded. */
+	if (bpf_map_lookup_elem(h->map_fd[BGS_M_PROGS], &key, &id) == 0) {
+		struct bpf_prog_info info = {};
+		__u32 len = sizeof(info);
+
+		if (h->switch_fd >= 0 && !bpf_obj_get_info_by_fd(h->switch_fd, &info, &len) &&
+		    info.id == id)
+			return h->switch_fd;
+		fd = bpf_prog_get_fd_by_id(id);
+		if (fd >= 0) {
+			/* The old fd stays open: a caller may still hold it. */
+			((struct bgs *)h)->switch_fd = fd;
+			return fd;
+		}
+	}
+	if (h->switch_fd < 0)
+		return bgs_err(-ENOENT, "no switch program in %s", h->pin_dir);
+	return h->switch_fd;
+}
+
+int bgs_clock(struct bgs *h, __u64 *jiffies, __u32 *hz)
+{
+	if (h->clock_fd < 0)
+		h->clock_fd = pin_get(h, BGS_PIN_CLOCK);
+	return read_clock(h->clock_fd, jiffies, hz);
+}

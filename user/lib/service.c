@@ -1,0 +1,694 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * libbgswitch: services, routing changes (flip, canary, drain end) and preview prefixes.
+ * Every routing change is one release store of the service's flip word; what the word
+ * refers to is written before it.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <bpf/bpf.h>
+
+#include "bgs_priv.h"
+
+const char *bgs_color_name(__u32 color)
+{
+	return color == BGS_BLUE ? "blue" : color == BGS_GREEN ? "green" : "?";
+}
+
+static const char *proto_name(__u8 proto)
+{
+	return proto == IPPROTO_TCP ? "tcp" : proto == IPPROTO_UDP ? "udp" : "?";
+}
+
+static void vip_key(const struct bgs_service *svc, __be16 port, struct bgs_vip_key *k)
+{
+	memset(k, 0, sizeof(*k));
+	memcpy(k->addr, svc->vip, sizeof(k->addr));
+	k->port = port;
+	k->proto = svc->proto;
+	k->family = svc->family;
+}
+
+static const char *addr_port_str(const __u32 *addr, __u8 family, __be16 port, char *buf,
+				 size_t len)
+{
+	struct bgs_ip ip = { .family = family };
+	char a[INET6_ADDRSTRLEN];
+
+	memcpy(ip.addr, addr, sizeof(ip.addr));
+	bgs_ip_str(&ip, a, sizeof(a));
+	snprintf(buf, len, family == BGS_AF_INET6 ? "[%s]:%u" : "%s:%u", a, ntohs(port));
+	return buf;
+}
+
+const char *bgs_svc_label(const struct bgs_service *svc, char *buf, size_t len)
+{
+	snprintf(buf, len, "service '%.*s'", BGS_NAME_MAX - 1, svc->name);
+	return buf;
+}
+
+int bgs_svc_read(struct bgs *h, __u32 svc_id, struct bgs_service *svc)
+{
+	if (svc_id >= h->meta.max_services)
+		return bgs_err(-ENOENT, "service id %u is out of range (0..%u)", svc_id,
+			       h->meta.max_services - 1);
+	if (bpf_map_lookup_elem(h->map_fd[BGS_M_SVCS], &svc_id, svc))
+		return bgs_err(-errno, "cannot read service %u: %s", svc_id, strerror(errno));
+	if (!(svc->flags & BGS_SVC_IN_USE))
+		return bgs_err(-ENOENT, "no service with id %u", svc_id);
+	return 0;
+}
+
+static int svc_write(struct bgs *h, __u32 svc_id, const struct bgs_service *svc)
+{
+	if (bpf_map_update_elem(h->map_fd[BGS_M_SVCS], &svc_id, svc, BPF_ANY))
+		return bgs_err(-errno, "cannot write service %u: %s", svc_id, strerror(errno));
+	return 0;
+}
+
+static int name_check(const char *name)
+{
+	size_t i, n;
+
+	if (!name || !*name)
+		return bgs_err(-EINVAL, "service name is empty");
+	n = strlen(name);
+	if (n > BGS_NAME_MAX - 1)
+		return bgs_err(-EINVAL, "service name '%s' is longer than %d characters", name,
+			       BGS_NAME_MAX - 1);
+	for (i = 0; i < n; i++) {
+		char c = name[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '.' || c == '-'))
+			return bgs_err(-EINVAL, "service name '%s': character '%c' not allowed "
+				       "(use A-Z a-z 0-9 _ . -)", name, c);
+	}
+	return 0;
+}
+
+/* Reads every service record; *out is malloc'ed, indexed by id. */
+static int svc_read_all(struct bgs *h, struct bgs_service **out)
+{
+	__u32 n = h->meta.max_services, i;
+	struct bgs_service *all;
+
+	all = calloc(n, sizeof(*all));
+	if (!all)
+		return bgs_err(-ENOMEM, "out of memory");
+	for (i = 0; i < n; i++) {
+		if (bpf_map_lookup_elem(h->map_fd[BGS_M_SVCS], &i, &all[i])) {
+			free(all);
+			return bgs_err(-errno, "cannot read service %u: %s", i, strerror(errno));
+		}
+	}
+	*out = all;
+	return 0;
+}
+
+static int vip_taken(struct bgs *h, const struct bgs_vip_key *k, const struct bgs_service *all,
+		     const char *what)
+{
+	struct bgs_vip_val v;
+	char ap[80];
+
+	if (bpf_map_lookup_elem(h->map_fd[BGS_M_VIPS], k, &v))
+		return 0;
+	addr_port_str(k->addr, k->family, k->port, ap, sizeof(ap));
+	return bgs_err(-EEXIST, "%s %s/%s is taken by service '%.*s'%s", what, ap,
+		       proto_name(k->proto), BGS_NAME_MAX - 1,
+		       v.svc_id < h->meta.max_services ? all[v.svc_id].name : "?",
+		       v.flags & BGS_VIP_PREVIEW_PORT ? " (its preview port)" : "");
+}
+
+static void tables_zero(struct bgs *h, __u32 svc_id)
+{
+	memset(bgs_table_entry(h, svc_id, 0, 0, 0), 0,
+	       (size_t)4 * h->meta.maglev_size * BGS_MAGLEV_STRIDE);
+}
+
+int bgs_service_add(struct bgs *h, const struct bgs_service_spec *spec, __u32 *svc_id)
+{
+	struct bgs_service svc = {}, *all = NULL;
+	struct bgs_vip_key k, pk;
+	struct bgs_vip_val v = {};
+	__u32 id, free_id = ~0u;
+	int lock = -1, err;
+	bool vip_in = false;
+
+	bgs_err_clear();
+	err = name_check(spec->name);
+	if (err)
+		return err;
+	if (spec->vip.family != BGS_AF_INET && spec->vip.family != BGS_AF_INET6)
+		return bgs_err(-EINVAL, "service '%s': VIP family %u is neither IPv4 nor IPv6",
+			       spec->name, spec->vip.family);
+	if (spec->vip.family == BGS_AF_INET &&
+	    (spec->vip.addr[1] || spec->vip.addr[2] || spec->vip.addr[3]))
+		return bgs_err(-EINVAL, "service '%s': IPv4 VIP with bits past the first word",
+			       spec->name);
+	if (!spec->port)
+		return bgs_err(-EINVAL, "service '%s': port 0 is not allowed (1..65535)",
+			       spec->name);
+	if (spec->proto != IPPROTO_TCP && spec->proto != IPPROTO_UDP)
+		return bgs_err(-EINVAL, "service '%s': protocol %u is neither tcp nor udp",
+			       spec->name, spec->proto);
+	if (spec->mode != BGS_MODE_NAT && spec->mode != BGS_MODE_DSR)
+		return bgs_err(-EINVAL, "service '%s': mode %u is neither nat nor dsr", spec->name,
+			       spec->mode);
+	if (spec->preview_port && spec->mode == BGS_MODE_DSR)
+		return bgs_err(-EINVAL, "service '%s': a dsr service cannot have a preview port "
+			       "(backends answer on the VIP port; use preview prefixes)",
+			       spec->name);
+	if (spec->preview_port && spec->preview_port == spec->port)
+		return bgs_err(-EINVAL, "service '%s': preview port %u equals the service port",
+			       spec->name, spec->port);
+
+	memcpy(svc.vip, spec->vip.addr, sizeof(svc.vip));
+	svc.port = htons(spec->port);
+	svc.preview_port = htons(spec->preview_port);
+	svc.proto = spec->proto;
+	svc.family = spec->vip.family;
+	svc.mode = spec->mode;
+	svc.flags = BGS_SVC_IN_USE;
+	strncpy(svc.name, spec->name, sizeof(svc.name) - 1);
+	vip_key(&svc, svc.port, &k);
+	vip_key(&svc, svc.preview_port, &pk);
+
+	lock = bgs_lock(h);
+	if (lock < 0)
+		return lock;
+	err = svc_read_all(h, &all);
+	if (err)
+		goto out;
+	for (id = 0; id < h->meta.max_services; id++) {
+		if (!(all[id].flags & BGS_SVC_IN_USE)) {
+			if (free_id == ~0u)
+				free_id = id;
+			continue;
+		}
+		if (!strncmp(all[id].name, spec->name, BGS_NAME_MAX)) {
+			err = bgs_err(-EEXIST, "service '%s' already exists (id %u)", spec->name, id);
+			goto out;
+		}
+	}
+	err = vip_taken(h, &k, all, "VIP");
+	if (!err && spec->preview_port)
+		err = vip_taken(h, &pk, all, "preview port");
+	if (err)
+		goto out;
+	if (free_id == ~0u) {
+		err = bgs_err(-ENOSPC, "service '%s': all %u service ids are in use", spec->name,
+			      h->meta.max_services);
+		goto out;
+	}
+	id = free_id;
+
+	/* Everything the VIP keys lead to first: tables, counters, record, flip word. */
+	tables_zero(h, id);
+	bgs_percpu_zero(h, h->map_fd[BGS_M_SVC_STATS], id * 2, sizeof(struct bgs_counter));
+	bgs_percpu_zero(h, h->map_fd[BGS_M_SVC_STATS], id * 2 + 1, sizeof(struct bgs_counter));
+	err = svc_write(h, id, &svc);
+	if (err)
+		goto out;
+	__atomic_store_n(&h->flip[id].drain_deadline, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&h->flip[id].drain_gen, 0, __ATOMIC_RELAXED);
+	bgs_word_publish(h, id, BGS_FW_ACTIVE | (1ULL << BGS_FW_GEN_SHIFT));
+
+	v.svc_id = id;
+	if (bpf_map_update_elem(h->map_fd[BGS_M_VIPS], &k, &v, BPF_NOEXIST)) {
+		err = bgs_err(-errno, "service '%s': cannot insert its VIP: %s", spec->name,
+			      strerror(errno));
+		goto undo;
+	}
+	vip_in = true;
+	if (spec->preview_port) {
+		v.flags = BGS_VIP_PREVIEW_PORT;
+		if (bpf_map_update_elem(h->map_fd[BGS_M_VIPS], &pk, &v, BPF_NOEXIST)) {
+			err = bgs_err(-errno, "service '%s': cannot insert its preview port: %s",
+				      spec->name, strerror(errno));
+			goto undo;
+		}
+	}
+	if (svc_id)
+		*svc_id = id;
+	goto out;
+undo:
+	if (vip_in)
+		bpf_map_delete_elem(h->map_fd[BGS_M_VIPS], &k);
+	bgs_word_publish(h, id, 0);
+	memset(&svc, 0, sizeof(svc));
+	svc_write(h, id, &svc);
+out:
+	free(all);
+	bgs_unlock(lock);
+	return err;
+}
+
+static int preview_delete_all(struct bgs *h, __u32 svc_id);
+
+int bgs_service_del(struct bgs *h, __u32 svc_id)
+{
+	struct bgs_service svc;
+	struct bgs_vip_key k;
+	int lock, err;
+
+	bgs_err_clear();
+	lock = bgs_lock(h);
+	if (lock < 0)
+		return lock;
+	err = bgs_svc_read(h, svc_id, &svc);
+	if (err)
+		goto out;
+	/* Reverse order of creation: first nothing leads to the service any more. */
+	if (svc.preview_port) {
+		vip_key(&svc, svc.preview_port, &k);
+		bpf_map_delete_elem(h->map_fd[BGS_M_VIPS], &k);
+	}
+	vip_key(&svc, svc.port, &k);
+	if (bpf_map_delete_elem(h->map_fd[BGS_M_VIPS], &k) && errno != ENOENT) {
+		err = bgs_err(-errno, "service '%s': cannot delete its VIP: %s", svc.name,
+			      strerror(errno));
+		goto out;
+	}
+	err = bgs_svc_revnat_del(h, svc_id);
+	if (err)
+		goto out;
+	bgs_word_publish(h, svc_id, bgs_word_next_gen(bgs_word_load(h, svc_id)) & ~BGS_FW_ACTIVE);
+	/* No running program still holds the service: free what it referred to. */
+	err = bgs_sync(h);
+	if (err)
+		goto out;
+	err = bgs_svc_backends_free(h, svc_id);
+	if (err)
+		goto out;
+	err = preview_delete_all(h, svc_id);
+	if (err)
+		goto out;
+	err = bgs_ct_delete(h, svc_id, BGS_ANY_COLOR, false, 0);
+	if (err < 0)
+		goto out;
+	err = 0;
+	tables_zero(h, svc_id);
+	bgs_percpu_zero(h, h->map_fd[BGS_M_SVC_STATS], svc_id * 2, sizeof(struct bgs_counter));
+	bgs_percpu_zero(h, h->map_fd[BGS_M_SVC_STATS], svc_id * 2 + 1,
+			sizeof(struct bgs_counter));
+	__atomic_store_n(&h->flip[svc_id].drain_deadline, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&h->flip[svc_id].drain_gen, 0, __ATOMIC_RELAXED);
+	bgs_word_publish(h, svc_id, 0);
+	memset(&svc, 0, sizeof(svc));
+	err = svc_write(h, svc_id, &svc);
+out:
+	bgs_unlock(lock);
+	return err;
+}
+
+int bgs_service_find(struct bgs *h, const char *name, __u32 *svc_id)
+{
+	struct bgs_service svc;
+	__u32 id;
+
+	bgs_err_clear();
+	if (!name)
+		return bgs_err(-EINVAL, "no service name given");
+	for (id = 0; id < h->meta.max_services; id++) {
+		if (bpf_map_lookup_elem(h->map_fd[BGS_M_SVCS], &id, &svc))
+			return bgs_err(-errno, "cannot read service %u: %s", id, strerror(errno));
+		if ((svc.flags & BGS_SVC_IN_USE) && !strncmp(svc.name, name, BGS_NAME_MAX)) {
+			if (svc_id)
+				*svc_id = id;
+			return 0;
+		}
+	}
+	return bgs_err(-ENOENT, "no service named '%s'", name);
+}
+
+int bgs_service_get(struct bgs *h, __u32 svc_id, struct bgs_service *svc, struct bgs_flip *flip)
+{
+	struct bgs_service s;
+	int err;
+
+	bgs_err_clear();
+	err = bgs_svc_read(h, svc_id, &s);
+	if (err)
+		return err;
+	if (svc)
+		*svc = s;
+	if (flip) {
+		flip->word = bgs_word_load(h, svc_id);
+		flip->drain_deadline = __atomic_load_n(&h->flip[svc_id].drain_deadline,
+						       __ATOMIC_RELAXED);
+		flip->drain_gen = __atomic_load_n(&h->flip[svc_id].drain_gen, __ATOMIC_RELAXED);
+		flip->pad = 0;
+	}
+	return 0;
+}
+
+int bgs_service_list(struct bgs *h, __u32 *ids, __u32 max)
+{
+	struct bgs_service svc;
+	__u32 id;
+	int n = 0;
+
+	bgs_err_clear();
+	for (id = 0; id < h->meta.max_services; id++) {
+		if (bpf_map_lookup_elem(h->map_fd[BGS_M_SVCS], &id, &svc))
+			return bgs_err(-errno, "cannot read service %u: %s", id, strerror(errno));
+		if (!(svc.flags & BGS_SVC_IN_USE))
+			continue;
+		if (ids && (__u32)n < max)
+			ids[n] = id;
+		n++;
+	}
+	return n;
+}
+
+/* ---- Routing changes ---- */
+
+static void flip_fill(struct bgs *h, __u32 svc_id, struct bgs_flip *after)
+{
+	if (after)
+		bgs_service_get(h, svc_id, NULL, after);
+}
+
+static int gen_check(const struct bgs_service *svc, __u64 w, long long expect_gen)
+{
+	if (expect_gen == BGS_ANY_GEN)
+		return 0;
+	if (expect_gen < 0 || (unsigned long long)expect_gen != bgs_fw_gen(w))
+		return bgs_err(-ESTALE, "service '%s': generation is %u, not %lld",
+			       svc->name, bgs_fw_gen(w), expect_gen);
+	return 0;
+}
+
+int bgs_flip(struct bgs *h, __u32 svc_id, const struct bgs_flip_opts *opts, struct bgs_flip *after)
+{
+	struct bgs_flip_opts o = {
+		.to_color = BGS_ANY_COLOR, .expect_gen = BGS_ANY_GEN, .drain_ms = BGS_NO_DEADLINE
+	};
+	struct bgs_service svc;
+	__u64 w, nw, deadline = ~0ULL, jiffies;
+	__u32 live, target, hz;
+	int lock, err;
+
+	bgs_err_clear();
+	if (opts)
+		o = *opts;
+	if (o.to_color != BGS_ANY_COLOR && o.to_color != BGS_BLUE && o.to_color != BGS_GREEN)
+		return bgs_err(-EINVAL, "flip: color %d is neither blue nor green", o.to_color);
+	lock = bgs_lock(h);
+	if (lock < 0)
+		return lock;
+	err = bgs_svc_read(h, svc_id, &svc);
+	if (err)
+		goto out;
+	w = bgs_word_load(h, svc_id);
+	live = bgs_fw_live(w);
+	target = o.to_color == BGS_ANY_COLOR ? !live : (__u32)o.to_color;
+	if (target == live) {
+		err = 0;
+		goto done;
+	}
+	err = gen_check(&svc, w, o.expect_gen);
+	if (err)
+		goto out;
+	if (!o.force && !bgs_pool_usable(h, svc_id, target)) {
+		err = bgs_err(-EHOSTUNREACH, "service '%s': pool %s has no usable backend (admin "
+			      "up and health up); force the flip to send traffic there anyway",
+			      svc.name, bgs_color_name(target));
+		goto out;
+	}
+	if (o.drain_ms && o.drain_ms != BGS_NO_DEADLINE) {
+		err = bgs_clock(h, &jiffies, &hz);
+		if (err)
+			goto out;
+		deadline = o.drain_ms / 1000 * hz + o.drain_ms % 1000 * hz / 1000;
+		if (deadline > ~0ULL - 1 - jiffies || o.drain_ms / 1000 > ~0ULL / hz)
+			deadline = ~0ULL;
+		else
+			deadline += jiffies;
+	}
+	nw = w & ~(BGS_FW_LIVE_GREEN | BGS_FW_DRAINING | (BGS_FW_CANARY_MASK << BGS_FW_CANARY_SHIFT));
+	nw |= target ? BGS_FW_LIVE_GREEN : 0;
+	if (o.drain_ms)
+		nw |= BGS_FW_DRAINING;
+	nw = bgs_word_next_gen(nw);
+	if (o.drain_ms) {
+		__atomic_store_n(&h->flip[svc_id].drain_deadline, deadline, __ATOMIC_RELAXED);
+		__atomic_store_n(&h->flip[svc_id].drain_gen, bgs_fw_gen(nw), __ATOMIC_RELAXED);
+	}
+	bgs_word_publish(h, svc_id, nw);
+	err = 1;
+done:
+	flip_fill(h, svc_id, after);
+out:
+	bgs_unlock(lock);
+	return err;
+}
+
+int bgs_canary_set(struct bgs *h, __u32 svc_id, __u32 bps, bool sticky, long long expect_gen,
+		   struct bgs_flip *after)
+{
+	struct bgs_service svc;
+	int lock, err;
+	__u64 w, nw;
+
+	bgs_err_clear();
+	if (bps > BGS_CANARY_SCALE)
+		return bgs_err(-EINVAL, "canary weight %u is out of range 0..%u basis points", bps,
+			       BGS_CANARY_SCALE);
+	lock = bgs_lock(h);
+	if (lock < 0)
+		return lock;
+	err = bgs_svc_read(h, svc_id, &svc);
+	if (err)
+		goto out;
+	w = bgs_word_load(h, svc_id);
+	err = gen_check(&svc, w, expect_gen);
+	if (err)
+		goto out;
+	nw = w & ~(BGS_FW_STICKY | (BGS_FW_CANARY_MASK << BGS_FW_CANARY_SHIFT));
+	nw |= (__u64)bps << BGS_FW_CANARY_SHIFT;
+	nw |= sticky ? BGS_FW_STICKY : 0;
+	bgs_word_publish(h, svc_id, bgs_word_next_gen(nw));
+	flip_fill(h, svc_id, after);
+out:
+	bgs_unlock(lock);
+	return err;
+}
+
+int bgs_drain_end(struct bgs *h, __u32 svc_id, struct bgs_flip *after)
+{
+	struct bgs_service svc;
+	int lock, err;
+	__u64 w;
+
+	bgs_err_clear();
+	lock = bgs_lock(h);
+	if (lock < 0)
+		return lock;
+	err = bgs_svc_read(h, svc_id, &svc);
+	if (err)
+		goto out;
+	w = bgs_word_load(h, svc_id);
+	if (w & BGS_FW_DRAINING)
+		bgs_word_publish(h, svc_id, bgs_word_next_gen(w & ~BGS_FW_DRAINING));
+	flip_fill(h, svc_id, after);
+out:
+	bgs_unlock(lock);
+	return err;
+}
+
+/* ---- Preview prefixes ---- */
+
+static int prefix_check(const struct bgs_service *svc, const struct bgs_prefix *p)
+{
+	struct bgs_prefix q;
+	char a[INET6_ADDRSTRLEN], s[INET6_ADDRSTRLEN + 8];
+	unsigned int bits = p->ip.family == BGS_AF_INET ? 32 : 128;
+	int err;
+
+	bgs_ip_str(&p->ip, a, sizeof(a));
+	if (p->ip.family != BGS_AF_INET && p->ip.family != BGS_AF_INET6)
+		return bgs_err(-EINVAL, "service '%s': preview prefix of family %u", svc->name,
+			       p->ip.family);
+	if (p->ip.family != svc->family)
+		return bgs_err(-EINVAL, "service '%s': preview prefix %s/%u is %s but the VIP is "
+			       "%s", svc->name, a, p->len,
+			       p->ip.family == BGS_AF_INET ? "IPv4" : "IPv6",
+			       svc->family == BGS_AF_INET ? "IPv4" : "IPv6");
+	if (p->len > bits)
+		return bgs_err(-EINVAL, "service '%s': preview prefix %s/%u: length past %u",
+			       svc->name, a, p->len, bits);
+	/* Same host-bit rule as parsing. */
+	snprintf(s, sizeof(s), "%s/%u", a, p->len);
+	err = bgs_prefix_parse(s, &q);
+	if (err)
+		return bgs_err(err, "service '%s': preview prefix %s", svc->name, bgs_errmsg());
+	return 0;
+}
+
+static void preview_key(__u32 svc_id, const struct bgs_prefix *p, struct bgs_preview_key *k)
+{
+	memset(k, 0, sizeof(*k));
+	k->prefixlen = 32 + p->len;
+	k->svc_id = htonl(svc_id);
+	memcpy(k->addr, p->ip.addr, sizeof(k->addr));
+}
+
+/* Walks the preview trie; returns the number of keys of svc_id (copied into keys[<max]). */
+static int preview_keys(struct bgs *h, __u32 svc_id, struct bgs_preview_key *keys, __u32 max)
+{
+	struct bgs_preview_key k, next;
+	void *prev = NULL;
+	int n = 0;
+
+	while (bpf_map_get_next_key(h->map_fd[BGS_M_PREVIEW], prev, &next) == 0) {
+		if (ntohl(next.svc_id) == svc_id) {
+			if (keys && (__u32)n < max)
+				keys[n] = next;
+			n++;
+		}
+		k = next;
+		prev = &k;
+	}
+	if (errno != ENOENT)
+		return bgs_err(-errno, "cannot walk bgs_preview: %s", strerror(errno));
+	return n;
+}
+
+static int preview_delete_all(struct bgs *h, __u32 svc_id)
+{
+	struct bgs_preview_key *keys;
+	int n, i, err = 0;
+
+	n = preview_keys(h, svc_id, NULL, 0);
+	if (n <= 0)
+		return n;
+	keys = calloc(n, sizeof(*keys));
+	if (!keys)
+		return bgs_err(-ENOMEM, "out of memory");
+	n = preview_keys(h, svc_id, keys, n);
+	for (i = 0; n > 0 && i < n; i++)
+		if (bpf_map_delete_elem(h->map_fd[BGS_M_PREVIEW], &keys[i]) && errno != ENOENT)
+			err = bgs_err(-errno, "cannot delete a preview prefix of service %u: %s",
+				      svc_id, strerror(errno));
+	free(keys);
+	return n < 0 ? n : err;
+}
+
+int bgs_preview_add(struct bgs *h, __u32 svc_id, const struct bgs_prefix *p)
+{
+	struct bgs_preview_key k;
+	struct bgs_service svc;
+	char a[INET6_ADDRSTRLEN];
+	__u32 one = 1;
+	int lock, err;
+
+	bgs_err_clear();
+	lock = bgs_lock(h);
+	if (lock < 0)
+		return lock;
+	err = bgs_svc_read(h, svc_id, &svc);
+	if (!err)
+		err = prefix_check(&svc, p);
+	if (err)
+		goto out;
+	preview_key(svc_id, p, &k);
+	if (bpf_map_update_elem(h->map_fd[BGS_M_PREVIEW], &k, &one, BPF_NOEXIST)) {
+		err = -errno;
+		bgs_ip_str(&p->ip, a, sizeof(a));
+		if (err == -EEXIST)
+			bgs_err(err, "service '%s': preview prefix %s/%u already present", svc.name,
+				a, p->len);
+		else if (err == -ENOSPC || err == -E2BIG)
+			bgs_err(-ENOSPC, "service '%s': preview prefix %s/%u: the preview map is "
+				"full", svc.name, a, p->len);
+		else
+			bgs_err(err, "service '%s': cannot add preview prefix %s/%u: %s", svc.name,
+				a, p->len, strerror(-err));
+		if (err == -E2BIG)
+			err = -ENOSPC;
+		goto out;
+	}
+	if (!(svc.flags & BGS_SVC_HAS_PREVIEW)) {
+		svc.flags |= BGS_SVC_HAS_PREVIEW;
+		err = svc_write(h, svc_id, &svc);
+		if (err)
+			bpf_map_delete_elem(h->map_fd[BGS_M_PREVIEW], &k);
+	}
+out:
+	bgs_unlock(lock);
+	return err;
+}
+
+int bgs_preview_del(struct bgs *h, __u32 svc_id, const struct bgs_prefix *p)
+{
+	struct bgs_preview_key k;
+	struct bgs_service svc;
+	char a[INET6_ADDRSTRLEN];
+	__u32 one;
+	int lock, err, n;
+
+	bgs_err_clear();
+	lock = bgs_lock(h);
+	if (lock < 0)
+		return lock;
+	err = bgs_svc_read(h, svc_id, &svc);
+	if (!err)
+		err = prefix_check(&svc, p);
+	if (err)
+		goto out;
+	preview_key(svc_id, p, &k);
+	bgs_ip_str(&p->ip, a, sizeof(a));
+	if (bpf_map_lookup_elem(h->map_fd[BGS_M_PREVIEW], &k, &one)) {
+		err = bgs_err(-ENOENT, "service '%s': no preview prefix %s/%u", svc.name, a,
+			      p->len);
+		goto out;
+	}
+	n = preview_keys(h, svc_id, NULL, 0);
+	if (n == 1 && (svc.flags & BGS_SVC_HAS_PREVIEW)) {
+		/* The last one: the program stops consulting the trie first. */
+		svc.flags &= ~BGS_SVC_HAS_PREVIEW;
+		err = svc_write(h, svc_id, &svc);
+		if (err)
+			goto out;
+	}
+	if (bpf_map_delete_elem(h->map_fd[BGS_M_PREVIEW], &k))
+		err = bgs_err(-errno, "service '%s': cannot delete preview prefix %s/%u: %s",
+			      svc.name, a, p->len, strerror(errno));
+out:
+	bgs_unlock(lock);
+	return err;
+}
+
+int bgs_preview_list(struct bgs *h, __u32 svc_id, struct bgs_prefix *out, __u32 max)
+{
+	struct bgs_preview_key *keys = NULL;
+	struct bgs_service svc;
+	int n, i, err;
+
+	bgs_err_clear();
+	err = bgs_svc_read(h, svc_id, &svc);
+	if (err)
+		return err;
+	n = preview_keys(h, svc_id, NULL, 0);
+	if (n <= 0 || !out || !max)
+		return n;
+	keys = calloc(n, sizeof(*keys));
+	if (!keys)
+		return bgs_err(-ENOMEM, "out of memory");
+	n = preview_keys(h, svc_id, keys, n);
+	for (i = 0; i < n && (__u32)i < max; i++) {
+		memset(&out[i], 0, sizeof(out[i]));
+		out[i].ip.family = svc.family;
+		memcpy(out[i].ip.addr, keys[i].addr, sizeof(keys[i].addr));
+		out[i].len = (__u8)(keys[i].prefixlen - 32);
+	}
+	free(keys);
+	return n;
+}

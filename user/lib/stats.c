@@ -1,0 +1,312 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* libbgswitch: counters (summed over CPUs) and conntrack walks in batches. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "bgs_priv.h"
+
+#define CT_CHUNK 8192
+
+static size_t round8(size_t n)
+{
+	return (n + 7) & ~(size_t)7;
+}
+
+int bgs_percpu_zero(struct bgs *h, int map_fd, __u32 key, size_t value_size)
+{
+	void *zero = calloc(h->ncpus, round8(value_size));
+	int err = 0;
+
+	if (!zero)
+		return -ENOMEM;
+	if (bpf_map_update_elem(map_fd, &key, zero, BPF_ANY))
+		err = -errno;
+	free(zero);
+	return err;
+}
+
+static int counter_sum(struct bgs *h, int fd, __u32 key, struct bgs_counter *c, const char *what)
+{
+	size_t stride = round8(sizeof(*c));
+	struct bgs_counter *v;
+	__u8 *vals;
+	int i;
+
+	vals = calloc(h->ncpus, stride);
+	if (!vals)
+		return bgs_err(-ENOMEM, "out of memory");
+	if (bpf_map_lookup_elem(fd, &key, vals)) {
+		int err = -errno;
+
+		free(vals);
+		return bgs_err(err, "cannot read counters of %s: %s", what, strerror(-err));
+	}
+	memset(c, 0, sizeof(*c));
+	for (i = 0; i < h->ncpus; i++) {
+		v = (struct bgs_counter *)(vals + i * stride);
+		c->packets += v->packets;
+		c->bytes += v->bytes;
+		c->new_flows += v->new_flows;
+	}
+	free(vals);
+	return 0;
+}
+
+int bgs_svc_counters(struct bgs *h, __u32 svc_id, __u32 color, struct bgs_counter *c)
+{
+	struct bgs_service svc;
+	char what[64];
+	int err;
+
+	bgs_err_clear();
+	if (color != BGS_BLUE && color != BGS_GREEN)
+		return bgs_err(-EINVAL, "color %u is neither blue (0) nor green (1)", color);
+	err = bgs_svc_read(h, svc_id, &svc);
+	if (err)
+		return err;
+	snprintf(what, sizeof(what), "service %u", svc_id);
+	return counter_sum(h, h->map_fd[BGS_M_SVC_STATS], svc_id * 2 + color, c, what);
+}
+
+int bgs_backend_counters(struct bgs *h, __u32 backend_id, struct bgs_counter *c)
+{
+	char what[64];
+
+	bgs_err_clear();
+	if (!backend_id || backend_id >= h->meta.max_backends)
+		return bgs_err(-ENOENT, "backend id %u is out of range (1..%u)", backend_id,
+			       h->meta.max_backends - 1);
+	snprintf(what, sizeof(what), "backend %u", backend_id);
+	return counter_sum(h, h->map_fd[BGS_M_BE_STATS], backend_id, c, what);
+}
+
+int bgs_reason_counters(struct bgs *h, struct bgs_reason_counter c[BGS_R_MAX])
+{
+	size_t stride = round8(sizeof(struct bgs_reason_counter));
+	struct bgs_reason_counter *v;
+	__u32 r;
+	__u8 *vals;
+	int i;
+
+	bgs_err_clear();
+	vals = calloc(h->ncpus, stride);
+	if (!vals)
+		return bgs_err(-ENOMEM, "out of memory");
+	for (r = 0; r < BGS_R_MAX; r++) {
+		if (bpf_map_lookup_elem(h->map_fd[BGS_M_REASONS], &r, vals)) {
+			int err = -errno;
+
+			free(vals);
+			return bgs_err(err, "cannot read reason counter %u: %s", r, strerror(-err));
+		}
+		memset(&c[r], 0, sizeof(c[r]));
+		for (i = 0; i < h->ncpus; i++) {
+			v = (struct bgs_reason_counter *)(vals + i * stride);
+			c[r].packets += v->packets;
+			c[r].bytes += v->bytes;
+		}
+	}
+	free(vals);
+	return 0;
+}
+
+const char *bgs_reason_name(enum bgs_reason r)
+{
+	static const char *const names[BGS_R_MAX] = {
+		[BGS_R_FWD_TX] = "fwd_tx",
+		[BGS_R_FWD_REDIRECT] = "fwd_redirect",
+		[BGS_R_REPLY_TX] = "reply_tx",
+		[BGS_R_REPLY_REDIRECT] = "reply_redirect",
+		[BGS_R_PASS_NOT_IP] = "pass_not_ip",
+		[BGS_R_PASS_VLAN] = "pass_vlan",
+		[BGS_R_PASS_NOT_VIP] = "pass_not_vip",
+		[BGS_R_PASS_PROTO] = "pass_proto",
+		[BGS_R_PASS_TTL] = "pass_ttl",
+		[BGS_R_PASS_NO_NEXTHOP] = "pass_no_nexthop",
+		[BGS_R_PASS_REPLY_NO_FLOW] = "pass_reply_no_flow",
+		[BGS_R_DROP_MALFORMED] = "drop_malformed",
+		[BGS_R_DROP_L4_TRUNC] = "drop_l4_trunc",
+		[BGS_R_DROP_FRAGMENT] = "drop_fragment",
+		[BGS_R_DROP_IP_OPTIONS] = "drop_ip_options",
+		[BGS_R_DROP_EXT_HDR] = "drop_ext_hdr",
+		[BGS_R_DROP_NO_BACKEND] = "drop_no_backend",
+		[BGS_R_DROP_NO_NEXTHOP] = "drop_no_nexthop",
+		[BGS_R_DROP_INACTIVE] = "drop_inactive",
+		[BGS_R_ICMP_FWD] = "icmp_fwd",
+		[BGS_R_PASS_ICMP] = "pass_icmp",
+		[BGS_R_CT_SKIPPED] = "ct_skipped",
+		[BGS_R_CT_FULL] = "ct_full",
+		[BGS_R_PASS_NO_SWITCH] = "pass_no_switch",
+	};
+
+	if ((unsigned int)r >= BGS_R_MAX || !names[r])
+		return "unknown";
+	return names[r];
+}
+
+/* ---- Conntrack ---- */
+
+/* Calls cb on every flow, CT_CHUNK at a time; falls back to get_next_key. */
+static int ct_walk(struct bgs *h, bgs_flow_cb cb, void *arg)
+{
+	int fd = h->map_fd[BGS_M_CT], ret = 0, err;
+	struct bgs_flow_key *keys = NULL, k, next;
+	struct bgs_flow *vals = NULL, v;
+	__u32 count, i;
+	__u64 batch = 0;
+	void *in = NULL;
+	bool done = false;
+
+	keys = calloc(CT_CHUNK, sizeof(*keys));
+	vals = calloc(CT_CHUNK, sizeof(*vals));
+	if (!keys || !vals) {
+		ret = bgs_err(-ENOMEM, "out of memory");
+		goto out;
+	}
+	while (!done) {
+		count = CT_CHUNK;
+		err = bpf_map_lookup_batch(fd, in, &batch, keys, vals, &count, NULL);
+		if (err) {
+			err = -errno;
+			if (err == -ENOENT) {
+				done = true;
+			} else if (err == -EINVAL && !in) {
+				goto slow; /* no batch ops for this map type here */
+			} else {
+				ret = bgs_err(err, "cannot walk conntrack: %s", strerror(-err));
+				goto out;
+			}
+		}
+		in = &batch;
+		for (i = 0; i < count; i++) {
+			ret = cb(&keys[i], &vals[i], arg);
+			if (ret)
+				goto out;
+		}
+	}
+	goto out;
+slow:
+	in = NULL;
+	while (bpf_map_get_next_key(fd, in, &next) == 0) {
+		k = next;
+		in = &k;
+		if (bpf_map_lookup_elem(fd, &k, &v))
+			continue; /* gone meanwhile */
+		ret = cb(&k, &v, arg);
+		if (ret)
+			goto out;
+	}
+	if (errno != ENOENT)
+		ret = bgs_err(-errno, "cannot walk conntrack: %s", strerror(errno));
+out:
+	free(keys);
+	free(vals);
+	return ret;
+}
+
+int bgs_flow_walk(struct bgs *h, bgs_flow_cb cb, void *arg)
+{
+	bgs_err_clear();
+	if (!cb)
+		return bgs_err(-EINVAL, "flow walk without a callback");
+	return ct_walk(h, cb, arg);
+}
+
+struct kill_arg {
+	__u32 svc_id;
+	int color;
+	bool only_idle;
+	__u32 live;
+	struct bgs_flow_key *keys;
+	__u32 n, cap;
+};
+
+static int kill_collect(const struct bgs_flow_key *key, const struct bgs_flow *flow, void *arg)
+{
+	struct kill_arg *a = arg;
+	struct bgs_flow_key *nk;
+
+	if (flow->svc_id != a->svc_id)
+		return 0;
+	if (a->color != BGS_ANY_COLOR && flow->color != (__u32)a->color)
+		return 0;
+	if (a->only_idle && flow->color == a->live)
+		return 0;
+	if (a->n == a->cap) {
+		a->cap = a->cap ? a->cap * 2 : 4096;
+		nk = realloc(a->keys, (size_t)a->cap * sizeof(*nk));
+		if (!nk)
+			return -ENOMEM;
+		a->keys = nk;
+	}
+	a->keys[a->n++] = *key;
+	return 0;
+}
+
+int bgs_ct_delete(struct bgs *h, __u32 svc_id, int color, bool only_idle, __u32 live_color)
+{
+	struct kill_arg a = {
+		.svc_id = svc_id, .color = color, .only_idle = only_idle, .live = live_color
+	};
+	int fd = h->map_fd[BGS_M_CT], err, deleted = 0;
+	__u32 done = 0, count;
+
+	err = ct_walk(h, kill_collect, &a);
+	if (err) {
+		if (err == -ENOMEM)
+			bgs_err(err, "out of memory");
+		goto out;
+	}
+	while (done < a.n) {
+		count = a.n - done < CT_CHUNK ? a.n - done : CT_CHUNK;
+		err = bpf_map_delete_batch(fd, &a.keys[done], &count, NULL);
+		if (err) {
+			err = -errno;
+			/* Stops at a key that went away meanwhile (LRU, expiry): skip it. */
+			if (err != -ENOENT && err != -EINVAL) {
+				bgs_err(err, "cannot delete flows of service %u: %s", svc_id,
+					strerror(-err));
+				goto out;
+			}
+			if (err == -EINVAL && count == 0) {
+				/* No batch delete: one by one. */
+				count = 0;
+				if (bpf_map_delete_elem(fd, &a.keys[done]) == 0)
+					deleted++;
+				done++;
+				continue;
+			}
+			deleted += count;
+			done += count + 1;
+			continue;
+		}
+		deleted += count;
+		done += count;
+	}
+	err = deleted;
+out:
+	free(a.keys);
+	return err;
+}
+
+int bgs_flow_kill(struct bgs *h, __u32 svc_id, int color)
+{
+	struct bgs_service svc;
+	int lock, err;
+
+	bgs_err_clear();
+	if (color != BGS_ANY_COLOR && color != BGS_BLUE && color != BGS_GREEN)
+		return bgs_err(-EINVAL, "color %d is neither blue (0) nor green (1)", color);
+	lock = bgs_lock(h);
+	if (lock < 0)
+		return lock;
+	err = bgs_svc_read(h, svc_id, &svc);
+	if (!err)
+		err = bgs_ct_delete(h, svc_id, color, true, bgs_fw_live(bgs_word_load(h, svc_id)));
+	bgs_unlock(lock);
+	return err;
+}
