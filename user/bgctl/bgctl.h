@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * bgctl internals: the command context, output helpers, parsers and the history log.
+ * Every verb builds one json-c object; -j prints it, otherwise the verb's renderer turns the
+ * same object into text, so the two outputs never drift apart.
+ */
+#ifndef BGCTL_H
+#define BGCTL_H
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <json-c/json.h>
+
+#include "libbgswitch.h"
+
+#define BGCTL_VERSION "0.1.0"
+#define BGCTL_DEFAULT_HISTORY "/var/lib/bgswitch/history.jsonl"
+
+/* Documented exit codes (bgctl(8)). */
+enum {
+	EXIT_OK = 0,
+	EXIT_OTHER = 1,
+	EXIT_USAGE = 2,	   /* bad command line or bad value */
+	EXIT_NOTFOUND = 3, /* service, backend, prefix or interface not found */
+	EXIT_CONFLICT = 4, /* conflict or precondition failed (generation, exists, unusable) */
+	EXIT_KERNEL = 5,   /* kernel or permission error */
+};
+
+/* One bgctl run. */
+struct ctx {
+	const char *pin_dir;
+	const char *history_file;
+	bool json;
+	bool pretty;
+	struct bgs *h;
+	json_object *out;	/* the verb's result */
+	int exit_code;		/* set by fail(); 0: derived from the error */
+	char err[512];
+};
+
+extern struct ctx g;
+
+/* A verb or sub-verb: do_* parses argv (argv[0] is the verb) and fills g.out. */
+struct cmd {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	void (*render)(json_object *out);
+	const char *usage;
+};
+
+/* Record an error message; returns err (a negative errno). code 0: from the errno. */
+int fail(int err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* A library failure: bgs_errmsg() if set, else "what: strerror". */
+int lib_fail(int err, const char *what);
+int usage_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Run the table entry matching argv[0] (exact or unique prefix). */
+int dispatch(const struct cmd *cmds, const char *what, int argc, char **argv);
+
+/* Option parsing shared by every verb: getopt_long over verb options plus the globals.
+ * Returns the option's val, -1 at the end, or -2 on error (message already set). */
+struct option;
+int opt_next(int argc, char **argv, const char *shortopts, const struct option *verb_opts,
+	     const char *usage);
+int opt_done(void);
+
+/* Open the pinned state (g.h) with clear messages for "not root", "no bpffs", "not
+ * initialized". */
+int open_state(void);
+int resolve_service(const char *name, __u32 *svc_id);
+
+/* ---- parsers: 0 or -EINVAL with the message set ---- */
+int parse_color(const char *s, int *color);
+int parse_name(const char *s);
+int parse_u32(const char *s, const char *what, unsigned long long max, __u32 *v);
+int parse_u64(const char *s, const char *what, unsigned long long max, unsigned long long *v);
+int parse_port(const char *s, const char *what, __u16 *port);
+/* "30s", "5m", "1h", "500ms", "1m30s", "0" (end now), "none" (no deadline) -> milliseconds */
+int parse_duration(const char *s, const char *what, unsigned long long *ms, bool allow_none);
+/* "10", "10.5", "0.25", "100%" -> basis points */
+int parse_percent(const char *s, __u32 *bps);
+/* "ADDR:PORT[/tcp|/udp]", "[v6]:PORT[/proto]" */
+int parse_vip(const char *s, struct bgs_ip *ip, __u16 *port, __u8 *proto);
+/* "ADDR", "ADDR:PORT", "v6", "[v6]:PORT" (port 0 when absent) */
+int parse_addr_port(const char *s, struct bgs_ip *ip, __u16 *port);
+int parse_ip(const char *s, struct bgs_ip *ip);
+int parse_prefix(const char *s, struct bgs_prefix *p);
+int parse_reason(const char *s);
+
+const char *color_name(int color);
+const char *mode_name(int mode);
+const char *proto_name(int proto);
+const char *admin_name(int admin);
+const char *health_name(int health);
+/* "10.0.0.1:80", "[2001:db8::1]:80" */
+char *addr_port_str(const struct bgs_ip *ip, __u16 port, char *buf, size_t len);
+void ip_from_words(struct bgs_ip *ip, __u8 family, const __u32 addr[4]);
+char *prefix_str(const struct bgs_prefix *p, char *buf, size_t len);
+char *pct_str(__u32 bps, char *buf, size_t len);
+char *dur_str(double sec, char *buf, size_t len);
+
+/* ---- json helpers ---- */
+static inline json_object *jstr(const char *s)
+{
+	return json_object_new_string(s ? s : "");
+}
+static inline json_object *jint(long long v)
+{
+	return json_object_new_int64(v);
+}
+static inline json_object *jbool(bool v)
+{
+	return json_object_new_boolean(v);
+}
+static inline void jset(json_object *o, const char *k, json_object *v)
+{
+	json_object_object_add(o, k, v);
+}
+json_object *jget(json_object *o, const char *k);
+const char *jgets(json_object *o, const char *k);
+long long jgeti(json_object *o, const char *k);
+double jgetd(json_object *o, const char *k);
+bool jgetb(json_object *o, const char *k);
+void jprint(json_object *o, FILE *f);
+
+/* ---- service state as json (shared by status, flip, canary, ...) ---- */
+struct flow_tally;
+json_object *service_json(__u32 svc_id, bool counters, const struct flow_tally *t);
+json_object *flip_json(const struct bgs_flip *f);
+/* Clock of the data plane: now in jiffies and hz. */
+int dp_clock(__u64 *now, __u32 *hz);
+
+/* ---- flows ---- */
+struct flow_tally {
+	__u32 max_backends;
+	__u32 max_services;
+	__u64 *per_backend;  /* live flows per backend id */
+	__u64 *per_svc_color; /* live flows per svc_id * 2 + color */
+	__u64 total;
+};
+int flow_tally(struct flow_tally *t);
+void flow_tally_free(struct flow_tally *t);
+const struct bgs_backend *cached_backend(__u32 id);
+void backend_cache_reset(void);
+json_object *backend_json(__u32 id, const struct bgs_backend *be, bool counters,
+			  const struct flow_tally *t);
+bool flow_alive(const struct bgs_flow_key *k, const struct bgs_flow *f, __u64 now, __u32 hz);
+
+/* ---- history ---- */
+struct hist {
+	int fd;
+	char id[48];
+	json_object *rec;
+};
+/* Append and fsync the intent record; refuses (no change may follow) on failure. */
+int hist_intent(struct hist *hs, const char *verb, const char *service, json_object *details);
+/* Append and fsync the outcome ("done" or "failed") with the details merged in. */
+int hist_finish(struct hist *hs, bool ok, json_object *details);
+void hist_close(struct hist *hs);
+/* Intent record, apply(), then the outcome record with what apply() put in done.
+ * apply returns 0 or a negative errno with the message already set (fail/lib_fail). */
+int run_change(const char *verb, const char *service, json_object *intent,
+	       int (*apply)(void *arg, json_object *done), void *arg);
+
+/* ---- verbs ---- */
+int do_init(int argc, char **argv);
+int do_attach(int argc, char **argv);
+int do_detach(int argc, char **argv);
+int do_service(int argc, char **argv);
+int do_backend(int argc, char **argv);
+int do_flip(int argc, char **argv);
+int do_rollback(int argc, char **argv);
+int do_canary(int argc, char **argv);
+int do_preview(int argc, char **argv);
+int do_drain(int argc, char **argv);
+int do_status(int argc, char **argv);
+int do_conntrack(int argc, char **argv);
+int do_history(int argc, char **argv);
+
+void render_message(json_object *out);
+void render_status(json_object *out);
+void render_preview(json_object *out);
+void render_drain(json_object *out);
+void render_conntrack(json_object *out);
+void render_history(json_object *out);
+
+extern const char usage_init[], usage_attach[], usage_detach[], usage_service[],
+	usage_backend[], usage_flip[], usage_rollback[], usage_canary[], usage_preview[],
+	usage_drain[], usage_status[], usage_conntrack[], usage_history[];
+
+#endif /* BGCTL_H */

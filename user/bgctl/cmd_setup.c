@@ -1,0 +1,225 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* bgctl init, attach, detach. */
+#include <errno.h>
+#include <getopt.h>
+#include <string.h>
+#include <net/if.h>
+#include <unistd.h>
+
+#include "bgctl.h"
+
+const char usage_init[] =
+	"Usage: bgctl init [--max-services N] [--max-backends N] [--maglev-size PRIME]\n"
+	"                  [--ct-entries N] [--new-flow-rate N]\n"
+	"Create the pinned state under the pin directory if absent (mounting a bpffs there if\n"
+	"none is), or check and adopt it if present. Idempotent. Sizes are fixed at creation;\n"
+	"given again on existing state they must match. Defaults: 64 services, 4096 backends,\n"
+	"Maglev table 16381, 1048576 conntrack entries, 500000 new flows/s per CPU.\n";
+
+const char usage_attach[] =
+	"Usage: bgctl attach IFACE [--xdp-mode native|generic]\n"
+	"Put the switch on an interface (through libxdp; shares it with other XDP programs).\n"
+	"Native mode is the default; generic is an explicit, slower fallback.\n";
+
+const char usage_detach[] =
+	"Usage: bgctl detach IFACE\n"
+	"Take the switch off an interface. Pinned state and flows stay.\n";
+
+static int check_iface(const char *name)
+{
+	if (!*name || strlen(name) >= IF_NAMESIZE)
+		return usage_fail("bad interface name '%s': 1 to %d characters", name,
+				  IF_NAMESIZE - 1);
+	if (!if_nametoindex(name))
+		return fail(-ENODEV, EXIT_NOTFOUND,
+			    "no interface named '%s' in this network namespace", name);
+	return 0;
+}
+
+struct init_arg {
+	struct bgs_sizes sizes;
+};
+
+static int apply_init(void *p, json_object *done)
+{
+	struct init_arg *a = p;
+	int err;
+
+	(void)done;
+	err = bgs_init(g.pin_dir, &a->sizes, &g.h);
+	return err ? lib_fail(err, "init") : 0;
+}
+
+int do_init(int argc, char **argv)
+{
+	enum { O_SVC = 1, O_BE, O_MAGLEV, O_CT, O_RATE };
+	static const struct option opts[] = {
+		{ "max-services", required_argument, NULL, O_SVC },
+		{ "max-backends", required_argument, NULL, O_BE },
+		{ "maglev-size", required_argument, NULL, O_MAGLEV },
+		{ "ct-entries", required_argument, NULL, O_CT },
+		{ "new-flow-rate", required_argument, NULL, O_RATE },
+		{ NULL },
+	};
+	struct init_arg a = {};
+	struct bgs_meta meta;
+	json_object *det;
+	bool existed;
+	int c, err;
+
+	while ((c = opt_next(argc, argv, "", opts, usage_init)) != -1) {
+		switch (c) {
+		case O_SVC:
+			err = parse_u32(optarg, "--max-services", 65536, &a.sizes.max_services);
+			break;
+		case O_BE:
+			err = parse_u32(optarg, "--max-backends", 1 << 20, &a.sizes.max_backends);
+			break;
+		case O_MAGLEV:
+			err = parse_u32(optarg, "--maglev-size", 1 << 20, &a.sizes.maglev_size);
+			break;
+		case O_CT:
+			err = parse_u32(optarg, "--ct-entries", 1 << 26, &a.sizes.ct_entries);
+			break;
+		case O_RATE:
+			err = parse_u32(optarg, "--new-flow-rate", 100000000, &a.sizes.new_flow_rate);
+			break;
+		default:
+			return -EINVAL;
+		}
+		if (err)
+			return err;
+	}
+	if (opt_done() != argc)
+		return usage_fail("bgctl init takes no arguments, got '%s'", argv[opt_done()]);
+
+	existed = bgs_open(g.pin_dir, &g.h) == 0;
+	if (existed) {
+		bgs_close(g.h);
+		g.h = NULL;
+	}
+	det = json_object_new_object();
+	jset(det, "existed", jbool(existed));
+	/* Adopting existing state changes nothing: only a creation is recorded. */
+	if (existed)
+		err = apply_init(&a, NULL);
+	else
+		err = run_change("init", NULL, det, apply_init, &a);
+	json_object_put(det);
+	if (err == -EPERM || err == -EACCES)
+		return fail(err, EXIT_KERNEL, "%s", g.err);
+	if (err)
+		return err;
+	bgs_get_meta(g.h, &meta);
+	g.out = json_object_new_object();
+	jset(g.out, "pin_dir", jstr(g.pin_dir));
+	jset(g.out, "created", jbool(!existed));
+	jset(g.out, "layout_version", jint(meta.layout_version));
+	jset(g.out, "max_services", jint(meta.max_services));
+	jset(g.out, "max_backends", jint(meta.max_backends));
+	jset(g.out, "maglev_size", jint(meta.maglev_size));
+	jset(g.out, "ct_entries", jint(meta.ct_entries));
+	jset(g.out, "new_flow_rate", jint(meta.new_flow_rate));
+	{
+		char msg[512];
+
+		snprintf(msg, sizeof(msg),
+			 "%s %s (layout %u: %u services, %u backends, Maglev %u, %u flows)",
+			 existed ? "adopted existing state in" : "initialized", g.pin_dir,
+			 meta.layout_version, meta.max_services, meta.max_backends,
+			 meta.maglev_size, meta.ct_entries);
+		jset(g.out, "message", jstr(msg));
+	}
+	return 0;
+}
+
+struct attach_arg {
+	const char *ifname;
+	enum bgs_xdp_mode mode;
+	bool detach;
+};
+
+static int apply_attach(void *p, json_object *done)
+{
+	struct attach_arg *a = p;
+	int err;
+
+	(void)done;
+	if (a->detach) {
+		err = bgs_detach(g.h, a->ifname);
+		return err ? lib_fail(err, "detach") : 0;
+	}
+	err = bgs_init(g.pin_dir, NULL, &g.h);
+	if (err)
+		return lib_fail(err, "load the switch");
+	err = bgs_attach(g.h, a->ifname, a->mode);
+	return err ? lib_fail(err, "attach") : 0;
+}
+
+static int attach_common(int argc, char **argv, bool detach)
+{
+	static const struct option attach_opts[] = {
+		{ "xdp-mode", required_argument, NULL, 'm' },
+		{ NULL },
+	};
+	struct attach_arg a = { .detach = detach };
+	const char *usage = detach ? usage_detach : usage_attach;
+	json_object *det;
+	char msg[256];
+	int c, err;
+
+	while ((c = opt_next(argc, argv, "", detach ? NULL : attach_opts, usage)) != -1) {
+		switch (c) {
+		case 'm':
+			if (strcmp(optarg, "native") == 0)
+				a.mode = BGS_XDP_NATIVE;
+			else if (strcmp(optarg, "generic") == 0 || strcmp(optarg, "skb") == 0)
+				a.mode = BGS_XDP_GENERIC;
+			else
+				return usage_fail("bad --xdp-mode '%s': expected native or generic",
+						  optarg);
+			break;
+		default:
+			return -EINVAL;
+		}
+	}
+	if (argc - opt_done() != 1)
+		return usage_fail("bgctl %s needs exactly one interface name (see bgctl %s --help)",
+				  argv[0], argv[0]);
+	a.ifname = argv[opt_done()];
+	err = check_iface(a.ifname);
+	if (err)
+		return err;
+	if (detach) {
+		err = open_state();
+		if (err)
+			return err;
+	}
+	det = json_object_new_object();
+	jset(det, "interface", jstr(a.ifname));
+	if (!detach)
+		jset(det, "xdp_mode", jstr(a.mode == BGS_XDP_NATIVE ? "native" : "generic"));
+	err = run_change(detach ? "detach" : "attach", NULL, det, apply_attach, &a);
+	json_object_put(det);
+	if (err)
+		return err;
+	g.out = json_object_new_object();
+	jset(g.out, "interface", jstr(a.ifname));
+	jset(g.out, "attached", jbool(!detach));
+	if (!detach)
+		jset(g.out, "xdp_mode", jstr(a.mode == BGS_XDP_NATIVE ? "native" : "generic"));
+	snprintf(msg, sizeof(msg), detach ? "detached from %s" : "attached to %s (%s)", a.ifname,
+		 a.mode == BGS_XDP_NATIVE ? "native" : "generic");
+	jset(g.out, "message", jstr(msg));
+	return 0;
+}
+
+int do_attach(int argc, char **argv)
+{
+	return attach_common(argc, argv, false);
+}
+
+int do_detach(int argc, char **argv)
+{
+	return attach_common(argc, argv, true);
+}

@@ -1,0 +1,479 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * bgctl: the operator's CLI for bgswitch. A command table of do_<verb> functions (bpftool
+ * style): each parses its own options plus the global ones, validates every input before
+ * any write, and leaves its result in one json object that -j prints as is and the verb's
+ * renderer prints as text. Errors map to the documented exit codes only here, in main.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+#include <linux/magic.h>
+
+#include "bgctl.h"
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+struct ctx g;
+
+static const char usage_main[] =
+	"Usage: bgctl [GLOBAL OPTIONS] VERB [ARGS] [OPTIONS]\n"
+	"\n"
+	"Verbs (any unique prefix works):\n"
+	"  init                         create the pinned state (idempotent)\n"
+	"  attach IFACE / detach IFACE  put the switch on an interface or take it off\n"
+	"  service add|del|list         virtual services (VIP:PORT/PROTO)\n"
+	"  backend add|del|set|list     blue and green pools\n"
+	"  flip NAME                    make the idle color live (one atomic publish)\n"
+	"  rollback NAME                back to the previous live color\n"
+	"  canary NAME PERCENT          share of new flows sent to the idle color\n"
+	"  preview NAME add|del|list    source prefixes that reach the idle color\n"
+	"  drain NAME                   flows per color and backend; --kill ends a drain\n"
+	"  status [NAME]                live color, generation, drain, counters\n"
+	"  conntrack [NAME]             the tracked flows\n"
+	"  history [NAME]               the audit log of every change\n"
+	"\n"
+	"Global options (on every verb):\n"
+	"  --pin-dir DIR       pinned state (env BGSWITCH_PIN_DIR; default " BGS_DEFAULT_PIN_DIR ")\n"
+	"  --history-file F    audit log (env BGSWITCH_HISTORY; default " BGCTL_DEFAULT_HISTORY ")\n"
+	"  -j, --json          JSON output (errors too)\n"
+	"  -p, --pretty        indented JSON (implies -j)\n"
+	"  -h, --help          help (on a verb: that verb's help)\n"
+	"  -V, --version       version\n"
+	"\n"
+	"Exit codes: 0 ok, 1 other error, 2 usage or bad value, 3 not found,\n"
+	"4 conflict or precondition failed, 5 kernel or permission error.\n"
+	"See bgctl(8).\n";
+
+static const struct cmd cmds[] = {
+	{ "init", do_init, render_message, usage_init },
+	{ "attach", do_attach, render_message, usage_attach },
+	{ "detach", do_detach, render_message, usage_detach },
+	{ "service", do_service, NULL, usage_service },
+	{ "backend", do_backend, NULL, usage_backend },
+	{ "flip", do_flip, render_message, usage_flip },
+	{ "rollback", do_rollback, render_message, usage_rollback },
+	{ "canary", do_canary, render_message, usage_canary },
+	{ "preview", do_preview, render_preview, usage_preview },
+	{ "drain", do_drain, render_drain, usage_drain },
+	{ "status", do_status, render_status, usage_status },
+	{ "conntrack", do_conntrack, render_conntrack, usage_conntrack },
+	{ "history", do_history, render_history, usage_history },
+	{ NULL },
+};
+
+/* The renderer of the command that ran (sub-verb tables set it through dispatch). */
+static void (*cur_render)(json_object *out);
+
+int fail(int err, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(g.err, sizeof(g.err), fmt, ap);
+	va_end(ap);
+	g.exit_code = code;
+	return err < 0 ? err : -EINVAL;
+}
+
+int usage_fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(g.err, sizeof(g.err), fmt, ap);
+	va_end(ap);
+	g.exit_code = EXIT_USAGE;
+	return -EINVAL;
+}
+
+int lib_fail(int err, const char *what)
+{
+	const char *m = bgs_errmsg();
+
+	if (m && *m)
+		snprintf(g.err, sizeof(g.err), "%s", m);
+	else
+		snprintf(g.err, sizeof(g.err), "%s: %s", what, strerror(-err));
+	if (err == -EPERM || err == -EACCES)
+		snprintf(g.err + strlen(g.err), sizeof(g.err) - strlen(g.err),
+			 " (bgctl needs root: CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN)");
+	g.exit_code = 0;
+	return err;
+}
+
+static int exit_code_of(int err)
+{
+	switch (-err) {
+	case 0:
+		return EXIT_OK;
+	case EINVAL:
+	case ERANGE:
+	case E2BIG:
+	case EDOM:
+		return EXIT_USAGE;
+	case ENOENT:
+	case ENODEV:
+	case ESRCH:
+	case ENXIO:
+		return EXIT_NOTFOUND;
+	case EEXIST:
+	case ESTALE:
+	case EHOSTUNREACH:
+	case ENOSPC:
+	case EBUSY:
+	case EPROTO:
+	case EALREADY:
+	case ENOTEMPTY:
+		return EXIT_CONFLICT;
+	case EPERM:
+	case EACCES:
+	case ENOMEM:
+	case EFAULT:
+	case EBADF:
+	case EOPNOTSUPP:
+	case ENOSYS:
+	case EIO:
+	case 524: /* ENOTSUPP, kernel internal */
+		return EXIT_KERNEL;
+	default:
+		return EXIT_OTHER;
+	}
+}
+
+json_object *jget(json_object *o, const char *k)
+{
+	json_object *v = NULL;
+
+	if (!o || !json_object_object_get_ex(o, k, &v))
+		return NULL;
+	return v;
+}
+
+const char *jgets(json_object *o, const char *k)
+{
+	json_object *v = jget(o, k);
+
+	return v ? json_object_get_string(v) : "";
+}
+
+long long jgeti(json_object *o, const char *k)
+{
+	return json_object_get_int64(jget(o, k));
+}
+
+double jgetd(json_object *o, const char *k)
+{
+	return json_object_get_double(jget(o, k));
+}
+
+bool jgetb(json_object *o, const char *k)
+{
+	return json_object_get_boolean(jget(o, k));
+}
+
+void jprint(json_object *o, FILE *f)
+{
+	int flags = JSON_C_TO_STRING_NOSLASHESCAPE |
+		    (g.pretty ? JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED :
+				JSON_C_TO_STRING_PLAIN);
+
+	fprintf(f, "%s\n", json_object_to_json_string_ext(o, flags));
+	fflush(f);
+}
+
+/* Changes print their "message"; sub-verb renderers fall back to it too. */
+void render_message(json_object *out)
+{
+	const char *m = jgets(out, "message");
+
+	if (*m)
+		printf("%s\n", m);
+}
+
+enum {
+	OPT_PIN_DIR = 0x1000,
+	OPT_HISTORY,
+};
+
+static const struct option global_opts[] = {
+	{ "pin-dir", required_argument, NULL, OPT_PIN_DIR },
+	{ "history-file", required_argument, NULL, OPT_HISTORY },
+	{ "json", no_argument, NULL, 'j' },
+	{ "pretty", no_argument, NULL, 'p' },
+	{ "help", no_argument, NULL, 'h' },
+};
+#define NR_GLOBAL_OPTS (sizeof(global_opts) / sizeof(global_opts[0]))
+
+static struct option merged[64];
+static char merged_short[64];
+static char **opt_argv;
+
+int opt_next(int argc, char **argv, const char *shortopts, const struct option *verb_opts,
+	     const char *usage)
+{
+	size_t n = 0;
+	int c;
+
+	if (opt_argv != argv) {
+		opt_argv = argv;
+		for (; verb_opts && verb_opts[n].name && n < 40; n++)
+			merged[n] = verb_opts[n];
+		for (size_t i = 0; i < NR_GLOBAL_OPTS; i++)
+			merged[n++] = global_opts[i];
+		memset(&merged[n], 0, sizeof(merged[n]));
+		snprintf(merged_short, sizeof(merged_short), ":jph%s", shortopts ? shortopts : "");
+		optind = 0;
+		opterr = 0;
+	}
+	for (;;) {
+		c = getopt_long(argc, argv, merged_short, merged, NULL);
+		switch (c) {
+		case OPT_PIN_DIR:
+			g.pin_dir = optarg;
+			continue;
+		case OPT_HISTORY:
+			g.history_file = optarg;
+			continue;
+		case 'j':
+			g.json = true;
+			continue;
+		case 'p':
+			g.json = g.pretty = true;
+			continue;
+		case 'h':
+			fputs(usage, stdout);
+			exit(EXIT_OK);
+		case ':':
+			usage_fail("option '%s' of 'bgctl %s' needs a value (see bgctl %s --help)",
+				   argv[optind - 1], argv[0], argv[0]);
+			return -2;
+		case '?':
+			if (optopt)
+				usage_fail("unknown option '-%c' for 'bgctl %s' (see bgctl %s --help)",
+					   optopt, argv[0], argv[0]);
+			else
+				usage_fail("unknown option '%s' for 'bgctl %s' (see bgctl %s --help)",
+					   argv[optind - 1], argv[0], argv[0]);
+			return -2;
+		default:
+			return c;
+		}
+	}
+}
+
+int opt_done(void)
+{
+	return optind;
+}
+
+int dispatch(const struct cmd *table, const char *what, int argc, char **argv)
+{
+	const struct cmd *match = NULL;
+	char names[256] = "";
+	size_t len;
+
+	if (argc < 1 || !argv[0][0])
+		goto bad;
+	len = strlen(argv[0]);
+	for (const struct cmd *c = table; c->name; c++) {
+		if (strcmp(c->name, argv[0]) == 0) {
+			match = c;
+			break;
+		}
+		if (strncmp(c->name, argv[0], len) == 0) {
+			if (match)
+				return usage_fail("'%s' is ambiguous for bgctl %s: it starts %s and %s",
+						  argv[0], what, match->name, c->name);
+			match = c;
+		}
+	}
+	if (!match)
+		goto bad;
+	if (match->render)
+		cur_render = match->render;
+	return match->fn(argc, argv);
+bad:
+	for (const struct cmd *c = table; c->name; c++) {
+		strncat(names, c->name, sizeof(names) - strlen(names) - 1);
+		if (c[1].name)
+			strncat(names, "|", sizeof(names) - strlen(names) - 1);
+	}
+	if (argc < 1)
+		return usage_fail("bgctl %s needs one of: %s", what, names);
+	return usage_fail("unknown %s '%s': expected one of %s", strcmp(what, "") ? "word" : "verb",
+			  argv[0], names);
+}
+
+static bool on_bpffs(const char *path)
+{
+	struct statfs st;
+
+	return statfs(path, &st) == 0 && st.f_type == BPF_FS_MAGIC;
+}
+
+int open_state(void)
+{
+	char parent[4096];
+	struct stat st;
+	char *slash;
+	int err;
+
+	if (g.h)
+		return 0;
+	err = bgs_open(g.pin_dir, &g.h);
+	if (!err)
+		return 0;
+	if (err == -EPERM || err == -EACCES || geteuid() != 0)
+		return fail(-EPERM, EXIT_KERNEL,
+			    "permission denied opening %s: run bgctl as root (it needs CAP_BPF, "
+			    "CAP_NET_ADMIN and CAP_SYS_ADMIN)", g.pin_dir);
+	if (err == -EPROTO)
+		return lib_fail(err, "open");
+	if (err == -ENOENT) {
+		snprintf(parent, sizeof(parent), "%s", g.pin_dir);
+		slash = strrchr(parent, '/');
+		if (slash && slash != parent)
+			*slash = '\0';
+		if (stat(g.pin_dir, &st) != 0 && !on_bpffs(parent))
+			return fail(-ENOENT, EXIT_CONFLICT,
+				    "no bpffs at %s: mount one (mount -t bpf bpf %s) or choose "
+				    "--pin-dir on a bpffs, then run 'bgctl init'", parent, parent);
+		return fail(-ENOENT, EXIT_CONFLICT,
+			    "bgswitch is not initialized in %s: run 'bgctl init' first "
+			    "(or pass the right --pin-dir / BGSWITCH_PIN_DIR)", g.pin_dir);
+	}
+	return lib_fail(err, "open pinned state");
+}
+
+int resolve_service(const char *name, __u32 *svc_id)
+{
+	int err;
+
+	err = parse_name(name);
+	if (err)
+		return err;
+	err = bgs_service_find(g.h, name, svc_id);
+	if (err == -ENOENT)
+		return fail(err, EXIT_NOTFOUND, "no service named '%s' (see bgctl service list)",
+			    name);
+	if (err)
+		return lib_fail(err, "find service");
+	return 0;
+}
+
+static void print_error(int err)
+{
+	json_object *o, *e;
+
+	if (!g.err[0])
+		snprintf(g.err, sizeof(g.err), "%s", strerror(-err));
+	if (g.json) {
+		o = json_object_new_object();
+		e = json_object_new_object();
+		jset(e, "message", jstr(g.err));
+		jset(e, "errno", jint(-err));
+		jset(e, "exit", jint(g.exit_code));
+		jset(o, "error", e);
+		jprint(o, stdout);
+		json_object_put(o);
+	} else {
+		fprintf(stderr, "bgctl: %s\n", g.err);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option main_opts[] = {
+		{ "pin-dir", required_argument, NULL, OPT_PIN_DIR },
+		{ "history-file", required_argument, NULL, OPT_HISTORY },
+		{ "json", no_argument, NULL, 'j' },
+		{ "pretty", no_argument, NULL, 'p' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL },
+	};
+	bool version = false;
+	int c, err;
+
+	g.pin_dir = getenv("BGSWITCH_PIN_DIR");
+	if (!g.pin_dir || !*g.pin_dir)
+		g.pin_dir = BGS_DEFAULT_PIN_DIR;
+	g.history_file = getenv("BGSWITCH_HISTORY");
+	if (!g.history_file || !*g.history_file)
+		g.history_file = BGCTL_DEFAULT_HISTORY;
+	cur_render = render_message;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+:jphV", main_opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_PIN_DIR:
+			g.pin_dir = optarg;
+			break;
+		case OPT_HISTORY:
+			g.history_file = optarg;
+			break;
+		case 'j':
+			g.json = true;
+			break;
+		case 'p':
+			g.json = g.pretty = true;
+			break;
+		case 'h':
+			fputs(usage_main, stdout);
+			return EXIT_OK;
+		case 'V':
+			version = true;
+			break;
+		case ':':
+			err = usage_fail("option '%s' needs a value", argv[optind - 1]);
+			goto out;
+		default:
+			err = usage_fail("unknown option '%s' (see bgctl --help)", argv[optind - 1]);
+			goto out;
+		}
+	}
+	if (version) {
+		g.out = json_object_new_object();
+		jset(g.out, "version", jstr(BGCTL_VERSION));
+		jset(g.out, "layout_version", jint(BGS_LAYOUT_VERSION));
+		jset(g.out, "message", jstr("bgctl " BGCTL_VERSION " (pin layout version "
+					    STR(BGS_LAYOUT_VERSION) ")"));
+		err = 0;
+		goto out;
+	}
+	if (optind >= argc) {
+		fputs(usage_main, stderr);
+		err = usage_fail("no verb given");
+		goto out;
+	}
+	if (strcmp(argv[optind], "help") == 0) {
+		fputs(usage_main, stdout);
+		return EXIT_OK;
+	}
+	err = dispatch(cmds, "", argc - optind, argv + optind);
+out:
+	if (g.h)
+		bgs_close(g.h);
+	if (err < 0) {
+		if (!g.exit_code)
+			g.exit_code = exit_code_of(err);
+		print_error(err);
+		json_object_put(g.out);
+		return g.exit_code;
+	}
+	if (g.out) {
+		if (g.json)
+			jprint(g.out, stdout);
+		else if (cur_render)
+			cur_render(g.out);
+		json_object_put(g.out);
+	}
+	return g.exit_code;
+}
