@@ -530,6 +530,19 @@ static int load_switch(struct bgs *h, const char *obj_path, int *switch_fd, int 
 			goto out;
 		}
 	}
+	/* The kernel adds BPF_F_RDONLY_PROG to every devmap it creates (and refuses it from
+	 * user space); libbpf 1.1 then refuses to reuse such a pin for a definition without
+	 * the flag. So a pinned devmap is reused with the flag. */
+	bpf_object__for_each_map(map, obj) {
+		char pin[PATH_MAX];
+
+		if (bpf_map__type(map) != BPF_MAP_TYPE_DEVMAP &&
+		    bpf_map__type(map) != BPF_MAP_TYPE_DEVMAP_HASH)
+			continue;
+		if (snprintf(pin, sizeof(pin), "%s/%s", h->pin_dir, bpf_map__name(map)) <
+			    (int)sizeof(pin) && access(pin, F_OK) == 0)
+			bpf_map__set_map_flags(map, bpf_map__map_flags(map) | BPF_F_RDONLY_PROG);
+	}
 	err = set_rodata_u32(obj, "cfg_maglev_size", m->maglev_size);
 	if (!err)
 		err = set_rodata_u32(obj, "cfg_max_services", m->max_services);
