@@ -209,6 +209,20 @@ static bool test_malformed_detected(void)
 	ok &= ASSERT_NEQ(pkt_parse(buf, (size_t)len, &q, NULL, 0), 0, "IHL 4 rejected");
 
 	base(&p, BGS_AF_INET, IPPROTO_TCP);
+	p.ihl = 0;
+	p.version = 0;
+	p.raw_vi = true;
+	len = pkt_build(&p, buf, sizeof(buf));
+	ok &= ASSERT_EQ(buf[14], 0x00, "version 0, IHL 0 written");
+	ok &= ASSERT_NEQ(pkt_parse(buf, (size_t)len, &q, NULL, 0), 0, "version 0 rejected");
+
+	base(&p, BGS_AF_INET6, IPPROTO_TCP);
+	p.version = 0;
+	p.raw_vi = true;
+	len = pkt_build(&p, buf, sizeof(buf));
+	ok &= ASSERT_EQ(buf[14], 0x00, "IPv6 version 0 written");
+
+	base(&p, BGS_AF_INET, IPPROTO_TCP);
 	p.frag = PKT_MF;
 	len = pkt_build(&p, buf, sizeof(buf));
 	ok &= ASSERT_NEQ(pkt_parse(buf, (size_t)len, &q, NULL, 0), 0, "fragment reported");

@@ -169,8 +169,11 @@ int pkt_build_l3(const struct pkt *p, __u8 *buf, size_t cap)
 		if (hl + l4len > cap || p->opt_len > 40 || (p->opt_len & 3))
 			return -1;
 		memset(buf, 0, hl);
-		buf[0] = (__u8)((p->version ? p->version : 4) << 4 |
-				(p->ihl ? p->ihl : 5 + p->opt_len / 4));
+		if (p->raw_vi)
+			buf[0] = (__u8)(p->version << 4 | (p->ihl & 15));
+		else
+			buf[0] = (__u8)((p->version ? p->version : 4) << 4 |
+					(p->ihl ? p->ihl : 5 + p->opt_len / 4));
 		buf[1] = p->tos;
 		put16(buf + 2, (__u16)(hl + l4len + p->tot_len_adj));
 		put16(buf + 4, p->ip_id);
@@ -192,7 +195,7 @@ int pkt_build_l3(const struct pkt *p, __u8 *buf, size_t cap)
 	if (hl + l4len > cap || p->n_ext > 4)
 		return -1;
 	memset(buf, 0, hl);
-	put32(buf, (__u32)(p->version ? p->version : 6) << 28 | (__u32)p->tos << 20 |
+	put32(buf, (__u32)(p->version || p->raw_vi ? p->version : 6) << 28 | (__u32)p->tos << 20 |
 			   (p->flowlabel & 0xfffff));
 	put16(buf + 4, (__u16)(hl - 40 + l4len + p->tot_len_adj));
 	buf[6] = p->n_ext ? p->ext[0] : p->proto;

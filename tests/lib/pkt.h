@@ -46,6 +46,7 @@ struct pkt {
 	__u8 opt_len;	  /* IPv4 option bytes (multiple of 4, <= 40): NOPs ending with EOL */
 	__u8 ihl;	  /* 0: 5 + opt_len / 4; else written as is (bad IHL) */
 	__u8 version;	  /* 0: from family; else written as is (bad version) */
+	bool raw_vi;	  /* write version and ihl as given, even 0 */
 	int tot_len_adj;  /* added to the IPv4 total / IPv6 payload length field */
 	__u32 flowlabel;
 	__u8 n_ext;	  /* IPv6 extension headers, in this order, before the L4 header */
