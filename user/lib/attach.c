@@ -37,9 +37,11 @@ int bgs_attach(struct bgs *h, const char *ifname, enum bgs_xdp_mode mode)
 	if (lock < 0)
 		return lock;
 	elf = bgs_entry__elf_bytes(&elf_sz);
+	bgs_quiet_begin(); /* libxdp opens its dispatcher objects too */
 	obj = bpf_object__open_mem(elf, elf_sz, &oopts);
 	err = libbpf_get_error(obj);
 	if (err) {
+		bgs_quiet_end();
 		obj = NULL;
 		err = bgs_err(err, "cannot open the entry program: %s", strerror(-err));
 		goto out;
@@ -48,6 +50,7 @@ int bgs_attach(struct bgs *h, const char *ifname, enum bgs_xdp_mode mode)
 	prog = xdp_program__create(&xopts);
 	err = libxdp_get_error(prog);
 	if (err) {
+		bgs_quiet_end();
 		prog = NULL;
 		err = bgs_err(err, "cannot prepare the entry program for libxdp: %s",
 			      strerror(-err));
@@ -55,6 +58,7 @@ int bgs_attach(struct bgs *h, const char *ifname, enum bgs_xdp_mode mode)
 	}
 	err = xdp_program__attach(prog, (int)ifindex,
 				  mode == BGS_XDP_NATIVE ? XDP_MODE_NATIVE : XDP_MODE_SKB, 0);
+	bgs_quiet_end();
 	if (err) {
 		bgs_err(err, "cannot attach to %s in %s mode: %s%s", ifname,
 			mode == BGS_XDP_NATIVE ? "native" : "generic", strerror(-err),

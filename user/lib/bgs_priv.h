@@ -61,6 +61,10 @@ struct bgs {
 int bgs_err(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void bgs_err_clear(void);
 
+/* Drop libbpf's harmless warning about the libxdp run-config section while opening. */
+void bgs_quiet_begin(void);
+void bgs_quiet_end(void);
+
 /* flock(LOCK_EX) on the pin directory; returns the fd to pass to bgs_unlock, or -errno. */
 int bgs_lock(struct bgs *h);
 void bgs_unlock(int fd);

@@ -60,6 +60,29 @@ void bgs_err_clear(void)
 	errbuf[0] = '\0';
 }
 
+/* ---- libbpf messages ---- */
+
+static libbpf_print_fn_t prev_print;
+
+/* libbpf warns about the entry's libxdp run-config section on every open; nothing is
+ * wrong, so that one line is dropped and everything else passes through. */
+static int quiet_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (strstr(fmt, "skipping unrecognized data section"))
+		return 0;
+	return prev_print ? prev_print(level, fmt, ap) : 0;
+}
+
+void bgs_quiet_begin(void)
+{
+	prev_print = libbpf_set_print(quiet_print);
+}
+
+void bgs_quiet_end(void)
+{
+	libbpf_set_print(prev_print);
+}
+
 /* ---- Lock and sync ---- */
 
 static int lock_dir(const char *dir)
@@ -505,12 +528,14 @@ static int load_switch(struct bgs *h, const char *obj_path, int *switch_fd, int 
 	int err;
 
 	*switch_fd = *clock_fd = -1;
+	bgs_quiet_begin();
 	if (obj_path) {
 		obj = bpf_object__open_file(obj_path, &oopts);
 	} else {
 		elf = bgswitch__elf_bytes(&elf_sz);
 		obj = bpf_object__open_mem(elf, elf_sz, &oopts);
 	}
+	bgs_quiet_end();
 	err = libbpf_get_error(obj);
 	if (err) {
 		obj = NULL;
@@ -634,7 +659,9 @@ static int load_entry(struct bgs *h)
 	LIBBPF_OPTS(bpf_object_open_opts, oopts, .pin_root_path = h->pin_dir);
 	int err;
 
+	bgs_quiet_begin();
 	h->entry_skel = bgs_entry__open_opts(&oopts);
+	bgs_quiet_end();
 	if (!h->entry_skel)
 		return bgs_err(-errno ? -errno : -EINVAL, "cannot open the entry program");
 	err = bgs_entry__load(h->entry_skel);
