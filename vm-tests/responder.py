@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+"""A backend for bgswitch's end-to-end tests and demo: names its color and id.
+
+HTTP (HTTP/1.1, keep-alive) on every --http port answers "COLOR ID" in the body and the
+X-Backend header; UDP on every --udp port echoes "COLOR ID PAYLOAD". Touches --ready
+once every socket is bound.
+"""
+import argparse
+import http.server
+import os
+import socket
+import socketserver
+import struct
+import threading
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("color")
+    ap.add_argument("ident")
+    ap.add_argument("--http", type=int, action="append", default=[])
+    ap.add_argument("--udp", type=int, action="append", default=[])
+    ap.add_argument("--ready")
+    args = ap.parse_args()
+    name = f"{args.color} {args.ident}"
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):
+            body = (name + "\n").encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("X-Backend", name)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+        daemon_threads = True
+        allow_reuse_address = True
+        request_queue_size = 512
+
+    servers = []
+    for port in args.http:
+        srv = Server(("0.0.0.0", port), Handler)
+        servers.append(srv)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+
+    # Reply from the address the datagram was sent to (a dsr VIP on lo, not eth0's).
+    IP_PKTINFO = 8
+
+    def udp_loop(sock):
+        while True:
+            data, anc, _, peer = sock.recvmsg(2048, socket.CMSG_SPACE(12))
+            reply = name.encode() + b" " + data
+            cmsg = []
+            for level, kind, blob in anc:
+                if level == socket.IPPROTO_IP and kind == IP_PKTINFO and len(blob) >= 12:
+                    dst = blob[8:12]
+                    cmsg = [(socket.IPPROTO_IP, IP_PKTINFO,
+                             struct.pack("=i4s4s", 0, dst, b"\0" * 4))]
+            sock.sendmsg([reply], cmsg, 0, peer)
+
+    for port in args.udp:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+        s.bind(("0.0.0.0", port))
+        threading.Thread(target=udp_loop, args=(s,), daemon=True).start()
+
+    if args.ready:
+        with open(args.ready, "w") as f:
+            f.write(str(os.getpid()))
+    threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()
