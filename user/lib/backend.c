@@ -271,6 +271,12 @@ int bgs_backend_add(struct bgs *h, __u32 svc_id, __u32 color, const struct bgs_b
 			      svc.family == BGS_AF_INET ? "IPv4" : "IPv6");
 		goto out;
 	}
+	if (spec->addr.family == BGS_AF_INET &&
+	    (spec->addr.addr[1] || spec->addr.addr[2] || spec->addr.addr[3])) {
+		err = bgs_err(-EINVAL, "service '%s': backend %s: IPv4 address with bits past "
+			      "the first word", svc.name, lbl);
+		goto out;
+	}
 	if (svc.mode == BGS_MODE_DSR && port != ntohs(svc.port)) {
 		err = bgs_err(-EINVAL, "service '%s' is dsr: backend %s must use the VIP port %u",
 			      svc.name, lbl, ntohs(svc.port));

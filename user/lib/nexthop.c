@@ -22,6 +22,10 @@
 
 #include "bgs_priv.h"
 
+/* Bounded wait for a neighbour the kernel starts resolving: NEIGH_TRIES x NEIGH_WAIT_US. */
+#define NEIGH_TRIES 5
+#define NEIGH_WAIT_US 10000
+
 struct route_res {
 	__u32 oif;
 	__u8 gw[16];
@@ -140,6 +144,31 @@ static int if_mac(__u32 ifindex, __u8 *mac)
 	return err;
 }
 
+/*
+ * Asks the kernel to resolve the next hop and keep it resolved (a "managed" neighbour
+ * entry, as `ip neigh add ADDR dev DEV managed`), so that a later bgs_backend_resolve_all
+ * finds it. Best effort: an existing entry is left alone.
+ */
+static void neigh_manage(struct mnl_socket *nl, int family, __u32 ifindex, const __u8 *dst,
+			 __u32 alen)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh;
+	struct ndmsg *ndm;
+
+	nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = RTM_NEWNEIGH;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK;
+	nlh->nlmsg_seq = (unsigned int)time(NULL) + 2;
+	ndm = mnl_nlmsg_put_extra_header(nlh, sizeof(*ndm));
+	ndm->ndm_family = family;
+	ndm->ndm_ifindex = (int)ifindex;
+	ndm->ndm_state = NUD_NONE;
+	mnl_attr_put(nlh, NDA_DST, alen, dst);
+	mnl_attr_put_u32(nlh, NDA_FLAGS_EXT, NTF_EXT_MANAGED);
+	nl_talk(nl, nlh, NULL, NULL);
+}
+
 int bgs_nexthop_resolve(struct bgs_backend *be)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
@@ -152,7 +181,7 @@ int bgs_nexthop_resolve(struct bgs_backend *be)
 	int family = be->family == BGS_AF_INET ? AF_INET : AF_INET6;
 	__u32 alen = family == AF_INET ? 4 : 16;
 	__u8 smac[6];
-	int err;
+	int err, tries;
 
 	be->ifindex = 0;
 	memset(be->dmac, 0, 6);
@@ -187,19 +216,28 @@ int bgs_nexthop_resolve(struct bgs_backend *be)
 	n.family = family;
 	n.alen = alen;
 	n.dst = r.has_gw ? r.gw : (const __u8 *)be->addr;
-	nlh = mnl_nlmsg_put_header(buf);
-	nlh->nlmsg_type = RTM_GETNEIGH;
-	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-	nlh->nlmsg_seq = (unsigned int)time(NULL) + 1;
-	ndm = mnl_nlmsg_put_extra_header(nlh, sizeof(*ndm));
-	ndm->ndm_family = family;
-	err = nl_talk(nl, nlh, neigh_cb, &n);
+	for (tries = 0;; tries++) {
+		nlh = mnl_nlmsg_put_header(buf);
+		nlh->nlmsg_type = RTM_GETNEIGH;
+		nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+		nlh->nlmsg_seq = (unsigned int)time(NULL) + 1;
+		ndm = mnl_nlmsg_put_extra_header(nlh, sizeof(*ndm));
+		ndm->ndm_family = family;
+		err = nl_talk(nl, nlh, neigh_cb, &n);
+		if (err || n.ok)
+			break;
+		if (tries == NEIGH_TRIES) {
+			err = -EHOSTUNREACH;
+			break;
+		}
+		/* Unknown yet: have the kernel resolve it; a neighbour on the link answers
+		 * within a few ms (bounded wait), a later resolve_all catches slower ones. */
+		if (!tries)
+			neigh_manage(nl, family, r.oif, n.dst, alen);
+		usleep(NEIGH_WAIT_US);
+	}
 	if (err)
 		goto out;
-	if (!n.ok) {
-		err = -EHOSTUNREACH;
-		goto out;
-	}
 	be->ifindex = r.oif;
 	memcpy(be->dmac, n.mac, 6);
 	memcpy(be->smac, smac, 6);
