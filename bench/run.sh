@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#
+# bench/run.sh BUILD_DIR [xdp_bench options]: the benchmarks behind `make bench`.
+#
+# Makes a private network namespace (one veth, permanent neighbours for the backends) and a
+# bpffs under /run, runs build/.../bench/xdp_bench in it, then bench/bgctl_time.sh, prints
+# the results and writes them to docs/bench.md (set BENCH_MD to write elsewhere, or
+# BENCH_MD=- for nowhere). Everything it made is removed on exit, even on failure.
+set -euo pipefail
+
+build=${1:-build/rel}
+[ $# -gt 0 ] && shift
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/.." && pwd)
+md_out=${BENCH_MD:-$top/docs/bench.md}
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "bench: needs root (BPF_PROG_TEST_RUN, network namespaces, bpffs)" >&2
+	exit 1
+fi
+if [ ! -x "$build/bench/xdp_bench" ]; then
+	echo "bench: $build/bench/xdp_bench not built (run: make bench)" >&2
+	exit 1
+fi
+
+ns=bgs-bench-$$
+mnt=/run/bgs-bench.$$
+tmp=$(mktemp -d /tmp/bgs-bench.XXXXXX)
+
+cleanup() {
+	ip netns del "$ns" 2>/dev/null || true
+	if mountpoint -q "$mnt" 2>/dev/null; then
+		umount "$mnt" || true
+	fi
+	rmdir "$mnt" 2>/dev/null || true
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+ip netns add "$ns"
+ip -n "$ns" link set lo up
+ip -n "$ns" link add lb0 type veth peer name peer0
+ip -n "$ns" link set lb0 up
+ip -n "$ns" link set peer0 up
+ip -n "$ns" addr add 10.0.0.1/24 dev lb0
+for i in $(seq 10 13); do
+	ip -n "$ns" neigh replace "10.0.0.$i" lladdr "02:be:00:00:00:$i" dev lb0 nud permanent
+done
+mkdir -p "$mnt"
+mount -t bpf bpffs "$mnt"
+export LIBXDP_BPFFS=$mnt
+
+cmd="make bench"
+[ $# -gt 0 ] && cmd="bench/run.sh $build $*"
+rc=0
+echo "== XDP data path: $build/bench/xdp_bench $*"
+ip netns exec "$ns" "$build/bench/xdp_bench" --pin-dir "$mnt/bgswitch" --md "$tmp/xdp.md" "$@" |
+	tee "$tmp/xdp.txt" || rc=$?
+if [ "$rc" -ne 0 ]; then
+	echo "bench: xdp_bench failed (exit $rc)" >&2
+	exit "$rc"
+fi
+
+echo
+echo "== bgctl wall time"
+ip netns del "$ns"
+"$here/bgctl_time.sh" "$build" "$tmp/bgctl.md" | tee "$tmp/bgctl.txt" || rc=$?
+if [ "$rc" -ne 0 ]; then
+	echo "bench: bgctl_time.sh failed (exit $rc)" >&2
+	exit "$rc"
+fi
+
+[ "$md_out" = "-" ] && exit 0
+
+cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -n1)
+{
+	cat <<EOF
+# bgswitch benchmarks
+
+Produced by \`$cmd\` (bench/run.sh) on $(date -u '+%Y-%m-%d %H:%M UTC'): $(nproc) cores
+(${cpu:-unknown CPU}), Linux $(uname -r), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo) RAM,
+a VM. Figures are only meaningful as the ratios against baselines measured in the same run.
+\`make bench\` rewrites this page; bench never runs under \`make test\`.
+
+## XDP data path: cost per packet
+
+$(cat "$tmp/xdp.md")
+
+How it is measured (bench/xdp_bench.c, bench/xdp_bench.bpf.c):
+
+- Every round is one \`BPF_PROG_TEST_RUN\` of a wrapper XDP program, \`bench_wrap\`, with the
+  repeat count above. With repeat > 1 the kernel runs the program again on its own output,
+  so before every run the wrapper restores the packet's first 54 bytes from a template (for
+  new flows it then gives the packet a distinct source address and port, keeping the IP and
+  TCP checksums valid) and tail-calls the program under test through a \`PROG_ARRAY\`: the
+  switch (\`bgs_switch\`, loaded and set up by libbgswitch), a baseline, or \`bl_tx\` (just
+  \`XDP_TX\`), which measures the wrapper itself.
+- Baselines: *minimal* parses Ethernet/IPv4/TCP|UDP, looks the 5-tuple up in a hash map,
+  rewrites both MACs and returns \`XDP_TX\`; *minimal + LRU insert* looks the 5-tuple up in
+  an LRU hash with the switch's conntrack key and value and size (miss), inserts it,
+  rewrites the MACs and returns \`XDP_TX\`.
+- State: a nat TCP service and a nat UDP service on one VIP, two blue and two green
+  backends each (permanent neighbours on the LB's veth, so the switch forwards with
+  \`XDP_TX\`), set up with libbgswitch in a private network namespace on a bpffs under
+  /run, and removed on exit. Before any timed run both the switch's conntrack and the
+  baseline's LRU are filled to their configured size (default 1,048,576) with
+  \`bpf_map_update_batch\` and flows no bench packet matches. The SYN-flood guard's rate is
+  set out of reach, so every new flow is inserted (the guard's check still runs).
+- Cases: *established TCP* is the ACK of a flow whose SYN went through the switch first;
+  *UDP flow* a datagram of a flow already tracked; *nat reply* the backend's ACK back to
+  that TCP client (rewritten to come from the VIP); *new flow* a distinct SYN each run.
+- Proof that every timed run took the intended path: per round, the baseline's own hit
+  counter, or the switch's \`bgs_reasons\` counter of that verdict (\`fwd_tx\` or
+  \`reply_tx\`) and \`bgs_svc_stats\` / \`bgs_be_stats\` packets (and new flows: all of them for
+  new flows, none otherwise), grew by exactly the repeat count, every other reason counter
+  by nothing, the wrapper counted no failure; the last run's verdict is \`XDP_TX\` and its
+  output packet is checked (backend address, port and MACs, TTL - 1, checksums recomputed
+  from scratch; for replies the VIP as source and the client's MAC; for new flows the last
+  flow is found in conntrack). Any mismatch aborts the benchmark.
+- Rounds of the wrapper alone, the baseline and the switch are interleaved, one warm-up
+  round first; medians are reported. *ratio* compares the figures as measured (wrapper
+  included in both); *net ratio* subtracts the wrapper alone from both, the stricter figure,
+  and the one the targets are judged on.
+
+## bgctl wall time
+
+$(cat "$tmp/bgctl.md")
+EOF
+} >"$md_out"
+echo
+echo "bench: results written to $md_out"
