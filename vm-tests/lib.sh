@@ -187,6 +187,24 @@ bgs_topo_up() {
 	log "topology $BGS_ID up: client $CL_ADDR, preview client $CL2_ADDR, LB, blue b1 b2, green g1 g2"
 }
 
+# Only the pinned state and an LB namespace with a few veths (no traffic): for CLI tests.
+bgs_state_up() {
+	bgs_trap
+	mkdir -p "$BGS_RUN/bpf"
+	mount -t bpf bpf "$BGS_RUN/bpf" || fail "cannot mount a bpffs at $BGS_RUN/bpf"
+	ip netns add "$NS_LB"
+	ip netns add "$NS_CL"
+	ip -n "$NS_LB" link set lo up
+	bgs_link "$NS_CL" c1 10.0.1.1 "$CL_ADDR"
+	ip -n "$NS_LB" link add b1 type veth peer name b1p
+	ip -n "$NS_LB" link set b1p up
+	ip -n "$NS_LB" addr add 10.1.1.1/24 dev b1
+	ip -n "$NS_LB" link set b1 up
+	ip -n "$NS_LB" neigh replace 10.1.1.2 lladdr 02:00:00:00:01:02 dev b1 nud permanent
+	ip -n "$NS_LB" neigh replace 10.1.1.3 lladdr 02:00:00:00:01:03 dev b1 nud permanent
+	lbctl init >/dev/null || fail "bgctl init failed"
+}
+
 # A service with two blue and two green backends, set up by bgctl only.
 # bgs_service NAME nat|dsr tcp|udp
 bgs_service() {
@@ -249,8 +267,11 @@ wait_lines() {
 # Backends that answered the hold flow after line K (distinct "color id").
 hold_backends_after() {
 	local file=$1 k=$2
-	grep '^[0-9]' "$file" | tail -n +"$((k + 1))" | awk '{print $2, $3}' | sort -u
+	grep '^[0-9]' "$file" | tail -n +"$((k + 1))" | awk '$2 != "error" {print $2, $3}' | sort -u
 }
+
+# jqt FILTER: true if FILTER is true of the JSON on stdin (quiet).
+jqt() { jq -e "$1" >/dev/null; }
 
 # jq over bgctl -j output.
 lbjq() {

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+# drain and drain --kill: after a flip, drain and status --flows count the open flows left
+# on blue; --kill ends them (entries removed, drain over) so the next datagram of an open
+# UDP flow lands on green and an open TCP connection to blue ends; conntrack -j lists flows.
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+
+bgs_require
+bgs_topo_up
+bgs_service web nat tcp
+bgs_service dns nat udp
+
+hold_t=$BGS_RUN/hold.tcp
+hold_u=$BGS_RUN/hold.udp
+hold_start "$NS_CL" tcp "$VIP_NAT" 80 "$hold_t" 30
+pid_t=$HOLD_PID
+hold_start "$NS_CL" udp "$VIP_NAT" 9000 "$hold_u" 30
+pid_u=$HOLD_PID
+wait_lines "$hold_t" 3 || fail "tcp hold flow got no answers"
+wait_lines "$hold_u" 3 || fail "udp hold flow got no answers"
+bt=$(hold_backends_after "$hold_t" 0)
+bu=$(hold_backends_after "$hold_u" 0)
+
+check "conntrack -j lists the open tcp flow on blue" \
+	jqt '[.flows[] | select(.proto=="tcp" and .color=="blue" and .state=="est")] | length == 1' \
+	< <(lbctl -j conntrack web)
+lbctl flip web --drain-timeout 60s >/dev/null || fail "flip web"
+lbctl flip dns --drain-timeout 60s >/dev/null || fail "flip dns"
+check "drain web -j: one blue flow left, deadline ahead" \
+	jqt '.pools.blue.flows == 1 and .drain.color == "blue" and .drain.time_left_s > 50' \
+	< <(lbctl -j drain web)
+check "status --flows -j: the flow on its blue backend" \
+	jqt "[.services[0].pools.blue.backends[] | select(.flows == 1)] | length == 1" \
+	< <(lbctl -j status web --flows)
+out=$(lbctl drain web --kill --color green 2>&1)
+rc=$?
+check "drain --kill of the live color refused (exit 4)" test $rc -eq 4
+
+k_u=$(grep -c '^[0-9]' "$hold_u")
+j=$(lbctl -j drain dns --kill --reason "e2e")
+check "drain dns --kill: ended 1 flow and the drain" \
+	jqt '.killed == 1 and .draining == false and .pools.blue.flows == 0' <<<"$j"
+wait_lines "$hold_u" $((k_u + 4)) || fail "udp hold flow stalled after the kill"
+after=$(hold_backends_after "$hold_u" $((k_u + 1)))
+[[ "$after" == green* ]] && [ "$(wc -l <<<"$after")" -eq 1 ] ||
+	fail "after drain --kill the udp flow should be re-routed to one green backend, got '$after' (was $bu)"
+ok "open udp flow moved from $bu to $after after drain --kill"
+
+j=$(lbctl -j drain web --kill)
+check "drain web --kill: ended the tcp flow" jqt '.killed == 1' <<<"$j"
+for i in $(seq 1 40); do
+	grep -q error "$hold_t" && break
+	kill -0 "$pid_t" 2>/dev/null || break
+	sleep 0.1
+done
+after=$(hold_backends_after "$hold_t" 0)
+check "the killed tcp connection got no answer from green (answers only from $bt)" \
+	test "$after" = "$bt"
+check "the killed tcp connection ended" bash -c "grep -q error '$hold_t' || ! kill -0 $pid_t 2>/dev/null"
+check "history records both kills" \
+	test "$(lbjq '[.records[] | select(.verb=="drain kill" and .status=="done")] | length' history)" -eq 2
+hold_stop "$hold_u" "$pid_u"
+hold_stop "$hold_t" "$pid_t"
+echo "drain checks passed"
