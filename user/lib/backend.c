@@ -343,8 +343,8 @@ int bgs_backend_add(struct bgs *h, __u32 svc_id, __u32 color, const struct bgs_b
 	if (svc.mode == BGS_MODE_NAT) {
 		rv.svc_id = svc_id;
 		if (bpf_map_update_elem(h->map_fd[BGS_M_REVNAT], &rk, &rv, BPF_NOEXIST)) {
-			err = bgs_err(-errno, "service '%s': backend %s: cannot add its reverse-nat "
-				      "key: %s", svc.name, lbl, strerror(errno));
+			err = bgs_err(-errno, "service '%s': backend %s: cannot add its "
+				      "reverse-nat key: %s", svc.name, lbl, strerror(errno));
 			goto undo;
 		}
 		revnat_in = true;
@@ -511,8 +511,9 @@ int bgs_backend_resolve_all(struct bgs *h)
 		while (free_id < h->meta.max_backends && (all[free_id].flags & BGS_BE_IN_USE))
 			free_id++;
 		if (free_id >= h->meta.max_backends) {
-			ferr = bgs_err(-ENOSPC, "backend %s: next hop changed but no backend id "
-				       "is free to publish it", bgs_be_label(&nb, lbl, sizeof(lbl)));
+			ferr = bgs_err(-ENOSPC, "backend %s: next hop changed but no backend "
+				       "id is free to publish it",
+				       bgs_be_label(&nb, lbl, sizeof(lbl)));
 			continue;
 		}
 		if (nb.ifindex && bgs_tx_port_add(h, nb.ifindex)) {
@@ -535,7 +536,8 @@ int bgs_backend_resolve_all(struct bgs *h)
 		struct bgs_backend *o = &all[old_ids[i]];
 
 		for (j = 0; j < i; j++)
-			if (all[old_ids[j]].svc_id == o->svc_id && all[old_ids[j]].color == o->color)
+			if (all[old_ids[j]].svc_id == o->svc_id &&
+			    all[old_ids[j]].color == o->color)
 				break;
 		if (j < i)
 			continue;

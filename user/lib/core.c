@@ -232,8 +232,8 @@ static int ensure_bpffs(const char *dir)
 	if (err)
 		return bgs_err(err, "cannot create pin directory %s: %s", dir, strerror(-err));
 	if (mount("bpffs", dir, "bpf", 0, NULL) < 0)
-		return bgs_err(-errno, "%s is not on a bpffs and mounting one there failed: %s", dir,
-			       strerror(errno));
+		return bgs_err(-errno, "%s is not on a bpffs and mounting one there failed: %s",
+			       dir, strerror(errno));
 	return 0;
 }
 

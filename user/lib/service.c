@@ -192,7 +192,8 @@ int bgs_service_add(struct bgs *h, const struct bgs_service_spec *spec, __u32 *s
 			continue;
 		}
 		if (!strncmp(all[id].name, spec->name, BGS_NAME_MAX)) {
-			err = bgs_err(-EEXIST, "service '%s' already exists (id %u)", spec->name, id);
+			err = bgs_err(-EEXIST, "service '%s' already exists (id %u)", spec->name,
+				      id);
 			goto out;
 		}
 	}
@@ -432,7 +433,8 @@ int bgs_flip(struct bgs *h, __u32 svc_id, const struct bgs_flip_opts *opts, stru
 		else
 			deadline += jiffies;
 	}
-	nw = w & ~(BGS_FW_LIVE_GREEN | BGS_FW_DRAINING | (BGS_FW_CANARY_MASK << BGS_FW_CANARY_SHIFT));
+	nw = w & ~(BGS_FW_LIVE_GREEN | BGS_FW_DRAINING |
+		   (BGS_FW_CANARY_MASK << BGS_FW_CANARY_SHIFT));
 	nw |= target ? BGS_FW_LIVE_GREEN : 0;
 	if (o.drain_ms)
 		nw |= BGS_FW_DRAINING;
