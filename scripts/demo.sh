@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+# bgswitch demo: a blue-green release in network namespaces, driven only by bgctl.
+#
+#   scripts/demo.sh BUILD_DIR [--slow]      (make demo runs: scripts/demo.sh build/rel)
+#
+# A client, a preview (QA) client, the LB host with the switch attached natively and two
+# blue and two green HTTP backends. Traffic on blue; the QA client previews green; a 10%
+# canary; the flip, with an open keep-alive connection still answered by its blue backend
+# while new connections land on green and the blue drain counts down; a rollback. Every
+# namespace, pin and attachment is removed on exit or Ctrl-C. --slow pauses between steps
+# for a live audience. Exits 0 when every step behaved as narrated.
+set -uo pipefail
+
+usage() {
+	echo "usage: $0 BUILD_DIR [--slow]" >&2
+	exit 2
+}
+
+[ $# -ge 1 ] || usage
+BUILD_DIR=$1
+shift
+PAUSE=0
+for a in "$@"; do
+	case "$a" in
+	--slow) PAUSE=4 ;;
+	*) usage ;;
+	esac
+done
+[ -x "$BUILD_DIR/bgctl" ] || {
+	echo "demo: no bgctl in $BUILD_DIR: build first (make)" >&2
+	exit 1
+}
+[ "$(id -u)" -eq 0 ] || {
+	echo "demo: needs root (network namespaces, XDP, bpffs): run as root or with sudo" >&2
+	exit 1
+}
+
+BGS_BUILD=$(cd "$BUILD_DIR" && pwd)
+BGS_QUIET=1
+. "$(dirname "$0")/../vm-tests/lib.sh"
+
+if [ -t 1 ]; then
+	B=$'\e[1m' DIM=$'\e[2m' BLUE=$'\e[1;34m' GREEN=$'\e[1;32m' RED=$'\e[1;31m' N=$'\e[0m'
+else
+	B='' DIM='' BLUE='' GREEN='' RED='' N=''
+fi
+STEP=0
+STEPS=10
+T0=$(date +%s.%N)
+
+# One narrated line per step.
+say() {
+	STEP=$((STEP + 1))
+	printf '\n%s[%2d/%d] %s%s\n' "$B" "$STEP" "$STEPS" "$*" "$N"
+	[ "$PAUSE" = 0 ] || sleep "$PAUSE"
+}
+note() { printf '        %s\n' "$*"; }
+pause() { [ "$PAUSE" = 0 ] || sleep "$1"; }
+die() {
+	printf '%sdemo: %s%s\n' "$RED" "$*" "$N" >&2
+	exit 1
+}
+
+# Show and run a bgctl command on the LB host.
+run() {
+	local shown=() a
+	for a in "$@"; do
+		[[ "$a" == *" "* ]] && shown+=("\"$a\"") || shown+=("$a")
+	done
+	printf '  %s$ bgctl %s%s\n' "$DIM" "${shown[*]}" "$N"
+	lbctl "$@" 2>&1 | sed 's/^/    /'
+	return "${PIPESTATUS[0]}"
+}
+
+# Status table between steps.
+status() {
+	printf '  %s$ bgctl status web --flows%s\n' "$DIM" "$N"
+	lbctl status web --flows | sed 's/^/    /'
+}
+
+colorize() { sed -e "s/blue/${BLUE}blue${N}/g" -e "s/green/${GREEN}green${N}/g"; }
+
+# N requests from a client: prints "client: N requests -> blue b1 51, ..."; JSON in $j.
+requests() {
+	local ns=$1 n=$2 label=$3
+	j=$(traffic "$ns" http "$VIP_NAT" 80 "$n")
+	printf '  %s: %s requests -> %s\n' "$label" "$(jq -r .ok <<<"$j")" \
+		"$(jq -r '.backends | to_entries | sort_by(.key) | map("\(.key) \(.value)") | join(", ")' <<<"$j")" |
+		colorize
+}
+
+hold_last() { grep '^[0-9]' "$HOLD" | awk '$2 != "error" {print $2, $3}' | tail -1; }
+
+say "Building the lab: client 10.0.1.2, QA client 10.0.2.2, LB host with bgswitch attached" \
+	"natively (XDP) on every interface, blue backends b1 b2, green backends g1 g2"
+bgs_require
+bgs_topo_up
+note "namespaces $NS_LB, $NS_CL, ... ; pins on a bpffs at $BGS_RUN/bpf"
+
+say "Declaring service web (VIP $VIP_NAT:80, nat) and its pools, with bgctl only"
+run service add web --vip "$VIP_NAT:80/tcp" --mode nat || die "service add failed"
+for b in "${BACKENDS[@]}"; do
+	run backend add web "${BE_COLOR[$b]}" "${BE_ADDR[$b]}:8080" || die "backend add failed"
+done
+
+say "Production traffic: version 1 runs on blue"
+requests "$NS_CL" 200 "client"
+jqt '.colors.blue == 200' <<<"$j" || die "expected every request on blue: $j"
+status
+
+say "A long-lived connection opens (HTTP keep-alive, one request every 0.2s)"
+HOLD=$BGS_RUN/hold.demo
+hold_start "$NS_CL" tcp "$VIP_NAT" 80 "$HOLD" 100
+HOLD_PID_DEMO=$HOLD_PID
+wait_lines "$HOLD" 3 || die "the long-lived connection got no answer"
+HOLD_BE=$(hold_last)
+note "$(printf 'long-lived connection %s is answered by %s' "$(awk '/^local/ {print $2}' "$HOLD")" "$HOLD_BE" | colorize)"
+
+say "Preview: the QA client 10.0.2.2 tries version 2 on green before anyone else"
+run preview web add 10.0.2.0/24 || die "preview add failed"
+requests "$NS_CL2" 50 "QA client"
+jqt '.colors.green == 50' <<<"$j" || die "expected the QA client on green: $j"
+requests "$NS_CL" 50 "client   "
+jqt '.colors.blue == 50' <<<"$j" || die "expected the client on blue: $j"
+pause 2
+
+say "Canary: 10% of new connections go to green"
+run canary web 10 || die "canary failed"
+requests "$NS_CL" 1000 "client"
+g=$(jq -r '.colors.green // 0' <<<"$j")
+note "$(printf 'green share: %s%%' "$(awk -v g="$g" 'BEGIN { printf "%.1f", g / 10 }')" | colorize)"
+[ "$g" -ge 50 ] && [ "$g" -le 150 ] || die "canary share off: $g of 1000"
+status
+
+say "The flip: green goes live in one atomic write; blue drains for 20s"
+t=$(date +%s%N)
+run flip web --to green --drain-timeout 20s --reason "release v2" || die "flip failed"
+note "the flip took $((($(date +%s%N) - t) / 1000000)) ms end to end (ip netns exec and process start included)"
+k=$(grep -c '^[0-9]' "$HOLD")
+requests "$NS_CL" 200 "client (new connections)"
+jqt '.colors.green == 200' <<<"$j" || die "expected new connections on green: $j"
+wait_lines "$HOLD" $((k + 5)) || die "the long-lived connection stalled"
+now_be=$(hold_backends_after "$HOLD" 0)
+[ "$now_be" = "$HOLD_BE" ] || die "the long-lived connection moved: $now_be"
+note "$(printf 'the open connection is still answered by %s (%d answers so far, none lost)' \
+	"$HOLD_BE" "$(grep -c '^[0-9]' "$HOLD")" | colorize)"
+status
+
+say "The blue drain counts down while its last connection lives, then it closes"
+for i in 1 2 3; do
+	j=$(lbctl -j drain web)
+	note "$(jq -r '"blue: \(.pools.blue.flows) flow(s) left, \(.drain.time_left_s | floor)s left in the drain"' <<<"$j" | colorize)"
+	sleep 1
+done
+hold_stop "$HOLD" "$HOLD_PID_DEMO"
+! grep -q error "$HOLD" || die "the long-lived connection saw an error: $(grep error "$HOLD")"
+for i in $(seq 1 20); do
+	j=$(lbctl -j drain web)
+	[ "$(jq -r .pools.blue.flows <<<"$j")" -eq 0 ] && break
+	sleep 0.25
+done
+note "$(jq -r '"connection closed: blue: \(.pools.blue.flows) flows left, drained \(.drain.time_left_s | floor)s before its deadline"' <<<"$j" | colorize)"
+
+say "Something is wrong with v2: rollback, instantly"
+run rollback web --reason "v2 error rate" || die "rollback failed"
+requests "$NS_CL" 200 "client"
+jqt '.colors.blue == 200' <<<"$j" || die "expected every request back on blue: $j"
+status
+
+say "Every change is in the audit history"
+printf '  %s$ bgctl history web%s\n' "$DIM" "$N"
+lbctl history web | sed 's/^/    /'
+
+printf '\n%sDemo done in %.0fs: removing namespaces, pins and attachments.%s\n' "$B" \
+	"$(awk -v a="$(date +%s.%N)" -v b="$T0" 'BEGIN { print a - b }')" "$N"
+exit 0
