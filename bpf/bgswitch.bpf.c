@@ -415,6 +415,22 @@ static __always_inline int to_service(struct xdp_md *ctx, struct pkt *p, struct 
 	return forward(ctx, p, &r, be, svc->mode);
 }
 
+/* Whether a packet from a nat backend comes from flow f's own backend (only it may
+ * answer for the VIP). */
+static __always_inline bool reply_of(struct bgs_flow *f, struct pkt *p)
+{
+	struct bgs_backend *be;
+	__u32 id;
+
+	if (!f)
+		return false;
+	id = f->backend_id;
+	be = bpf_map_lookup_elem(&bgs_backends, &id);
+	return be && be->incarnation == f->incarnation && be->port == p->key.sport &&
+	       be->addr[0] == p->key.src[0] && be->addr[1] == p->key.src[1] &&
+	       be->addr[2] == p->key.src[2] && be->addr[3] == p->key.src[3];
+}
+
 /* A packet from a nat backend: back to the client, from the VIP. */
 static __always_inline int from_backend(struct xdp_md *ctx, struct pkt *p,
 					struct bgs_revnat_val *rv)
@@ -422,10 +438,9 @@ static __always_inline int from_backend(struct xdp_md *ctx, struct pkt *p,
 	void *data, *data_end;
 	struct bgs_flow_key key = {};
 	struct bgs_service *svc;
-	struct bgs_backend *be;
 	struct ethhdr *eth;
 	struct bgs_flow *f;
-	__u32 svc_id = rv->svc_id, id;
+	__u32 svc_id = rv->svc_id;
 	__u8 st;
 
 	svc = bpf_map_lookup_elem(&bgs_svcs, &svc_id);
@@ -439,19 +454,14 @@ static __always_inline int from_backend(struct xdp_md *ctx, struct pkt *p,
 	key.dport = svc->port;
 	key.proto = p->proto;
 	key.family = p->family;
+	/* a client may use one source port towards both the service port and the preview
+	 * port: the flow is the one whose backend this reply comes from */
 	f = bpf_map_lookup_elem(&bgs_ct, &key);
-	if (!f && svc->preview_port) {
+	if (!reply_of(f, p) && svc->preview_port) {
 		key.dport = svc->preview_port;
 		f = bpf_map_lookup_elem(&bgs_ct, &key);
 	}
-	if (!f)
-		return count(p, BGS_R_PASS_REPLY_NO_FLOW, XDP_PASS);
-	id = f->backend_id;
-	be = bpf_map_lookup_elem(&bgs_backends, &id);
-	/* only the flow's own backend may answer for the VIP */
-	if (!be || be->incarnation != f->incarnation || be->port != p->key.sport ||
-	    be->addr[0] != p->key.src[0] || be->addr[1] != p->key.src[1] ||
-	    be->addr[2] != p->key.src[2] || be->addr[3] != p->key.src[3])
+	if (!f || !reply_of(f, p))
 		return count(p, BGS_R_PASS_REPLY_NO_FLOW, XDP_PASS);
 	if (p->ttl <= 1)
 		return count(p, BGS_R_PASS_TTL, XDP_PASS);

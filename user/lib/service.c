@@ -131,6 +131,37 @@ static void tables_zero(struct bgs *h, __u32 svc_id)
 	       (size_t)4 * h->meta.maglev_size * BGS_MAGLEV_STRIDE);
 }
 
+/*
+ * Keeps the address marker of a VIP address (port 0, proto 0, BGS_VIP_ADDRESS) in step with
+ * the services that use the address, so that packets without ports to it (fragments, ICMP,
+ * other protocols) get their own verdicts. Called under the lock, after the service's own
+ * keys changed; `except` is a service id being deleted (~0u for none).
+ */
+static int addr_marker_sync(struct bgs *h, const __u32 *addr, __u8 family, __u32 except)
+{
+	struct bgs_vip_key k = { .family = family };
+	struct bgs_vip_val v = { .flags = BGS_VIP_ADDRESS };
+	struct bgs_service svc;
+	__u32 id;
+
+	memcpy(k.addr, addr, sizeof(k.addr));
+	for (id = 0; id < h->meta.max_services; id++) {
+		if (id == except || bpf_map_lookup_elem(h->map_fd[BGS_M_SVCS], &id, &svc))
+			continue;
+		if (!(svc.flags & BGS_SVC_IN_USE) || svc.family != family ||
+		    memcmp(svc.vip, addr, sizeof(svc.vip)))
+			continue;
+		v.svc_id = id;
+		if (bpf_map_update_elem(h->map_fd[BGS_M_VIPS], &k, &v, BPF_ANY))
+			return bgs_err(-errno, "cannot mark VIP address of service '%s': %s",
+				       svc.name, strerror(errno));
+		return 0;
+	}
+	if (bpf_map_delete_elem(h->map_fd[BGS_M_VIPS], &k) && errno != ENOENT)
+		return bgs_err(-errno, "cannot unmark a VIP address: %s", strerror(errno));
+	return 0;
+}
+
 int bgs_service_add(struct bgs *h, const struct bgs_service_spec *spec, __u32 *svc_id)
 {
 	struct bgs_service svc = {}, *all = NULL;
@@ -235,10 +266,15 @@ int bgs_service_add(struct bgs *h, const struct bgs_service_spec *spec, __u32 *s
 			goto undo;
 		}
 	}
+	err = addr_marker_sync(h, svc.vip, svc.family, ~0u);
+	if (err)
+		goto undo;
 	if (svc_id)
 		*svc_id = id;
 	goto out;
 undo:
+	if (spec->preview_port)
+		bpf_map_delete_elem(h->map_fd[BGS_M_VIPS], &pk);
 	if (vip_in)
 		bpf_map_delete_elem(h->map_fd[BGS_M_VIPS], &k);
 	bgs_word_publish(h, id, 0);
@@ -276,6 +312,9 @@ int bgs_service_del(struct bgs *h, __u32 svc_id)
 			      strerror(errno));
 		goto out;
 	}
+	err = addr_marker_sync(h, svc.vip, svc.family, svc_id);
+	if (err)
+		goto out;
 	err = bgs_svc_revnat_del(h, svc_id);
 	if (err)
 		goto out;
