@@ -478,10 +478,11 @@ int bgs_flip(struct bgs *h, __u32 svc_id, const struct bgs_flip_opts *opts, stru
 	if (o.drain_ms)
 		nw |= BGS_FW_DRAINING;
 	nw = bgs_word_next_gen(nw);
-	if (o.drain_ms) {
-		__atomic_store_n(&h->flip[svc_id].drain_deadline, deadline, __ATOMIC_RELAXED);
-		__atomic_store_n(&h->flip[svc_id].drain_gen, bgs_fw_gen(nw), __ATOMIC_RELAXED);
-	}
+	/* drain_gen is set even without a drain: flows of the old color created before this
+	 * flip are then routed as new at once (drain_ms 0 = "the drain ends now") */
+	__atomic_store_n(&h->flip[svc_id].drain_deadline, o.drain_ms ? deadline : 0,
+			 __ATOMIC_RELAXED);
+	__atomic_store_n(&h->flip[svc_id].drain_gen, bgs_fw_gen(nw), __ATOMIC_RELAXED);
 	bgs_word_publish(h, svc_id, nw);
 	err = 1;
 done:
