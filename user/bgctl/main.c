@@ -5,6 +5,7 @@
  * any write, and leaves its result in one json object that -j prints as is and the verb's
  * renderer prints as text. Errors map to the documented exit codes only here, in main.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
@@ -255,7 +256,12 @@ int opt_next(int argc, char **argv, const char *shortopts, const struct option *
 				   argv[optind - 1], argv[0], argv[0]);
 			return -2;
 		case '?':
-			if (optopt)
+			if (optind > 0 && optind <= argc && argv[optind - 1][0] == '-' &&
+			    (isdigit((unsigned char)argv[optind - 1][1]) || argv[optind - 1][1] == '.'))
+				usage_fail("bad value '%s' for 'bgctl %s': negative numbers are not "
+					   "allowed (see bgctl %s --help)", argv[optind - 1], argv[0],
+					   argv[0]);
+			else if (optopt)
 				usage_fail("unknown option '-%c' for 'bgctl %s' (see bgctl %s --help)",
 					   optopt, argv[0], argv[0]);
 			else
