@@ -1,0 +1,323 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Drain deadline and backend id reuse (issue item 11). A flip with a 1.5 s drain: until the
+ * deadline the old color's flows keep their backends and mid-flow packets without an entry
+ * go to the old color; once the program's clock passes the deadline - with no user-space
+ * action at all, the flip word untouched - the old color's flows created before the flip
+ * are routed as new flows (to the live color), mid-flow packets go to the live color, and
+ * flows created on the old color after the flip (preview) stay. A backend id deleted and
+ * given to a new backend does not inherit the old backend's flows.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fixture.h"
+
+struct variant {
+	const char *name;
+	__u8 family, proto, mode;
+};
+
+static const struct variant variants[] = {
+	{ "v4_tcp_nat", BGS_AF_INET, IPPROTO_TCP, BGS_MODE_NAT },
+	{ "v4_udp_dsr", BGS_AF_INET, IPPROTO_UDP, BGS_MODE_DSR },
+	{ "v6_tcp_dsr", BGS_AF_INET6, IPPROTO_TCP, BGS_MODE_DSR },
+	{ "v6_udp_nat", BGS_AF_INET6, IPPROTO_UDP, BGS_MODE_NAT },
+};
+
+#define NV ARRAY_SIZE(variants)
+#define NFLOWS 100
+#define DRAIN_MS 1500
+
+/* Clients inside the preview prefix (see test_preview.c): 10.99.77.0/24, fd00:99::c:1:0/112. */
+static __u32 preview_client(__u8 family, __u32 k)
+{
+	return family == BGS_AF_INET ? 15250 + k % 250 : 0x10000 + k;
+}
+
+static int next_n = 10;
+
+static bool svc_setup(const struct variant *v, int vip, struct fx_svc *s, __u32 nb)
+{
+	__u16 port = v->mode == BGS_MODE_NAT ? 8080 : 0;
+	char name[32];
+	bool ok = true;
+	__u32 i, id;
+
+	snprintf(name, sizeof(name), "dr%d_%s", vip, v->name);
+	if (!fx_svc_add(s, name, v->family, vip, 80, v->proto, v->mode, 0))
+		return false;
+	for (i = 0; i < nb; i++) {
+		ok &= fx_be_add(s, BGS_BLUE, FX_NET_BACKEND, next_n++, port, 0, &id);
+		ok &= fx_be_add(s, BGS_GREEN, FX_NET_BACKEND, next_n++, port, 0, &id);
+	}
+	return ok;
+}
+
+/* Mid-flow packet without an entry goes to `color`'s table choice. */
+static bool midflow(const struct fx_svc *s, __u32 c, __u16 sport, __u32 color)
+{
+	struct bgs_flow_key k;
+	struct pkt p;
+	__u32 id;
+
+	fx_client_pkt(&p, s, c, sport, PKT_ACK);
+	pkt_flow_key(&p, &k);
+	id = fx_table_pick(s, color, &k);
+	return ASSERT_EQ(fx.be[id].color, color, "table color") && fx_expect_fwd(s, &p, id);
+}
+
+static bool test_drain_deadline(void)
+{
+	struct bgs_flip_opts fo = { .to_color = BGS_GREEN, .expect_gen = BGS_ANY_GEN,
+				    .drain_ms = DRAIN_MS };
+	__u32 old_be[NV][NFLOWS], pv_be[NV][NFLOWS], gen0[NV], id, hz;
+	struct fx_svc s[NV];
+	struct bgs_flip flip[NV], now;
+	struct bgs_prefix pfx;
+	struct bgs_flow_key k;
+	__u64 jiffies, deadline = 0;
+	struct timespec t0, t1;
+	struct pkt p;
+	bool ok = true;
+	size_t v;
+	int i;
+
+	for (v = 0; v < NV; v++) {
+		if (!svc_setup(&variants[v], (int)v + 1, &s[v], 2))
+			return false;
+		test_ctx("%s: flows on blue", variants[v].name);
+		for (i = 0; i < NFLOWS; i++)
+			ok &= fx_flow_new(&s[v], (__u32)i, (__u16)(20000 + i), BGS_BLUE,
+					  &old_be[v][i]);
+		/* TCP flows established (so their state is no longer SYN-only) */
+		for (i = 0; i < NFLOWS; i++)
+			ok &= fx_flow_next(&s[v], (__u32)i, (__u16)(20000 + i), old_be[v][i]);
+	}
+	if (!ok)
+		return false;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (v = 0; v < NV; v++) {
+		if (!ASSERT_EQ(bgs_flip(fx.h, s[v].id, &fo, &flip[v]), 1, "flip with a drain"))
+			return false;
+		gen0[v] = bgs_fw_gen(flip[v].word);
+		ok &= ASSERT_TRUE(flip[v].word & BGS_FW_DRAINING, "draining");
+		ok &= ASSERT_EQ(flip[v].drain_gen, gen0[v], "drain generation is the flip's");
+		if (flip[v].drain_deadline > deadline)
+			deadline = flip[v].drain_deadline;
+	}
+	if (!ASSERT_OK(bgs_clock(fx.h, &jiffies, &hz), "bgs_clock") || !ASSERT_GT(hz, 0, "HZ"))
+		return false;
+	ok &= ASSERT_GT(deadline, jiffies, "deadline in the future");
+	ok &= ASSERT_LE(deadline, jiffies + (__u64)hz * (DRAIN_MS + 500) / 1000,
+			"deadline about drain_ms from now");
+
+	/* during the drain */
+	for (v = 0; v < NV; v++) {
+		const struct variant *var = &variants[v];
+
+		test_ctx("%s: draining", var->name);
+		for (i = 0; i < NFLOWS; i++)
+			ok &= fx_flow_next(&s[v], (__u32)i, (__u16)(20000 + i), old_be[v][i]);
+		if (var->proto == IPPROTO_TCP)
+			for (i = 0; i < 20; i++)
+				ok &= midflow(&s[v], (__u32)i, (__u16)(21000 + i), BGS_BLUE);
+		/* flows that start on blue after the flip: preview sources */
+		ok &= ASSERT_OK(bgs_prefix_parse(var->family == BGS_AF_INET ? "10.99.77.0/24" :
+						 "fd00:99::c:1:0/112", &pfx), "prefix");
+		ok &= ASSERT_OK(bgs_preview_add(fx.h, s[v].id, &pfx), "preview add");
+		for (i = 0; i < 20; i++)
+			ok &= fx_flow_new(&s[v], preview_client(var->family, (__u32)i),
+					  (__u16)(22000 + i), BGS_BLUE, &pv_be[v][i]);
+		fx_flip_get(&s[v], &flip[v]);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ok &= ASSERT_LT((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000,
+			DRAIN_MS - 200, "the checks above ran well inside the drain");
+	if (!ok)
+		return false;
+
+	/* wait, doing nothing, until the program's clock passes the deadline */
+	for (i = 0; i < 200; i++) {
+		if (!ASSERT_OK(bgs_clock(fx.h, &jiffies, &hz), "bgs_clock"))
+			return false;
+		if (jiffies > deadline)
+			break;
+		usleep(50000);
+	}
+	if (!ASSERT_GT(jiffies, deadline, "the deadline passed within 10 s"))
+		return false;
+
+	for (v = 0; v < NV; v++) {
+		const struct variant *var = &variants[v];
+		__u32 gen;
+
+		/* nobody touched the flip word */
+		fx_flip_get(&s[v], &now);
+		ok &= ASSERT_EQ(now.word, flip[v].word, "flip word unchanged since the drain began");
+		ok &= ASSERT_TRUE(now.word & BGS_FW_DRAINING, "draining bit still set");
+		gen = bgs_fw_gen(now.word);
+
+		test_ctx("%s: drain over, old flows re-chosen on green", var->name);
+		for (i = 0; i < NFLOWS; i++) {
+			fx_client_pkt(&p, &s[v], (__u32)i, (__u16)(20000 + i), PKT_ACK);
+			pkt_flow_key(&p, &k);
+			id = fx_table_pick(&s[v], BGS_GREEN, &k);
+			ok &= fx_expect_fwd(&s[v], &p, id);
+			ok &= fx_flow_check_ct(&s[v], &p, id, BGS_GREEN, gen);
+			/* and it stays there */
+			ok &= fx_expect_fwd(&s[v], &p, id);
+		}
+		if (var->proto == IPPROTO_TCP) {
+			test_ctx("%s: drain over, mid-flow to green", var->name);
+			for (i = 0; i < 20; i++)
+				ok &= midflow(&s[v], (__u32)i, (__u16)(23000 + i), BGS_GREEN);
+		}
+		test_ctx("%s: drain over, blue flows begun after the flip stay", var->name);
+		for (i = 0; i < 20; i++)
+			ok &= fx_flow_next(&s[v], preview_client(var->family, (__u32)i),
+					   (__u16)(22000 + i), pv_be[v][i]);
+		test_ctx("%s", "");
+		ok &= fx_svc_del(&s[v]);
+	}
+	return ok;
+}
+
+/* bgs_drain_end ends a drain at once (the operator's "drain end"). */
+static bool test_drain_end_now(void)
+{
+	struct bgs_flip_opts fo = { .to_color = BGS_GREEN, .expect_gen = BGS_ANY_GEN,
+				    .drain_ms = BGS_NO_DEADLINE };
+	__u32 old_be[NFLOWS], id;
+	struct bgs_flow_key k;
+	struct bgs_flip after;
+	struct fx_svc s;
+	struct pkt p;
+	bool ok = true;
+	int i;
+
+	if (!svc_setup(&variants[0], 20, &s, 2))
+		return false;
+	for (i = 0; i < NFLOWS; i++)
+		ok &= fx_flow_new(&s, (__u32)i, (__u16)(24000 + i), BGS_BLUE, &old_be[i]);
+	ok &= ASSERT_EQ(bgs_flip(fx.h, s.id, &fo, &after), 1, "flip without a deadline");
+	ok &= ASSERT_EQ(after.drain_deadline, BGS_NO_DEADLINE, "no deadline");
+	for (i = 0; i < NFLOWS; i++)
+		ok &= fx_flow_next(&s, (__u32)i, (__u16)(24000 + i), old_be[i]);
+	ok &= ASSERT_OK(bgs_drain_end(fx.h, s.id, &after), "drain end");
+	for (i = 0; i < NFLOWS; i++) {
+		fx_client_pkt(&p, &s, (__u32)i, (__u16)(24000 + i), PKT_ACK);
+		pkt_flow_key(&p, &k);
+		id = fx_table_pick(&s, BGS_GREEN, &k);
+		ok &= fx_expect_fwd(&s, &p, id);
+	}
+	/* a flip with drain_ms 0 ends its drain at once too */
+	fo.to_color = BGS_BLUE;
+	fo.drain_ms = 0;
+	ok &= ASSERT_EQ(bgs_flip(fx.h, s.id, &fo, &after), 1, "flip, drain 0");
+	for (i = 0; i < NFLOWS; i++) {
+		fx_client_pkt(&p, &s, (__u32)i, (__u16)(24000 + i), PKT_ACK);
+		pkt_flow_key(&p, &k);
+		id = fx_table_pick(&s, BGS_BLUE, &k);
+		ok &= fx_expect_fwd(&s, &p, id);
+	}
+	return fx_svc_del(&s) && ok;
+}
+
+/* A deleted backend id given to a new backend: the old flows do not follow the id. */
+static bool test_backend_id_reuse(void)
+{
+	__u32 first[NFLOWS * 3], victim, victim_inc, nextra = 0, id, want, gen;
+	struct bgs_backend_spec spec = { .port = 8080 };
+	struct bgs_backend rec;
+	struct bgs_flow_key k;
+	struct bgs_flip fl;
+	struct bgs_flow f;
+	struct fx_svc s, filler;
+	struct pkt p;
+	int i, err, on_victim = 0, elsewhere = 0;
+	bool ok = true;
+
+	if (!svc_setup(&variants[0], 30, &s, 3))
+		return false;
+	for (i = 0; i < NFLOWS * 3; i++)
+		ok &= fx_flow_new(&s, (__u32)i, (__u16)(25000 + i), BGS_BLUE, &first[i]);
+	victim = first[0];
+	ok &= ASSERT_OK(bgs_backend_get(fx.h, victim, &rec), "victim");
+	victim_inc = rec.incarnation;
+
+	/* use up every other id, so the next add must reuse the victim's */
+	if (!ok || !fx_svc_add(&filler, "dr_filler", BGS_AF_INET, 31, 81, IPPROTO_TCP,
+			       BGS_MODE_NAT, 0))
+		goto fail;
+	for (;;) {
+		fx_be_ip(BGS_AF_INET, FX_NET_BACKEND, 150 + (int)nextra, &spec.addr);
+		err = bgs_backend_add(fx.h, filler.id, BGS_GREEN, &spec, &id);
+		if (err == -ENOSPC)
+			break;
+		if (!ASSERT_OK(err, "filler backend") || !ASSERT_LT(nextra, 64, "id space"))
+			goto fail;
+		nextra++;
+	}
+	ok &= ASSERT_TRUE(bgs_errmsg()[0], "ENOSPC says why");
+
+	if (!fx_be_del(victim))
+		goto fail;
+	if (!fx_be_add(&s, BGS_BLUE, FX_NET_BACKEND, 140, 8080, 0, &id))
+		goto fail;
+	ok &= ASSERT_EQ(id, victim, "the freed id is given out again");
+	ok &= ASSERT_OK(bgs_backend_get(fx.h, id, &rec), "reused id");
+	ok &= ASSERT_NEQ(rec.incarnation, victim_inc, "with a new incarnation");
+
+	fx_flip_get(&s, &fl);
+	gen = bgs_fw_gen(fl.word);
+	test_ctx("flows of the deleted backend %u", victim);
+	for (i = 0; i < NFLOWS * 3; i++) {
+		fx_client_pkt(&p, &s, (__u32)i, (__u16)(25000 + i), PKT_ACK);
+		pkt_flow_key(&p, &k);
+		if (first[i] != victim) {
+			ok &= fx_expect_fwd(&s, &p, first[i]);
+			continue;
+		}
+		on_victim++;
+		/* re-chosen as a new flow: where the table says, with a fresh entry */
+		want = fx_table_pick_word(&s, fl.word, BGS_BLUE, &k);
+		elsewhere += want != victim;
+		ok &= fx_expect_fwd(&s, &p, want);
+		if (ASSERT_TRUE(fx_ct_get(&p, &f), "entry")) {
+			ok &= ASSERT_EQ(f.backend_id, want, "ct backend");
+			ok &= ASSERT_EQ(f.gen, gen, "ct entry re-created at the current generation");
+			if (ASSERT_OK(bgs_backend_get(fx.h, want, &rec), "get"))
+				ok &= ASSERT_EQ(f.incarnation, rec.incarnation, "ct incarnation");
+		}
+	}
+	test_logf("%d flows were on the deleted backend; %d of them now belong elsewhere",
+		  on_victim, elsewhere);
+	ok &= ASSERT_GT(on_victim, 0, "flows on the victim");
+	ok &= ASSERT_GT(elsewhere, 0, "flows the reused id would have stolen");
+out:
+	test_ctx("%s", "");
+	ok &= fx_svc_del(&filler);
+	return fx_svc_del(&s) && ok;
+fail:
+	ok = false;
+	goto out;
+}
+
+static const struct test_case tests[] = {
+	{ "drain_deadline", test_drain_deadline },
+	{ "drain_end_now", test_drain_end_now },
+	{ "backend_id_reuse", test_backend_id_reuse },
+};
+
+int main(int argc, char **argv)
+{
+	/* few backend ids, so that id reuse can be forced */
+	struct bgs_sizes sz = { .max_services = 8, .max_backends = 48, .maglev_size = 1021,
+				.ct_entries = 16384 };
+
+	return fx_main(argc, argv, &sz, tests, ARRAY_SIZE(tests), 120);
+}
