@@ -6,7 +6,8 @@
 # Makes a private network namespace (one veth, permanent neighbours for the backends) and a
 # bpffs under /run, runs build/.../bench/xdp_bench in it, then bench/bgctl_time.sh, prints
 # the results and writes them to docs/bench.md (set BENCH_MD to write elsewhere, or
-# BENCH_MD=- for nowhere). Everything it made is removed on exit, even on failure.
+# BENCH_MD=- for nowhere; BENCH_BGCTL=0 skips bgctl_time.sh). Everything it made is removed
+# on exit, even on failure.
 set -euo pipefail
 
 build=${1:-build/rel}
@@ -66,7 +67,11 @@ fi
 echo
 echo "== bgctl wall time"
 ip netns del "$ns"
-"$here/bgctl_time.sh" "$build" "$tmp/bgctl.md" | tee "$tmp/bgctl.txt" || rc=$?
+if [ "${BENCH_BGCTL:-1}" = 0 ]; then
+	echo "skipped (BENCH_BGCTL=0)" | tee "$tmp/bgctl.md"
+else
+	"$here/bgctl_time.sh" "$build" "$tmp/bgctl.md" | tee "$tmp/bgctl.txt" || rc=$?
+fi
 if [ "$rc" -ne 0 ]; then
 	echo "bench: bgctl_time.sh failed (exit $rc)" >&2
 	exit "$rc"

@@ -3,9 +3,10 @@
  * Benchmark programs run with BPF_PROG_TEST_RUN by bench/xdp_bench.c.
  *
  * bench_wrap is the program that is timed. Before every run it restores the packet's headers
- * from a template (with repeat > 1 the kernel runs the program again on its own output), and
- * for new-flow cases gives every run a distinct source address and port (checksums kept
- * valid); then it tail-calls whatever bench_target[0] holds: the switch, or one of the
+ * from a template (with repeat > 1 the kernel runs the program again on its own output); for
+ * new-flow cases it gives every run a distinct source address and port, for known flows it
+ * cycles the client port through a set of tracked flows (checksums kept valid); then it
+ * tail-calls whatever bench_target[0] holds: the switch, or one of the
  * baselines below. Switch and baselines thus carry exactly the same wrapper cost, which
  * bl_tx alone measures.
  *
@@ -15,10 +16,14 @@
  *   bl_min_insert the same with a conntrack-like LRU (key and value of the switch's, same
  *                 size, full): lookup (a miss for a new flow), one insert, MAC rewrite,
  *                 XDP_TX;
+ *   bl_two        the floor of the switch's design for a known flow: parse, a service
+ *                 lookup (the switch's VIP key, same map kind) and a conntrack lookup (the
+ *                 LRU above), MAC rewrite, XDP_TX;
  *   bl_tx         XDP_TX: the wrapper's own cost.
  * Each counts the runs that took its intended path, so the harness proves every timed run
  * took it (the switch is checked through its own counters).
  */
+#include <stdbool.h>
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
@@ -33,7 +38,9 @@
 #define OFF_IP_CSUM (14 + 10)
 #define OFF_SADDR_LO (14 + 12 + 2)
 #define OFF_SPORT (14 + 20)
+#define OFF_DPORT (14 + 20 + 2)
 #define OFF_TCP_CSUM (14 + 20 + 16)
+#define OFF_UDP_CSUM (14 + 20 + 6)
 
 struct bench_cfg cfg;
 /* Runs that did not reach their target (bad length or a failed tail call). */
@@ -44,6 +51,8 @@ __u64 bl_min_miss;
 __u64 bl_ins_ok;
 __u64 bl_ins_fail;
 __u64 bl_tx_runs;
+__u64 bl_two_hits;
+__u64 bl_two_miss;
 /* MACs the insert baseline writes (stands for a backend record read). */
 __u8 bl_dmac[6];
 __u8 bl_smac[6];
@@ -76,6 +85,15 @@ struct {
 	__type(value, struct bgs_flow);
 } bl_lru SEC(".maps");
 
+/* Services, as bgs_vips holds them, for bl_two. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 128);
+	__type(key, struct bgs_vip_key);
+	__type(value, struct bgs_vip_val);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} bl_vips SEC(".maps");
+
 static __always_inline __u16 csum_replace16(__u16 csum, __u16 old, __u16 new)
 {
 	__u32 s = (__u16)~csum + (__u32)(__u16)~old + new;
@@ -106,18 +124,30 @@ int bench_wrap(struct xdp_md *ctx)
 	*(__u32 *)(data + 48) = *(__u32 *)(cfg.hdr + 48);
 	*(__u16 *)(data + 52) = *(__u16 *)(cfg.hdr + 52);
 
-	if (cfg.vary) {
+	if (cfg.mode != BENCH_SAME) {
 		__u32 seq = cfg.seq++;
-		__u16 *lo = data + OFF_SADDR_LO, *sp = data + OFF_SPORT;
-		__u16 *ipc = data + OFF_IP_CSUM;
-		__u16 nlo = bpf_htons((__u16)(seq >> 15)), nsp = bpf_htons(0x8000 | (seq & 0x7fff));
-		__u16 *tc = data + OFF_TCP_CSUM;
+		__u16 *lo = data + OFF_SADDR_LO, *ipc = data + OFF_IP_CSUM, *pp, *l4c, nlo, np;
+		bool udp = cfg.l4 == IPPROTO_UDP;
 
-		*ipc = csum_replace16(*ipc, *lo, nlo);
-		if (cfg.tcp)
-			*tc = csum_replace16(csum_replace16(*tc, *lo, nlo), *sp, nsp);
-		*lo = nlo;
-		*sp = nsp;
+		if (cfg.mode == BENCH_NEW) {
+			pp = data + OFF_SPORT;
+			nlo = bpf_htons((__u16)(seq >> 15));
+			np = bpf_htons(0x8000 | (seq & 0x7fff));
+		} else {
+			pp = cfg.port_off == OFF_DPORT ? data + OFF_DPORT : data + OFF_SPORT;
+			nlo = *lo;
+			np = cfg.ports[seq & (BENCH_NR_FLOWS - 1)];
+		}
+		l4c = udp ? data + OFF_UDP_CSUM : data + OFF_TCP_CSUM;
+		if (nlo != *lo) {
+			*ipc = csum_replace16(*ipc, *lo, nlo);
+			if (!udp || *l4c)
+				*l4c = csum_replace16(*l4c, *lo, nlo) ?: (udp ? 0xffff : 0);
+			*lo = nlo;
+		}
+		if (!udp || *l4c)
+			*l4c = csum_replace16(*l4c, *pp, np) ?: (udp ? 0xffff : 0);
+		*pp = np;
 	}
 
 	bpf_tail_call(ctx, &bench_target, 0);
@@ -201,6 +231,30 @@ int bl_min_insert(struct xdp_md *ctx)
 	__builtin_memcpy(eth->h_dest, bl_dmac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, bl_smac, ETH_ALEN);
 	bl_ins_ok++;
+	return XDP_TX;
+}
+
+SEC("xdp")
+int bl_two(struct xdp_md *ctx)
+{
+	struct bgs_flow_key k = {};
+	struct bgs_vip_key vk = {};
+	struct ethhdr *eth;
+
+	eth = parse(ctx, &k);
+	if (!eth)
+		return XDP_PASS;
+	vk.addr[0] = k.dst[0];
+	vk.port = k.dport;
+	vk.proto = k.proto;
+	vk.family = k.family;
+	if (!bpf_map_lookup_elem(&bl_vips, &vk) || !bpf_map_lookup_elem(&bl_lru, &k)) {
+		bl_two_miss++;
+		return XDP_PASS;
+	}
+	__builtin_memcpy(eth->h_dest, bl_dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, bl_smac, ETH_ALEN);
+	bl_two_hits++;
 	return XDP_TX;
 }
 
