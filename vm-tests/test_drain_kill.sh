@@ -62,4 +62,39 @@ check "history records both kills" \
 	test "$(lbjq '[.records[] | select(.verb=="drain kill" and .status=="done")] | length' history)" -eq 2
 hold_stop "$hold_u" "$pid_u"
 hold_stop "$hold_t" "$pid_t"
+
+# flip --wait: returns at the deadline while a flow lives, with a progress line on stderr.
+hold_w=$BGS_RUN/hold.wait
+hold_start "$NS_CL" tcp "$VIP_NAT" 80 "$hold_w" 20
+pid_w=$HOLD_PID
+wait_lines "$hold_w" 2 || fail "hold flow for --wait got no answers"
+t0=$(date +%s%N)
+j=$(lbctl -j flip web --drain-timeout 2s --wait 2>"$BGS_RUN/wait.err")
+ms=$((($(date +%s%N) - t0) / 1000000))
+check "flip --wait with a live flow returns at the 2s deadline (${ms} ms)" \
+	jqt '.wait == "deadline" and .flows_left == 1 and .changed' <<<"$j"
+check "... after about 2s" test $ms -ge 1500 -a $ms -le 6000
+check "... showing flows left and time left" grep -q "draining .*: 1 flow left, .* left" "$BGS_RUN/wait.err"
+check "... and past the deadline the old color's connection was cut" \
+	bash -c "for i in \$(seq 1 30); do grep -q error '$hold_w' && exit 0; sleep 0.1; done; exit 1"
+# flip --wait: returns as soon as the last flow ends.
+hold_w=$BGS_RUN/hold.wait2
+hold_start "$NS_CL" tcp "$VIP_NAT" 80 "$hold_w" 20
+wait_lines "$hold_w" 2 || fail "second hold flow for --wait got no answers"
+( sleep 1; touch "$hold_w.stop" ) &
+t0=$(date +%s%N)
+j=$(lbctl -j flip web --drain-timeout 30s --wait 2>/dev/null)
+ms=$((($(date +%s%N) - t0) / 1000000))
+check "flip --wait returns when the last flow closes (${ms} ms, deadline 30s)" \
+	jqt '.wait == "drained" and .flows_left == 0' <<<"$j"
+check "... long before the deadline" test $ms -le 10000
+
+# status --watch: bounded rounds, rates from counter deltas, one JSON object per round.
+traffic "$NS_CL" http "$VIP_NAT" 80 300 >/dev/null &
+tp=$!
+out=$(lbctl -j status web --watch --interval 300ms --count 3)
+wait $tp
+check "status --watch -j --count 3: three JSON rounds" test "$(jq -s length <<<"$out")" -eq 3
+check "... with packets/s measured from counter deltas" \
+	jqt '[.[1:][] | .services[0].pools[] | .packets_per_s] | add > 0' < <(jq -s . <<<"$out")
 echo "drain checks passed"

@@ -76,7 +76,7 @@ static int count_flows(__u32 svc_id, int color, __u64 *n)
 /* --wait: follow the old color's drain until no flow is left or the deadline passed. */
 static int wait_drain(const char *name, __u32 svc_id, int old_color, json_object *out)
 {
-	bool tty = isatty(STDERR_FILENO), show = tty || !g.json;
+	bool tty = isatty(STDERR_FILENO), show = true;
 	double start = mono_now(), last_print = 0;
 	struct sigaction sa = { .sa_handler = on_sigint };
 	const char *why = "drained";
@@ -100,12 +100,18 @@ static int wait_drain(const char *name, __u32 svc_id, int old_color, json_object
 		if (!gen0)
 			gen0 = flip.drain_gen;
 		err = dp_clock(&now, &hz);
-		if (!err)
-			err = count_flows(svc_id, old_color, &flows);
 		if (err)
 			break;
 		if (flip.drain_deadline != BGS_NO_DEADLINE)
 			left = flip.drain_deadline > now ? (double)(flip.drain_deadline - now) / hz : 0;
+		/* Past the deadline the program routes what is left as new: report what was left. */
+		if (left == 0) {
+			why = "deadline";
+			break;
+		}
+		err = count_flows(svc_id, old_color, &flows);
+		if (err)
+			break;
 		if (show && (tty || mono_now() - last_print >= 1.0)) {
 			if (left >= 0)
 				dur_str(left, lbuf, sizeof(lbuf));
@@ -122,10 +128,6 @@ static int wait_drain(const char *name, __u32 svc_id, int old_color, json_object
 			why = "superseded";
 			break;
 		}
-		if (left == 0) {
-			why = "deadline";
-			break;
-		}
 		if (interrupted) {
 			why = "interrupted";
 			break;
@@ -133,7 +135,18 @@ static int wait_drain(const char *name, __u32 svc_id, int old_color, json_object
 		usleep(250 * 1000);
 	}
 	if (show && tty)
-		fprintf(stderr, "\n");
+		fprintf(stderr, "\r\033[K");
+	if (show && !err) {
+		if (!strcmp(why, "deadline"))
+			fprintf(stderr, "%s: %s drain deadline passed with %llu flow%s left: they are "
+				"routed as new flows now\n", name, color_name(old_color),
+				(unsigned long long)flows, flows == 1 ? "" : "s");
+		else if (!strcmp(why, "drained"))
+			fprintf(stderr, "%s: %s drained in %.1fs\n", name, color_name(old_color),
+				mono_now() - start);
+		else
+			fprintf(stderr, "%s: stopped waiting (%s); the drain goes on\n", name, why);
+	}
 	jset(out, "wait", jstr(why));
 	jset(out, "flows_left", jint((long long)flows));
 	jset(out, "waited_s", json_object_new_double(mono_now() - start));
