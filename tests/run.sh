@@ -4,8 +4,8 @@
 # tests/run.sh BUILD_SAN BUILD_REL
 #
 # Runs every test binary of BUILD_SAN/tests (each prints `ok NAME`, `FAIL NAME` or
-# `skip NAME: REASON` per sub-test and exits 0, 1 or 249), then every vm-tests/*.sh
-# scenario but sourced helpers (exit 0 pass, 249 skip, anything else fail; BGS_BUILD and BGS_BUILD_SAN point
+# `skip NAME: REASON` per sub-test and exits 0, 1 or 249), then every vm-tests/test_*.sh
+# scenario (exit 0 pass, 249 skip, anything else fail; BGS_BUILD and BGS_BUILD_SAN point
 # at the builds). Ends with one line: `N passed, N failed` (`, N skipped` when some were).
 # Exit status: non-zero if anything failed.
 set -u
@@ -120,11 +120,8 @@ for b in "${bins[@]}"; do
 	run_binary "$b"
 done
 
-# Scenarios: every vm-tests/*.sh except sourced helpers (lib.sh, common.sh, *_lib.sh, _*).
-for sc in vm-tests/*.sh; do
-	case $(basename "$sc") in
-	lib.sh | common.sh | *_lib.sh | _*) continue ;;
-	esac
+# Scenarios are vm-tests/test_*.sh; the other *.sh there are helpers they source.
+for sc in vm-tests/test_*.sh; do
 	run_scenario "$sc"
 done
 

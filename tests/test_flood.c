@@ -1,0 +1,119 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * SYN-flood guard and verdict names. Past the configured new-flow rate on one CPU within
+ * a second, new flows are still forwarded (to the same backend the table gives them) but no
+ * longer tracked, and each is counted (CT_SKIPPED); the next second tracks again, and the
+ * untracked flows' later packets still reach the same backend. Every verdict reason has a
+ * name of its own.
+ */
+#include <netinet/in.h>
+#include <errno.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include "fixture.h"
+
+#define RATE 200
+#define BURST 600
+
+static bool pin_cpu0(void)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(0, &set);
+	return ASSERT_OK(sched_setaffinity(0, sizeof(set), &set) ? -errno : 0, "pin to CPU 0");
+}
+
+static bool test_flood_guard(void)
+{
+	struct bgs_reason_counter before[BGS_R_MAX], after[BGS_R_MAX];
+	__u32 be[BURST], id;
+	struct bgs_flow f;
+	struct fx_svc s;
+	struct pkt p;
+	unsigned long tracked = 0, skipped;
+	bool ok = true;
+	int i;
+
+	if (!pin_cpu0() || !fx_svc_add(&s, "flood", BGS_AF_INET, 1, 80, IPPROTO_TCP, BGS_MODE_NAT, 0))
+		return false;
+	for (i = 0; i < 3; i++)
+		ok &= fx_be_add(&s, BGS_BLUE, FX_NET_BACKEND, 10 + i, 8080, 0, &id);
+	if (!ok)
+		goto out;
+	/* start a fresh one-second window */
+	sleep(1);
+	fx_reasons(before);
+	for (i = 0; i < BURST; i++) {
+		struct bgs_flow_key k;
+
+		fx_client_pkt(&p, &s, (__u32)i, 5000, PKT_SYN);
+		pkt_flow_key(&p, &k);
+		be[i] = fx_table_pick(&s, BGS_BLUE, &k);
+		ok &= fx_expect_fwd(&s, &p, be[i]);
+	}
+	fx_reasons(after);
+	for (i = 0; i < BURST; i++) {
+		fx_client_pkt(&p, &s, (__u32)i, 5000, PKT_SYN);
+		tracked += fx_ct_get(&p, &f);
+	}
+	skipped = after[BGS_R_CT_SKIPPED].packets - before[BGS_R_CT_SKIPPED].packets;
+	test_logf("%d new flows in a burst at a rate limit of %d per second: %lu tracked, %lu "
+		  "skipped", BURST, RATE, tracked, skipped);
+	ok &= ASSERT_EQ(tracked + skipped, BURST, "every new flow tracked or counted skipped");
+	ok &= ASSERT_GE(tracked, RATE, "the rate's worth of flows tracked");
+	/* the burst takes milliseconds: at most two one-second windows */
+	ok &= ASSERT_LE(tracked, 2 * RATE, "no more than the rate per window tracked");
+	ok &= ASSERT_EQ(after[BGS_R_CT_FULL].packets, before[BGS_R_CT_FULL].packets, "no ct full");
+	ok &= ASSERT_EQ(after[BGS_R_FWD_REDIRECT].packets - before[BGS_R_FWD_REDIRECT].packets,
+			BURST, "every new flow forwarded");
+
+	/* untracked flows' next packets still reach their backend (mid-flow -> live table) */
+	for (i = 0; i < BURST; i++)
+		ok &= fx_flow_next(&s, (__u32)i, 5000, be[i]);
+
+	/* a new window tracks again */
+	sleep(1);
+	for (i = 0; i < 20; i++)
+		ok &= fx_flow_new(&s, (__u32)i, 6000, BGS_BLUE, &id);
+out:
+	return fx_svc_del(&s) && ok;
+}
+
+static bool test_reason_names(void)
+{
+	const char *names[BGS_R_MAX];
+	bool ok = true;
+	int r, q;
+
+	for (r = 0; r < BGS_R_MAX; r++) {
+		names[r] = bgs_reason_name((enum bgs_reason)r);
+		test_ctx("reason %d", r);
+		ok &= ASSERT_TRUE(names[r] && names[r][0], "named");
+		if (!names[r])
+			continue;
+		ok &= ASSERT_FALSE(!strcmp(names[r], "unknown"), "a name of its own");
+		for (q = 0; q < r; q++)
+			if (names[q] && !strcmp(names[q], names[r])) {
+				FAILF("reasons %d and %d are both called %s", q, r, names[r]);
+				ok = false;
+			}
+	}
+	test_ctx("%s", "");
+	ok &= ASSERT_STRSTR(bgs_reason_name(BGS_R_MAX), "unknown", "out of range");
+	return ok;
+}
+
+static const struct test_case tests[] = {
+	{ "flood_guard", test_flood_guard },
+	{ "reason_names", test_reason_names },
+};
+
+int main(int argc, char **argv)
+{
+	struct bgs_sizes sz = { .max_services = 4, .max_backends = 16, .maglev_size = 1021,
+				.ct_entries = 16384, .new_flow_rate = RATE };
+
+	return fx_main(argc, argv, &sz, tests, ARRAY_SIZE(tests), 60);
+}
