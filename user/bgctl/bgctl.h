@@ -127,6 +127,8 @@ void jprint(json_object *o, FILE *f);
 struct flow_tally;
 json_object *service_json(__u32 svc_id, bool counters, const struct flow_tally *t);
 json_object *flip_json(const struct bgs_flip *f);
+/* Read every backend record once; service_json() then uses that copy. */
+int backend_snapshot(void);
 /* Clock of the data plane: now in jiffies and hz. */
 int dp_clock(__u64 *now, __u32 *hz);
 

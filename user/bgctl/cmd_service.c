@@ -223,6 +223,9 @@ static int service_list(int argc, char **argv)
 	n = bgs_service_list(g.h, ids, 4096);
 	if (n < 0)
 		return lib_fail(n, "list services");
+	err = backend_snapshot();
+	if (err)
+		return err;
 	arr = json_object_new_array();
 	for (int i = 0; i < n && i < 4096; i++) {
 		json_object *s = service_json(ids[i], false, NULL);

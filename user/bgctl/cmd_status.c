@@ -188,6 +188,9 @@ static int status_once(const char *name, bool flows, json_object **out)
 		if (n < 0)
 			return lib_fail(n, "list services");
 	}
+	err = backend_snapshot();
+	if (err)
+		return err;
 	if (flows) {
 		backend_cache_reset();
 		err = flow_tally(&t);

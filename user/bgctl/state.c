@@ -8,8 +8,107 @@
 #include <stdlib.h>
 #include <string.h>
 #include <netinet/in.h>
+#include <bpf/bpf.h>
 
 #include "bgctl.h"
+
+/*
+ * One read of every backend record per status round. The library's per-pool calls each
+ * read the whole backend map, which costs 100 services x 2 pools x 2 calls full reads in a
+ * status of a big config; one batch read through the public map fd costs one.
+ */
+static struct {
+	__u32 n;
+	bool loaded;
+	struct bgs_backend *be;
+} snap;
+
+int backend_snapshot(void)
+{
+	struct bgs_meta meta;
+	__u32 n, count, *keys, out_batch = 0, done = 0;
+	void *in = NULL;
+	int fd, err = 0;
+
+	bgs_get_meta(g.h, &meta);
+	n = meta.max_backends ? meta.max_backends : BGS_DEF_MAX_BACKENDS;
+	if (!snap.be) {
+		snap.be = calloc(n, sizeof(*snap.be));
+		if (!snap.be)
+			return fail(-ENOMEM, EXIT_OTHER, "out of memory");
+	}
+	snap.n = n;
+	snap.loaded = false;
+	fd = bgs_map_fd(g.h, "backends");
+	keys = calloc(n, sizeof(*keys));
+	if (fd < 0 || !keys) {
+		free(keys);
+		return 0; /* the per-pool library calls still work */
+	}
+	memset(snap.be, 0, (size_t)n * sizeof(*snap.be));
+	while (done < n) {
+		struct bgs_backend *vals = calloc(n - done, sizeof(*vals));
+
+		if (!vals) {
+			err = -ENOMEM;
+			break;
+		}
+		count = n - done;
+		err = bpf_map_lookup_batch(fd, in, &out_batch, keys, vals, &count, NULL);
+		if (err && errno != ENOENT) {
+			free(vals);
+			err = -errno;
+			break;
+		}
+		for (__u32 i = 0; i < count; i++)
+			if (keys[i] < n)
+				snap.be[keys[i]] = vals[i];
+		free(vals);
+		done += count;
+		if (err || !count) {
+			err = 0;
+			break;
+		}
+		in = &out_batch;
+	}
+	free(keys);
+	snap.loaded = !err;
+	return 0;
+}
+
+/* Ids of a pool's backends from the snapshot, or from the library without one. */
+static int pool_ids(__u32 svc_id, __u32 color, __u32 *ids, __u32 max)
+{
+	int n = 0;
+
+	if (!snap.loaded)
+		return bgs_pool_list(g.h, svc_id, color, ids, max);
+	for (__u32 id = 1; id < snap.n; id++) {
+		const struct bgs_backend *b = &snap.be[id];
+
+		if (!(b->flags & BGS_BE_IN_USE) || b->svc_id != svc_id || b->color != color)
+			continue;
+		if ((__u32)n < max)
+			ids[n] = id;
+		n++;
+	}
+	return n;
+}
+
+/* A pool may take new flows: a backend in use, admin up and health up (as the library). */
+static bool pool_usable(__u32 svc_id, __u32 color)
+{
+	if (!snap.loaded)
+		return bgs_pool_usable(g.h, svc_id, color);
+	for (__u32 id = 1; id < snap.n; id++) {
+		const struct bgs_backend *b = &snap.be[id];
+
+		if ((b->flags & BGS_BE_IN_USE) && b->svc_id == svc_id && b->color == color &&
+		    b->admin == BGS_ADMIN_UP && b->health == BGS_HEALTH_UP)
+			return true;
+	}
+	return false;
+}
 
 int dp_clock(__u64 *now, __u32 *hz)
 {
@@ -127,16 +226,19 @@ json_object *service_json(__u32 svc_id, bool counters, const struct flow_tally *
 		struct bgs_counter c;
 
 		jset(p, "live", jbool(color == bgs_fw_live(flip.word)));
-		jset(p, "usable", jbool(bgs_pool_usable(g.h, svc_id, color)));
+		jset(p, "usable", jbool(pool_usable(svc_id, color)));
 		if (counters && bgs_svc_counters(g.h, svc_id, color, &c) == 0)
 			add_counter(p, &c);
 		if (t && t->per_svc_color && svc_id < t->max_services)
 			jset(p, "flows", jint((long long)t->per_svc_color[svc_id * 2 + color]));
-		n = bgs_pool_list(g.h, svc_id, color, ids, BGS_MAX_POOL_BACKENDS);
+		n = pool_ids(svc_id, color, ids, BGS_MAX_POOL_BACKENDS);
 		for (int i = 0; i < n && i < BGS_MAX_POOL_BACKENDS; i++) {
 			struct bgs_backend be;
 
-			if (bgs_backend_get(g.h, ids[i], &be) == 0)
+			if (snap.loaded)
+				json_object_array_add(bes, backend_json(ids[i], &snap.be[ids[i]],
+									counters, t));
+			else if (bgs_backend_get(g.h, ids[i], &be) == 0)
 				json_object_array_add(bes, backend_json(ids[i], &be, counters, t));
 		}
 		jset(p, "backends", bes);
