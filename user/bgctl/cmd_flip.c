@@ -154,6 +154,8 @@ static int wait_drain(const char *name, __u32 svc_id, int old_color, json_object
 }
 
 struct flip_arg {
+	const char *name;
+	int to;
 	__u32 svc_id;
 	struct bgs_flip_opts opts;
 	struct bgs_flip after;
@@ -168,6 +170,10 @@ static int apply_flip(void *p, json_object *done)
 	if (ret == -ESTALE)
 		return fail(ret, EXIT_CONFLICT, "%s", bgs_errmsg()[0] ? bgs_errmsg() :
 			    "generation changed: someone else changed the service");
+	if (ret == -EHOSTUNREACH)
+		return fail(ret, EXIT_CONFLICT,
+			    "%s: the %s pool has no usable backend (none up and healthy): add or "
+			    "enable one, or use --force", a->name, color_name(a->to));
 	if (ret < 0)
 		return lib_fail(ret, "flip");
 	a->changed = ret;
@@ -273,6 +279,8 @@ static int flip_common(int argc, char **argv, bool rollback)
 		a.opts.to_color = !from;
 	}
 	to = a.opts.to_color == BGS_ANY_COLOR ? !from : a.opts.to_color;
+	a.name = name;
+	a.to = to;
 
 	g.out = json_object_new_object();
 	jset(g.out, "service", jstr(name));
@@ -286,11 +294,8 @@ static int flip_common(int argc, char **argv, bool rollback)
 		jset(g.out, "message", jstr(msg));
 		return 0;
 	}
-	if (!a.opts.force && !bgs_pool_usable(g.h, a.svc_id, (__u32)to))
-		return fail(-EHOSTUNREACH, EXIT_CONFLICT,
-			    "%s: the %s pool has no usable backend (none up and healthy): add or "
-			    "enable one, or use --force", name, color_name(to));
-
+	/* The library refuses an unusable target pool under its lock (-EHOSTUNREACH): no
+	 * second read of every backend here, a flip stays a few syscalls. */
 	det = json_object_new_object();
 	jset(det, "from", jstr(color_name(from)));
 	jset(det, "to", jstr(color_name(to)));
