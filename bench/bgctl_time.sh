@@ -134,7 +134,6 @@ command -v jq >/dev/null || {
 	exit 1
 }
 
-build=$(cd "$build" && pwd)
 [ -z "$md" ] || md=$(cd "$(dirname "$md")" && pwd)/$(basename "$md")
 here=$(cd "$(dirname "$0")" && pwd)
 ns=bgs-ctl-$$
@@ -165,6 +164,10 @@ done
 mkdir -p "$mnt"
 mount -t bpf bpffs "$mnt"
 
+# Time a private copy: the shared build directory may be relinked while this runs.
+mkdir -p "$tmp/bin"
+cp "$bgctl" "$tmp/bin/bgctl"
+build=$tmp/bin
 cd "$tmp"
 BGSWITCH_PIN_DIR=$mnt/bgswitch BGSWITCH_HISTORY=$tmp/history.jsonl LIBXDP_BPFFS=$mnt \
 	BGCTL_RUNS=$runs ip netns exec "$ns" "$here/bgctl_time.sh" --inner "$build" "$md"

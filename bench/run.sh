@@ -97,30 +97,37 @@ How it is measured (bench/xdp_bench.c, bench/xdp_bench.bpf.c):
 
 - Every round is one \`BPF_PROG_TEST_RUN\` of a wrapper XDP program, \`bench_wrap\`, with the
   repeat count above. With repeat > 1 the kernel runs the program again on its own output,
-  so before every run the wrapper restores the packet's first 54 bytes from a template (for
-  new flows it then gives the packet a distinct source address and port, keeping the IP and
-  TCP checksums valid) and tail-calls the program under test through a \`PROG_ARRAY\`: the
-  switch (\`bgs_switch\`, loaded and set up by libbgswitch), a baseline, or \`bl_tx\` (just
-  \`XDP_TX\`), which measures the wrapper itself.
+  so before every run the wrapper restores the packet's first 54 bytes from a template, then
+  for new flows gives the packet a source address and port never used before, and for known
+  flows cycles the client port through 256 tracked flows (keeping the IP and TCP/UDP
+  checksums valid), and tail-calls the program under test through a \`PROG_ARRAY\`: the
+  switch (\`bgs_switch\`, loaded and set up by libbgswitch), the entry as libxdp attaches it
+  (\`bgs_entry\`, which tail-calls the switch), a baseline, or \`bl_tx\` (just \`XDP_TX\`),
+  which measures the wrapper itself.
 - Baselines: *minimal* parses Ethernet/IPv4/TCP|UDP, looks the 5-tuple up in a hash map,
   rewrites both MACs and returns \`XDP_TX\`; *minimal + LRU insert* looks the 5-tuple up in
-  an LRU hash with the switch's conntrack key and value and size (miss), inserts it,
-  rewrites the MACs and returns \`XDP_TX\`.
+  an LRU hash with the switch's conntrack key, value and size (a miss), inserts it, rewrites
+  the MACs and returns \`XDP_TX\`. For the breakdown only, *two lookups* is the floor of the
+  switch's design for a known flow: parse, a service lookup (the switch's VIP key and map
+  kind), a conntrack lookup (that LRU), MAC rewrite, \`XDP_TX\`.
 - State: a nat TCP service and a nat UDP service on one VIP, two blue and two green
   backends each (permanent neighbours on the LB's veth, so the switch forwards with
   \`XDP_TX\`), set up with libbgswitch in a private network namespace on a bpffs under
-  /run, and removed on exit. Before any timed run both the switch's conntrack and the
-  baseline's LRU are filled to their configured size (default 1,048,576) with
-  \`bpf_map_update_batch\` and flows no bench packet matches. The SYN-flood guard's rate is
-  set out of reach, so every new flow is inserted (the guard's check still runs).
-- Cases: *established TCP* is the ACK of a flow whose SYN went through the switch first;
-  *UDP flow* a datagram of a flow already tracked; *nat reply* the backend's ACK back to
-  that TCP client (rewritten to come from the VIP); *new flow* a distinct SYN each run.
+  /run, and removed on exit. Before any timed run the switch's conntrack, the baselines' LRU
+  and the minimal program's hash are filled to the configured conntrack size (default
+  1,048,576) with \`bpf_map_update_batch\` (flows no bench packet matches), so every lookup
+  walks the bucket chains of a full table. The SYN-flood guard's rate is set out of reach,
+  so every new flow is inserted (the guard's check still runs).
+- Cases: *established TCP* are ACKs of 256 flows whose SYNs went through the switch first
+  (all on one backend); *UDP flow* datagrams of 256 tracked flows; *nat reply* the backend's
+  ACKs back to those TCP clients (rewritten to come from the VIP); *new flow* a distinct SYN
+  each run.
 - Proof that every timed run took the intended path: per round, the baseline's own hit
   counter, or the switch's \`bgs_reasons\` counter of that verdict (\`fwd_tx\` or
   \`reply_tx\`) and \`bgs_svc_stats\` / \`bgs_be_stats\` packets (and new flows: all of them for
-  new flows, none otherwise), grew by exactly the repeat count, every other reason counter
-  by nothing, the wrapper counted no failure; the last run's verdict is \`XDP_TX\` and its
+  new flows, none otherwise; for known flows all on the flows' backend), grew by exactly the
+  repeat count, every other reason counter by nothing, the wrapper counted no failure; the
+  last run's verdict is \`XDP_TX\` and its
   output packet is checked (backend address, port and MACs, TTL - 1, checksums recomputed
   from scratch; for replies the VIP as source and the client's MAC; for new flows the last
   flow is found in conntrack). Any mismatch aborts the benchmark.

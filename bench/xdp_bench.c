@@ -1135,7 +1135,7 @@ static void usage(FILE *f)
 		"usage: xdp_bench --pin-dir DIR [--ifname IF] [--repeat N] [--rounds N] [--cpu N]\n"
 		"                 [--ct-entries N] [--md FILE] [--only est,udp,reply,new]\n"
 		"Run inside the namespace bench/run.sh makes; DIR on a bpffs. Defaults: lb0,\n"
-		"repeat 1000000, 5 rounds, the last CPU, the default conntrack size.\n");
+		"repeat 1000000, 7 rounds, the last CPU, the default conntrack size.\n");
 }
 
 static int parse_int(const char *s, long min, long max, long *v)
@@ -1162,7 +1162,7 @@ int main(int argc, char **argv)
 		{},
 	};
 	struct bench b = {
-		.o = {.ifname = "lb0", .repeat = 1000000, .rounds = 5, .cpu = -1},
+		.o = {.ifname = "lb0", .repeat = 1000000, .rounds = 7, .cpu = -1},
 	};
 	struct sigaction sa = {.sa_handler = on_signal};
 	cpu_set_t set;
