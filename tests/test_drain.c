@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <time.h>
 #include <unistd.h>
+#include <bpf/bpf.h>
 
 #include "fixture.h"
 
@@ -307,10 +308,133 @@ fail:
 	goto out;
 }
 
+/* Age a flow's entry by writing its last-seen stamp back (the one thing a test may fake:
+ * waiting 15 minutes is not an option). */
+static bool age_flow(const struct pkt *p, __u64 by_jiffies)
+{
+	struct bgs_flow_key k;
+	struct bgs_flow f;
+
+	pkt_flow_key(p, &k);
+	if (!ASSERT_OK(bpf_map_lookup_elem(fx.ct_fd, &k, &f) ? -errno : 0, "ct lookup"))
+		return false;
+	f.last_seen -= by_jiffies;
+	return ASSERT_OK(bpf_map_update_elem(fx.ct_fd, &k, &f, BPF_EXIST) ? -errno : 0,
+			 "ct update");
+}
+
+/*
+ * The documented idle timeouts (TCP SYN seen 60 s, established 900 s, after FIN/RST 30 s,
+ * UDP 300 s): a flow idle a little less than its timeout keeps its backend; a little more
+ * and it is routed as new (here: to green, the live color, after a flip without deadline).
+ */
+static bool test_idle_timeouts(void)
+{
+	static const struct {
+		const char *name;
+		__u8 proto;
+		__u8 setup_flags; /* second packet's flags (0: SYN only) */
+		__u32 timeout;
+	} cases[] = {
+		{ "tcp syn seen", IPPROTO_TCP, 0, BGS_DEF_TIMEOUT_TCP_SYN },
+		{ "tcp established", IPPROTO_TCP, PKT_ACK, BGS_DEF_TIMEOUT_TCP_EST },
+		{ "tcp fin seen", IPPROTO_TCP, PKT_FIN | PKT_ACK, BGS_DEF_TIMEOUT_TCP_CLOSE },
+		{ "tcp rst seen", IPPROTO_TCP, PKT_RST, BGS_DEF_TIMEOUT_TCP_CLOSE },
+		{ "udp", IPPROTO_UDP, 0, BGS_DEF_TIMEOUT_UDP },
+	};
+	struct bgs_flip_opts fo = { .to_color = BGS_GREEN, .expect_gen = BGS_ANY_GEN,
+				    .drain_ms = BGS_NO_DEADLINE };
+	const struct variant v4tcp = { "v4_tcp", BGS_AF_INET, IPPROTO_TCP, BGS_MODE_NAT };
+	const struct variant v6udp = { "v6_udp", BGS_AF_INET6, IPPROTO_UDP, BGS_MODE_NAT };
+	__u64 hz = fx.meta.hz;
+	struct fx_svc st, su;
+	struct bgs_flow_key k;
+	struct pkt p;
+	bool ok = true;
+	size_t c;
+	__u32 be_young, be_old, id;
+	int j;
+
+	if (!ASSERT_GT(hz, 0, "HZ known") || !svc_setup(&v4tcp, 40, &st, 3) ||
+	    !svc_setup(&v6udp, 41, &su, 3))
+		return false;
+	for (c = 0; c < ARRAY_SIZE(cases); c++) {
+		const struct fx_svc *s = cases[c].proto == IPPROTO_TCP ? &st : &su;
+		__u16 sp = (__u16)(26000 + c * 10);
+
+		test_ctx("%s", cases[c].name);
+		/* two flows per case, both on blue */
+		ok &= fx_flow_new(s, (__u32)c, sp, BGS_BLUE, &be_young);
+		ok &= fx_flow_new(s, (__u32)c, sp + 1, BGS_BLUE, &be_old);
+		if (cases[c].setup_flags) {
+			for (j = 0; j < 2; j++) {
+				fx_client_pkt(&p, s, (__u32)c, (__u16)(sp + j), cases[c].setup_flags);
+				ok &= fx_expect_fwd(s, &p, j ? be_old : be_young);
+			}
+		}
+	}
+	ok &= ASSERT_EQ(bgs_flip(fx.h, st.id, &fo, NULL), 1, "flip tcp");
+	ok &= ASSERT_EQ(bgs_flip(fx.h, su.id, &fo, NULL), 1, "flip udp");
+	for (c = 0; c < ARRAY_SIZE(cases) && ok; c++) {
+		const struct fx_svc *s = cases[c].proto == IPPROTO_TCP ? &st : &su;
+		__u16 sp = (__u16)(26000 + c * 10);
+		struct bgs_flow f;
+
+		test_ctx("%s, timeout %u s", cases[c].name, cases[c].timeout);
+		/* young: idle timeout - 5 s; old: timeout + 5 s */
+		fx_client_pkt(&p, s, (__u32)c, sp, PKT_ACK);
+		ok &= fx_ct_get(&p, &f) && age_flow(&p, (cases[c].timeout - 5) * hz);
+		be_young = f.backend_id;
+		ok &= fx_expect_fwd(s, &p, be_young);
+		fx_client_pkt(&p, s, (__u32)c, sp + 1, PKT_ACK);
+		ok &= fx_ct_get(&p, &f) && age_flow(&p, (cases[c].timeout + 5) * hz);
+		pkt_flow_key(&p, &k);
+		id = fx_table_pick(s, BGS_GREEN, &k);
+		ok &= fx_expect_fwd(s, &p, id);
+		ok &= fx_flow_check_ct(s, &p, id, BGS_GREEN, FX_ANY_GEN);
+	}
+	test_ctx("%s", "");
+	ok &= fx_svc_del(&su);
+	return fx_svc_del(&st) && ok;
+}
+
+/* last_seen moves at most about once a second: many packets within a second leave it, a
+ * packet a second later moves it. */
+static bool test_last_seen_coarse(void)
+{
+	const struct variant v = { "v4_udp", BGS_AF_INET, IPPROTO_UDP, BGS_MODE_NAT };
+	struct bgs_flow f0, f1;
+	struct fx_svc s;
+	struct pkt p;
+	__u32 be;
+	bool ok = true;
+	int i;
+
+	if (!svc_setup(&v, 42, &s, 1))
+		return false;
+	ok &= fx_flow_new(&s, 1, 27000, BGS_BLUE, &be);
+	fx_client_pkt(&p, &s, 1, 27000, 0);
+	ok &= ASSERT_TRUE(fx_ct_get(&p, &f0), "entry");
+	/* spread over 300 ms: many jiffies pass, less than a second */
+	for (i = 0; i < 30; i++) {
+		ok &= fx_flow_next(&s, 1, 27000, be);
+		usleep(10000);
+	}
+	ok &= ASSERT_TRUE(fx_ct_get(&p, &f1), "entry");
+	ok &= ASSERT_EQ(f1.last_seen, f0.last_seen, "last_seen unchanged within the second");
+	usleep(1100000);
+	ok &= fx_flow_next(&s, 1, 27000, be);
+	ok &= ASSERT_TRUE(fx_ct_get(&p, &f1), "entry");
+	ok &= ASSERT_GE(f1.last_seen, f0.last_seen + fx.meta.hz, "last_seen moved a second on");
+	return fx_svc_del(&s) && ok;
+}
+
 static const struct test_case tests[] = {
 	{ "drain_deadline", test_drain_deadline },
 	{ "drain_end_now", test_drain_end_now },
 	{ "backend_id_reuse", test_backend_id_reuse },
+	{ "idle_timeouts", test_idle_timeouts },
+	{ "last_seen_coarse", test_last_seen_coarse },
 };
 
 int main(int argc, char **argv)
