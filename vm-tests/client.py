@@ -3,7 +3,8 @@
 """Traffic for bgswitch's end-to-end tests and demo. Every mode is bounded in count and time.
 
   client.py http HOST PORT N      N new TCP connections, one HTTP/1.0 GET each
-  client.py udp HOST PORT N       N new UDP flows (a fresh source port each), one datagram each
+  client.py udp HOST PORT N       N new UDP flows (a fresh source port each, or BASE+i with
+                                  --sport-base), one datagram each
   client.py hold HOST PORT ...    one long-lived flow (HTTP keep-alive or one UDP socket)
                                   asking every --interval, one line per answer to --out
 
@@ -47,11 +48,14 @@ def one_http(host, port, timeout):
         return None
 
 
-def one_udp(host, port, timeout, payload=b"ping"):
+def one_udp(host, port, timeout, sport=0, payload=b"ping"):
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
         with socket.socket(fam, socket.SOCK_DGRAM) as s:
             s.settimeout(timeout)
+            if sport:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind(("::" if fam == socket.AF_INET6 else "0.0.0.0", sport))
             s.connect((host, port))
             s.send(payload)
             data = s.recv(2048).decode()
@@ -63,10 +67,13 @@ def one_udp(host, port, timeout, payload=b"ping"):
 def bulk(args, fn):
     deadline = time.monotonic() + args.deadline
     results = []
-    for _ in range(args.count):
+    for i in range(args.count):
         if time.monotonic() > deadline:
             break
-        results.append(fn(args.host, args.port, args.timeout))
+        if args.sport_base:
+            results.append(fn(args.host, args.port, args.timeout, args.sport_base + i))
+        else:
+            results.append(fn(args.host, args.port, args.timeout))
     out = tally(results)
     out["elapsed_s"] = round(args.deadline - (deadline - time.monotonic()), 3)
     print(json.dumps(out))
@@ -133,6 +140,9 @@ def main():
     ap.add_argument("--proto", choices=["tcp", "udp"], default="tcp")
     ap.add_argument("--interval", type=float, default=0.2)
     ap.add_argument("--duration", type=float, default=60.0)
+    ap.add_argument("--sport-base", type=int, default=0,
+                    help="udp: flow i uses source port BASE+i (UDP flows are told apart only "
+                    "by their tuple: a reused port would continue an old flow)")
     ap.add_argument("--out")
     ap.add_argument("--stop")
     args = ap.parse_args()

@@ -23,15 +23,22 @@ expect_hold() {
 	ok "$what: still answered by $want"
 }
 
+# run_flip_scenario nat|dsr [4|6]
 run_flip_scenario() {
-	local mode=$1 vip tport uport N=40 j hold_t hold_u bt bu k_t k_u
+	local mode=$1 fam=${2:-4} vip tport uport N=40 j hold_t hold_u bt bu k_t k_u
 	bgs_require
 	bgs_topo_up
-	[ "$mode" = nat ] && vip=$VIP_NAT || vip=$VIP_DSR
+	if [ "$fam" = 6 ]; then
+		[ "$mode" = nat ] && vip=$VIP6_NAT || vip=$VIP6_DSR
+		mode_label="$mode ipv6"
+	else
+		[ "$mode" = nat ] && vip=$VIP_NAT || vip=$VIP_DSR
+	fi
 	tport=80
 	uport=9000
-	bgs_service web-tcp "$mode" tcp
-	bgs_service web-udp "$mode" udp
+	bgs_service web-tcp "$mode" tcp "$fam"
+	bgs_service web-udp "$mode" udp "$fam"
+	mode=${mode_label:-$mode}
 
 	j=$(traffic "$NS_CL" http "$vip" $tport $N)
 	expect_all "$j" blue $N "$mode tcp before the flip"

@@ -35,6 +35,13 @@ CL_ADDR=10.0.1.2
 CL2_ADDR=10.0.2.2
 VIP_NAT=10.100.0.1
 VIP_DSR=10.100.0.2
+# IPv6: the same plan under fd00::/8 (client fd00:0:1::2, backend b1 fd00:1:1::2, ...).
+declare -A BE_ADDR6=([b1]=fd00:1:1::2 [b2]=fd00:1:2::2 [g1]=fd00:2:1::2 [g2]=fd00:2:2::2)
+declare -A BE_LB6=([b1]=fd00:1:1::1 [b2]=fd00:1:2::1 [g1]=fd00:2:1::1 [g2]=fd00:2:2::1)
+CL_ADDR6=fd00:0:1::2
+CL2_ADDR6=fd00:0:2::2
+VIP6_NAT=fd00:100::1
+VIP6_DSR=fd00:100::2
 BGS_PIDS=()
 BGS_QUIET=${BGS_QUIET:-0}
 
@@ -122,23 +129,38 @@ bgs_trap() {
 # veth pair between LB (lb_if) and a namespace (eth0 there), with the offload settings the
 # data path needs: checksums filled in by the senders, NAPI (GRO) on to receive redirects.
 bgs_link() {
-	local ns=$1 lb_if=$2 lb_addr=$3 addr=$4
+	local ns=$1 lb_if=$2 lb_addr=$3 addr=$4 lb_addr6=${5:-} addr6=${6:-}
 	ip -n "$NS_LB" link add "$lb_if" type veth peer name eth0 netns "$ns"
 	ip -n "$NS_LB" addr add "$lb_addr/24" dev "$lb_if"
 	ip -n "$ns" addr add "$addr/24" dev eth0
+	if [ -n "$addr6" ]; then
+		ip -n "$NS_LB" addr add "$lb_addr6/64" dev "$lb_if" nodad
+		ip -n "$ns" addr add "$addr6/64" dev eth0 nodad
+	fi
 	ip -n "$NS_LB" link set "$lb_if" up
 	ip -n "$ns" link set eth0 up
 	ip -n "$ns" link set lo up
 	ip -n "$ns" route add default via "$lb_addr"
+	[ -z "$addr6" ] || ip -n "$ns" -6 route add default via "$lb_addr6"
 	nsx "$NS_LB" ethtool -K "$lb_if" tx off gro on >/dev/null 2>&1
 	nsx "$ns" ethtool -K eth0 tx off gro on >/dev/null 2>&1
+	# Permanent neighbours both ways: no first packet waits on ARP or ND.
+	local lb_mac mac
+	lb_mac=$(ip -n "$NS_LB" -j link show "$lb_if" | jq -r '.[0].address')
+	mac=$(ip -n "$ns" -j link show eth0 | jq -r '.[0].address')
+	ip -n "$ns" neigh replace "$lb_addr" lladdr "$lb_mac" dev eth0 nud permanent
+	ip -n "$NS_LB" neigh replace "$addr" lladdr "$mac" dev "$lb_if" nud permanent
+	if [ -n "$addr6" ]; then
+		ip -n "$ns" neigh replace "$lb_addr6" lladdr "$lb_mac" dev eth0 nud permanent
+		ip -n "$NS_LB" neigh replace "$addr6" lladdr "$mac" dev "$lb_if" nud permanent
+	fi
 }
 
 sysctl_ns() { nsx "$1" sysctl -qw "$2" >/dev/null; }
 
 # Build the namespaces and links, start the backends, init bgswitch and attach it.
 bgs_topo_up() {
-	local b ns mac i
+	local b ns i
 	bgs_trap
 	mkdir -p "$BGS_RUN/bpf"
 	mount -t bpf bpf "$BGS_RUN/bpf" || fail "cannot mount a bpffs at $BGS_RUN/bpf"
@@ -149,21 +171,20 @@ bgs_topo_up() {
 	sysctl_ns "$NS_LB" net.ipv4.ip_forward=1
 	sysctl_ns "$NS_LB" net.ipv4.conf.all.rp_filter=0
 	sysctl_ns "$NS_LB" net.ipv4.conf.default.rp_filter=0
-	bgs_link "$NS_CL" c1 10.0.1.1 "$CL_ADDR"
-	bgs_link "$NS_CL2" c2 10.0.2.1 "$CL2_ADDR"
+	sysctl_ns "$NS_LB" net.ipv6.conf.all.forwarding=1
+	bgs_link "$NS_CL" c1 10.0.1.1 "$CL_ADDR" fd00:0:1::1 "$CL_ADDR6"
+	bgs_link "$NS_CL2" c2 10.0.2.1 "$CL2_ADDR" fd00:0:2::1 "$CL2_ADDR6"
 	for b in "${BACKENDS[@]}"; do
 		ns=$(ns_be "$b")
 		ip netns add "$ns"
-		bgs_link "$ns" "$b" "${BE_LB[$b]}" "${BE_ADDR[$b]}"
+		bgs_link "$ns" "$b" "${BE_LB[$b]}" "${BE_ADDR[$b]}" "${BE_LB6[$b]}" "${BE_ADDR6[$b]}"
 		ip -n "$ns" addr add "$VIP_DSR/32" dev lo
+		ip -n "$ns" addr add "$VIP6_DSR/128" dev lo nodad
 		sysctl_ns "$ns" net.ipv4.conf.all.arp_ignore=1
 		sysctl_ns "$ns" net.ipv4.conf.all.arp_announce=2
 		sysctl_ns "$ns" net.ipv4.conf.all.rp_filter=0
 		sysctl_ns "$ns" net.ipv4.conf.eth0.rp_filter=0
 		sysctl_ns "$NS_LB" "net.ipv4.conf.$b.rp_filter=0"
-		# The LB's next hop to each backend is a permanent neighbour: no ARP race.
-		mac=$(ip -n "$ns" -j link show eth0 | jq -r '.[0].address')
-		ip -n "$NS_LB" neigh replace "${BE_ADDR[$b]}" lladdr "$mac" dev "$b" nud permanent
 		nsx "$ns" python3 "$BGS_ROOT/vm-tests/responder.py" "${BE_COLOR[$b]}" "$b" \
 			--http 80 --http 8080 --udp 9000 --udp 9001 --ready "$BGS_RUN/ready.$b" \
 			>/dev/null 2>&1 &
@@ -206,30 +227,39 @@ bgs_state_up() {
 }
 
 # A service with two blue and two green backends, set up by bgctl only.
-# bgs_service NAME nat|dsr tcp|udp
+# bgs_service NAME nat|dsr tcp|udp [4|6]
 bgs_service() {
-	local name=$1 mode=$2 proto=$3 vip port beport b
+	local name=$1 mode=$2 proto=$3 fam=${4:-4} vip port beport b addr
 	if [ "$mode" = nat ]; then
-		vip=$VIP_NAT
+		[ "$fam" = 6 ] && vip="[$VIP6_NAT]" || vip=$VIP_NAT
 		[ "$proto" = tcp ] && port=80 beport=8080 || port=9000 beport=9001
 	else
-		vip=$VIP_DSR
+		[ "$fam" = 6 ] && vip="[$VIP6_DSR]" || vip=$VIP_DSR
 		[ "$proto" = tcp ] && port=80 beport=80 || port=9000 beport=9000
 	fi
 	lbctl service add "$name" --vip "$vip:$port/$proto" --mode "$mode" >/dev/null ||
 		fail "service add $name"
 	for b in "${BACKENDS[@]}"; do
-		lbctl backend add "$name" "${BE_COLOR[$b]}" "${BE_ADDR[$b]}:$beport" >/dev/null ||
+		[ "$fam" = 6 ] && addr="[${BE_ADDR6[$b]}]" || addr=${BE_ADDR[$b]}
+		lbctl backend add "$name" "${BE_COLOR[$b]}" "$addr:$beport" >/dev/null ||
 			fail "backend add $name $b"
 	done
 }
 
-# Traffic from a client namespace; prints client.py's JSON.
+# Traffic from a client namespace; prints client.py's JSON. UDP flows take source ports
+# never used before in this run (below the ephemeral range), so none continues an old flow.
 # traffic NS http|udp VIP PORT COUNT
+UDP_SPORT_FILE=$BGS_RUN/udp_sport
 traffic() {
-	local ns=$1 kind=$2 vip=$3 port=$4 n=$5
+	local ns=$1 kind=$2 vip=$3 port=$4 n=$5 extra=() base
+	if [ "$kind" = udp ]; then
+		base=$(cat "$UDP_SPORT_FILE" 2>/dev/null || echo 10000)
+		[ $((base + n)) -lt 32000 ] || fail "out of fresh UDP source ports"
+		echo $((base + n)) >"$UDP_SPORT_FILE"
+		extra=(--sport-base "$base")
+	fi
 	nsx "$ns" timeout 120 python3 "$BGS_ROOT/vm-tests/client.py" "$kind" "$vip" "$port" "$n" \
-		--timeout 1 --deadline 60
+		--timeout 1 --deadline 60 "${extra[@]}"
 }
 
 # One long-lived flow in the background; its answers go to FILE, one per line.
