@@ -131,7 +131,8 @@ static void *publisher(void *arg)
 		for (i = 0; i < n && st->ok; i++)
 			st->ok = fx_be_del(old[i]) && record(gen, &gen);
 		/* publish it, then flip back and forth over the two prepared sets */
-		st->ok = st->ok && flip_to(idle, &gen) && flip_to(live, &gen) && flip_to(idle, &gen);
+		st->ok = st->ok && flip_to(idle, &gen) && flip_to(live, &gen) &&
+			 flip_to(idle, &gen);
 		live = idle;
 		st->flips += 3;
 		st->sets++;
@@ -222,8 +223,8 @@ static bool check(const struct reader *rd, unsigned long *distinct_gens)
 		g = r->gen < MAX_GENS ? &gens[r->gen] : NULL;
 		if (!g || !g->valid) {
 			if (bad++ < 10)
-				FAILF("reader %d run %lu: generation %u was never published", rd->idx,
-				      i, r->gen);
+				FAILF("reader %d run %lu: generation %u was never published",
+				      rd->idx, i, r->gen);
 			continue;
 		}
 		if (!seen[r->gen]) {
@@ -240,8 +241,9 @@ static bool check(const struct reader *rd, unsigned long *distinct_gens)
 			if (bad++ < 10)
 				FAILF("reader %d run %lu: generation %u (live %u) sent the flow to "
 				      "backend %u incarnation %u at %s, color %u: not of that "
-				      "generation", rd->idx, i, r->gen, g->live, r->backend_id, r->inc,
-				      pkt_addr_str(BGS_AF_INET, addr4, a, sizeof(a)), r->color);
+				      "generation", rd->idx, i, r->gen, g->live, r->backend_id,
+				      r->inc, pkt_addr_str(BGS_AF_INET, addr4, a, sizeof(a)),
+				      r->color);
 		}
 	}
 	return ASSERT_EQ(bad, 0, "inconsistent or lost packets");

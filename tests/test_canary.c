@@ -150,7 +150,8 @@ static bool sticky(const char *name, __u8 family, int vip, __u8 proto, int n0)
 	for (src = 0; src < sources && ok; src++) {
 		test_ctx("%s sticky source %u", name, src);
 		fx_client_pkt(&p, &s, src, 1, PKT_SYN);
-		want = bgs_hash_addr(p.src, BGS_CANARY_SEED) % BGS_CANARY_SCALE < bps ? !live : live;
+		want = bgs_hash_addr(p.src, BGS_CANARY_SEED) % BGS_CANARY_SCALE < bps;
+		want = want ? !live : live;
 		idle_sources += want != live;
 		for (j = 0; j < per_source; j++) {
 			fx_client_pkt(&p, &s, src, (__u16)(3000 + j * 977), PKT_SYN);

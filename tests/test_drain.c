@@ -158,7 +158,7 @@ static bool test_drain_deadline(void)
 
 		/* nobody touched the flip word */
 		fx_flip_get(&s[v], &now);
-		ok &= ASSERT_EQ(now.word, flip[v].word, "flip word unchanged since the drain began");
+		ok &= ASSERT_EQ(now.word, flip[v].word, "flip word untouched since the flip");
 		ok &= ASSERT_TRUE(now.word & BGS_FW_DRAINING, "draining bit still set");
 		gen = bgs_fw_gen(now.word);
 
@@ -290,7 +290,7 @@ static bool test_backend_id_reuse(void)
 		ok &= fx_expect_fwd(&s, &p, want);
 		if (ASSERT_TRUE(fx_ct_get(&p, &f), "entry")) {
 			ok &= ASSERT_EQ(f.backend_id, want, "ct backend");
-			ok &= ASSERT_EQ(f.gen, gen, "ct entry re-created at the current generation");
+			ok &= ASSERT_EQ(f.gen, gen, "ct entry re-created at this generation");
 			if (ASSERT_OK(bgs_backend_get(fx.h, want, &rec), "get"))
 				ok &= ASSERT_EQ(f.incarnation, rec.incarnation, "ct incarnation");
 		}
@@ -368,7 +368,8 @@ static bool test_idle_timeouts(void)
 		ok &= fx_flow_new(s, (__u32)c, sp + 1, BGS_BLUE, &be_old);
 		if (cases[c].setup_flags) {
 			for (j = 0; j < 2; j++) {
-				fx_client_pkt(&p, s, (__u32)c, (__u16)(sp + j), cases[c].setup_flags);
+				fx_client_pkt(&p, s, (__u32)c, (__u16)(sp + j),
+					      cases[c].setup_flags);
 				ok &= fx_expect_fwd(s, &p, j ? be_old : be_young);
 			}
 		}

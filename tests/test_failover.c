@@ -141,7 +141,8 @@ static bool scenario_one_down(const struct variant *v, bool by_admin)
 	if (by_admin)
 		ok &= ASSERT_OK(bgs_backend_set_admin(fx.h, victim, BGS_ADMIN_DOWN), "admin down");
 	else
-		ok &= ASSERT_OK(bgs_backend_set_health(fx.h, victim, BGS_HEALTH_DOWN), "health down");
+		ok &= ASSERT_OK(bgs_backend_set_health(fx.h, victim, BGS_HEALTH_DOWN),
+				"health down");
 	test_ctx("%s: backend %u %s down", v->name, victim, by_admin ? "admin" : "health");
 	for (i = 0; i < NFLOWS; i++) {
 		fx_client_pkt(&p, &f.s, (__u32)i, (__u16)(23000 + i), PKT_ACK);

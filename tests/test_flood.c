@@ -36,7 +36,8 @@ static bool test_flood_guard(void)
 	bool ok = true;
 	int i;
 
-	if (!pin_cpu0() || !fx_svc_add(&s, "flood", BGS_AF_INET, 1, 80, IPPROTO_TCP, BGS_MODE_NAT, 0))
+	if (!pin_cpu0() ||
+	    !fx_svc_add(&s, "flood", BGS_AF_INET, 1, 80, IPPROTO_TCP, BGS_MODE_NAT, 0))
 		return false;
 	for (i = 0; i < 3; i++)
 		ok &= fx_be_add(&s, BGS_BLUE, FX_NET_BACKEND, 10 + i, 8080, 0, &id);

@@ -61,8 +61,8 @@ static bool check_shares(const char *what, const __u32 *ids, const __u32 *w, __u
 		test_logf("%s: backend %u weight %u: %.2f%% (weight share %.2f%%)", what, ids[j],
 			  w[j], share[j], ws);
 		if (fabs(share[j] - ws) > tol) {
-			FAILF("%s: backend %u has %.2f%%, weight share %.2f%% (tolerance %.1f)", what,
-			      ids[j], share[j], ws, tol);
+			FAILF("%s: backend %u has %.2f%%, weight share %.2f%% (tolerance %.1f)",
+			      what, ids[j], share[j], ws, tol);
 			ok = false;
 		}
 	}

@@ -41,8 +41,10 @@ static bool services_up(void)
 
 		snprintf(name, sizeof(name), "mal_%s", v->name);
 		ok &= fx_svc_add(&v->s, name, v->family, (int)i + 1, 80, v->proto, BGS_MODE_NAT, 0);
-		ok &= fx_be_add(&v->s, BGS_BLUE, FX_NET_BACKEND, 10 + (int)i * 2, 8080, 0, &v->be[0]);
-		ok &= fx_be_add(&v->s, BGS_BLUE, FX_NET_CLIENT, 11 + (int)i * 2, 8080, 0, &v->be[1]);
+		ok &= fx_be_add(&v->s, BGS_BLUE, FX_NET_BACKEND, 10 + (int)i * 2, 8080, 0,
+				&v->be[0]);
+		ok &= fx_be_add(&v->s, BGS_BLUE, FX_NET_CLIENT, 11 + (int)i * 2, 8080, 0,
+				&v->be[1]);
 	}
 	done = ok;
 	return ok;

@@ -117,9 +117,8 @@ static bool expect_counted_fwd(const struct fx_svc *s, const struct pkt *p, __u3
 
 	fx_reasons(before);
 	ok = fx_expect_fwd(s, p, be_id);
-	ok &= fx_expect_reason(before,
-			       fx.be[be_id].ifindex == fx.if_lb0 ? BGS_R_FWD_TX : BGS_R_FWD_REDIRECT,
-			       1, (__u64)len);
+	ok &= fx_expect_reason(before, fx.be[be_id].ifindex == fx.if_lb0 ? BGS_R_FWD_TX :
+			       BGS_R_FWD_REDIRECT, 1, (__u64)len);
 	return ok;
 }
 
@@ -294,7 +293,8 @@ static bool scenario_unresolved(const struct variant *v, __u8 mode)
 	if (!fx_be_add(&s, BGS_BLUE, FX_NET_BACKEND, next_unresolved_n++, port, 0, &id))
 		goto fail;
 	for (i = 0; i < 8; i++) {
-		test_ctx("unresolved %s %s flow %d", mode == BGS_MODE_NAT ? "nat" : "dsr", v->name, i);
+		test_ctx("unresolved %s %s flow %d", mode == BGS_MODE_NAT ? "nat" : "dsr", v->name,
+			 i);
 		fx_client_pkt(&c, &s, (__u32)i, (__u16)(35000 + i), i & 1 ? PKT_ACK : PKT_SYN);
 		len = pkt_build(&c, tmp, sizeof(tmp));
 		fx_reasons(before);

@@ -50,8 +50,10 @@ static bool check_ref(const struct pkt *p, const char *hex, const char *what)
 
 static bool test_reference_frames(void)
 {
-	static const __u8 ip_hdr[20] = { 0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11,
-					 0x00, 0x00, 0xc0, 0xa8, 0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7 };
+	static const __u8 ip_hdr[20] = {
+		0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11,
+		0x00, 0x00, 0xc0, 0xa8, 0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7,
+	};
 	struct pkt p;
 	bool ok = true;
 
@@ -122,7 +124,8 @@ static bool test_bit_flips_detected(void)
 				for (bit = 0; bit < 8; bit++) {
 					buf[i] ^= (__u8)(1 << bit);
 					if (!pkt_parse(buf, (size_t)len, &q, why, sizeof(why))) {
-						FAILF("flip of bit %d of byte %d not detected", bit, i);
+						FAILF("bit %d of byte %d: not detected", bit,
+						      i);
 						ok = false;
 					}
 					buf[i] ^= (__u8)(1 << bit);

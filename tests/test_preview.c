@@ -225,10 +225,11 @@ static bool test_preview_reply_same_client_port(void)
 			return false;
 		for (k = 0; k < 16; k++) {
 			test_ctx("%s client %u", variants[i].name, k);
-			ok &= new_flow_to(&s, other_client(variants[i].family, k), (__u16)(14000 + k),
-					  80, BGS_BLUE, &be80, &c80);
-			ok &= new_flow_to(&s, other_client(variants[i].family, k), (__u16)(14000 + k),
-					  PREVIEW_PORT, BGS_GREEN, &be8443, &c8443);
+			__u32 cl = other_client(variants[i].family, k);
+
+			ok &= new_flow_to(&s, cl, (__u16)(14000 + k), 80, BGS_BLUE, &be80, &c80);
+			ok &= new_flow_to(&s, cl, (__u16)(14000 + k), PREVIEW_PORT, BGS_GREEN,
+					  &be8443, &c8443);
 			ok &= preview_reply(&s, &c8443, be8443);
 		}
 		test_ctx("%s", "");

@@ -54,7 +54,8 @@ static bool setup(const struct variant *v, struct fx_svc *s, __u32 be[4])
 
 static bool flip(const struct fx_svc *s, int to, __u64 drain_ms, struct bgs_flip *after)
 {
-	struct bgs_flip_opts o = { .to_color = to, .expect_gen = BGS_ANY_GEN, .drain_ms = drain_ms };
+	struct bgs_flip_opts o = { .to_color = to, .expect_gen = BGS_ANY_GEN,
+				   .drain_ms = drain_ms };
 	struct bgs_flip before;
 	bool ok = true;
 

@@ -286,7 +286,8 @@ static int bgs_setup(const struct bgs_sizes *sizes, char *why, size_t why_len)
 	fx.flip_fd = bgs_map_fd(fx.h, "flip");
 	if (fx.entry_fd < 0 || fx.ct_fd < 0 || fx.maglev_fd < 0 || fx.backends_fd < 0 ||
 	    fx.flip_fd < 0) {
-		snprintf(why, why_len, "entry program or maps missing after bgs_init (%d %d %d %d %d)",
+		snprintf(why, why_len,
+			 "entry program or maps missing after bgs_init (%d %d %d %d %d)",
 			 fx.entry_fd, fx.ct_fd, fx.maglev_fd, fx.backends_fd, fx.flip_fd);
 		return SETUP_FAIL;
 	}
@@ -701,9 +702,10 @@ bool fx_expect_reason(const struct bgs_reason_counter *before, enum bgs_reason r
 		__u64 ep = r == (int)reason ? packets : 0, eb = r == (int)reason ? bytes : 0;
 
 		if (dp != ep || db != eb) {
-			FAILF("counter %s went up by %llu packets / %llu bytes, expected %llu / %llu",
-			      bgs_reason_name(r), (unsigned long long)dp, (unsigned long long)db,
-			      (unsigned long long)ep, (unsigned long long)eb);
+			FAILF("counter %s went up by %llu packets / %llu bytes, expected %llu / "
+			      "%llu", bgs_reason_name(r), (unsigned long long)dp,
+			      (unsigned long long)db, (unsigned long long)ep,
+			      (unsigned long long)eb);
 			ok = false;
 		}
 	}

@@ -464,7 +464,8 @@ void pkt_describe(const __u8 *buf, size_t len, char *out, size_t out_len)
 	}
 	pkt_addr_str(p.family, p.src, s, sizeof(s));
 	pkt_addr_str(p.family, p.dst, d, sizeof(d));
-	snprintf(out, out_len, "%zu bytes %s > %s IPv%u %s:%u > %s:%u proto %u ttl %u flags 0x%02x pad %u%s%s",
+	snprintf(out, out_len,
+		 "%zu bytes %s > %s IPv%u %s:%u > %s:%u proto %u ttl %u flags 0x%02x pad %u%s%s",
 		 len, sm, dm, p.family, s, p.sport, d, p.dport, p.proto, p.ttl, p.tcp_flags,
 		 p.pad_len, r ? " INVALID: " : " (checksums ok)", r ? why : "");
 }
