@@ -9,6 +9,7 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <bpf/bpf.h>
 
 #include "fixture.h"
 
@@ -124,6 +125,23 @@ static bool expect_counted_fwd(const struct fx_svc *s, const struct pkt *p, __u3
 
 #define NFLOWS 24
 
+static long ct_entries_of(const struct fx_svc *s)
+{
+	struct bgs_flow_key k, next;
+	struct bgs_flow f;
+	void *prev = NULL;
+	long n = 0;
+
+	while (!bpf_map_get_next_key(fx.ct_fd, prev, &next)) {
+		if (!bpf_map_lookup_elem(fx.ct_fd, &next, &f) && f.svc_id == s->id &&
+		    !memcmp(next.dst, s->vip.addr, 16))
+			n++;
+		k = next;
+		prev = &k;
+	}
+	return n;
+}
+
 static bool scenario_nat(const struct variant *v, bool udp_no_csum)
 {
 	struct bgs_reason_counter before[BGS_R_MAX];
@@ -188,6 +206,9 @@ static bool scenario_nat(const struct variant *v, bool udp_no_csum)
 	fx_reasons(before);
 	ok &= fx_expect_untouched(&r, fx.if_lb1, XDP_PASS, "reply without a flow");
 	ok &= fx_expect_reason(before, BGS_R_PASS_REPLY_NO_FLOW, 1, (__u64)len);
+
+	/* one conntrack entry per flow serves both directions */
+	ok &= ASSERT_EQ(ct_entries_of(&s), NFLOWS, "conntrack entries of the service");
 
 	/* per-backend and per-service counters saw exactly the forwarded packets */
 	test_ctx("nat %s: counters", v->name);
