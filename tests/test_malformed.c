@@ -498,6 +498,113 @@ static bool test_other_traffic(void)
 	return ok;
 }
 
+/*
+ * ICMP errors to a VIP about a tracked flow, cut short: with the IP length as sent they are
+ * malformed; with the IP length fixed up to the cut, the quote is incomplete and the error
+ * is the kernel's (PASS_PROTO), untouched; the same short IP packet with the rest of the
+ * quote present only as Ethernet padding is no different (padding is not payload).
+ */
+static bool icmp_error_frame(const struct variant *v, __u32 client, __u16 sport, __u8 *frame,
+			     int *len)
+{
+	__u8 quote[PKT_MAX];
+	struct pkt q, err, c;
+	int hl = v->family == BGS_AF_INET ? 20 : 40;
+
+	fx_client_pkt(&c, &v->s, client, sport, PKT_SYN);
+	memset(&q, 0, sizeof(q));
+	q.family = v->family;
+	memcpy(q.src, v->s.vip.addr, 16);
+	memcpy(q.dst, c.src, 16);
+	q.proto = v->proto;
+	q.ttl = 50;
+	q.sport = v->s.port;
+	q.dport = sport;
+	q.payload_len = 100;
+	if (pkt_build_l3(&q, quote, sizeof(quote)) < 0)
+		return false;
+	memset(&err, 0, sizeof(err));
+	memcpy(err.dmac, fx.mac_lb0, 6);
+	memcpy(err.smac, fx.mac_cl0, 6);
+	err.family = v->family;
+	fx_client_ip(v->family, 59000, err.src);
+	memcpy(err.dst, v->s.vip.addr, 16);
+	err.ttl = 60;
+	err.proto = v->family == BGS_AF_INET ? IPPROTO_ICMP : IPPROTO_ICMPV6;
+	err.icmp_type = v->family == BGS_AF_INET ? 3 : 1; /* destination unreachable */
+	err.icmp_code = v->family == BGS_AF_INET ? 1 : 3; /* host / address unreachable */
+	err.payload = quote;
+	err.payload_len = (__u16)(hl + 8);
+	*len = pkt_build(&err, frame, PKT_MAX);
+	return *len > 0;
+}
+
+static void fix_ip_length(const struct variant *v, __u8 *frame, int cut)
+{
+	if (v->family == BGS_AF_INET) {
+		__u16 tot = (__u16)(cut - 14), cs;
+
+		frame[16] = (__u8)(tot >> 8);
+		frame[17] = (__u8)tot;
+		frame[24] = frame[25] = 0;
+		cs = pkt_csum_fold(pkt_csum_partial(frame + 14, 20, 0));
+		frame[24] = (__u8)(cs >> 8);
+		frame[25] = (__u8)cs;
+	} else {
+		__u16 pl = (__u16)(cut - 54);
+
+		frame[18] = (__u8)(pl >> 8);
+		frame[19] = (__u8)pl;
+	}
+}
+
+static bool test_truncated_icmp_errors(void)
+{
+	__u8 full[PKT_MAX], frame[PKT_MAX];
+	struct bgs_reason_counter before[BGS_R_MAX];
+	struct fx_out o;
+	__u32 be;
+	bool ok = true;
+	size_t i;
+	int len, cut, l3;
+
+	if (!services_up())
+		return false;
+	for (i = 0; i < ARRAY_SIZE(variants); i++) {
+		const struct variant *v = &variants[i];
+		__u32 c = client_seq++;
+		__u16 sport = (__u16)(10000 + c % 50000);
+
+		l3 = 14 + (v->family == BGS_AF_INET ? 20 : 40);
+		test_ctx("%s ICMP error", v->name);
+		if (!fx_flow_new(&v->s, c, sport, BGS_BLUE, &be) ||
+		    !icmp_error_frame(v, c, sport, full, &len))
+			return false;
+		/* whole: it follows the flow */
+		fx_reasons(before);
+		ok &= ASSERT_OK(fx_run(full, (__u32)len, fx.if_lb0, &o), "run");
+		ok &= ASSERT_EQ(o.retval, fx.be[be].ifindex == fx.if_lb0 ? XDP_TX : XDP_REDIRECT,
+				"whole ICMP error forwarded");
+		ok &= fx_expect_reason(before, BGS_R_ICMP_FWD, 1, (__u64)len);
+		for (cut = 14; cut < len; cut++) {
+			test_ctx("%s ICMP error cut at %d of %d", v->name, cut, len);
+			ok &= expect_raw(full, (__u32)cut, XDP_DROP, BGS_R_DROP_MALFORMED, NULL,
+					 "truncated ICMP error");
+			if (cut < l3)
+				continue;
+			memcpy(frame, full, (size_t)len);
+			fix_ip_length(v, frame, cut);
+			ok &= expect_raw(frame, (__u32)cut, XDP_PASS, BGS_R_PASS_PROTO, NULL,
+					 "ICMP error with a short quote");
+			/* the rest of the quote still in the frame, as padding */
+			ok &= expect_raw(frame, (__u32)len, XDP_PASS, BGS_R_PASS_PROTO, NULL,
+					 "short quote, the rest as padding");
+		}
+	}
+	test_ctx("%s", "");
+	return ok;
+}
+
 static const struct test_case tests[] = {
 	{ "truncated_frames", test_truncated_frames },
 	{ "truncated_l4_header", test_truncated_l4_header },
@@ -508,6 +615,7 @@ static const struct test_case tests[] = {
 	{ "vlan_and_not_ip", test_vlan_and_not_ip },
 	{ "ttl", test_ttl },
 	{ "other_traffic", test_other_traffic },
+	{ "truncated_icmp_errors", test_truncated_icmp_errors },
 };
 
 int main(int argc, char **argv)
