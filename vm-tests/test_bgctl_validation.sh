@@ -121,6 +121,9 @@ bad 2 "bad --limit '-1'" history --limit -1
 bad 3 "no interface named 'nosuch0'" attach nosuch0
 bad 2 "bad --xdp-mode 'hw'" attach c1 --xdp-mode hw
 bad 2 "takes no arguments" init extra
+bad 2 "bad --maglev-size 100: expected a prime" init --maglev-size 100
+bad 2 "bad --max-services '0'" init --max-services 0
+bad 2 "bad --ct-entries 8" init --ct-entries 8
 ok "$n bad inputs: documented exit code, one clear line naming the value, JSON error under -j"
 
 after=$(snap)

@@ -47,7 +47,46 @@ static int apply_init(void *p, json_object *done)
 
 	(void)done;
 	err = bgs_init(g.pin_dir, &a->sizes, &g.h);
-	return err ? lib_fail(err, "init") : 0;
+	if (!err)
+		return 0;
+	lib_fail(err, "init");
+	if (err == -EINVAL) /* sizes were checked before: the kernel refused the load */
+		g.exit_code = EXIT_KERNEL;
+	return err;
+}
+
+static bool is_prime(__u32 n)
+{
+	if (n < 2)
+		return false;
+	for (__u32 d = 2; (__u64)d * d <= n; d++)
+		if (n % d == 0)
+			return false;
+	return true;
+}
+
+/* The ranges the library accepts, checked before anything is created. */
+static int check_sizes(const struct bgs_sizes *s)
+{
+	__u32 svcs = s->max_services ? s->max_services : BGS_DEF_MAX_SERVICES;
+	__u32 m = s->maglev_size ? s->maglev_size : BGS_DEF_MAGLEV_SIZE;
+
+	if (s->max_services && s->max_services > 65536)
+		return usage_fail("bad --max-services %u: expected 1 to 65536", s->max_services);
+	if (s->max_backends && (s->max_backends < 2 || s->max_backends > (1u << 24)))
+		return usage_fail("bad --max-backends %u: expected 2 to %u", s->max_backends,
+				  1u << 24);
+	if (s->maglev_size && (s->maglev_size < 3 || s->maglev_size > 1000003 ||
+			       !is_prime(s->maglev_size)))
+		return usage_fail("bad --maglev-size %u: expected a prime from 3 to 1000003 "
+				  "(e.g. 1021, 16381, 65537)", s->maglev_size);
+	if ((__u64)svcs * 4 * m > (1ULL << 31))
+		return usage_fail("--max-services %u x 4 x --maglev-size %u is too many table "
+				  "entries (at most 2^31)", svcs, m);
+	if (s->ct_entries && (s->ct_entries < 16 || s->ct_entries > (1u << 28)))
+		return usage_fail("bad --ct-entries %u: expected 16 to %u", s->ct_entries,
+				  1u << 28);
+	return 0;
 }
 
 int do_init(int argc, char **argv)
@@ -71,6 +110,8 @@ int do_init(int argc, char **argv)
 		switch (c) {
 		case O_SVC:
 			err = parse_u32(optarg, "--max-services", 65536, &a.sizes.max_services);
+			if (!err && !a.sizes.max_services)
+				err = usage_fail("bad --max-services '0': expected 1 to 65536");
 			break;
 		case O_BE:
 			err = parse_u32(optarg, "--max-backends", 1 << 20, &a.sizes.max_backends);
@@ -92,6 +133,9 @@ int do_init(int argc, char **argv)
 	}
 	if (opt_done() != argc)
 		return usage_fail("bgctl init takes no arguments, got '%s'", argv[opt_done()]);
+	err = check_sizes(&a.sizes);
+	if (err)
+		return err;
 
 	existed = bgs_open(g.pin_dir, &g.h) == 0;
 	if (existed) {
@@ -107,7 +151,7 @@ int do_init(int argc, char **argv)
 		err = run_change("init", NULL, det, apply_init, &a);
 	json_object_put(det);
 	if (err == -EPERM || err == -EACCES)
-		return fail(err, EXIT_KERNEL, "%s", g.err);
+		g.exit_code = EXIT_KERNEL;
 	if (err)
 		return err;
 	bgs_get_meta(g.h, &meta);

@@ -121,6 +121,18 @@ void render_status(json_object *out)
 			printf("\n");
 		render_service(json_object_array_get_idx(arr, i), flows, rates);
 	}
+	if (jget(out, "verdicts")) {
+		int shown = 0;
+
+		json_object_object_foreach(jget(out, "verdicts"), k, v) {
+			if (!json_object_get_int64(v))
+				continue;
+			printf("%s%s %lld", shown++ ? ", " : "\nverdicts (packets): ", k,
+			       (long long)json_object_get_int64(v));
+		}
+		if (shown)
+			printf("\n");
+	}
 }
 
 /* Packets/s and bytes/s of o against the same object in the previous round. */
