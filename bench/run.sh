@@ -140,6 +140,11 @@ How it is measured (bench/xdp_bench.c, bench/xdp_bench.bpf.c):
   included in both); *net ratio* subtracts the wrapper alone from both, the stricter figure,
   and the one the targets are judged on.
 
+To try a change to the switch before committing it, build its object and measure it in
+place of the library's: \`bench/run.sh build/rel --only est,udp --switch-obj FILE.bpf.o\`
+(cases: est, udp, reply, new; \`BENCH_BGCTL=0\` skips bgctl, \`BENCH_MD=-\` keeps this
+page).
+
 ## bgctl wall time
 
 $(cat "$tmp/bgctl.md")

@@ -76,6 +76,7 @@ struct opts {
 	const char *ifname;
 	const char *md_path;
 	const char *only; /* comma-separated cases to run: est,udp,reply,new (NULL: all) */
+	const char *switch_obj; /* a switch object to measure instead of the library's */
 	int repeat;
 	int rounds;
 	int cpu;
@@ -802,6 +803,13 @@ static int setup(struct bench *b)
 		fail("bgs_init %s: %s", b->o.pin_dir, bgs_errmsg());
 		return err;
 	}
+	if (b->o.switch_obj) {
+		err = bgs_upgrade(b->h, b->o.switch_obj);
+		if (err) {
+			fail("loading %s: %s", b->o.switch_obj, bgs_errmsg());
+			return err;
+		}
+	}
 	bgs_get_meta(b->h, &meta);
 	b->o.ct_entries = meta.ct_entries;
 	err = add_service(b, 0, "bench-tcp", IPPROTO_TCP, TCP_PORT, TCP_BE_PORT);
@@ -1134,8 +1142,11 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: xdp_bench --pin-dir DIR [--ifname IF] [--repeat N] [--rounds N] [--cpu N]\n"
 		"                 [--ct-entries N] [--md FILE] [--only est,udp,reply,new]\n"
+		"                 [--switch-obj FILE]\n"
 		"Run inside the namespace bench/run.sh makes; DIR on a bpffs. Defaults: lb0,\n"
-		"repeat 1000000, 7 rounds, the last CPU, the default conntrack size.\n");
+		"repeat 1000000, 7 rounds, the last CPU, the default conntrack size.\n"
+		"--switch-obj measures a switch built elsewhere (loaded with bgs_upgrade) instead\n"
+		"of the one built into libbgswitch, e.g. to try a change before committing it.\n");
 }
 
 static int parse_int(const char *s, long min, long max, long *v)
@@ -1159,6 +1170,7 @@ int main(int argc, char **argv)
 		{"cpu", required_argument, NULL, 'c'},	   {"ct-entries", required_argument, NULL, 'e'},
 		{"md", required_argument, NULL, 'm'},	   {"help", no_argument, NULL, 'h'},
 		{"only", required_argument, NULL, 'o'},
+		{"switch-obj", required_argument, NULL, 's'},
 		{},
 	};
 	struct bench b = {
@@ -1175,6 +1187,7 @@ int main(int argc, char **argv)
 		case 'i': b.o.ifname = optarg; break;
 		case 'm': b.o.md_path = optarg; break;
 		case 'o': b.o.only = optarg; break;
+		case 's': b.o.switch_obj = optarg; break;
 		case 'r':
 			err = parse_int(optarg, 1, INT_MAX, &v);
 			b.o.repeat = v;
