@@ -1,0 +1,1383 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * libbgswitch state changes, read back from the real pinned maps: creating and adopting
+ * the pinned layout (and refusing what must be refused before anything is created), the
+ * keys a service leaves in the maps and removes again (VIP address markers included),
+ * backend ids reused with a new incarnation, the flip word's bits, generation and drain
+ * fields after every routing change, pool changes published through the idle table slot
+ * with the retired slot left intact, conntrack walks and kills over synthetic entries,
+ * per-CPU counters summed, and concurrent changes (threads with their own handles, and a
+ * forked process) that must end consistent.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "fixture.h"
+
+static int ncpus;
+
+/* ---- Reading maps directly ---- */
+
+static __u32 map_id(int fd)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return 0;
+	return info.id;
+}
+
+static __u32 prog_id(int fd)
+{
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info);
+
+	if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len))
+		return 0;
+	return info.id;
+}
+
+/* Id of the program in the program array's switch slot. */
+static __u32 progs_switch_id(struct bgs *h)
+{
+	__u32 key = BGS_PROG_SWITCH, id = 0;
+
+	if (bpf_map_lookup_elem(bgs_map_fd(h, "progs"), &key, &id))
+		return 0;
+	return id;
+}
+
+/* Every key of a hash or trie map (key_size bytes each) into a malloc'ed array. */
+static int map_keys(int fd, size_t key_size, void **out)
+{
+	__u8 key[64], next[64], *all = NULL, *n;
+	void *prev = NULL;
+	int cnt = 0;
+
+	while (!bpf_map_get_next_key(fd, prev, next)) {
+		n = realloc(all, (size_t)(cnt + 1) * key_size);
+		if (!n)
+			break;
+		all = n;
+		memcpy(all + (size_t)cnt * key_size, next, key_size);
+		memcpy(key, next, key_size);
+		prev = key;
+		cnt++;
+	}
+	*out = all;
+	return cnt;
+}
+
+static int vips_count(void)
+{
+	void *k;
+	int n = map_keys(bgs_map_fd(fx.h, "vips"), sizeof(struct bgs_vip_key), &k);
+
+	free(k);
+	return n;
+}
+
+static bool vip_get(const struct bgs_ip *ip, __u16 port, __u8 proto, struct bgs_vip_val *v)
+{
+	struct bgs_vip_key k = { .port = htons(port), .proto = proto, .family = ip->family };
+
+	memcpy(k.addr, ip->addr, 16);
+	return !bpf_map_lookup_elem(bgs_map_fd(fx.h, "vips"), &k, v);
+}
+
+static bool marker_get(const struct bgs_ip *ip, struct bgs_vip_val *v)
+{
+	return vip_get(ip, 0, 0, v);
+}
+
+/* A copy of the table (svc, color, slot): m ids. */
+static __u32 *table_copy(__u32 svc, __u32 color, __u32 slot)
+{
+	__u32 m = fx.meta.maglev_size, *t = calloc(m, sizeof(*t)), i, idx;
+
+	for (i = 0; t && i < m; i++) {
+		idx = (__u32)bgs_maglev_index(svc, color, slot, m, i);
+		if (bpf_map_lookup_elem(fx.maglev_fd, &idx, &t[i]))
+			FAILF("maglev lookup %u: %s", idx, strerror(errno));
+	}
+	return t;
+}
+
+static bool table_zero(__u32 svc, __u32 color, __u32 slot)
+{
+	__u32 *t = table_copy(svc, color, slot), i;
+	bool z = t != NULL;
+
+	for (i = 0; t && i < fx.meta.maglev_size; i++)
+		if (t[i])
+			z = false;
+	free(t);
+	return z;
+}
+
+/* The table holds exactly the ids in ids[0..n) (each at least once, nothing else, no 0). */
+static bool table_holds(const __u32 *t, const __u32 *ids, __u32 n, const char *what)
+{
+	__u32 i, j, *seen = calloc(n ? n : 1, sizeof(*seen));
+	bool ok = true;
+
+	for (i = 0; i < fx.meta.maglev_size; i++) {
+		for (j = 0; j < n && ids[j] != t[i]; j++)
+			;
+		if (j == n) {
+			FAILF("%s: entry %u holds %u, not one of the pool's %u backends", what, i,
+			      t[i], n);
+			ok = false;
+			break;
+		}
+		seen[j]++;
+	}
+	for (j = 0; ok && j < n; j++)
+		ok &= ASSERT_GT(seen[j], 0, what);
+	free(seen);
+	return ok;
+}
+
+/* Per-CPU value of a bgs_counter map (or reasons) written directly. */
+static bool percpu_write(int fd, __u32 key, const void *vals_per_cpu)
+{
+	return ASSERT_OK(bpf_map_update_elem(fd, &key, vals_per_cpu, BPF_ANY), "per-CPU write");
+}
+
+static bool flip_get(__u32 svc, struct bgs_flip *f)
+{
+	return ASSERT_OK(bgs_service_get(fx.h, svc, NULL, f), "service get");
+}
+
+/* ---- Setup helpers ---- */
+
+static int next_vip = 1;
+static int next_be = 10;
+
+static bool svc_add(struct fx_svc *s, const char *name, __u8 family, __u16 port, __u8 proto,
+		    __u8 mode, __u16 pport)
+{
+	return fx_svc_add(s, name, family, next_vip++, port, proto, mode, pport);
+}
+
+static void del_all_services(struct bgs *h)
+{
+	__u32 ids[256];
+	int n, i;
+
+	n = bgs_service_list(h, ids, 256);
+	for (i = 0; i < n && i < 256; i++)
+		ASSERT_OK(bgs_service_del(h, ids[i]), "service cleanup");
+	for (i = 0; i < (int)fx.meta.max_backends; i++)
+		fx.be[i].in_use = false;
+}
+
+/* ---- Layout and adoption ---- */
+
+static bool test_init_adopts(void)
+{
+	static const char *const maps[] = { "meta", "vips", "svcs", "flip", "maglev",
+					    "backends", "revnat", "preview", "ct", "svc_stats",
+					    "be_stats", "flood", "tx_ports", "reasons", "progs" };
+	struct bgs_sizes same = { .max_services = fx.meta.max_services,
+				  .max_backends = fx.meta.max_backends,
+				  .maglev_size = fx.meta.maglev_size,
+				  .ct_entries = fx.meta.ct_entries,
+				  .new_flow_rate = fx.meta.new_flow_rate };
+	__u32 sw = prog_id(bgs_switch_fd(fx.h)), id;
+	struct bgs *h2 = NULL, *h3 = NULL, *h4 = NULL;
+	struct bgs_meta m2;
+	struct fx_svc s;
+	bool ok = true;
+	size_t i;
+
+	if (!ASSERT_NEQ(sw, 0, "switch program id") ||
+	    !ASSERT_EQ(progs_switch_id(fx.h), sw, "program array holds the switch") ||
+	    !svc_add(&s, "adopted", BGS_AF_INET, 80, IPPROTO_TCP, BGS_MODE_NAT, 0))
+		return false;
+
+	ok &= ASSERT_OK(bgs_init(fx.pin_dir, NULL, &h2), "second init (no sizes)");
+	ok &= ASSERT_OK(bgs_init(fx.pin_dir, &same, &h3), "third init (the same sizes)");
+	ok &= ASSERT_OK(bgs_open(fx.pin_dir, &h4), "open");
+	if (!ok)
+		goto out;
+	ok &= ASSERT_EQ(prog_id(bgs_switch_fd(h2)), sw, "second init keeps the switch");
+	ok &= ASSERT_EQ(prog_id(bgs_switch_fd(h3)), sw, "third init keeps the switch");
+	ok &= ASSERT_EQ(prog_id(bgs_switch_fd(h4)), sw, "open sees the switch");
+	ok &= ASSERT_EQ(progs_switch_id(fx.h), sw, "program array unchanged");
+	ok &= ASSERT_ERR(bgs_entry_fd(h4), -ENOENT, "open loads no entry program");
+	ok &= ASSERT_GE(bgs_entry_fd(h2), 0, "init loads an entry program");
+	bgs_get_meta(h2, &m2);
+	ok &= ASSERT_MEMEQ(&m2, &fx.meta, sizeof(m2), "same meta");
+	for (i = 0; i < ARRAY_SIZE(maps); i++) {
+		test_ctx("map %s", maps[i]);
+		ok &= ASSERT_EQ(map_id(bgs_map_fd(h2, maps[i])), map_id(bgs_map_fd(fx.h, maps[i])),
+				"the same kernel map");
+		ok &= ASSERT_EQ(map_id(bgs_map_fd(h4, maps[i])), map_id(bgs_map_fd(fx.h, maps[i])),
+				"the same kernel map");
+	}
+	test_ctx("%s", "");
+	ok &= ASSERT_OK(bgs_service_find(h2, "adopted", &id), "state seen through the adopter");
+	ok &= ASSERT_EQ(id, s.id, "same id");
+	ok &= ASSERT_ERR(bgs_map_fd(h2, "nosuch"), -ENOENT, "unknown map name");
+	ok &= ASSERT_STRSTR(bgs_errmsg(), "nosuch", "message names it");
+	ok &= ASSERT_EQ(bgs_map_fd(h2, "bgs_ct"), bgs_map_fd(h2, "ct"), "bgs_ prefix accepted");
+out:
+	bgs_close(h2);
+	bgs_close(h3);
+	bgs_close(h4);
+	/* closing adopters leaves the state alone */
+	ok &= ASSERT_EQ(progs_switch_id(fx.h), sw, "program array after closing adopters");
+	ok &= ASSERT_OK(bgs_service_find(fx.h, "adopted", NULL), "service still there");
+	del_all_services(fx.h);
+	return ok;
+}
+
+static bool dir_empty(const char *path)
+{
+	struct dirent *de;
+	bool empty = true;
+	DIR *d = opendir(path);
+
+	if (!d)
+		return false;
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			empty = false;
+	closedir(d);
+	return empty;
+}
+
+static bool test_open_empty(void)
+{
+	char dir[160], missing[160];
+	struct bgs *h = (struct bgs *)1;
+	bool ok = true;
+
+	snprintf(dir, sizeof(dir), "%s/empty", fx.mnt);
+	snprintf(missing, sizeof(missing), "%s/missing", fx.mnt);
+	if (!ASSERT_OK(mkdir(dir, 0700) ? -errno : 0, "mkdir"))
+		return false;
+	ok &= ASSERT_ERR(bgs_open(dir, &h), -ENOENT, "open of an empty directory");
+	ok &= ASSERT_TRUE(h == NULL, "no handle");
+	ok &= ASSERT_STRSTR(bgs_errmsg(), dir, "message names the directory");
+	ok &= ASSERT_TRUE(dir_empty(dir), "nothing created");
+	ok &= ASSERT_ERR(bgs_open(missing, &h), -ENOENT, "open of a missing directory");
+	ok &= ASSERT_STRSTR(bgs_errmsg(), missing, "message names the directory");
+	ok &= ASSERT_ERR(access(missing, F_OK), -1, "still missing");
+	rmdir(dir);
+	return ok;
+}
+
+static bool test_sizes_mismatch(void)
+{
+	const struct {
+		const char *field;
+		struct bgs_sizes sz;
+	} cases[] = {
+		{ "max_services", { .max_services = fx.meta.max_services + 1 } },
+		{ "max_backends", { .max_backends = fx.meta.max_backends * 2 } },
+		{ "maglev_size", { .maglev_size = 509 } },
+		{ "ct_entries", { .ct_entries = fx.meta.ct_entries / 2 } },
+		{ "new_flow_rate", { .new_flow_rate = 7 } },
+	};
+	__u32 sw = progs_switch_id(fx.h), meta_id = map_id(bgs_map_fd(fx.h, "meta"));
+	struct bgs_meta m;
+	struct bgs *h;
+	bool ok = true;
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(cases); i++) {
+		test_ctx("%s", cases[i].field);
+		h = (struct bgs *)1;
+		ok &= ASSERT_ERR(bgs_init(fx.pin_dir, &cases[i].sz, &h), -EEXIST, "refused");
+		ok &= ASSERT_TRUE(h == NULL, "no handle");
+		ok &= ASSERT_STRSTR(bgs_errmsg(), cases[i].field, "message names the size");
+		ok &= ASSERT_EQ(progs_switch_id(fx.h), sw, "switch untouched");
+	}
+	test_ctx("%s", "");
+	ok &= ASSERT_OK(bgs_open(fx.pin_dir, &h), "state still opens");
+	if (h) {
+		bgs_get_meta(h, &m);
+		ok &= ASSERT_MEMEQ(&m, &fx.meta, sizeof(m), "meta unchanged");
+		ok &= ASSERT_EQ(map_id(bgs_map_fd(h, "meta")), meta_id, "same meta map");
+		bgs_close(h);
+	}
+	return ok;
+}
+
+static int bpf_mounts(void)
+{
+	char line[1024];
+	int n = 0;
+	FILE *f = fopen("/proc/self/mountinfo", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, " - bpf "))
+			n++;
+	fclose(f);
+	return n;
+}
+
+/* Bad sizes are refused before anything is created or mounted. */
+static bool test_bad_sizes_first(void)
+{
+	const struct {
+		const char *needle;
+		struct bgs_sizes sz;
+	} cases[] = {
+		{ "1000", { .maglev_size = 1000 } },
+		{ "16383", { .maglev_size = 16383 } }, /* 3 x 43 x 127 */
+		{ "2", { .maglev_size = 2 } },
+		{ "1000033", { .maglev_size = 1000033 } },
+		{ "max_backends 1", { .max_backends = 1 } },
+		{ "65537", { .max_services = 65537 } },
+		{ "ct_entries 8", { .ct_entries = 8 } },
+		{ "too many table entries", { .max_services = 65536, .maglev_size = 16381 } },
+	};
+	char base[160], dir[200];
+	int mounts = bpf_mounts();
+	struct bgs *h;
+	bool ok = true;
+	size_t i;
+
+	/* on the /run tmpfs: bgs_init would create the directory and mount a bpffs there */
+	snprintf(base, sizeof(base), "/run/bgs-state-%d", (int)getpid());
+	snprintf(dir, sizeof(dir), "%s/a/b", base);
+	for (i = 0; i < ARRAY_SIZE(cases); i++) {
+		test_ctx("%s", cases[i].needle);
+		h = (struct bgs *)1;
+		ok &= ASSERT_ERR(bgs_init(dir, &cases[i].sz, &h), -EINVAL, "refused");
+		ok &= ASSERT_TRUE(h == NULL, "no handle");
+		ok &= ASSERT_STRSTR(bgs_errmsg(), cases[i].needle, "message names the value");
+		ok &= ASSERT_ERR(access(base, F_OK), -1, "nothing created");
+		ok &= ASSERT_EQ(bpf_mounts(), mounts, "nothing mounted");
+	}
+	test_ctx("%s", "relative");
+	ok &= ASSERT_ERR(bgs_init("relative/dir", NULL, &h), -EINVAL, "relative pin directory");
+	ok &= ASSERT_STRSTR(bgs_errmsg(), "relative/dir", "message names it");
+	ok &= ASSERT_ERR(access("relative", F_OK), -1, "nothing created");
+	return ok;
+}
+
+/* Pins of another layout version are refused by open and init, with what to do. */
+static bool test_other_layout(void)
+{
+	struct bgs_sizes sz = { .max_services = 2, .max_backends = 4, .maglev_size = 13,
+				.ct_entries = 16 };
+	struct bgs_meta m;
+	char dir[160];
+	struct bgs *h = NULL, *h2;
+	__u32 key = 0;
+	bool ok = true;
+
+	snprintf(dir, sizeof(dir), "%s/layout", fx.mnt);
+	if (!ASSERT_OK(bgs_init(dir, &sz, &h), "small instance"))
+		return false;
+	bgs_get_meta(h, &m);
+	m.layout_version = 99;
+	ok &= ASSERT_OK(bpf_map_update_elem(bgs_map_fd(h, "meta"), &key, &m, BPF_ANY),
+			"meta of layout 99");
+	ok &= ASSERT_ERR(bgs_open(dir, &h2), -EPROTO, "open refuses");
+	ok &= ASSERT_STRSTR(bgs_errmsg(), "99", "message names the layout");
+	ok &= ASSERT_ERR(bgs_init(dir, NULL, &h2), -EPROTO, "init refuses");
+	ok &= ASSERT_STRSTR(bgs_errmsg(), "99", "message names the layout");
+	bgs_close(h);
+	ok &= ASSERT_OK(bgs_destroy(dir), "destroy");
+	ok &= ASSERT_TRUE(dir_empty(dir), "destroy removed every pin");
+	rmdir(dir);
+	return ok;
+}
+
+/* ---- Services: every key in, every key out ---- */
+
+/* Conntrack entry i of service svc, color c. */
+static void ct_key(__u32 i, struct bgs_flow_key *k)
+{
+	memset(k, 0, sizeof(*k));
+	k->family = BGS_AF_INET;
+	k->proto = IPPROTO_TCP;
+	k->src[0] = htonl(0x0a630000u + 0x1000u + i); /* 10.99.16.0 and up */
+	k->dst[0] = htonl(0x0a63fa01u);
+	k->sport = htons((__u16)(1024 + i % 50000));
+	k->dport = htons(80);
+}
+
+static int ct_base;
+
+static bool ct_insert(__u32 svc, __u32 color, __u32 n, __u32 be_id)
+{
+	struct bgs_flow_key k;
+	struct bgs_flow f = { .svc_id = svc, .color = (__u8)color, .backend_id = be_id,
+			      .incarnation = 1, .gen = 1, .tcp_state = BGS_TCP_EST };
+	__u32 i;
+
+	for (i = 0; i < n; i++) {
+		ct_key((__u32)ct_base++, &k);
+		if (bpf_map_update_elem(fx.ct_fd, &k, &f, BPF_NOEXIST)) {
+			FAILF("conntrack insert %u: %s", i, strerror(errno));
+			return false;
+		}
+	}
+	return true;
+}
+
+struct ct_count {
+	__u32 n[8][2];
+	__u32 total, calls, stop_after;
+};
+
+static int count_cb(const struct bgs_flow_key *key, const struct bgs_flow *flow, void *arg)
+{
+	struct ct_count *c = arg;
+
+	(void)key;
+	c->calls++;
+	if (flow->svc_id < 8 && flow->color < 2)
+		c->n[flow->svc_id][flow->color]++;
+	c->total++;
+	if (c->stop_after && c->calls == c->stop_after)
+		return 7;
+	return 0;
+}
+
+/* The same counts from get_next_key, independent of the library's batches. */
+static void ct_count_raw(struct ct_count *c)
+{
+	struct bgs_flow_key k, next;
+	struct bgs_flow f;
+	void *prev = NULL;
+
+	memset(c, 0, sizeof(*c));
+	while (!bpf_map_get_next_key(fx.ct_fd, prev, &next)) {
+		k = next;
+		prev = &k;
+		if (bpf_map_lookup_elem(fx.ct_fd, &k, &f))
+			continue;
+		if (f.svc_id < 8 && f.color < 2)
+			c->n[f.svc_id][f.color]++;
+		c->total++;
+	}
+}
+
+static bool ct_clear(void)
+{
+	struct bgs_flow_key k;
+	void *keys;
+	int n = map_keys(fx.ct_fd, sizeof(k), &keys), i;
+
+	for (i = 0; i < n; i++)
+		bpf_map_delete_elem(fx.ct_fd, (__u8 *)keys + (size_t)i * sizeof(k));
+	free(keys);
+	return fx_ct_count() == 0;
+}
+
+static bool svc_gone(__u32 id, const __u32 *be_ids, const struct bgs_backend *be_recs,
+		     __u32 nbe)
+{
+	struct bgs_service rec;
+	struct bgs_flip fl;
+	struct bgs_counter zero[64] = {}, vals[64];
+	int fd_ss = bgs_map_fd(fx.h, "svc_stats");
+	__u32 i, key;
+	bool ok = true;
+
+	key = id;
+	ok &= ASSERT_OK(bpf_map_lookup_elem(bgs_map_fd(fx.h, "svcs"), &key, &rec), "read svcs");
+	ok &= ASSERT_TRUE(bgs_map_fd(fx.h, "svcs") >= 0 &&
+				  !memcmp(&rec, &(struct bgs_service){}, sizeof(rec)),
+			  "service record zeroed");
+	ok &= ASSERT_OK(bpf_map_lookup_elem(fx.flip_fd, &key, &fl), "read flip");
+	ok &= ASSERT_EQ(fl.word, 0, "flip word zero");
+	ok &= ASSERT_EQ(fl.drain_deadline, 0, "drain deadline zero");
+	ok &= ASSERT_EQ(fl.drain_gen, 0, "drain gen zero");
+	for (i = 0; i < 4; i++)
+		ok &= ASSERT_TRUE(table_zero(id, i / 2, i % 2), "tables zeroed");
+	for (i = 0; i < 2; i++) {
+		key = id * 2 + i;
+		ok &= ASSERT_OK(bpf_map_lookup_elem(fd_ss, &key, vals), "read counters");
+		ok &= ASSERT_MEMEQ(vals, zero, sizeof(struct bgs_counter) * (size_t)ncpus,
+				   "counters zeroed");
+	}
+	for (i = 0; i < nbe; i++) {
+		struct bgs_backend b, z = { .incarnation = be_recs[i].incarnation };
+		struct bgs_revnat_key rk = { .port = be_recs[i].port, .family = be_recs[i].family,
+					     .proto = IPPROTO_TCP };
+		struct bgs_revnat_val rv;
+
+		key = be_ids[i];
+		ok &= ASSERT_OK(bpf_map_lookup_elem(fx.backends_fd, &key, &b), "read backend");
+		ok &= ASSERT_MEMEQ(&b, &z, sizeof(b), "backend freed, incarnation kept");
+		memcpy(rk.addr, be_recs[i].addr, 16);
+		ok &= ASSERT_TRUE(bpf_map_lookup_elem(bgs_map_fd(fx.h, "revnat"), &rk, &rv),
+				  "reverse-nat key gone");
+	}
+	return ok;
+}
+
+static bool test_service_keys(void)
+{
+	struct fx_svc a, b, c;
+	struct bgs_vip_val v;
+	struct bgs_prefix p;
+	struct bgs_backend recs[2];
+	struct bgs_counter cnt[64];
+	struct ct_count cc;
+	int pv_fd = bgs_map_fd(fx.h, "preview");
+	__u32 be[2], i;
+	void *keys;
+	bool ok = true;
+	int n;
+
+	if (!ASSERT_EQ(vips_count(), 0, "no VIP keys at the start") || !ct_clear())
+		return false;
+	/* a: nat with a preview port; b: same address, udp dsr; c: IPv6 */
+	ok &= svc_add(&a, "ka", BGS_AF_INET, 80, IPPROTO_TCP, BGS_MODE_NAT, 8080);
+	ok &= fx_svc_add(&b, "kb", BGS_AF_INET, next_vip - 1, 53, IPPROTO_UDP, BGS_MODE_DSR, 0);
+	ok &= svc_add(&c, "kc", BGS_AF_INET6, 443, IPPROTO_TCP, BGS_MODE_NAT, 0);
+	if (!ok)
+		return false;
+	ok &= ASSERT_TRUE(vip_get(&a.vip, 80, IPPROTO_TCP, &v) && v.svc_id == a.id && !v.flags,
+			  "a's VIP key");
+	ok &= ASSERT_TRUE(vip_get(&a.vip, 8080, IPPROTO_TCP, &v) && v.svc_id == a.id &&
+				  v.flags == BGS_VIP_PREVIEW_PORT,
+			  "a's preview-port key");
+	ok &= ASSERT_TRUE(vip_get(&b.vip, 53, IPPROTO_UDP, &v) && v.svc_id == b.id && !v.flags,
+			  "b's VIP key");
+	ok &= ASSERT_TRUE(vip_get(&c.vip, 443, IPPROTO_TCP, &v) && v.svc_id == c.id,
+			  "c's VIP key");
+	ok &= ASSERT_TRUE(marker_get(&a.vip, &v) && v.flags == BGS_VIP_ADDRESS &&
+				  (v.svc_id == a.id || v.svc_id == b.id),
+			  "a/b address marker");
+	ok &= ASSERT_TRUE(marker_get(&c.vip, &v) && v.flags == BGS_VIP_ADDRESS &&
+				  v.svc_id == c.id,
+			  "c address marker");
+	ok &= ASSERT_EQ(vips_count(), 6, "exactly 4 service keys and 2 markers");
+
+	/* give a everything a service can own */
+	ok &= fx_be_add(&a, BGS_BLUE, FX_NET_BACKEND, next_be++, 8080, 0, &be[0]);
+	ok &= fx_be_add(&a, BGS_GREEN, FX_NET_BACKEND, next_be++, 8080, 0, &be[1]);
+	ok &= fx_be_add(&c, BGS_BLUE, FX_NET_BACKEND, next_be++, 8443, 0, &i);
+	for (i = 0; i < 2; i++)
+		ok &= ASSERT_OK(bgs_backend_get(fx.h, be[i], &recs[i]), "backend record");
+	ok &= ASSERT_OK(bgs_prefix_parse("10.99.16.0/24", &p), "parse");
+	ok &= ASSERT_OK(bgs_preview_add(fx.h, a.id, &p), "a preview");
+	ok &= ASSERT_OK(bgs_prefix_parse("fd00:99::c:0:0/96", &p), "parse");
+	ok &= ASSERT_OK(bgs_preview_add(fx.h, c.id, &p), "c preview");
+	ok &= ct_insert(a.id, BGS_BLUE, 30, be[0]) && ct_insert(a.id, BGS_GREEN, 20, be[1]);
+	ok &= ct_insert(c.id, BGS_BLUE, 10, i);
+	for (i = 0; i < (__u32)ncpus; i++)
+		cnt[i] = (struct bgs_counter){ .packets = 5, .bytes = 500, .new_flows = 1 };
+	ok &= percpu_write(bgs_map_fd(fx.h, "svc_stats"), a.id * 2 + 1, cnt);
+	ok &= percpu_write(bgs_map_fd(fx.h, "be_stats"), be[0], cnt);
+	if (!ok)
+		goto out;
+
+	/* delete a: its keys go, the shared marker stays (now b's), c is untouched */
+	ok &= ASSERT_OK(bgs_service_del(fx.h, a.id), "delete a");
+	ok &= ASSERT_FALSE(vip_get(&a.vip, 80, IPPROTO_TCP, &v), "a's VIP key gone");
+	ok &= ASSERT_FALSE(vip_get(&a.vip, 8080, IPPROTO_TCP, &v), "a's preview-port key gone");
+	ok &= ASSERT_TRUE(marker_get(&a.vip, &v) && v.svc_id == b.id &&
+				  v.flags == BGS_VIP_ADDRESS,
+			  "marker stays while b uses the address, and names b");
+	ok &= ASSERT_EQ(vips_count(), 4, "b's key, c's key and the two markers");
+	ok &= svc_gone(a.id, be, recs, 2);
+	ct_count_raw(&cc);
+	ok &= ASSERT_EQ(cc.n[a.id][0] + cc.n[a.id][1], 0, "a's flows gone");
+	ok &= ASSERT_EQ(cc.n[c.id][0], 10, "c's flows stay");
+	{
+		struct bgs_counter z[64] = {}, got[64];
+		__u32 key = be[0];
+
+		ok &= ASSERT_OK(bpf_map_lookup_elem(bgs_map_fd(fx.h, "be_stats"), &key, got),
+				"read");
+		ok &= ASSERT_MEMEQ(got, z, sizeof(got[0]) * (size_t)ncpus,
+				   "backend counters zeroed");
+	}
+	n = map_keys(pv_fd, sizeof(struct bgs_preview_key), &keys);
+	ok &= ASSERT_EQ(n, 1, "only c's preview prefix left");
+	if (n == 1)
+		ok &= ASSERT_EQ(ntohl(((struct bgs_preview_key *)keys)->svc_id), c.id,
+				"it is c's");
+	free(keys);
+
+	/* delete b: the last user of the address: the marker goes */
+	ok &= ASSERT_OK(bgs_service_del(fx.h, b.id), "delete b");
+	ok &= ASSERT_FALSE(marker_get(&a.vip, &v), "marker gone with the last user");
+	ok &= ASSERT_EQ(vips_count(), 2, "c's key and marker");
+	ok &= ASSERT_OK(bgs_service_del(fx.h, c.id), "delete c");
+	ok &= ASSERT_EQ(vips_count(), 0, "no VIP key left");
+	n = map_keys(pv_fd, sizeof(struct bgs_preview_key), &keys);
+	free(keys);
+	ok &= ASSERT_EQ(n, 0, "no preview prefix left");
+	n = map_keys(bgs_map_fd(fx.h, "revnat"), sizeof(struct bgs_revnat_key), &keys);
+	free(keys);
+	ok &= ASSERT_EQ(n, 0, "no reverse-nat key left");
+	ok &= ASSERT_EQ(fx_ct_count(), 0, "no flow left");
+	ok &= ASSERT_EQ(bgs_service_list(fx.h, NULL, 0), 0, "no service left");
+
+	/* a service added over stale counters starts at zero */
+	{
+		struct bgs_counter got;
+		struct fx_svc d;
+
+		for (i = 0; i < (__u32)ncpus; i++)
+			cnt[i] = (struct bgs_counter){ .packets = 9, .bytes = 9, .new_flows = 9 };
+		ok &= percpu_write(bgs_map_fd(fx.h, "svc_stats"), a.id * 2, cnt);
+		ok &= svc_add(&d, "kd", BGS_AF_INET, 80, IPPROTO_TCP, BGS_MODE_NAT, 0);
+		ok &= ASSERT_EQ(d.id, a.id, "lowest free id reused");
+		ok &= ASSERT_OK(bgs_svc_counters(fx.h, d.id, BGS_BLUE, &got), "counters");
+		ok &= ASSERT_EQ(got.packets + got.bytes + got.new_flows, 0, "start at zero");
+	}
+out:
+	del_all_services(fx.h);
+	ct_clear();
+	return ok;
+}
+
+/* ---- Backends ---- */
+
+static bool test_backend_reuse(void)
+{
+	struct bgs_backend r1, r2, r3;
+	struct bgs_revnat_key rk = {};
+	struct bgs_revnat_val rv;
+	struct fx_svc s, t;
+	__u32 id1, id2, id3;
+	bool ok = true;
+
+	if (!svc_add(&s, "reuse", BGS_AF_INET, 80, IPPROTO_TCP, BGS_MODE_NAT, 0) ||
+	    !fx_be_add(&s, BGS_BLUE, FX_NET_BACKEND, next_be++, 8080, 0, &id1) ||
+	    !ASSERT_OK(bgs_backend_get(fx.h, id1, &r1), "get"))
+		return false;
+	ok &= ASSERT_GT(r1.incarnation, 0, "incarnation");
+	ok &= fx_be_del(id1);
+	ok &= ASSERT_ERR(bgs_backend_get(fx.h, id1, NULL), -ENOENT, "gone");
+	rk.port = r1.port;
+	rk.proto = IPPROTO_TCP;
+	rk.family = r1.family;
+	memcpy(rk.addr, r1.addr, 16);
+	ok &= ASSERT_TRUE(bpf_map_lookup_elem(bgs_map_fd(fx.h, "revnat"), &rk, &rv),
+			  "its reverse-nat key gone");
+
+	ok &= fx_be_add(&s, BGS_GREEN, FX_NET_BACKEND, next_be++, 8081, 7, &id2);
+	ok &= ASSERT_EQ(id2, id1, "the freed id is given out again");
+	ok &= ASSERT_OK(bgs_backend_get(fx.h, id2, &r2), "get");
+	ok &= ASSERT_EQ(r2.incarnation, r1.incarnation + 1, "with the next incarnation");
+	ok &= ASSERT_EQ(r2.weight, 7, "new record");
+	ok &= ASSERT_EQ(r2.color, BGS_GREEN, "new record");
+
+	/* a service delete frees its backends the same way */
+	ok &= ASSERT_OK(bgs_service_del(fx.h, s.id), "service delete");
+	ok &= svc_add(&t, "reuse2", BGS_AF_INET, 80, IPPROTO_TCP, BGS_MODE_DSR, 0);
+	ok &= fx_be_add(&t, BGS_BLUE, FX_NET_BACKEND, next_be++, 0, 0, &id3);
+	ok &= ASSERT_EQ(id3, id1, "the id again");
+	ok &= ASSERT_OK(bgs_backend_get(fx.h, id3, &r3), "get");
+	ok &= ASSERT_EQ(r3.incarnation, r1.incarnation + 2, "incarnation + 2");
+	del_all_services(fx.h);
+	return ok;
+}
+
+/* ---- The flip word ---- */
+
+static bool word_is(__u64 w, __u32 live, bool draining, __u32 slot_b, __u32 slot_g, bool sticky,
+		    __u32 canary, __u32 gen, const char *what)
+{
+	bool ok = true;
+
+	test_ctx("%s: word %#llx", what, (unsigned long long)w);
+	ok &= ASSERT_EQ(bgs_fw_live(w), live, "live color");
+	ok &= ASSERT_EQ(!!(w & BGS_FW_DRAINING), draining, "draining bit");
+	ok &= ASSERT_EQ(bgs_fw_slot(w, BGS_BLUE), slot_b, "blue slot");
+	ok &= ASSERT_EQ(bgs_fw_slot(w, BGS_GREEN), slot_g, "green slot");
+	ok &= ASSERT_EQ(!!(w & BGS_FW_STICKY), sticky, "sticky bit");
+	ok &= ASSERT_TRUE(w & BGS_FW_ACTIVE, "active bit");
+	ok &= ASSERT_EQ(bgs_fw_canary(w), canary, "canary");
+	ok &= ASSERT_EQ(bgs_fw_gen(w), gen, "generation");
+	ok &= ASSERT_EQ(w & 0xc0, 0, "unused bits 6-7 clear");
+	ok &= ASSERT_EQ((w >> 24) & 0xff, 0, "unused bits 24-31 clear");
+	test_ctx("%s", "");
+	return ok;
+}
+
+static bool test_flip_word(void)
+{
+	struct bgs_flip_opts o = { .to_color = BGS_ANY_COLOR, .expect_gen = BGS_ANY_GEN };
+	struct bgs_flip f, g;
+	struct fx_svc s;
+	__u64 j0, j1;
+	__u32 hz, id;
+	bool ok = true;
+
+	if (!svc_add(&s, "word", BGS_AF_INET, 80, IPPROTO_TCP, BGS_MODE_NAT, 0) ||
+	    !flip_get(s.id, &f))
+		return false;
+	ok &= word_is(f.word, BGS_BLUE, false, 0, 0, false, 0, 1, "new service");
+	ok &= ASSERT_EQ(f.drain_deadline, 0, "no drain deadline");
+	ok &= ASSERT_EQ(f.drain_gen, 0, "no drain generation");
+
+	ok &= fx_be_add(&s, BGS_BLUE, FX_NET_BACKEND, next_be++, 8080, 0, &id);
+	flip_get(s.id, &f);
+	ok &= word_is(f.word, BGS_BLUE, false, 1, 0, false, 0, 2, "blue backend added");
+	ok &= fx_be_add(&s, BGS_GREEN, FX_NET_BACKEND, next_be++, 8080, 0, &id);
+	flip_get(s.id, &f);
+	ok &= word_is(f.word, BGS_BLUE, false, 1, 1, false, 0, 3, "green backend added");
+
+	ok &= ASSERT_OK(bgs_canary_set(fx.h, s.id, 2500, true, 3, &f), "canary");
+	ok &= word_is(f.word, BGS_BLUE, false, 1, 1, true, 2500, 4, "canary 25% sticky");
+	ok &= ASSERT_OK(bgs_canary_set(fx.h, s.id, BGS_CANARY_SCALE, false, BGS_ANY_GEN, &f),
+			"canary");
+	ok &= word_is(f.word, BGS_BLUE, false, 1, 1, false, BGS_CANARY_SCALE, 5, "canary 100%");
+	ok &= ASSERT_OK(bgs_canary_set(fx.h, s.id, 1234, true, BGS_ANY_GEN, &f), "canary");
+
+	/* flip with a 5 s drain: deadline = the program's clock + 5 s */
+	o.drain_ms = 5000;
+	ok &= ASSERT_OK(bgs_clock(fx.h, &j0, &hz), "clock");
+	ok &= ASSERT_EQ(bgs_flip(fx.h, s.id, &o, &f), 1, "flip");
+	ok &= ASSERT_OK(bgs_clock(fx.h, &j1, &hz), "clock");
+	ok &= word_is(f.word, BGS_GREEN, true, 1, 1, true, 0, 7, "flip, 5 s drain");
+	ok &= ASSERT_EQ(f.drain_gen, 7, "drain generation = the flip's");
+	ok &= ASSERT_GE(f.drain_deadline, j0 + 5ULL * hz, "deadline not before now + 5 s");
+	ok &= ASSERT_LE(f.drain_deadline, j1 + 5ULL * hz, "deadline not after now + 5 s");
+	ok &= ASSERT_OK(bgs_service_get(fx.h, s.id, NULL, &g), "get");
+	ok &= ASSERT_MEMEQ(&g, &f, sizeof(f), "after = what get reads");
+
+	/* drain end: the bit only, the drain fields stay */
+	ok &= ASSERT_OK(bgs_drain_end(fx.h, s.id, &g), "drain end");
+	ok &= word_is(g.word, BGS_GREEN, false, 1, 1, true, 0, 8, "drain ended");
+	ok &= ASSERT_EQ(g.drain_gen, f.drain_gen, "drain generation kept");
+	ok &= ASSERT_OK(bgs_drain_end(fx.h, s.id, &f), "drain end again");
+	ok &= ASSERT_MEMEQ(&f, &g, sizeof(f), "no drain: nothing published");
+
+	/* rollback without a deadline, then a flip that ends its drain at once */
+	o.drain_ms = BGS_NO_DEADLINE;
+	ok &= ASSERT_EQ(bgs_flip(fx.h, s.id, &o, &f), 1, "rollback");
+	ok &= word_is(f.word, BGS_BLUE, true, 1, 1, true, 0, 9, "rollback, no deadline");
+	ok &= ASSERT_EQ(f.drain_deadline, BGS_NO_DEADLINE, "never ends by itself");
+	ok &= ASSERT_EQ(f.drain_gen, 9, "drain generation");
+	o.drain_ms = 0;
+	o.expect_gen = 9;
+	ok &= ASSERT_EQ(bgs_flip(fx.h, s.id, &o, &f), 1, "flip, drain 0");
+	ok &= word_is(f.word, BGS_GREEN, false, 1, 1, true, 0, 10, "flip with drain 0");
+	ok &= ASSERT_EQ(f.drain_gen, 10, "drain generation recorded even without a drain");
+	ok &= ASSERT_EQ(f.drain_deadline, 0, "deadline 0");
+
+	/* to the live color: 0 and the same word */
+	o.to_color = BGS_GREEN;
+	o.expect_gen = BGS_ANY_GEN;
+	ok &= ASSERT_EQ(bgs_flip(fx.h, s.id, &o, &g), 0, "flip to live");
+	ok &= ASSERT_MEMEQ(&g, &f, sizeof(f), "nothing published");
+	/* huge drains: the deadline is now + drain in jiffies, saturated at "never", never
+	 * wrapped into the past */
+	{
+		static const __u64 drains[] = { BGS_NO_DEADLINE - 1, BGS_NO_DEADLINE / 2,
+						(BGS_NO_DEADLINE / 1000) * 999, 1ULL << 40 };
+		size_t i;
+
+		for (i = 0; i < ARRAY_SIZE(drains); i++) {
+			__u64 d = drains[i], lo, hi;
+
+			o.to_color = (int)(i & 1) ? BGS_GREEN : BGS_BLUE;
+			o.drain_ms = d;
+			test_ctx("drain %llu ms", (unsigned long long)d);
+			ok &= ASSERT_OK(bgs_clock(fx.h, &j0, &hz), "clock");
+			ok &= ASSERT_EQ(bgs_flip(fx.h, s.id, &o, &f), 1, "flip, huge drain");
+			ok &= ASSERT_OK(bgs_clock(fx.h, &j1, &hz), "clock");
+			d = d / 1000 * hz + d % 1000 * hz / 1000; /* hz <= 1000: no overflow */
+			lo = d > ~0ULL - 1 - j0 ? ~0ULL : d + j0;
+			hi = d > ~0ULL - 1 - j1 ? ~0ULL : d + j1;
+			ok &= ASSERT_TRUE(f.drain_deadline >= lo && f.drain_deadline <= hi,
+					  "deadline = now + drain, saturated");
+			ok &= ASSERT_TRUE(f.drain_deadline > j1, "not in the past");
+		}
+		test_ctx("%s", "");
+	}
+	del_all_services(fx.h);
+	return ok;
+}
+
+/* ---- Pool changes go to the idle slot; the retired slot is left as it was ---- */
+
+/* Runs change() and checks the publish: the pool's slot bit toggled and nothing else of the
+ * word but the generation (+1), the retired slot and the other color's tables untouched.
+ * Returns the new table in *out (caller frees). */
+static bool pool_step(const struct fx_svc *s, __u32 color, const char *what,
+		      bool (*change)(void *), void *arg, __u32 **out)
+{
+	const __u64 keep = ~(0xcULL | (0xffffffffULL << BGS_FW_GEN_SHIFT));
+	struct bgs_flip before, after;
+	__u32 *old_cur, *other[2], *now_old, *o2[2];
+	__u32 slot, m = fx.meta.maglev_size, i;
+	bool ok = true;
+
+	*out = NULL;
+	if (!flip_get(s->id, &before))
+		return false;
+	slot = bgs_fw_slot(before.word, color);
+	old_cur = table_copy(s->id, color, slot);
+	for (i = 0; i < 2; i++)
+		other[i] = table_copy(s->id, !color, i);
+	test_ctx("%s", what);
+	ok &= change(arg);
+	flip_get(s->id, &after);
+	now_old = table_copy(s->id, color, slot);
+	*out = table_copy(s->id, color, !slot);
+	for (i = 0; i < 2; i++)
+		o2[i] = table_copy(s->id, !color, i);
+	ok &= ASSERT_EQ(bgs_fw_slot(after.word, color), !slot, "slot bit toggled");
+	ok &= ASSERT_EQ(bgs_fw_slot(after.word, !color), bgs_fw_slot(before.word, !color),
+			"other color's slot bit kept");
+	ok &= ASSERT_EQ(bgs_fw_gen(after.word), bgs_fw_gen(before.word) + 1, "one publish");
+	ok &= ASSERT_EQ(after.word & keep, before.word & keep,
+			"live, drain, canary, sticky, active kept");
+	ok &= ASSERT_MEMEQ(now_old, old_cur, m * sizeof(__u32), "retired slot left intact");
+	ok &= ASSERT_MEMEQ(o2[0], other[0], m * sizeof(__u32), "other color untouched (slot 0)");
+	ok &= ASSERT_MEMEQ(o2[1], other[1], m * sizeof(__u32), "other color untouched (slot 1)");
+	free(old_cur);
+	free(now_old);
+	for (i = 0; i < 2; i++) {
+		free(other[i]);
+		free(o2[i]);
+	}
+	return ok;
+}
+
+struct pool_arg {
+	const struct fx_svc *s;
+	__u32 color, id;
+	int n;
+};
+
+static bool do_add(void *a)
+{
+	struct pool_arg *p = a;
+
+	return fx_be_add(p->s, p->color, FX_NET_BACKEND, p->n, 8080, 0, &p->id);
+}
+
+static bool do_drain(void *a)
+{
+	return ASSERT_OK(bgs_backend_set_admin(fx.h, ((struct pool_arg *)a)->id, BGS_ADMIN_DRAIN),
+			 "admin drain");
+}
+
+static bool do_up(void *a)
+{
+	return ASSERT_OK(bgs_backend_set_admin(fx.h, ((struct pool_arg *)a)->id, BGS_ADMIN_UP),
+			 "admin up");
+}
+
+static bool do_sick(void *a)
+{
+	return ASSERT_OK(bgs_backend_set_health(fx.h, ((struct pool_arg *)a)->id,
+						BGS_HEALTH_DOWN), "health down");
+}
+
+static bool do_del(void *a)
+{
+	return fx_be_del(((struct pool_arg *)a)->id);
+}
+
+/* One pool change and its checks; the usable pool afterwards is *want[0..n) (read after
+ * the change, so that an add's new id can be in it). */
+static bool pool_check(const struct fx_svc *s, const char *what, bool (*change)(void *),
+		       void *arg, __u32 *const *want, __u32 n)
+{
+	__u32 *t, ids[8], i;
+	bool ok = pool_step(s, BGS_BLUE, what, change, arg, &t);
+
+	for (i = 0; i < n; i++)
+		ids[i] = *want[i];
+	if (t && n) {
+		ok &= table_holds(t, ids, n, "new slot holds exactly the usable pool");
+	} else if (t) {
+		for (i = 0; i < fx.meta.maglev_size && !t[i]; i++)
+			;
+		ok &= ASSERT_EQ(i, fx.meta.maglev_size, "empty pool: empty table");
+	}
+	test_ctx("%s", "");
+	free(t);
+	return ok && t;
+}
+
+static bool test_pool_slots(void)
+{
+	struct pool_arg a, b, c;
+	struct fx_svc s;
+	__u32 g;
+	bool ok = true;
+
+	if (!svc_add(&s, "slots", BGS_AF_INET, 80, IPPROTO_TCP, BGS_MODE_NAT, 0) ||
+	    !fx_be_add(&s, BGS_GREEN, FX_NET_BACKEND, next_be++, 8080, 0, &g))
+		return false;
+	/* a canary and a flip first: pool changes must keep them */
+	ok &= ASSERT_OK(bgs_canary_set(fx.h, s.id, 300, true, BGS_ANY_GEN, NULL), "canary");
+	ok &= ASSERT_EQ(bgs_flip(fx.h, s.id, &(struct bgs_flip_opts){ .to_color = BGS_ANY_COLOR,
+				 .expect_gen = BGS_ANY_GEN, .drain_ms = BGS_NO_DEADLINE,
+				 .force = true }, NULL), 1, "flip to green");
+	a = (struct pool_arg){ .s = &s, .color = BGS_BLUE, .n = next_be++ };
+	b = (struct pool_arg){ .s = &s, .color = BGS_BLUE, .n = next_be++ };
+	c = (struct pool_arg){ .s = &s, .color = BGS_BLUE, .n = next_be++ };
+	ok &= pool_check(&s, "add a", do_add, &a, (__u32 *[]){ &a.id }, 1);
+	ok &= pool_check(&s, "add b", do_add, &b, (__u32 *[]){ &a.id, &b.id }, 2);
+	ok &= pool_check(&s, "add c", do_add, &c, (__u32 *[]){ &a.id, &b.id, &c.id }, 3);
+	ok &= pool_check(&s, "drain a", do_drain, &a, (__u32 *[]){ &b.id, &c.id }, 2);
+	ok &= pool_check(&s, "a up again", do_up, &a, (__u32 *[]){ &a.id, &b.id, &c.id }, 3);
+	ok &= pool_check(&s, "b unhealthy", do_sick, &b, (__u32 *[]){ &a.id, &c.id }, 2);
+	ok &= pool_check(&s, "delete a", do_del, &a, (__u32 *[]){ &c.id }, 1);
+	ok &= pool_check(&s, "delete c", do_del, &c, NULL, 0);
+	/* b (unhealthy) is still in the pool but in no table */
+	ok &= ASSERT_EQ(bgs_pool_list(fx.h, s.id, BGS_BLUE, NULL, 0), 1, "b still listed");
+	ok &= ASSERT_FALSE(bgs_pool_usable(fx.h, s.id, BGS_BLUE), "but not usable");
+	del_all_services(fx.h);
+	return ok;
+}
+
+/* ---- Conntrack walks and kills ---- */
+
+static bool test_flow_walk_kill(void)
+{
+	struct bgs_flip_opts o = { .to_color = BGS_GREEN, .expect_gen = BGS_ANY_GEN,
+				   .drain_ms = BGS_NO_DEADLINE, .force = true };
+	struct fx_svc a, b;
+	struct ct_count c, raw;
+	bool ok = true;
+	int r;
+
+	if (!ct_clear() || !svc_add(&a, "wa", BGS_AF_INET, 80, IPPROTO_TCP, BGS_MODE_NAT, 0) ||
+	    !svc_add(&b, "wb", BGS_AF_INET, 80, IPPROTO_TCP, BGS_MODE_NAT, 0))
+		return false;
+	/* more than one batch of the library's walk (8192) */
+	ok &= ct_insert(a.id, BGS_BLUE, 9000, 1) && ct_insert(a.id, BGS_GREEN, 8500, 2);
+	ok &= ct_insert(b.id, BGS_BLUE, 1500, 3) && ct_insert(b.id, BGS_GREEN, 1000, 4);
+	if (!ok)
+		goto out;
+	memset(&c, 0, sizeof(c));
+	ok &= ASSERT_OK(bgs_flow_walk(fx.h, count_cb, &c), "walk");
+	ct_count_raw(&raw);
+	ok &= ASSERT_EQ(raw.total, 20000, "entries inserted");
+	ok &= ASSERT_EQ(c.total, 20000, "walk sees every flow once");
+	ok &= ASSERT_MEMEQ(c.n, raw.n, sizeof(c.n), "per service and color");
+	ok &= ASSERT_EQ(c.n[a.id][BGS_BLUE], 9000, "a blue");
+	ok &= ASSERT_EQ(c.n[b.id][BGS_GREEN], 1000, "b green");
+
+	/* the callback's non-zero value stops the walk and is returned */
+	memset(&c, 0, sizeof(c));
+	c.stop_after = 10;
+	ok &= ASSERT_EQ(bgs_flow_walk(fx.h, count_cb, &c), 7, "stopped walk returns 7");
+	ok &= ASSERT_EQ(c.calls, 10, "no call after the stop");
+	ok &= ASSERT_ERR(bgs_flow_walk(fx.h, NULL, NULL), -EINVAL, "no callback");
+
+	/* a is blue-live: only its green flows go */
+	ok &= ASSERT_EQ(bgs_flow_kill(fx.h, a.id, BGS_BLUE), 0, "live color: none");
+	ok &= ASSERT_EQ(bgs_flow_kill(fx.h, a.id, BGS_ANY_COLOR), 8500, "a's green flows");
+	ct_count_raw(&raw);
+	ok &= ASSERT_EQ(raw.n[a.id][BGS_BLUE], 9000, "a blue kept");
+	ok &= ASSERT_EQ(raw.n[a.id][BGS_GREEN], 0, "a green gone");
+	ok &= ASSERT_EQ(raw.n[b.id][BGS_BLUE] + raw.n[b.id][BGS_GREEN], 2500, "b untouched");
+
+	/* after a flip to green, the blue ones are the non-live ones */
+	ok &= ASSERT_EQ(bgs_flip(fx.h, a.id, &o, NULL), 1, "flip a");
+	ok &= ASSERT_EQ(bgs_flow_kill(fx.h, a.id, BGS_GREEN), 0, "live green: none");
+	r = bgs_flow_kill(fx.h, a.id, BGS_BLUE);
+	ok &= ASSERT_EQ(r, 9000, "a's blue flows");
+	ok &= ASSERT_EQ(bgs_flow_kill(fx.h, b.id, BGS_GREEN), 1000, "b's green flows");
+	ok &= ASSERT_EQ(bgs_flow_kill(fx.h, b.id, BGS_ANY_COLOR), 0, "nothing left to kill");
+	ct_count_raw(&raw);
+	ok &= ASSERT_EQ(raw.total, 1500, "only b's blue flows left");
+	ok &= ASSERT_EQ(raw.n[b.id][BGS_BLUE], 1500, "b's blue flows");
+out:
+	del_all_services(fx.h);
+	ct_clear();
+	return ok;
+}
+
+/* ---- Counters ---- */
+
+static bool test_counters(void)
+{
+	struct bgs_counter *v = calloc((size_t)ncpus, sizeof(*v)), got;
+	struct bgs_reason_counter *rv = calloc((size_t)ncpus, sizeof(*rv)),
+				  rsum[BGS_R_MAX], rbefore[BGS_R_MAX];
+	struct fx_svc s;
+	__u64 ep = 0, eb = 0, en = 0;
+	__u32 id, key;
+	bool ok = true;
+	int i;
+
+	if (!v || !rv || !svc_add(&s, "cnt", BGS_AF_INET, 80, IPPROTO_TCP, BGS_MODE_NAT, 0) ||
+	    !fx_be_add(&s, BGS_BLUE, FX_NET_BACKEND, next_be++, 8080, 0, &id))
+		goto fail;
+	for (i = 0; i < ncpus; i++) {
+		v[i].packets = (1ULL << 40) + (__u64)i * 3 + 1;
+		v[i].bytes = (1ULL << 50) + (__u64)i * 1500;
+		v[i].new_flows = (__u64)i + 7;
+		ep += v[i].packets;
+		eb += v[i].bytes;
+		en += v[i].new_flows;
+	}
+	ok &= percpu_write(bgs_map_fd(fx.h, "svc_stats"), s.id * 2 + BGS_GREEN, v);
+	ok &= ASSERT_OK(bgs_svc_counters(fx.h, s.id, BGS_GREEN, &got), "green");
+	ok &= ASSERT_EQ(got.packets, ep, "packets summed over CPUs");
+	ok &= ASSERT_EQ(got.bytes, eb, "bytes summed over CPUs");
+	ok &= ASSERT_EQ(got.new_flows, en, "new flows summed over CPUs");
+	ok &= ASSERT_OK(bgs_svc_counters(fx.h, s.id, BGS_BLUE, &got), "blue");
+	ok &= ASSERT_EQ(got.packets + got.bytes + got.new_flows, 0, "blue untouched");
+
+	ok &= percpu_write(bgs_map_fd(fx.h, "be_stats"), id, v);
+	ok &= ASSERT_OK(bgs_backend_counters(fx.h, id, &got), "backend");
+	ok &= ASSERT_EQ(got.packets, ep, "backend packets");
+	ok &= ASSERT_EQ(got.bytes, eb, "backend bytes");
+	ok &= ASSERT_EQ(got.new_flows, en, "backend new flows");
+
+	/* reasons: one written, every other one as it was */
+	fx_reasons(rbefore);
+	for (i = 0; i < ncpus; i++)
+		rv[i] = (struct bgs_reason_counter){ .packets = 100 + (__u64)i,
+						     .bytes = 6400 + (__u64)i };
+	key = BGS_R_DROP_FRAGMENT;
+	ok &= ASSERT_OK(bpf_map_update_elem(bgs_map_fd(fx.h, "reasons"), &key, rv, BPF_ANY),
+			"reason write");
+	ok &= ASSERT_OK(bgs_reason_counters(fx.h, rsum), "reasons");
+	for (i = 0; i < BGS_R_MAX; i++) {
+		__u64 wp = 0, wb = 0;
+		int c;
+
+		if (i == BGS_R_DROP_FRAGMENT) {
+			for (c = 0; c < ncpus; c++) {
+				wp += rv[c].packets;
+				wb += rv[c].bytes;
+			}
+		} else {
+			wp = rbefore[i].packets;
+			wb = rbefore[i].bytes;
+		}
+		test_ctx("reason %s", bgs_reason_name(i));
+		ok &= ASSERT_EQ(rsum[i].packets, wp, "packets");
+		ok &= ASSERT_EQ(rsum[i].bytes, wb, "bytes");
+	}
+	test_ctx("%s", "");
+	ok &= ASSERT_EQ(strcmp(bgs_reason_name(BGS_R_MAX), "unknown"), 0, "name past the end");
+	ok &= ASSERT_EQ(strcmp(bgs_reason_name((enum bgs_reason)-1), "unknown"), 0, "negative");
+	free(v);
+	free(rv);
+	del_all_services(fx.h);
+	return ok;
+fail:
+	free(v);
+	free(rv);
+	return false;
+}
+
+/* ---- Concurrent changes ---- */
+
+#define CANARY_CALLS 60
+
+struct worker {
+	pthread_t t;
+	const char *pin_dir;
+	__u32 svc;
+	int kind, idx;
+	__u32 gens[CANARY_CALLS];
+	int ngens, errors, flips, stale;
+	__u32 ids[8];
+	int nids;
+	int ret;
+};
+
+static void *canary_worker(void *arg)
+{
+	struct worker *w = arg;
+	struct bgs_flip f;
+	struct bgs *h;
+	int i, r;
+
+	if (bgs_open(w->pin_dir, &h)) {
+		w->errors++;
+		return NULL;
+	}
+	for (i = 0; i < CANARY_CALLS; i++) {
+		r = bgs_canary_set(h, w->svc, (__u32)(w->idx * 1000 + i), i & 1, BGS_ANY_GEN, &f);
+		if (r) {
+			w->errors++;
+			continue;
+		}
+		/* what this call published: its own bps with its own generation */
+		if (bgs_fw_canary(f.word) == (__u32)(w->idx * 1000 + i))
+			w->gens[w->ngens++] = bgs_fw_gen(f.word);
+	}
+	bgs_close(h);
+	return NULL;
+}
+
+static void *cas_flip_worker(void *arg)
+{
+	struct worker *w = arg;
+	struct bgs_flip_opts o = { .to_color = BGS_ANY_COLOR, .drain_ms = 0, .force = true };
+	struct bgs_flip f;
+	struct bgs *h;
+	int i, r;
+
+	if (bgs_open(w->pin_dir, &h)) {
+		w->errors++;
+		return NULL;
+	}
+	for (i = 0; i < 40; i++) {
+		if (bgs_service_get(h, w->svc, NULL, &f)) {
+			w->errors++;
+			continue;
+		}
+		o.expect_gen = bgs_fw_gen(f.word);
+		r = bgs_flip(h, w->svc, &o, NULL);
+		if (r == 1)
+			w->flips++;
+		else if (r == -ESTALE)
+			w->stale++;
+		else
+			w->errors++;
+	}
+	bgs_close(h);
+	return NULL;
+}
+
+static void *backend_worker(void *arg)
+{
+	struct worker *w = arg;
+	struct bgs_backend_spec b = {};
+	struct bgs *h;
+	int i;
+
+	if (bgs_open(w->pin_dir, &h)) {
+		w->errors++;
+		return NULL;
+	}
+	fx_be_ip(BGS_AF_INET, FX_NET_BACKEND, 100 + w->idx, &b.addr);
+	for (i = 0; i < 6; i++) {
+		b.port = (__u16)(9000 + i);
+		if (bgs_backend_add(h, w->svc, BGS_BLUE, &b, &w->ids[w->nids]))
+			w->errors++;
+		else
+			w->nids++;
+	}
+	bgs_close(h);
+	return NULL;
+}
+
+static void *same_name_worker(void *arg)
+{
+	struct worker *w = arg;
+	struct bgs_service_spec sp = { .name = "race", .port = (__u16)(100 + w->idx),
+				       .proto = IPPROTO_TCP, .mode = BGS_MODE_NAT };
+	struct bgs *h;
+
+	if (bgs_open(w->pin_dir, &h)) {
+		w->errors++;
+		return NULL;
+	}
+	fx_vip(BGS_AF_INET, 200, &sp.vip);
+	w->ret = bgs_service_add(h, &sp, &w->svc);
+	bgs_close(h);
+	return NULL;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	__u32 x = *(const __u32 *)a, y = *(const __u32 *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static bool test_concurrent_threads(void)
+{
+	struct worker w[2] = {};
+	__u32 all[2 * CANARY_CALLS], gen0, i, ids[16];
+	struct bgs_flip f;
+	struct fx_svc s;
+	bool ok = true;
+	int k, n;
+
+	if (!svc_add(&s, "conc", BGS_AF_INET, 80, IPPROTO_TCP, BGS_MODE_NAT, 0) ||
+	    !flip_get(s.id, &f))
+		return false;
+	gen0 = bgs_fw_gen(f.word);
+
+	/* canary changes from two threads: no lost update, each generation once */
+	for (k = 0; k < 2; k++) {
+		w[k] = (struct worker){ .pin_dir = fx.pin_dir, .svc = s.id, .idx = k + 1 };
+		pthread_create(&w[k].t, NULL, canary_worker, &w[k]);
+	}
+	for (k = 0; k < 2; k++)
+		pthread_join(w[k].t, NULL);
+	flip_get(s.id, &f);
+	ok &= ASSERT_EQ(w[0].errors + w[1].errors, 0, "every canary call succeeded");
+	ok &= ASSERT_EQ(bgs_fw_gen(f.word), gen0 + 2 * CANARY_CALLS, "one generation per call");
+	n = w[0].ngens + w[1].ngens;
+	memcpy(all, w[0].gens, sizeof(__u32) * (size_t)w[0].ngens);
+	memcpy(all + w[0].ngens, w[1].gens, sizeof(__u32) * (size_t)w[1].ngens);
+	qsort(all, (size_t)n, sizeof(all[0]), cmp_u32);
+	ok &= ASSERT_EQ(n, 2 * CANARY_CALLS, "every call saw its own publish");
+	if (n == 2 * CANARY_CALLS) {
+		ok &= ASSERT_EQ(all[0], gen0 + 1, "first generation");
+		ok &= ASSERT_EQ(all[n - 1], gen0 + 2 * CANARY_CALLS, "last generation");
+	}
+	for (k = 1; k < n; k++)
+		if (all[k] == all[k - 1]) {
+			FAILF("generation %u published twice", all[k]);
+			ok = false;
+			break;
+		}
+	ok &= ASSERT_EQ(bgs_fw_canary(f.word) / 1000 >= 1, 1, "last writer's canary");
+
+	/* compare-and-swap flips: every success is one generation, the rest are stale */
+	gen0 = bgs_fw_gen(f.word);
+	for (k = 0; k < 2; k++) {
+		w[k] = (struct worker){ .pin_dir = fx.pin_dir, .svc = s.id, .idx = k + 1 };
+		pthread_create(&w[k].t, NULL, cas_flip_worker, &w[k]);
+	}
+	for (k = 0; k < 2; k++)
+		pthread_join(w[k].t, NULL);
+	flip_get(s.id, &f);
+	ok &= ASSERT_EQ(w[0].errors + w[1].errors, 0, "only flips and stale refusals");
+	ok &= ASSERT_EQ(w[0].flips + w[0].stale + w[1].flips + w[1].stale, 80, "every call");
+	ok &= ASSERT_EQ(bgs_fw_gen(f.word), gen0 + (__u32)(w[0].flips + w[1].flips),
+			"generations = successful flips");
+	ok &= ASSERT_EQ(bgs_fw_live(f.word), (__u32)((w[0].flips + w[1].flips) & 1),
+			"live color = parity of the flips");
+
+	/* backend adds to one pool from two threads: every one in, the table has them all */
+	for (k = 0; k < 2; k++) {
+		w[k] = (struct worker){ .pin_dir = fx.pin_dir, .svc = s.id, .idx = k };
+		pthread_create(&w[k].t, NULL, backend_worker, &w[k]);
+	}
+	for (k = 0; k < 2; k++)
+		pthread_join(w[k].t, NULL);
+	ok &= ASSERT_EQ(w[0].errors + w[1].errors, 0, "every add succeeded");
+	n = bgs_pool_list(fx.h, s.id, BGS_BLUE, ids, 16);
+	ok &= ASSERT_EQ(n, 12, "twelve backends");
+	if (n == 12) {
+		__u32 *t;
+
+		flip_get(s.id, &f);
+		t = table_copy(s.id, BGS_BLUE, bgs_fw_slot(f.word, BGS_BLUE));
+		ok &= t && table_holds(t, ids, 12, "current table holds all twelve");
+		free(t);
+		for (i = 0; i < 12; i++) {
+			struct bgs_backend r;
+
+			ok &= ASSERT_OK(bgs_backend_get(fx.h, ids[i], &r), "record");
+		}
+	}
+	del_all_services(fx.h);
+
+	/* the same name at once: one wins, the other is told it exists */
+	for (i = 0; i < 5; i++) {
+		for (k = 0; k < 2; k++) {
+			w[k] = (struct worker){ .pin_dir = fx.pin_dir, .idx = k };
+			pthread_create(&w[k].t, NULL, same_name_worker, &w[k]);
+		}
+		for (k = 0; k < 2; k++)
+			pthread_join(w[k].t, NULL);
+		ok &= ASSERT_TRUE((w[0].ret == 0 && w[1].ret == -EEXIST) ||
+					  (w[1].ret == 0 && w[0].ret == -EEXIST),
+				  "exactly one add of 'race'");
+		ok &= ASSERT_EQ(bgs_service_list(fx.h, NULL, 0), 1, "one service");
+		ok &= ASSERT_EQ(vips_count(), 2, "its VIP key and marker only");
+		del_all_services(fx.h);
+	}
+	return ok;
+}
+
+/* A forked process and this one add services at the same time, each with its own handle. */
+static bool test_concurrent_fork(void)
+{
+	struct bgs_service_spec sp = { .proto = IPPROTO_TCP, .mode = BGS_MODE_NAT };
+	char name[32];
+	__u32 ids[64], seen = 0;
+	int i, st, n, bad = 0;
+	pid_t pid;
+	bool ok = true;
+
+	pid = fork();
+	if (pid < 0)
+		return ASSERT_OK(-errno, "fork");
+	if (pid == 0) {
+		struct bgs *h;
+
+		if (bgs_open(fx.pin_dir, &h))
+			_exit(2);
+		for (i = 0; i < 6; i++) {
+			snprintf(name, sizeof(name), "child%d", i);
+			sp.name = name;
+			fx_vip(BGS_AF_INET, 210, &sp.vip);
+			sp.port = (__u16)(1000 + i);
+			if (bgs_service_add(h, &sp, NULL))
+				bad++;
+		}
+		bgs_close(h);
+		_exit(bad ? 1 : 0); /* no atexit handlers: the pins belong to the parent */
+	}
+	for (i = 0; i < 6; i++) {
+		snprintf(name, sizeof(name), "parent%d", i);
+		sp.name = name;
+		fx_vip(BGS_AF_INET, 210, &sp.vip);
+		sp.port = (__u16)(2000 + i);
+		ok &= ASSERT_OK(bgs_service_add(fx.h, &sp, NULL), name);
+	}
+	ok &= ASSERT_EQ(waitpid(pid, &st, 0), pid, "wait");
+	ok &= ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child's adds all succeeded");
+	n = bgs_service_list(fx.h, ids, 64);
+	ok &= ASSERT_EQ(n, 12, "twelve services");
+	for (i = 0; i < n && i < 64; i++) {
+		struct bgs_service sv;
+
+		if (!ASSERT_OK(bgs_service_get(fx.h, ids[i], &sv, NULL), "get"))
+			continue;
+		if (seen & (1u << ids[i]))
+			ok = false;
+		seen |= 1u << ids[i];
+	}
+	ok &= ASSERT_EQ(vips_count(), 13, "twelve VIP keys and one address marker");
+	del_all_services(fx.h);
+	ok &= ASSERT_EQ(vips_count(), 0, "all gone");
+	return ok;
+}
+
+static const struct test_case tests[] = {
+	{ "init_adopts", test_init_adopts },
+	{ "open_empty", test_open_empty },
+	{ "sizes_mismatch", test_sizes_mismatch },
+	{ "bad_sizes_first", test_bad_sizes_first },
+	{ "other_layout", test_other_layout },
+	{ "service_keys", test_service_keys },
+	{ "backend_reuse", test_backend_reuse },
+	{ "flip_word", test_flip_word },
+	{ "pool_slots", test_pool_slots },
+	{ "flow_walk_kill", test_flow_walk_kill },
+	{ "counters", test_counters },
+	{ "concurrent_threads", test_concurrent_threads },
+	{ "concurrent_fork", test_concurrent_fork },
+};
+
+int main(int argc, char **argv)
+{
+	struct bgs_sizes sz = { .max_services = 16, .max_backends = 64, .maglev_size = 251,
+				.ct_entries = 65536 };
+
+	ncpus = libbpf_num_possible_cpus();
+	if (ncpus <= 0 || ncpus > 64) /* per-CPU buffers on the stack are sized for 64 */
+		return test_skip_all(argv[0], tests, ARRAY_SIZE(tests), "more than 64 CPUs");
+	return fx_main(argc, argv, &sz, tests, ARRAY_SIZE(tests), 120);
+}
