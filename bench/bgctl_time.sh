@@ -49,7 +49,8 @@ if [ -n "${inner:-}" ]; then
 	"$bgctl" init --max-services 128 >/dev/null || fail "bgctl init failed"
 	for ((s = 0; s < NSVC; s++)); do
 		name=$(printf 'svc%03d' "$s")
-		"$bgctl" service add "$name" --vip "10.0.2.1:$((1000 + s))/tcp" --mode dsr >/dev/null ||
+		"$bgctl" service add "$name" --vip "10.0.2.1:$((1000 + s))/tcp" --mode dsr \
+			>/dev/null ||
 			fail "bgctl service add $name failed"
 		for ((b = 0; b < NBE; b++)); do
 			color=blue
@@ -106,16 +107,17 @@ if [ -n "${inner:-}" ]; then
 		"$(ms "$s")" "$snet" "< 100 ms" "$(verdict "$s" 100)"
 	echo "flips proven: generation $gen0 -> $gen1"
 	say_md "Median wall time of $runs runs each (interleaved), as seen by the calling shell"
-	say_md "(fork + exec included: \`bgctl --version\` is that baseline). State made with bgctl:"
-	say_md "\`bgctl init --max-services 128\`, $NSVC dsr services x $NBE backends (8 blue, 8 green)."
-	say_md "Every flip was proven by the"
-	say_md "service's generation: $gen0 -> $gen1 over $runs flips. Audit history on $(df --output=fstype . | tail -n1)."
+	say_md "(fork + exec included: \`bgctl --version\` is that baseline). State made with"
+	say_md "bgctl: \`bgctl init --max-services 128\`, $NSVC dsr services x $NBE backends"
+	say_md "(8 blue, 8 green). Every flip was proven by the service's generation: $gen0 -> $gen1"
+	say_md "over $runs flips. Audit history on $(df --output=fstype . | tail -n1)."
 	say_md ""
 	say_md "| command | ms | minus \`--version\` | target |"
 	say_md "|---|---:|---:|---|"
 	say_md "| \`bgctl --version\` (process start) | $(ms "$v") | | |"
 	say_md "| \`bgctl flip svc000\` | $(ms "$f") | $fnet | < 10 ms $(verdict "$f" 10) |"
-	say_md "| \`bgctl status -j\`, $NSVC services x $NBE backends | $(ms "$s") | $snet | < 100 ms $(verdict "$s" 100) |"
+	say_md "| \`bgctl status -j\`, $NSVC services x $NBE backends | $(ms "$s") | $snet |" \
+		"< 100 ms $(verdict "$s" 100) |"
 	exit 0
 fi
 
@@ -159,8 +161,8 @@ ip -n "$ns" link set lb0 up
 ip -n "$ns" link set peer0 up
 ip -n "$ns" addr add 10.0.0.1/24 dev lb0
 for ((b = 0; b < NBE; b++)); do
-	ip -n "$ns" neigh replace "10.0.0.$((10 + b))" lladdr "$(printf '02:be:00:00:00:%02x' $((10 + b)))" \
-		dev lb0 nud permanent
+	mac=$(printf '02:be:00:00:00:%02x' $((10 + b)))
+	ip -n "$ns" neigh replace "10.0.0.$((10 + b))" lladdr "$mac" dev lb0 nud permanent
 done
 mkdir -p "$mnt"
 mount -t bpf bpffs "$mnt"

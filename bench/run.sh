@@ -81,12 +81,13 @@ fi
 
 cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -n1)
 load=$(cut -d' ' -f1-3 /proc/loadavg)
+mem=$(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)
 {
 	cat <<EOF
 # bgswitch benchmarks
 
 Produced by \`$cmd\` (bench/run.sh) on $(date -u '+%Y-%m-%d %H:%M UTC'): $(nproc) cores
-(${cpu:-unknown CPU}), Linux $(uname -r), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo) RAM,
+(${cpu:-unknown CPU}), Linux $(uname -r), $mem RAM,
 a VM shared with other work (load average $load at the end). Figures are only meaningful
 as the ratios against baselines measured in the same run; absolute ns move by 20-30% from
 run to run here, the net ratios by about 10%.

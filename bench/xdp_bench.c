@@ -342,7 +342,8 @@ static int prove(const struct bench *b, const struct snap *a, const struct snap 
 	}
 
 	if (bad)
-		snprintf(why, sizeof(why), "%llu runs failed in the wrapper", (unsigned long long)bad);
+		snprintf(why, sizeof(why), "%llu runs failed in the wrapper",
+			 (unsigned long long)bad);
 	else if (bl_min != want_bl_min || bl_miss)
 		snprintf(why, sizeof(why), "minimal baseline hits %llu, misses %llu",
 			 (unsigned long long)bl_min, (unsigned long long)bl_miss);
@@ -380,7 +381,8 @@ static int prove(const struct bench *b, const struct snap *a, const struct snap 
 				 "service packets grew by %llu, backend packets by %llu",
 				 (unsigned long long)sw_pkts, (unsigned long long)be_pkts);
 		else if (sw_new != (p == P_SW_NEW ? n : 0) || be_new != (p == P_SW_NEW ? n : 0))
-			snprintf(why, sizeof(why), "service new flows grew by %llu, backend by %llu",
+			snprintf(why, sizeof(why),
+				 "service new flows grew by %llu, backend by %llu",
 				 (unsigned long long)sw_new, (unsigned long long)be_new);
 	}
 	if (p == P_SW_FWD && !why[0]) {
@@ -512,7 +514,8 @@ typedef int (*check_fn)(struct bench *b, const struct prog *pr, const struct pkt
  * output is checked by check(). Medians land in pr[i].
  */
 static int measure(struct bench *b, struct prog *pr, int nprog, const struct pkt *in,
-		   enum bench_mode mode, __u32 port_off, const __u16 *ports, int svc, check_fn check)
+		   enum bench_mode mode, __u32 port_off, const __u16 *ports, int svc,
+		   check_fn check)
 {
 	struct pkt out;
 	double ns;
@@ -573,7 +576,8 @@ static int check_fwd(struct bench *b, const struct prog *pr, const struct pkt *o
 	snprintf(be, sizeof(be), BE_FMT, BE_FIRST + (int)k);
 	if (ntohs(ports[1]) != be_port)
 		return bad_output(pr, "destination port is not the backend's");
-	if (memcmp(out->b, b->be_mac[k], ETH_ALEN) || memcmp(out->b + ETH_ALEN, b->lb_mac, ETH_ALEN))
+	if (memcmp(out->b, b->be_mac[k], ETH_ALEN) ||
+	    memcmp(out->b + ETH_ALEN, b->lb_mac, ETH_ALEN))
 		return bad_output(pr, "MACs are not the next hop's");
 	if (!ip_csum_ok(out) || !l4_csum_ok(out))
 		return bad_output(pr, "bad checksum");
@@ -789,7 +793,8 @@ static int setup(struct bench *b)
 
 	b->ifindex = if_nametoindex(b->o.ifname);
 	if (!b->ifindex) {
-		fail("interface %s: %s (run me through bench/run.sh)", b->o.ifname, strerror(errno));
+		fail("interface %s: %s (run me through bench/run.sh)", b->o.ifname,
+		     strerror(errno));
 		return -ENODEV;
 	}
 	err = if_mac(b->o.ifname, b->lb_mac);
@@ -942,37 +947,65 @@ static int open_flows(struct bench *b, __u8 proto, __u16 vip_port, __u32 len, __
 struct row {
 	const char *name;
 	const char *baseline;
-	double wrap, base, sw;
-	double target;
+	const struct prog *w, *bl, *sw; /* wrapper alone, baseline, switch */
+	double target;			/* on the net ratio; 0: breakdown only */
 };
+
+/* Medians, their ratios, and the spread of the per-round net ratios (rounds are paired). */
+struct figures {
+	double wrap, base, sw, ratio, net, lo, hi;
+};
+
+static void figures(const struct row *r, struct figures *f)
+{
+	double x;
+	int i;
+
+	f->wrap = median(r->w);
+	f->base = median(r->bl);
+	f->sw = median(r->sw);
+	f->ratio = f->sw / f->base;
+	f->net = (f->sw - f->wrap) / (f->base - f->wrap);
+	f->lo = 1e9;
+	f->hi = 0;
+	for (i = 0; i < r->sw->n; i++) {
+		x = (r->sw->ns[i] - r->w->ns[i]) / (r->bl->ns[i] - r->w->ns[i]);
+		f->lo = x < f->lo ? x : f->lo;
+		f->hi = x > f->hi ? x : f->hi;
+	}
+}
+
+static const char *verdict(const struct row *r, const struct figures *f, bool md)
+{
+	if (!r->target)
+		return "(breakdown)";
+	if (f->net <= r->target)
+		return "met";
+	return md ? "**missed**" : "MISSED";
+}
 
 static void report(struct bench *b, const struct row *rows, int n)
 {
-	char host[64] = "?";
+	struct figures f;
+	char tgt[16];
 	int i;
 
-	gethostname(host, sizeof(host));
 	printf("\nBPF_PROG_TEST_RUN, repeat %d, median of %d rounds (after 1 warm-up), CPU %d\n",
 	       b->o.repeat, b->o.rounds, b->o.cpu);
 	printf("flow maps of %u entries (switch conntrack, baseline LRU, baseline hash) held\n"
 	       "%d / %d / %d flows before the runs; known-flow cases cycle through %d flows\n",
 	       b->o.ct_entries, b->ct_present, b->lru_present, b->hash_present + 3 * BENCH_NR_FLOWS,
 	       BENCH_NR_FLOWS);
-	printf("ns/pkt include the wrapper (restore/vary + tail call); net = minus the wrapper alone\n\n");
-	printf("%-16s %-22s %8s %9s %9s %7s %9s %7s\n", "case", "baseline", "wrapper", "baseline",
-	       "bgswitch", "ratio", "net ratio", "target");
+	printf("ns/pkt include the wrapper (restore/vary + tail call); net = minus the wrapper "
+	       "alone;\nrounds: lowest and highest net ratio of the single rounds\n\n");
+	printf("%-16s %-20s %7s %8s %8s %6s %6s %11s %6s\n", "case", "baseline", "wrapper",
+	       "baseline", "bgswitch", "ratio", "net", "rounds", "target");
 	for (i = 0; i < n; i++) {
-		const struct row *r = &rows[i];
-		double ratio = r->sw / r->base, net = (r->sw - r->wrap) / (r->base - r->wrap);
-
-		if (!r->target) {
-			printf("%-16s %-22s %8.1f %9.1f %9.1f %6.2fx %8.2fx %7s (breakdown)\n",
-			       r->name, r->baseline, r->wrap, r->base, r->sw, ratio, net, "-");
-			continue;
-		}
-		printf("%-16s %-22s %8.1f %9.1f %9.1f %6.2fx %8.2fx %5.2fx %s\n", r->name,
-		       r->baseline, r->wrap, r->base, r->sw, ratio, net, r->target,
-		       net <= r->target ? "met" : "MISSED");
+		figures(&rows[i], &f);
+		snprintf(tgt, sizeof(tgt), rows[i].target ? "%.2fx" : "-", rows[i].target);
+		printf("%-16s %-20s %7.1f %8.1f %8.1f %5.2fx %5.2fx %5.2f-%5.2f %6s %s\n",
+		       rows[i].name, rows[i].baseline, f.wrap, f.base, f.sw, f.ratio, f.net, f.lo,
+		       f.hi, tgt, verdict(&rows[i], &f, false));
 	}
 	if (!b->md)
 		return;
@@ -981,24 +1014,20 @@ static void report(struct bench *b, const struct row *rows, int n)
 		"have %u entries each and held %d, %d and %d flows before the runs; the "
 		"known-flow cases cycle through %d tracked flows. Every ns/packet figure includes "
 		"the wrapper (restore or vary the packet, tail call); *net* subtracts the wrapper "
-		"alone, measured in the same rounds.\n\n", b->o.repeat, b->o.rounds, b->o.cpu,
+		"alone, measured in the same rounds; *rounds* is the lowest and highest net ratio "
+		"of the single rounds.\n\n", b->o.repeat, b->o.rounds, b->o.cpu,
 		b->o.ct_entries, b->ct_present, b->lru_present,
 		b->hash_present + 3 * BENCH_NR_FLOWS, BENCH_NR_FLOWS);
 	fprintf(b->md, "| case | baseline | wrapper ns | baseline ns | bgswitch ns | ratio | "
-		"net ratio | target (net) |\n|---|---|---:|---:|---:|---:|---:|---|\n");
+		"net ratio | rounds | target (net) |\n"
+		"|---|---|---:|---:|---:|---:|---:|---:|---|\n");
 	for (i = 0; i < n; i++) {
-		const struct row *r = &rows[i];
-		double ratio = r->sw / r->base, net = (r->sw - r->wrap) / (r->base - r->wrap);
-
-		if (!r->target) {
-			fprintf(b->md, "| %s | %s | %.1f | %.1f | %.1f | %.2fx | %.2fx | "
-				"(breakdown) |\n", r->name, r->baseline, r->wrap, r->base, r->sw,
-				ratio, net);
-			continue;
-		}
-		fprintf(b->md, "| %s | %s | %.1f | %.1f | %.1f | %.2fx | %.2fx | <= %.2fx %s |\n",
-			r->name, r->baseline, r->wrap, r->base, r->sw, ratio, net, r->target,
-			net <= r->target ? "met" : "**missed**");
+		figures(&rows[i], &f);
+		snprintf(tgt, sizeof(tgt), rows[i].target ? "<= %.2fx " : "", rows[i].target);
+		fprintf(b->md,
+			"| %s | %s | %.1f | %.1f | %.1f | %.2fx | %.2fx | %.2f-%.2f | %s%s |\n",
+			rows[i].name, rows[i].baseline, f.wrap, f.base, f.sw, f.ratio, f.net, f.lo,
+			f.hi, tgt, verdict(&rows[i], &f, true));
 	}
 }
 
@@ -1084,8 +1113,8 @@ static int bench_all(struct bench *b)
 			      check_tcp_est);
 		if (err)
 			goto out;
-		rows[n++] = (struct row){"established TCP", "minimal (hash hit)", median(&est[0]),
-					 median(&est[1]), median(&est[2]), 2.0};
+		rows[n++] = (struct row){"established TCP", "minimal (hash hit)",
+						 &est[0], &est[1], &est[2], 2.0};
 	}
 
 	/* UDP flow: datagrams of the tracked flows, in turn. */
@@ -1095,8 +1124,8 @@ static int bench_all(struct bench *b)
 		err = measure(b, udp, 3, &u, BENCH_ROTATE, OFF_SPORT, b->udp_ports, 1, check_udp);
 		if (err)
 			goto out;
-		rows[n++] = (struct row){"UDP flow", "minimal (hash hit)", median(&udp[0]),
-					 median(&udp[1]), median(&udp[2]), 2.0};
+		rows[n++] = (struct row){"UDP flow", "minimal (hash hit)",
+						 &udp[0], &udp[1], &udp[2], 2.0};
 	}
 
 	/* nat replies of the TCP flows, from their backend. */
@@ -1108,8 +1137,8 @@ static int bench_all(struct bench *b)
 			      check_reply);
 		if (err)
 			goto out;
-		rows[n++] = (struct row){"nat reply", "minimal (hash hit)", median(&rep[0]),
-					 median(&rep[1]), median(&rep[2]), 2.0};
+		rows[n++] = (struct row){"nat reply", "minimal (hash hit)",
+						 &rep[0], &rep[1], &rep[2], 2.0};
 	}
 
 	/* New flows: a distinct SYN every run into full LRUs. */
@@ -1121,16 +1150,16 @@ static int bench_all(struct bench *b)
 		err = measure(b, nf, 3, &nsyn, BENCH_NEW, 0, NULL, 0, check_new);
 		if (err)
 			goto out;
-		rows[n++] = (struct row){"new flow (SYN)", "minimal + LRU insert", median(&nf[0]),
-					 median(&nf[1]), median(&nf[2]), 1.3};
+		rows[n++] = (struct row){"new flow (SYN)", "minimal + LRU insert",
+						 &nf[0], &nf[1], &nf[2], 1.3};
 	}
 
 	/* Where the established flow's time goes: as attached, and the design's floor. */
 	if (want(b, "est")) {
-		rows[n++] = (struct row){"est. TCP, entry", "minimal (hash hit)", median(&est[0]),
-					 median(&est[1]), median(&est[3]), 2.0};
-		rows[n++] = (struct row){"established TCP", "two lookups (floor)", median(&est[0]),
-					 median(&est[4]), median(&est[2]), 0};
+		rows[n++] = (struct row){"est. TCP, entry", "minimal (hash hit)",
+						 &est[0], &est[1], &est[3], 2.0};
+		rows[n++] = (struct row){"established TCP", "two lookups (floor)",
+						 &est[0], &est[4], &est[2], 0};
 	}
 	report(b, rows, n);
 out:
@@ -1165,10 +1194,14 @@ static int parse_int(const char *s, long min, long max, long *v)
 int main(int argc, char **argv)
 {
 	static const struct option lo[] = {
-		{"pin-dir", required_argument, NULL, 'p'}, {"ifname", required_argument, NULL, 'i'},
-		{"repeat", required_argument, NULL, 'r'},  {"rounds", required_argument, NULL, 'n'},
-		{"cpu", required_argument, NULL, 'c'},	   {"ct-entries", required_argument, NULL, 'e'},
-		{"md", required_argument, NULL, 'm'},	   {"help", no_argument, NULL, 'h'},
+		{"pin-dir", required_argument, NULL, 'p'},
+		{"ifname", required_argument, NULL, 'i'},
+		{"repeat", required_argument, NULL, 'r'},
+		{"rounds", required_argument, NULL, 'n'},
+		{"cpu", required_argument, NULL, 'c'},
+		{"ct-entries", required_argument, NULL, 'e'},
+		{"md", required_argument, NULL, 'm'},
+		{"help", no_argument, NULL, 'h'},
 		{"only", required_argument, NULL, 'o'},
 		{"switch-obj", required_argument, NULL, 's'},
 		{},
