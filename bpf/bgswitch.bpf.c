@@ -530,7 +530,9 @@ static __always_inline int icmp_error(struct xdp_md *ctx, struct pkt *p)
 		icmp = data + ICMP4_OFF;
 		inner = icmp + ICMP_HLEN;
 		iip = (struct iphdr *)inner;
-		if ((void *)(iip + 1) + INNER_L4_LEN > data_end)
+		/* the quote must lie inside the IP packet, not in the frame's padding */
+		if (ICMP4_OFF + ICMP_HLEN + sizeof(*iip) + INNER_L4_LEN > p->l3_end ||
+		    (void *)(iip + 1) + INNER_L4_LEN > data_end)
 			return -1;
 		if (!icmp_is_error(BGS_AF_INET, icmp[0]))
 			return -1;
@@ -547,7 +549,8 @@ static __always_inline int icmp_error(struct xdp_md *ctx, struct pkt *p)
 		icmp = data + ICMP6_OFF;
 		inner = icmp + ICMP_HLEN;
 		iip6 = (struct ipv6hdr *)inner;
-		if ((void *)(iip6 + 1) + INNER_L4_LEN > data_end)
+		if (ICMP6_OFF + ICMP_HLEN + sizeof(*iip6) + INNER_L4_LEN > p->l3_end ||
+		    (void *)(iip6 + 1) + INNER_L4_LEN > data_end)
 			return -1;
 		if (!icmp_is_error(BGS_AF_INET6, icmp[0]))
 			return -1;

@@ -31,7 +31,7 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } bgs_meta SEC(".maps");
 
-/* VIP:port/proto (and preview ports) -> service id. Load time: 2 x max services. */
+/* VIP:port/proto, preview ports, VIP address markers -> service id. Load time: 3 x services. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1);

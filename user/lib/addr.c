@@ -77,7 +77,7 @@ int bgs_prefix_parse(const char *s, struct bgs_prefix *p)
 	} else {
 		errno = 0;
 		len = strtoul(slash + 1, &end, 10);
-		if (!slash[1] || *end || errno || len > bits)
+		if (slash[1] < '0' || slash[1] > '9' || *end || errno || len > bits)
 			return bgs_err(-EINVAL, "'%s': prefix length must be 0..%u", s, bits);
 	}
 	p->len = (__u8)len;

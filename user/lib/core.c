@@ -509,7 +509,7 @@ static int load_switch(struct bgs *h, const char *obj_path, int *switch_fd, int 
 		const char *name;
 		__u64 entries;
 	} sizes[] = {
-		{ "bgs_vips", 2ULL * m->max_services },
+		{ "bgs_vips", 3ULL * m->max_services },
 		{ "bgs_svcs", m->max_services },
 		{ "bgs_flip", m->max_services },
 		{ "bgs_maglev", (__u64)m->max_services * 4 * m->maglev_size },

@@ -569,8 +569,12 @@ static int prefix_check(const struct bgs_service *svc, const struct bgs_prefix *
 	/* Same host-bit rule as parsing. */
 	snprintf(s, sizeof(s), "%s/%u", a, p->len);
 	err = bgs_prefix_parse(s, &q);
-	if (err)
-		return bgs_err(err, "service '%s': preview prefix %s", svc->name, bgs_errmsg());
+	if (err) {
+		char why[512];
+
+		snprintf(why, sizeof(why), "%s", bgs_errmsg());
+		return bgs_err(err, "service '%s': preview prefix %s", svc->name, why);
+	}
 	return 0;
 }
 
@@ -673,7 +677,6 @@ int bgs_preview_del(struct bgs *h, __u32 svc_id, const struct bgs_prefix *p)
 	struct bgs_preview_key k;
 	struct bgs_service svc;
 	char a[INET6_ADDRSTRLEN];
-	__u32 one;
 	int lock, err, n;
 
 	bgs_err_clear();
@@ -687,22 +690,20 @@ int bgs_preview_del(struct bgs *h, __u32 svc_id, const struct bgs_prefix *p)
 		goto out;
 	preview_key(svc_id, p, &k);
 	bgs_ip_str(&p->ip, a, sizeof(a));
-	if (bpf_map_lookup_elem(h->map_fd[BGS_M_PREVIEW], &k, &one)) {
-		err = bgs_err(-ENOENT, "service '%s': no preview prefix %s/%u", svc.name, a,
-			      p->len);
+	if (bpf_map_delete_elem(h->map_fd[BGS_M_PREVIEW], &k)) {
+		if (errno == ENOENT)
+			err = bgs_err(-ENOENT, "service '%s': no preview prefix %s/%u", svc.name,
+				      a, p->len);
+		else
+			err = bgs_err(-errno, "service '%s': cannot delete preview prefix %s/%u: %s",
+				      svc.name, a, p->len, strerror(errno));
 		goto out;
 	}
 	n = preview_keys(h, svc_id, NULL, 0);
-	if (n == 1 && (svc.flags & BGS_SVC_HAS_PREVIEW)) {
-		/* The last one: the program stops consulting the trie first. */
+	if (n == 0 && (svc.flags & BGS_SVC_HAS_PREVIEW)) {
 		svc.flags &= ~BGS_SVC_HAS_PREVIEW;
 		err = svc_write(h, svc_id, &svc);
-		if (err)
-			goto out;
 	}
-	if (bpf_map_delete_elem(h->map_fd[BGS_M_PREVIEW], &k))
-		err = bgs_err(-errno, "service '%s': cannot delete preview prefix %s/%u: %s",
-			      svc.name, a, p->len, strerror(errno));
 out:
 	bgs_unlock(lock);
 	return err;

@@ -131,6 +131,7 @@ const char *bgs_reason_name(enum bgs_reason r)
 		[BGS_R_DROP_MALFORMED] = "drop_malformed",
 		[BGS_R_DROP_L4_TRUNC] = "drop_l4_trunc",
 		[BGS_R_DROP_FRAGMENT] = "drop_fragment",
+		[BGS_R_PASS_FRAGMENT] = "pass_fragment",
 		[BGS_R_DROP_IP_OPTIONS] = "drop_ip_options",
 		[BGS_R_DROP_EXT_HDR] = "drop_ext_hdr",
 		[BGS_R_DROP_NO_BACKEND] = "drop_no_backend",
