@@ -33,8 +33,8 @@ struct ctx {
 	bool json;
 	bool pretty;
 	struct bgs *h;
-	json_object *out;	/* the verb's result */
-	int exit_code;		/* set by fail(); 0: derived from the error */
+	json_object *out; /* the verb's result */
+	int exit_code;	  /* set by fail(); 0: derived from the error */
 	char err[512];
 };
 
@@ -136,7 +136,7 @@ int dp_clock(__u64 *now, __u32 *hz);
 struct flow_tally {
 	__u32 max_backends;
 	__u32 max_services;
-	__u64 *per_backend;  /* live flows per backend id */
+	__u64 *per_backend;   /* live flows per backend id */
 	__u64 *per_svc_color; /* live flows per svc_id * 2 + color */
 	__u64 total;
 };
@@ -186,8 +186,8 @@ void render_drain(json_object *out);
 void render_conntrack(json_object *out);
 void render_history(json_object *out);
 
-extern const char usage_init[], usage_attach[], usage_detach[], usage_service[],
-	usage_backend[], usage_flip[], usage_rollback[], usage_canary[], usage_preview[],
-	usage_drain[], usage_status[], usage_conntrack[], usage_history[];
+extern const char usage_init[], usage_attach[], usage_detach[], usage_service[], usage_backend[],
+	usage_flip[], usage_rollback[], usage_canary[], usage_preview[], usage_drain[],
+	usage_status[], usage_conntrack[], usage_history[];
 
 #endif /* BGCTL_H */

@@ -19,7 +19,7 @@ const char usage_flip[] =
 	"established flows keep their backend until they end or the drain deadline passes\n"
 	"(DUR like 500ms, 30s, 5m, 1h, 1m30s; 0 ends the drain at once; none: no deadline;\n"
 	"default 5m). The canary is reset to 0.\n"
-	"  --to COLOR               idempotent: if COLOR is already live, succeed and change nothing\n"
+	"  --to COLOR               idempotent: if COLOR is already live, succeed, change nothing\n"
 	"  --expect-generation N    refuse (exit 4) unless the service is at generation N\n"
 	"  --force                  flip even if the target pool has no usable backend\n"
 	"  --wait                   show the old color's drain (flows left, time left) and\n"
@@ -103,8 +103,9 @@ static int wait_drain(const char *name, __u32 svc_id, int old_color, json_object
 		if (err)
 			break;
 		if (flip.drain_deadline != BGS_NO_DEADLINE)
-			left = flip.drain_deadline > now ? (double)(flip.drain_deadline - now) / hz : 0;
-		/* Past the deadline the program routes what is left as new: report what was left. */
+			left = flip.drain_deadline > now ?
+				       (double)(flip.drain_deadline - now) / hz : 0;
+		/* Past the deadline the program routes what is left as new: report it. */
 		if (left == 0) {
 			why = "deadline";
 			break;
@@ -117,9 +118,10 @@ static int wait_drain(const char *name, __u32 svc_id, int old_color, json_object
 				dur_str(left, lbuf, sizeof(lbuf));
 			else
 				snprintf(lbuf, sizeof(lbuf), "no deadline");
-			fprintf(stderr, "%s%s: draining %s: %llu flow%s left, %s left%s", tty ? "\r" : "",
-				name, color_name(old_color), (unsigned long long)flows,
-				flows == 1 ? "" : "s", lbuf, tty ? "\033[K" : "\n");
+			fprintf(stderr, "%s%s: draining %s: %llu flow%s left, %s left%s",
+				tty ? "\r" : "", name, color_name(old_color),
+				(unsigned long long)flows, flows == 1 ? "" : "s", lbuf,
+				tty ? "\033[K" : "\n");
 			last_print = mono_now();
 		}
 		if (flows == 0)
@@ -138,9 +140,11 @@ static int wait_drain(const char *name, __u32 svc_id, int old_color, json_object
 		fprintf(stderr, "\r\033[K");
 	if (show && !err) {
 		if (!strcmp(why, "deadline"))
-			fprintf(stderr, "%s: %s drain deadline passed with %llu flow%s left: they are "
-				"routed as new flows now\n", name, color_name(old_color),
-				(unsigned long long)flows, flows == 1 ? "" : "s");
+			fprintf(stderr,
+				"%s: %s drain deadline passed with %llu flow%s left: they are "
+				"routed as new flows now\n",
+				name, color_name(old_color), (unsigned long long)flows,
+				flows == 1 ? "" : "s");
 		else if (!strcmp(why, "drained"))
 			fprintf(stderr, "%s: %s drained in %.1fs\n", name, color_name(old_color),
 				mono_now() - start);
@@ -168,12 +172,15 @@ static int apply_flip(void *p, json_object *done)
 	int ret = bgs_flip(g.h, a->svc_id, &a->opts, &a->after);
 
 	if (ret == -ESTALE)
-		return fail(ret, EXIT_CONFLICT, "%s", bgs_errmsg()[0] ? bgs_errmsg() :
-			    "generation changed: someone else changed the service");
+		return fail(ret, EXIT_CONFLICT, "%s",
+			    bgs_errmsg()[0]
+				    ? bgs_errmsg()
+				    : "generation changed: someone else changed the service");
 	if (ret == -EHOSTUNREACH)
 		return fail(ret, EXIT_CONFLICT,
 			    "%s: the %s pool has no usable backend (none up and healthy): add or "
-			    "enable one, or use --force", a->name, color_name(a->to));
+			    "enable one, or use --force",
+			    a->name, color_name(a->to));
 	if (ret < 0)
 		return lib_fail(ret, "flip");
 	a->changed = ret;
@@ -269,13 +276,14 @@ static int flip_common(int argc, char **argv, bool rollback)
 	if (a.opts.expect_gen != BGS_ANY_GEN && (__u32)a.opts.expect_gen != gen)
 		return fail(-ESTALE, EXIT_CONFLICT,
 			    "%s is at generation %u, not %lld: it changed since you looked; "
-			    "nothing was done (check bgctl status %s)", name, gen,
-			    a.opts.expect_gen, name);
+			    "nothing was done (check bgctl status %s)",
+			    name, gen, a.opts.expect_gen, name);
 	if (rollback) {
 		if (!(before.word & BGS_FW_DRAINING) && before.drain_gen == 0)
 			return fail(-EALREADY, EXIT_CONFLICT,
 				    "%s has never been flipped: there is no previous color to roll "
-				    "back to", name);
+				    "back to",
+				    name);
 		a.opts.to_color = !from;
 	}
 	to = a.opts.to_color == BGS_ANY_COLOR ? !from : a.opts.to_color;
@@ -289,8 +297,9 @@ static int flip_common(int argc, char **argv, bool rollback)
 	if (to == from) {
 		jset(g.out, "changed", jbool(false));
 		jset(g.out, "generation", jint(gen));
-		snprintf(msg, sizeof(msg), "%s: %s is already live (generation %u); nothing changed",
-			 name, color_name(to), gen);
+		snprintf(msg, sizeof(msg),
+			 "%s: %s is already live (generation %u); nothing changed", name,
+			 color_name(to), gen);
 		jset(g.out, "message", jstr(msg));
 		return 0;
 	}
@@ -319,9 +328,9 @@ static int flip_common(int argc, char **argv, bool rollback)
 	jset(g.out, "drain_timeout_ms",
 	     drain_ms == BGS_NO_DEADLINE ? NULL : jint((long long)drain_ms));
 	if (!a.changed) {
-		snprintf(msg, sizeof(msg), "%s: %s is already live (generation %u); nothing changed",
-			 name, color_name((int)bgs_fw_live(a.after.word)),
-			 bgs_fw_gen(a.after.word));
+		snprintf(msg, sizeof(msg),
+			 "%s: %s is already live (generation %u); nothing changed", name,
+			 color_name((int)bgs_fw_live(a.after.word)), bgs_fw_gen(a.after.word));
 	} else {
 		if (drain_ms == BGS_NO_DEADLINE)
 			snprintf(dbuf, sizeof(dbuf), "until its flows end");
@@ -369,8 +378,10 @@ static int apply_canary(void *p, json_object *done)
 	int err = bgs_canary_set(g.h, a->svc_id, a->bps, a->sticky, a->expect_gen, &a->after);
 
 	if (err == -ESTALE)
-		return fail(err, EXIT_CONFLICT, "%s", bgs_errmsg()[0] ? bgs_errmsg() :
-			    "generation changed: someone else changed the service");
+		return fail(err, EXIT_CONFLICT, "%s",
+			    bgs_errmsg()[0]
+				    ? bgs_errmsg()
+				    : "generation changed: someone else changed the service");
 	if (err)
 		return lib_fail(err, "set canary");
 	jset(done, "generation", jint(bgs_fw_gen(a->after.word)));
@@ -436,7 +447,8 @@ int do_canary(int argc, char **argv)
 	if (a.expect_gen != BGS_ANY_GEN && (__u32)a.expect_gen != gen)
 		return fail(-ESTALE, EXIT_CONFLICT,
 			    "%s is at generation %u, not %lld: it changed since you looked; "
-			    "nothing was done", name, gen, a.expect_gen);
+			    "nothing was done",
+			    name, gen, a.expect_gen);
 	pct_str(a.bps, pbuf, sizeof(pbuf));
 	pct_str(bgs_fw_canary(before.word), obuf, sizeof(obuf));
 	g.out = json_object_new_object();
@@ -448,8 +460,10 @@ int do_canary(int argc, char **argv)
 	if (bgs_fw_canary(before.word) == a.bps && !!(before.word & BGS_FW_STICKY) == a.sticky) {
 		jset(g.out, "changed", jbool(false));
 		jset(g.out, "generation", jint(gen));
-		snprintf(msg, sizeof(msg), "%s: canary is already %s%s (generation %u); nothing "
-			 "changed", name, pbuf, a.sticky ? " sticky" : "", gen);
+		snprintf(msg, sizeof(msg),
+			 "%s: canary is already %s%s (generation %u); nothing "
+			 "changed",
+			 name, pbuf, a.sticky ? " sticky" : "", gen);
 		jset(g.out, "message", jstr(msg));
 		return 0;
 	}
@@ -467,8 +481,9 @@ int do_canary(int argc, char **argv)
 	jset(g.out, "changed", jbool(true));
 	jset(g.out, "generation", jint(bgs_fw_gen(a.after.word)));
 	if (a.bps && !bgs_pool_usable(g.h, a.svc_id, !bgs_fw_live(a.after.word)))
-		jset(g.out, "warning", jstr("the idle pool has no usable backend: canary flows "
-					    "stay on the live color"));
+		jset(g.out, "warning",
+		     jstr("the idle pool has no usable backend: canary flows "
+			  "stay on the live color"));
 	snprintf(msg, sizeof(msg), "%s: %s of new flows go to %s%s, generation %u%s", name, pbuf,
 		 color_name(!bgs_fw_live(a.after.word)),
 		 a.sticky ? " (sticky per client)" : " (per flow)", bgs_fw_gen(a.after.word),
@@ -519,8 +534,9 @@ void render_drain(json_object *out)
 
 		if (jget(d, "time_left_s"))
 			printf(", draining %s (%s left)", jgets(d, "color"),
-			       jgetb(d, "ended") ? "deadline passed, 0s" :
-			       dur_str(jgetd(d, "time_left_s"), buf, sizeof(buf)));
+			       jgetb(d, "ended")
+				       ? "deadline passed, 0s"
+				       : dur_str(jgetd(d, "time_left_s"), buf, sizeof(buf)));
 		else
 			printf(", draining %s (no deadline)", jgets(d, "color"));
 	}
@@ -598,7 +614,8 @@ int do_drain(int argc, char **argv)
 		if (a.color == live)
 			return fail(-EINVAL, EXIT_CONFLICT,
 				    "%s is the live color of %s: --kill only ends the flows of a "
-				    "color that is not live", color_name(live), name);
+				    "color that is not live",
+				    color_name(live), name);
 		a.color = !live;
 		a.end_drain = flip.word & BGS_FW_DRAINING;
 		det = json_object_new_object();

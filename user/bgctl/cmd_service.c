@@ -277,7 +277,8 @@ static int parse_be_ref(int argc, char **argv, const char *verb, struct be_ref *
 	r->color = BGS_ANY_COLOR;
 	if (n != 2 && n != 3)
 		return usage_fail("bgctl backend %s needs NAME [blue|green] ADDR[:PORT] (see bgctl "
-				  "backend --help)", verb);
+				  "backend --help)",
+				  verb);
 	r->name = argv[pos];
 	err = parse_name(r->name);
 	if (err)
@@ -311,9 +312,10 @@ static int find_be_ref(struct be_ref *r)
 	if (err)
 		return lib_fail(err, "read backend");
 	if (r->color != BGS_ANY_COLOR && r->be.color != r->color)
-		return fail(-ENOENT, EXIT_NOTFOUND, "backend %s of service %s is in the %s pool, "
-			    "not %s", r->addr_arg, r->name, color_name(r->be.color),
-			    color_name(r->color));
+		return fail(-ENOENT, EXIT_NOTFOUND,
+			    "backend %s of service %s is in the %s pool, "
+			    "not %s",
+			    r->addr_arg, r->name, color_name(r->be.color), color_name(r->color));
 	return 0;
 }
 
@@ -366,7 +368,8 @@ static int backend_add(int argc, char **argv)
 		case 'w':
 			err = parse_u32(optarg, "--weight", BGS_MAX_WEIGHT, &a.spec.weight);
 			if (!err && a.spec.weight == 0)
-				err = usage_fail("bad --weight '0': expected 1 to %d", BGS_MAX_WEIGHT);
+				err = usage_fail("bad --weight '0': expected 1 to %d",
+						 BGS_MAX_WEIGHT);
 			if (err)
 				return err;
 			break;
@@ -398,17 +401,20 @@ static int backend_add(int argc, char **argv)
 	if (err)
 		return lib_fail(err, "read service");
 	if (a.spec.addr.family != svc.family)
-		return usage_fail("backend %s is IPv%d but service %s's VIP is IPv%d", argv[pos + 2],
-				  a.spec.addr.family, name, svc.family);
+		return usage_fail("backend %s is IPv%d but service %s's VIP is IPv%d",
+				  argv[pos + 2], a.spec.addr.family, name, svc.family);
 	if (svc.mode == BGS_MODE_DSR && a.spec.port && a.spec.port != ntohs(svc.port))
 		return usage_fail("service %s is dsr: the backend port must equal the VIP port %u, "
-				  "got %u", name, ntohs(svc.port), a.spec.port);
+				  "got %u",
+				  name, ntohs(svc.port), a.spec.port);
 	if (!a.spec.port)
 		a.spec.port = ntohs(svc.port);
 	if (bgs_backend_find(g.h, a.svc_id, &a.spec.addr, a.spec.port, &a.backend_id) == 0 &&
 	    bgs_backend_get(g.h, a.backend_id, &be) == 0)
-		return fail(-EEXIST, EXIT_CONFLICT, "service %s already has backend %s (in the %s "
-			    "pool)", name, argv[pos + 2], color_name(be.color));
+		return fail(-EEXIST, EXIT_CONFLICT,
+			    "service %s already has backend %s (in the %s "
+			    "pool)",
+			    name, argv[pos + 2], color_name(be.color));
 
 	addr_port_str(&a.spec.addr, a.spec.port, abuf, sizeof(abuf));
 	det = json_object_new_object();
@@ -423,7 +429,7 @@ static int backend_add(int argc, char **argv)
 	if (bgs_backend_get(g.h, a.backend_id, &be) == 0) {
 		json_object *b = backend_json(a.backend_id, &be, false, NULL);
 
-		json_object_object_foreach(b, k, v)
+		json_object_object_foreach (b, k, v)
 			jset(g.out, k, json_object_get(v));
 		json_object_put(b);
 		if (!(be.flags & BGS_BE_NEXTHOP))
@@ -573,7 +579,7 @@ static int backend_set(int argc, char **argv)
 	if (bgs_backend_get(g.h, a.r.backend_id, &a.r.be) == 0) {
 		json_object *b = backend_json(a.r.backend_id, &a.r.be, false, NULL);
 
-		json_object_object_foreach(b, k, v)
+		json_object_object_foreach (b, k, v)
 			jset(g.out, k, json_object_get(v));
 		json_object_put(b);
 	}
@@ -677,8 +683,8 @@ struct preview_arg {
 static int apply_preview(void *p, json_object *done)
 {
 	struct preview_arg *a = p;
-	int err = a->del ? bgs_preview_del(g.h, a->svc_id, &a->p) :
-			   bgs_preview_add(g.h, a->svc_id, &a->p);
+	int err = a->del ? bgs_preview_del(g.h, a->svc_id, &a->p)
+			 : bgs_preview_add(g.h, a->svc_id, &a->p);
 
 	(void)done;
 	return err ? lib_fail(err, a->del ? "delete preview prefix" : "add preview prefix") : 0;
@@ -767,8 +773,8 @@ int do_preview(int argc, char **argv)
 		if (err)
 			return lib_fail(err, "read service");
 		if (a.p.ip.family != svc.family)
-			return usage_fail("prefix %s is IPv%d but service %s's VIP is IPv%d", prefix,
-					  a.p.ip.family, name, svc.family);
+			return usage_fail("prefix %s is IPv%d but service %s's VIP is IPv%d",
+					  prefix, a.p.ip.family, name, svc.family);
 		n = bgs_preview_list(g.h, a.svc_id, list, 256);
 		for (int i = 0; i < n && i < 256; i++)
 			if (list[i].len == a.p.len && list[i].ip.family == a.p.ip.family &&
@@ -779,18 +785,20 @@ int do_preview(int argc, char **argv)
 			return fail(-ENOENT, EXIT_NOTFOUND, "service %s has no preview prefix %s",
 				    name, prefix);
 		if (!a.del && found)
-			return fail(-EEXIST, EXIT_CONFLICT, "service %s already has preview prefix %s",
-				    name, prefix);
+			return fail(-EEXIST, EXIT_CONFLICT,
+				    "service %s already has preview prefix %s", name, prefix);
 		det = json_object_new_object();
 		jset(det, "prefix", jstr(prefix_str(&a.p, buf, sizeof(buf))));
-		err = run_change(a.del ? "preview del" : "preview add", name, det, apply_preview, &a);
+		err = run_change(a.del ? "preview del" : "preview add", name, det, apply_preview,
+				 &a);
 		json_object_put(det);
 		if (err)
 			return err;
 		jset(g.out, "prefix", jstr(buf));
 		jset(g.out, a.del ? "deleted" : "added", jbool(true));
-		snprintf(msg, sizeof(msg), a.del ? "%s: removed preview prefix %s" :
-						   "%s: new flows from %s now reach the idle color (%s)",
+		snprintf(msg, sizeof(msg),
+			 a.del ? "%s: removed preview prefix %s"
+			       : "%s: new flows from %s now reach the idle color (%s)",
 			 name, buf, color_name(!bgs_fw_live(flip.word)));
 		jset(g.out, "message", jstr(msg));
 	}

@@ -21,9 +21,8 @@ const char usage_attach[] =
 	"Put the switch on an interface (through libxdp; shares it with other XDP programs).\n"
 	"Native mode is the default; generic is an explicit, slower fallback.\n";
 
-const char usage_detach[] =
-	"Usage: bgctl detach IFACE\n"
-	"Take the switch off an interface. Pinned state and flows stay.\n";
+const char usage_detach[] = "Usage: bgctl detach IFACE\n"
+			    "Take the switch off an interface. Pinned state and flows stay.\n";
 
 static int check_iface(const char *name)
 {
@@ -76,13 +75,15 @@ static int check_sizes(const struct bgs_sizes *s)
 	if (s->max_backends && (s->max_backends < 2 || s->max_backends > (1u << 24)))
 		return usage_fail("bad --max-backends %u: expected 2 to %u", s->max_backends,
 				  1u << 24);
-	if (s->maglev_size && (s->maglev_size < 3 || s->maglev_size > 1000003 ||
-			       !is_prime(s->maglev_size)))
+	if (s->maglev_size &&
+	    (s->maglev_size < 3 || s->maglev_size > 1000003 || !is_prime(s->maglev_size)))
 		return usage_fail("bad --maglev-size %u: expected a prime from 3 to 1000003 "
-				  "(e.g. 1021, 16381, 65537)", s->maglev_size);
+				  "(e.g. 1021, 16381, 65537)",
+				  s->maglev_size);
 	if ((__u64)svcs * 4 * m > (1ULL << 31))
 		return usage_fail("--max-services %u x 4 x --maglev-size %u is too many table "
-				  "entries (at most 2^31)", svcs, m);
+				  "entries (at most 2^31)",
+				  svcs, m);
 	if (s->ct_entries && (s->ct_entries < 16 || s->ct_entries > (1u << 28)))
 		return usage_fail("bad --ct-entries %u: expected 16 to %u", s->ct_entries,
 				  1u << 28);
@@ -123,7 +124,8 @@ int do_init(int argc, char **argv)
 			err = parse_u32(optarg, "--ct-entries", 1 << 26, &a.sizes.ct_entries);
 			break;
 		case O_RATE:
-			err = parse_u32(optarg, "--new-flow-rate", 100000000, &a.sizes.new_flow_rate);
+			err = parse_u32(optarg, "--new-flow-rate", 100000000,
+					&a.sizes.new_flow_rate);
 			break;
 		default:
 			return -EINVAL;

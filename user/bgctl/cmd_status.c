@@ -60,7 +60,8 @@ static void render_service(json_object *s, bool flows, bool rates)
 	char buf[64];
 
 	printf("%s (id %lld)  %s/%s  %s%s%s\n", jgets(s, "name"), jgeti(s, "id"), jgets(s, "vip"),
-	       jgets(s, "proto"), jgets(s, "mode"), jget(s, "preview_port") ? "  preview port " : "",
+	       jgets(s, "proto"), jgets(s, "mode"),
+	       jget(s, "preview_port") ? "  preview port " : "",
 	       jget(s, "preview_port") ? jgets(s, "preview_port") : "");
 	printf("  live %s   generation %lld   canary %s", jgets(s, "live"), jgeti(s, "generation"),
 	       jgets(s, "canary"));
@@ -100,8 +101,8 @@ static void render_service(json_object *s, bool flows, bool rates)
 			char w[16];
 
 			snprintf(w, sizeof(w), "%lld", jgeti(b, "weight"));
-			render_pool_line(i == 0 ? label : "", jgets(b, "address"), b, flows, rates, w,
-					 jgets(b, "admin"), jgets(b, "health"));
+			render_pool_line(i == 0 ? label : "", jgets(b, "address"), b, flows, rates,
+					 w, jgets(b, "admin"), jgets(b, "health"));
 		}
 		render_pool_line(n ? "" : label, n ? "(pool total)" : "(no backends)", p, flows,
 				 rates, "", "", jgetb(p, "usable") ? "" : "UNUSABLE");
@@ -124,7 +125,7 @@ void render_status(json_object *out)
 	if (jget(out, "verdicts")) {
 		int shown = 0;
 
-		json_object_object_foreach(jget(out, "verdicts"), k, v) {
+		json_object_object_foreach (jget(out, "verdicts"), k, v) {
 			if (!json_object_get_int64(v))
 				continue;
 			printf("%s%s %lld", shown++ ? ", " : "\nverdicts (packets): ", k,
@@ -398,9 +399,9 @@ static int ct_cb(const struct bgs_flow_key *k, const struct bgs_flow *f, void *p
 	}
 	jset(o, "generation", jint(f->gen));
 	jset(o, "state", jstr(tcp_state_name(k, f)));
-	jset(o, "idle_s", json_object_new_double(a->now > f->last_seen ?
-							 (double)(a->now - f->last_seen) / a->hz :
-							 0));
+	jset(o, "idle_s",
+	     json_object_new_double(a->now > f->last_seen ? (double)(a->now - f->last_seen) / a->hz
+							  : 0));
 	jset(o, "alive", jbool(alive));
 	json_object_array_add(a->arr, o);
 	return 0;
@@ -419,7 +420,8 @@ void render_conntrack(json_object *out)
 		printf("%-44s %-28s %-5s %-6s %-28s %-4s %6lld %6.1fs%s\n", jgets(f, "client"),
 		       jgets(f, "vip"), jgets(f, "proto"), jgets(f, "color"),
 		       jget(f, "backend") ? jgets(f, "backend") : "(gone)", jgets(f, "state"),
-		       jgeti(f, "generation"), jgetd(f, "idle_s"), jgetb(f, "alive") ? "" : " dead");
+		       jgeti(f, "generation"), jgetd(f, "idle_s"),
+		       jgetb(f, "alive") ? "" : " dead");
 	}
 	printf("%lld flow%s matched", jgeti(out, "matched"), jgeti(out, "matched") == 1 ? "" : "s");
 	if (jgeti(out, "matched") > (long long)n)
@@ -624,13 +626,15 @@ int do_history(int argc, char **argv)
 		}
 		old = jget(byid, id);
 		if (old && strcmp(phase, "intent")) {
-			json_object_object_foreach(r, k, v)
+			json_object_object_foreach (r, k, v)
 				jset(old, k, json_object_get(v));
 			jset(old, "status", jstr(!strcmp(phase, "done") ? "done" : "failed"));
 			json_object_put(r);
 		} else {
-			jset(r, "status", jstr(!strcmp(phase, "intent") ? "unconfirmed" :
-					       !strcmp(phase, "done") ? "done" : "failed"));
+			jset(r, "status",
+			     jstr(!strcmp(phase, "intent") ? "unconfirmed"
+				  : !strcmp(phase, "done") ? "done"
+							   : "failed"));
 			json_object_array_add(recs, r);
 			jset(byid, id, json_object_get(r));
 		}
@@ -653,8 +657,8 @@ int do_history(int argc, char **argv)
 		json_object *tail = json_object_new_array();
 
 		for (size_t i = start; i < n; i++)
-			json_object_array_add(tail,
-					      json_object_get(json_object_array_get_idx(outarr, i)));
+			json_object_array_add(
+				tail, json_object_get(json_object_array_get_idx(outarr, i)));
 		json_object_put(outarr);
 		outarr = tail;
 	}

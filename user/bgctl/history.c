@@ -24,8 +24,8 @@ static void now_iso(char *buf, size_t len, double *epoch)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
-		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
 	*epoch = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
@@ -88,7 +88,7 @@ static int open_log(const char *path, int *fd)
 static int append(int fd, json_object *rec)
 {
 	const char *s = json_object_to_json_string_ext(rec, JSON_C_TO_STRING_PLAIN |
-								 JSON_C_TO_STRING_NOSLASHESCAPE);
+								    JSON_C_TO_STRING_NOSLASHESCAPE);
 	size_t len = strlen(s);
 	char *line = malloc(len + 2);
 	ssize_t n;
@@ -126,8 +126,9 @@ int hist_intent(struct hist *hs, const char *verb, const char *service, json_obj
 	hs->fd = -1;
 	err = open_log(g.history_file, &hs->fd);
 	if (err)
-		return fail(err, err == -EACCES || err == -EPERM || err == -EROFS ? EXIT_KERNEL :
-										     EXIT_OTHER,
+		return fail(err,
+			    err == -EACCES || err == -EPERM || err == -EROFS ? EXIT_KERNEL
+									     : EXIT_OTHER,
 			    "cannot open history file %s: %s; nothing was changed (set "
 			    "--history-file or BGSWITCH_HISTORY to a writable file)",
 			    g.history_file, strerror(-err));
@@ -143,7 +144,7 @@ int hist_intent(struct hist *hs, const char *verb, const char *service, json_obj
 		jset(hs->rec, "service", jstr(service));
 	jset(hs->rec, "pin_dir", jstr(g.pin_dir));
 	if (details) {
-		json_object_object_foreach(details, k, v)
+		json_object_object_foreach (details, k, v)
 			jset(hs->rec, k, json_object_get(v));
 	}
 	err = append(hs->fd, hs->rec);
@@ -151,8 +152,8 @@ int hist_intent(struct hist *hs, const char *verb, const char *service, json_obj
 		close(hs->fd);
 		hs->fd = -1;
 		return fail(err, EXIT_OTHER,
-			    "cannot write history file %s: %s; nothing was changed",
-			    g.history_file, strerror(-err));
+			    "cannot write history file %s: %s; nothing was changed", g.history_file,
+			    strerror(-err));
 	}
 	return 0;
 }
@@ -169,15 +170,15 @@ int hist_finish(struct hist *hs, bool ok, json_object *details)
 	jset(hs->rec, "phase", jstr(ok ? "done" : "failed"));
 	jset(hs->rec, "time", jstr(ts));
 	if (details) {
-		json_object_object_foreach(details, k, v)
+		json_object_object_foreach (details, k, v)
 			jset(hs->rec, k, json_object_get(v));
 	}
 	err = append(hs->fd, hs->rec);
 	if (err && ok)
 		return fail(err, EXIT_OTHER,
 			    "the change was applied, but its history record could not be written "
-			    "to %s (%s); its intent record is there", g.history_file,
-			    strerror(-err));
+			    "to %s (%s); its intent record is there",
+			    g.history_file, strerror(-err));
 	return 0;
 }
 

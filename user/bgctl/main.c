@@ -41,8 +41,10 @@ static const char usage_main[] =
 	"  history [NAME]               the audit log of every change\n"
 	"\n"
 	"Global options (on every verb):\n"
-	"  --pin-dir DIR       pinned state (env BGSWITCH_PIN_DIR; default " BGS_DEFAULT_PIN_DIR ")\n"
-	"  --history-file F    audit log (env BGSWITCH_HISTORY; default " BGCTL_DEFAULT_HISTORY ")\n"
+	"  --pin-dir DIR       pinned state (env BGSWITCH_PIN_DIR; default " BGS_DEFAULT_PIN_DIR
+	")\n"
+	"  --history-file F    audit log (env BGSWITCH_HISTORY; default " BGCTL_DEFAULT_HISTORY
+	")\n"
 	"  -j, --json          JSON output (errors too)\n"
 	"  -p, --pretty        indented JSON (implies -j)\n"
 	"  -h, --help          help (on a verb: that verb's help)\n"
@@ -182,8 +184,8 @@ bool jgetb(json_object *o, const char *k)
 void jprint(json_object *o, FILE *f)
 {
 	int flags = JSON_C_TO_STRING_NOSLASHESCAPE |
-		    (g.pretty ? JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED :
-				JSON_C_TO_STRING_PLAIN);
+		    (g.pretty ? JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED
+			      : JSON_C_TO_STRING_PLAIN);
 
 	fprintf(f, "%s\n", json_object_to_json_string_ext(o, flags));
 	fflush(f);
@@ -257,16 +259,20 @@ int opt_next(int argc, char **argv, const char *shortopts, const struct option *
 			return -2;
 		case '?':
 			if (optind > 0 && optind <= argc && argv[optind - 1][0] == '-' &&
-			    (isdigit((unsigned char)argv[optind - 1][1]) || argv[optind - 1][1] == '.'))
-				usage_fail("bad value '%s' for 'bgctl %s': negative numbers are not "
-					   "allowed (see bgctl %s --help)", argv[optind - 1], argv[0],
-					   argv[0]);
+			    (isdigit((unsigned char)argv[optind - 1][1]) ||
+			     argv[optind - 1][1] == '.'))
+				usage_fail(
+					"bad value '%s' for 'bgctl %s': negative numbers are not "
+					"allowed (see bgctl %s --help)",
+					argv[optind - 1], argv[0], argv[0]);
 			else if (optopt)
-				usage_fail("unknown option '-%c' for 'bgctl %s' (see bgctl %s --help)",
-					   optopt, argv[0], argv[0]);
+				usage_fail(
+					"unknown option '-%c' for 'bgctl %s' (see bgctl %s --help)",
+					optopt, argv[0], argv[0]);
 			else
-				usage_fail("unknown option '%s' for 'bgctl %s' (see bgctl %s --help)",
-					   argv[optind - 1], argv[0], argv[0]);
+				usage_fail(
+					"unknown option '%s' for 'bgctl %s' (see bgctl %s --help)",
+					argv[optind - 1], argv[0], argv[0]);
 			return -2;
 		default:
 			return c;
@@ -295,8 +301,9 @@ int dispatch(const struct cmd *table, const char *what, int argc, char **argv)
 		}
 		if (strncmp(c->name, argv[0], len) == 0) {
 			if (match)
-				return usage_fail("'%s' is ambiguous for bgctl %s: it starts %s and %s",
-						  argv[0], what, match->name, c->name);
+				return usage_fail(
+					"'%s' is ambiguous for bgctl %s: it starts %s and %s",
+					argv[0], what, match->name, c->name);
 			match = c;
 		}
 	}
@@ -339,7 +346,8 @@ int open_state(void)
 	if (err == -EPERM || err == -EACCES || geteuid() != 0)
 		return fail(-EPERM, EXIT_KERNEL,
 			    "permission denied opening %s: run bgctl as root (it needs CAP_BPF, "
-			    "CAP_NET_ADMIN and CAP_SYS_ADMIN)", g.pin_dir);
+			    "CAP_NET_ADMIN and CAP_SYS_ADMIN)",
+			    g.pin_dir);
 	if (err == -EPROTO)
 		return lib_fail(err, "open");
 	if (err == -ENOENT) {
@@ -350,10 +358,12 @@ int open_state(void)
 		if (stat(g.pin_dir, &st) != 0 && !on_bpffs(parent))
 			return fail(-ENOENT, EXIT_CONFLICT,
 				    "no bpffs at %s: mount one (mount -t bpf bpf %s) or choose "
-				    "--pin-dir on a bpffs, then run 'bgctl init'", parent, parent);
+				    "--pin-dir on a bpffs, then run 'bgctl init'",
+				    parent, parent);
 		return fail(-ENOENT, EXIT_CONFLICT,
 			    "bgswitch is not initialized in %s: run 'bgctl init' first "
-			    "(or pass the right --pin-dir / BGSWITCH_PIN_DIR)", g.pin_dir);
+			    "(or pass the right --pin-dir / BGSWITCH_PIN_DIR)",
+			    g.pin_dir);
 	}
 	return lib_fail(err, "open pinned state");
 }
@@ -441,7 +451,8 @@ int main(int argc, char **argv)
 			err = usage_fail("option '%s' needs a value", argv[optind - 1]);
 			goto out;
 		default:
-			err = usage_fail("unknown option '%s' (see bgctl --help)", argv[optind - 1]);
+			err = usage_fail("unknown option '%s' (see bgctl --help)",
+					 argv[optind - 1]);
 			goto out;
 		}
 	}
@@ -449,8 +460,9 @@ int main(int argc, char **argv)
 		g.out = json_object_new_object();
 		jset(g.out, "version", jstr(BGCTL_VERSION));
 		jset(g.out, "layout_version", jint(BGS_LAYOUT_VERSION));
-		jset(g.out, "message", jstr("bgctl " BGCTL_VERSION " (pin layout version "
-					    STR(BGS_LAYOUT_VERSION) ")"));
+		jset(g.out, "message",
+		     jstr("bgctl " BGCTL_VERSION
+			  " (pin layout version " STR(BGS_LAYOUT_VERSION) ")"));
 		err = 0;
 		goto out;
 	}

@@ -83,8 +83,9 @@ int parse_name(const char *s)
 				  shown(s), BGS_NAME_MAX - 1);
 	for (size_t i = 0; i < n; i++) {
 		if (!isalnum((unsigned char)s[i]) && !strchr("_.-", s[i]))
-			return usage_fail("bad service name '%s': only A-Z a-z 0-9 _ . - are allowed",
-					  shown(s));
+			return usage_fail(
+				"bad service name '%s': only A-Z a-z 0-9 _ . - are allowed",
+				shown(s));
 	}
 	if (s[0] == '-')
 		return usage_fail("bad service name '%s': must not start with '-'", shown(s));
@@ -199,7 +200,8 @@ int parse_duration(const char *s, const char *what, unsigned long long *ms, bool
 	return 0;
 bad:
 	return usage_fail("bad %s '%s': expected a duration like 500ms, 30s, 5m, 1h or 1m30s "
-			  "(at most 7d)%s", what, shown(s), allow_none ? ", 0 or none" : " or 0");
+			  "(at most 7d)%s",
+			  what, shown(s), allow_none ? ", 0 or none" : " or 0");
 }
 
 int parse_percent(const char *s, __u32 *bps)
@@ -235,7 +237,8 @@ int parse_percent(const char *s, __u32 *bps)
 	return 0;
 bad:
 	return usage_fail("bad percentage '%s': expected 0 to 100 with at most two decimals "
-			  "(e.g. 10, 2.5, 0.25)", shown(s));
+			  "(e.g. 10, 2.5, 0.25)",
+			  shown(s));
 }
 
 int parse_ip(const char *s, struct bgs_ip *ip)
@@ -254,7 +257,8 @@ int parse_ip(const char *s, struct bgs_ip *ip)
 		return 0;
 	}
 	return usage_fail("bad address '%s': expected an IPv4 address (10.0.0.1) or an IPv6 "
-			  "address (2001:db8::1)", shown(s));
+			  "address (2001:db8::1)",
+			  shown(s));
 }
 
 /* Split "ADDR", "ADDR:PORT", "V6", "[V6]", "[V6]:PORT" into address and port strings. */
@@ -339,7 +343,8 @@ int parse_vip(const char *s, struct bgs_ip *ip, __u16 *port, __u8 *proto)
 	return parse_port(ps, "VIP port", port);
 bad:
 	return usage_fail("bad VIP '%s': expected ADDR:PORT[/tcp|/udp], e.g. 10.0.0.1:80/tcp or "
-			  "[2001:db8::1]:443", shown(s));
+			  "[2001:db8::1]:443",
+			  shown(s));
 }
 
 int parse_prefix(const char *s, struct bgs_prefix *p)
@@ -353,7 +358,8 @@ int parse_prefix(const char *s, struct bgs_prefix *p)
 	memset(p, 0, sizeof(*p));
 	if (!slash || (size_t)(slash - s) >= sizeof(addr))
 		return usage_fail("bad prefix '%s': expected ADDR/LEN, e.g. 10.0.2.0/24 or "
-				  "2001:db8::/64", shown(s));
+				  "2001:db8::/64",
+				  shown(s));
 	memcpy(addr, s, (size_t)(slash - s));
 	addr[slash - s] = '\0';
 	err = parse_ip(addr, &p->ip);
@@ -370,7 +376,8 @@ int parse_prefix(const char *s, struct bgs_prefix *p)
 
 		if (b[bit / 8] & (0x80 >> (bit % 8)))
 			return usage_fail("bad prefix '%s': bits set past /%llu (did you mean the "
-					  "network address?)", shown(s), len);
+					  "network address?)",
+					  shown(s), len);
 	}
 	return 0;
 }

@@ -145,8 +145,9 @@ json_object *flip_json(const struct bgs_flip *f)
 			jset(d, "time_left_s", NULL);
 			jset(d, "ended", jbool(false));
 		} else if (dp_clock(&now, &hz) == 0) {
-			double left = f->drain_deadline > now ?
-					      (double)(f->drain_deadline - now) / hz : 0;
+			double left = f->drain_deadline > now
+					      ? (double)(f->drain_deadline - now) / hz
+					      : 0;
 
 			jset(d, "deadline", jint((long long)f->drain_deadline));
 			jset(d, "time_left_s", json_object_new_double(left));
@@ -210,7 +211,7 @@ json_object *service_json(__u32 svc_id, bool counters, const struct flow_tally *
 	jset(o, "mode", jstr(mode_name(svc.mode)));
 	jset(o, "preview_port", svc.preview_port ? jint(ntohs(svc.preview_port)) : NULL);
 	fl = flip_json(&flip);
-	json_object_object_foreach(fl, k, v)
+	json_object_object_foreach (fl, k, v)
 		jset(o, k, json_object_get(v));
 	json_object_put(fl);
 
@@ -236,8 +237,8 @@ json_object *service_json(__u32 svc_id, bool counters, const struct flow_tally *
 			struct bgs_backend be;
 
 			if (snap.loaded)
-				json_object_array_add(bes, backend_json(ids[i], &snap.be[ids[i]],
-									counters, t));
+				json_object_array_add(
+					bes, backend_json(ids[i], &snap.be[ids[i]], counters, t));
 			else if (bgs_backend_get(g.h, ids[i], &be) == 0)
 				json_object_array_add(bes, backend_json(ids[i], &be, counters, t));
 		}
@@ -274,7 +275,9 @@ const struct bgs_backend *cached_backend(__u32 id)
 		return NULL;
 	if (!bec.state[id])
 		bec.state[id] = bgs_backend_get(g.h, id, &bec.be[id]) == 0 &&
-						(bec.be[id].flags & BGS_BE_IN_USE) ? 1 : 2;
+						(bec.be[id].flags & BGS_BE_IN_USE)
+					? 1
+					: 2;
 	return bec.state[id] == 1 ? &bec.be[id] : NULL;
 }
 
@@ -301,7 +304,8 @@ static const struct bgs_flip *cached_flip(__u32 svc_id)
 	if (svc_id >= flc.n)
 		return NULL;
 	if (!flc.state[svc_id])
-		flc.state[svc_id] = bgs_service_get(g.h, svc_id, &svc, &flc.flip[svc_id]) == 0 ? 1 : 2;
+		flc.state[svc_id] = bgs_service_get(g.h, svc_id, &svc, &flc.flip[svc_id]) == 0 ? 1
+											       : 2;
 	return flc.state[svc_id] == 1 ? &flc.flip[svc_id] : NULL;
 }
 
@@ -322,8 +326,8 @@ bool flow_alive(const struct bgs_flow_key *k, const struct bgs_flow *f, __u64 no
 	if (k->proto == IPPROTO_TCP) {
 		if (f->tcp_state & (BGS_TCP_FIN | BGS_TCP_RST))
 			return false;
-		timeout = f->tcp_state & BGS_TCP_EST ? BGS_DEF_TIMEOUT_TCP_EST :
-						       BGS_DEF_TIMEOUT_TCP_SYN;
+		timeout = f->tcp_state & BGS_TCP_EST ? BGS_DEF_TIMEOUT_TCP_EST
+						     : BGS_DEF_TIMEOUT_TCP_SYN;
 	} else {
 		timeout = BGS_DEF_TIMEOUT_UDP;
 	}
