@@ -109,7 +109,7 @@ if [ -n "${inner:-}" ]; then
 	say_md "Median wall time of $runs runs each (interleaved), as seen by the calling shell"
 	say_md "(fork + exec included: \`bgctl --version\` is that baseline). State made with"
 	say_md "bgctl: \`bgctl init --max-services 128\`, $NSVC dsr services x $NBE backends"
-	say_md "(8 blue, 8 green). Every flip was proven by the service's generation: $gen0 -> $gen1"
+	say_md "(8 blue, 8 green). Each flip is proven by the service's generation: $gen0 -> $gen1"
 	say_md "over $runs flips. Audit history on $(df --output=fstype . | tail -n1)."
 	say_md ""
 	say_md "| command | ms | minus \`--version\` | target |"
