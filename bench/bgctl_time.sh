@@ -143,7 +143,12 @@ ns=bgs-ctl-$$
 mnt=/run/bgs-ctl.$$
 tmp=$(mktemp -d /tmp/bgs-ctl.XXXXXX)
 
+child=
 cleanup() {
+	# stop the inner run first (a signal here is handled at once: it runs in background)
+	if [ -n "$child" ] && kill "$child" 2>/dev/null; then
+		wait "$child" 2>/dev/null || true
+	fi
 	ip netns del "$ns" 2>/dev/null || true
 	if mountpoint -q "$mnt" 2>/dev/null; then
 		umount "$mnt" || true
@@ -173,4 +178,6 @@ cp "$bgctl" "$tmp/bin/bgctl"
 build=$tmp/bin
 cd "$tmp"
 BGSWITCH_PIN_DIR=$mnt/bgswitch BGSWITCH_HISTORY=$tmp/history.jsonl LIBXDP_BPFFS=$mnt \
-	BGCTL_RUNS=$runs ip netns exec "$ns" "$here/bgctl_time.sh" --inner "$build" "$md"
+	BGCTL_RUNS=$runs ip netns exec "$ns" "$here/bgctl_time.sh" --inner "$build" "$md" &
+child=$!
+wait "$child"

@@ -29,7 +29,20 @@ ns=bgs-bench-$$
 mnt=/run/bgs-bench.$$
 tmp=$(mktemp -d /tmp/bgs-bench.XXXXXX)
 
+child=
+# Runs a command in the background and waits for it, so that a signal to this script is
+# handled at once: the trap stops the command (it cleans up after itself) before the
+# namespace and the bpffs go.
+run_child() {
+	"$@" &
+	child=$!
+	wait "$child"
+}
+
 cleanup() {
+	if [ -n "$child" ] && kill "$child" 2>/dev/null; then
+		wait "$child" 2>/dev/null || true
+	fi
 	ip netns del "$ns" 2>/dev/null || true
 	if mountpoint -q "$mnt" 2>/dev/null; then
 		umount "$mnt" || true
@@ -57,8 +70,9 @@ cmd="make bench"
 [ $# -gt 0 ] && cmd="bench/run.sh $build $*"
 rc=0
 echo "== XDP data path: $build/bench/xdp_bench $*"
-ip netns exec "$ns" "$build/bench/xdp_bench" --pin-dir "$mnt/bgswitch" --md "$tmp/xdp.md" "$@" |
-	tee "$tmp/xdp.txt" || rc=$?
+run_child ip netns exec "$ns" "$build/bench/xdp_bench" --pin-dir "$mnt/bgswitch" \
+	--md "$tmp/xdp.md" "$@" || rc=$?
+child=
 if [ "$rc" -ne 0 ]; then
 	echo "bench: xdp_bench failed (exit $rc)" >&2
 	exit "$rc"
@@ -70,7 +84,8 @@ ip netns del "$ns"
 if [ "${BENCH_BGCTL:-1}" = 0 ]; then
 	echo "skipped (BENCH_BGCTL=0)" | tee "$tmp/bgctl.md"
 else
-	"$here/bgctl_time.sh" "$build" "$tmp/bgctl.md" | tee "$tmp/bgctl.txt" || rc=$?
+	run_child "$here/bgctl_time.sh" "$build" "$tmp/bgctl.md" || rc=$?
+	child=
 fi
 if [ "$rc" -ne 0 ]; then
 	echo "bench: bgctl_time.sh failed (exit $rc)" >&2
