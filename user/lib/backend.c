@@ -140,6 +140,9 @@ int bgs_pool_publish(struct bgs *h, __u32 svc_id, __u32 color, const __u32 *skip
 	w = bgs_word_load(h, svc_id);
 	slot = bgs_fw_slot(w, color);
 	other = !slot;
+	err = bgs_maglev_map(h);
+	if (err)
+		goto out;
 	/* The idle slot may still be read by a program that loaded an older word. */
 	err = bgs_sync(h);
 	if (err)
@@ -642,14 +645,16 @@ int bgs_pool_list(struct bgs *h, __u32 svc_id, __u32 color, __u32 *ids, __u32 ma
 
 bool bgs_pool_usable(struct bgs *h, __u32 svc_id, __u32 color)
 {
-	struct bgs_backend *all;
-	bool ok = false;
-	__u32 id;
+	__u32 key, id = 0;
+	__u64 w;
 
-	if (be_read_all(h, &all))
+	/* A pool's live table holds exactly its usable backends (admin up, health up) and is
+	 * all zeros without one: its first entry answers with one lookup. */
+	if (svc_id >= h->meta.max_services || color >= BGS_NR_COLORS)
 		return false;
-	for (id = 1; id < h->meta.max_backends && !ok; id++)
-		ok = be_usable(&all[id]) && all[id].svc_id == svc_id && all[id].color == color;
-	free(all);
-	return ok;
+	w = bgs_word_load(h, svc_id);
+	key = (__u32)bgs_maglev_index(svc_id, color, bgs_fw_slot(w, color), h->meta.maglev_size, 0);
+	if (bpf_map_lookup_elem(h->map_fd[BGS_M_MAGLEV], &key, &id))
+		return false;
+	return id != 0;
 }

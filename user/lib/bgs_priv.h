@@ -87,6 +87,9 @@ static inline __u64 bgs_word_next_gen(__u64 w)
 
 	return (w & ((1ULL << BGS_FW_GEN_SHIFT) - 1)) | (gen << BGS_FW_GEN_SHIFT);
 }
+/* Maps bgs_maglev (once per handle); call before bgs_table_entry. */
+int bgs_maglev_map(struct bgs *h);
+
 /* The u32 table entry of (svc, color, slot) at h. */
 static inline __u32 *bgs_table_entry(struct bgs *h, __u32 svc_id, __u32 color, __u32 slot, __u32 i)
 {

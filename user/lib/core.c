@@ -113,6 +113,29 @@ void bgs_unlock(int fd)
 		close(fd); /* releases the flock */
 }
 
+static size_t page_round(size_t n)
+{
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+
+	return (n + pg - 1) / pg * pg;
+}
+
+/* Maps the Maglev tables on first use: tens of MiB that only pool changes touch, so that
+ * a flip does not pay for mapping them. */
+int bgs_maglev_map(struct bgs *h)
+{
+	if (h->maglev != MAP_FAILED)
+		return 0;
+	h->maglev_len = page_round((size_t)h->meta.max_services * 4 * h->meta.maglev_size *
+				   BGS_MAGLEV_STRIDE);
+	h->maglev = mmap(NULL, h->maglev_len, PROT_READ | PROT_WRITE, MAP_SHARED,
+			 h->map_fd[BGS_M_MAGLEV], 0);
+	if (h->maglev == MAP_FAILED)
+		return bgs_err(-errno, "cannot map bgs_maglev of %s: %s", h->pin_dir,
+			       strerror(errno));
+	return 0;
+}
+
 int bgs_sync(struct bgs *h)
 {
 	__u32 key = 0;
@@ -326,13 +349,6 @@ void bgs_close(struct bgs *h)
 	free(h);
 }
 
-static size_t page_round(size_t n)
-{
-	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
-
-	return (n + pg - 1) / pg * pg;
-}
-
 static int pin_get(const struct bgs *h, const char *name)
 {
 	char path[PATH_MAX];
@@ -371,13 +387,6 @@ static int adopt_pins(struct bgs *h)
 		       h->map_fd[BGS_M_FLIP], 0);
 	if (h->flip == MAP_FAILED)
 		return bgs_err(-errno, "cannot map bgs_flip of %s: %s", h->pin_dir,
-			       strerror(errno));
-	h->maglev_len = page_round((size_t)h->meta.max_services * 4 * h->meta.maglev_size *
-				   BGS_MAGLEV_STRIDE);
-	h->maglev = mmap(NULL, h->maglev_len, PROT_READ | PROT_WRITE, MAP_SHARED,
-			 h->map_fd[BGS_M_MAGLEV], 0);
-	if (h->maglev == MAP_FAILED)
-		return bgs_err(-errno, "cannot map bgs_maglev of %s: %s", h->pin_dir,
 			       strerror(errno));
 
 	h->sync_inner_fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "bgs_sync_in", 4, 4, 1, NULL);

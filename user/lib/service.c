@@ -125,10 +125,15 @@ static int vip_taken(struct bgs *h, const struct bgs_vip_key *k, const struct bg
 		       v.flags & BGS_VIP_PREVIEW_PORT ? " (its preview port)" : "");
 }
 
-static void tables_zero(struct bgs *h, __u32 svc_id)
+static int tables_zero(struct bgs *h, __u32 svc_id)
 {
+	int err = bgs_maglev_map(h);
+
+	if (err)
+		return err;
 	memset(bgs_table_entry(h, svc_id, 0, 0, 0), 0,
 	       (size_t)4 * h->meta.maglev_size * BGS_MAGLEV_STRIDE);
+	return 0;
 }
 
 /*
@@ -241,7 +246,9 @@ int bgs_service_add(struct bgs *h, const struct bgs_service_spec *spec, __u32 *s
 	id = free_id;
 
 	/* Everything the VIP keys lead to first: tables, counters, record, flip word. */
-	tables_zero(h, id);
+	err = tables_zero(h, id);
+	if (err)
+		goto out;
 	bgs_percpu_zero(h, h->map_fd[BGS_M_SVC_STATS], id * 2, sizeof(struct bgs_counter));
 	bgs_percpu_zero(h, h->map_fd[BGS_M_SVC_STATS], id * 2 + 1, sizeof(struct bgs_counter));
 	err = svc_write(h, id, &svc);
@@ -332,8 +339,9 @@ int bgs_service_del(struct bgs *h, __u32 svc_id)
 	err = bgs_ct_delete(h, svc_id, BGS_ANY_COLOR, false, 0);
 	if (err < 0)
 		goto out;
-	err = 0;
-	tables_zero(h, svc_id);
+	err = tables_zero(h, svc_id);
+	if (err)
+		goto out;
 	bgs_percpu_zero(h, h->map_fd[BGS_M_SVC_STATS], svc_id * 2, sizeof(struct bgs_counter));
 	bgs_percpu_zero(h, h->map_fd[BGS_M_SVC_STATS], svc_id * 2 + 1,
 			sizeof(struct bgs_counter));
