@@ -335,17 +335,55 @@ static __always_inline int route_init(struct route *r, __u32 svc_id)
 	return 0;
 }
 
-/* A packet from a client to a service. */
-static __always_inline int to_service(struct xdp_md *ctx, struct pkt *p, struct bgs_vip_val *vv)
+/*
+ * A packet of a tracked flow (conntrack hit, looked up before the service: the hot path).
+ * Returns the verdict, or -1 when the flow must be routed as new (stale entry, or an entry
+ * that does not belong to the service this packet is for).
+ */
+static __always_inline int known_flow(struct xdp_md *ctx, struct pkt *p, struct bgs_flow *f)
 {
-	void *data = (void *)(long)ctx->data;
-	struct ethhdr *eth = data;
 	struct bgs_backend *be = NULL;
 	struct bgs_service *svc;
-	struct bgs_flow *f, nf = {};
 	struct route r = {};
-	__u32 svc_id = vv->svc_id;
+	__u32 svc_id = f->svc_id;
 	__u8 st;
+
+	svc = bpf_map_lookup_elem(&bgs_svcs, &svc_id);
+	if (!svc || !(svc->flags & BGS_SVC_IN_USE) || svc->proto != p->proto ||
+	    (svc->port != p->key.dport && svc->preview_port != p->key.dport) ||
+	    svc->vip[0] != p->key.dst[0] || svc->vip[1] != p->key.dst[1] ||
+	    svc->vip[2] != p->key.dst[2] || svc->vip[3] != p->key.dst[3])
+		return -1;
+	if (route_init(&r, svc_id))
+		return -1;
+	if (svc->mode == BGS_MODE_NAT && p->ttl <= 1)
+		return count(p, BGS_R_PASS_TTL, XDP_PASS);
+	if (flow_stale(&r, p, f, &be) || !be)
+		return -1;
+	/* a known flow: its backend, whatever the live color */
+	r.color = f->color;
+	r.backend_id = f->backend_id;
+	if (p->proto == IPPROTO_TCP) {
+		st = tcp_state_next(f->tcp_state, p->tcp_flags);
+		if (st != f->tcp_state)
+			f->tcp_state = st;
+	}
+	if (r.now - f->last_seen >= CONFIG_HZ)
+		f->last_seen = r.now;
+	return forward(ctx, p, &r, be, svc->mode);
+}
+
+/* A packet to a service that starts a flow, continues one we have no entry for (f NULL),
+ * or belongs to a stale entry f. */
+static __always_inline int new_flow(struct xdp_md *ctx, struct pkt *p, struct bgs_vip_val *vv,
+				    struct bgs_flow *f)
+{
+	struct bgs_backend *be;
+	struct bgs_service *svc;
+	struct bgs_flow nf = {};
+	struct route r = {};
+	struct ethhdr *eth;
+	__u32 svc_id = vv->svc_id;
 
 	svc = bpf_map_lookup_elem(&bgs_svcs, &svc_id);
 	if (!svc || route_init(&r, svc_id))
@@ -359,21 +397,6 @@ static __always_inline int to_service(struct xdp_md *ctx, struct pkt *p, struct 
 		return count(p, BGS_R_DROP_L4_TRUNC, XDP_DROP);
 	if (svc->mode == BGS_MODE_NAT && p->ttl <= 1)
 		return count(p, BGS_R_PASS_TTL, XDP_PASS);
-
-	f = bpf_map_lookup_elem(&bgs_ct, &p->key);
-	if (f && !flow_stale(&r, p, f, &be) && be) {
-		/* a known flow: its backend, whatever the live color */
-		r.color = f->color;
-		r.backend_id = f->backend_id;
-		if (p->proto == IPPROTO_TCP) {
-			st = tcp_state_next(f->tcp_state, p->tcp_flags);
-			if (st != f->tcp_state)
-				f->tcp_state = st;
-		}
-		if (r.now - f->last_seen >= CONFIG_HZ)
-			f->last_seen = r.now;
-		return forward(ctx, p, &r, be, svc->mode);
-	}
 
 	if (p->proto == IPPROTO_TCP && !is_syn(p) && !f) {
 		/* mid-flow without an entry (restart, eviction, another LB's flow): the color it
@@ -402,8 +425,7 @@ static __always_inline int to_service(struct xdp_md *ctx, struct pkt *p, struct 
 	nf.last_seen = r.now;
 	nf.rev_ifindex = ctx->ingress_ifindex;
 	nf.color = r.color;
-	data = (void *)(long)ctx->data;
-	eth = data;
+	eth = (void *)(long)ctx->data;
 	if ((void *)(eth + 1) > (void *)(long)ctx->data_end)
 		return count(p, BGS_R_DROP_MALFORMED, XDP_DROP);
 	__builtin_memcpy(nf.rev_dmac, eth->h_source, ETH_ALEN);
@@ -649,8 +671,10 @@ int bgs_switch(struct xdp_md *ctx)
 	struct bgs_revnat_key rk = {};
 	struct bgs_vip_key vk = {};
 	struct bgs_revnat_val *rv;
+	struct bgs_flow *f = NULL;
 	struct bgs_vip_val *vv;
 	struct pkt p = {};
+	__u32 port, *pf;
 	int err;
 
 	err = parse_packet(ctx, &p);
@@ -686,19 +710,37 @@ int bgs_switch(struct xdp_md *ctx)
 				     count(&p, BGS_R_PASS_PROTO, XDP_PASS);
 	}
 
-	vk.port = p.key.dport;
-	vk.proto = p.proto;
-	vv = bpf_map_lookup_elem(&bgs_vips, &vk);
-	if (vv)
-		return to_service(ctx, &p, vv);
+	/* to a VIP port: conntrack first, so a known flow costs one hash lookup */
+	port = bpf_ntohs(p.key.dport);
+	pf = bpf_map_lookup_elem(&bgs_ports, &port);
+	if (pf && (*pf & (p.proto == IPPROTO_UDP ? BGS_PORT_VIP_UDP : BGS_PORT_VIP_TCP))) {
+		if (p.l4_whole && !p.frag && !p.ext) {
+			f = bpf_map_lookup_elem(&bgs_ct, &p.key);
+			if (f) {
+				err = known_flow(ctx, &p, f);
+				if (err >= 0)
+					return err;
+			}
+		}
+		vk.port = p.key.dport;
+		vk.proto = p.proto;
+		vv = bpf_map_lookup_elem(&bgs_vips, &vk);
+		if (vv)
+			return new_flow(ctx, &p, vv, f);
+	}
 
-	__builtin_memcpy(rk.addr, p.key.src, 16);
-	rk.port = p.key.sport;
-	rk.proto = p.proto;
-	rk.family = p.family;
-	rv = bpf_map_lookup_elem(&bgs_revnat, &rk);
-	if (rv)
-		return from_backend(ctx, &p, rv);
+	/* from a nat backend's port: a reply */
+	port = bpf_ntohs(p.key.sport);
+	pf = bpf_map_lookup_elem(&bgs_ports, &port);
+	if (pf && (*pf & (p.proto == IPPROTO_UDP ? BGS_PORT_NAT_UDP : BGS_PORT_NAT_TCP))) {
+		__builtin_memcpy(rk.addr, p.key.src, 16);
+		rk.port = p.key.sport;
+		rk.proto = p.proto;
+		rk.family = p.family;
+		rv = bpf_map_lookup_elem(&bgs_revnat, &rk);
+		if (rv)
+			return from_backend(ctx, &p, rv);
+	}
 	return count(&p, BGS_R_PASS_NOT_VIP, XDP_PASS);
 }
 

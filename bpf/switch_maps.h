@@ -41,6 +41,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } bgs_vips SEC(".maps");
 
+/* Port filter: BGS_PORT_* flags by port (host order). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, BGS_NR_PORTS);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bgs_ports SEC(".maps");
+
 /* Service config by id. Load time: max services. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -176,6 +176,17 @@ struct bgs_service {
 #define BGS_SVC_IN_USE (1u << 0)
 #define BGS_SVC_HAS_PREVIEW (1u << 1) /* preview prefixes exist: consult the LPM for new flows */
 
+/* Value of bgs_ports (index: port, host order): which protocols use the port as a VIP port
+ * (or preview port) and as a nat backend's port. The program looks up a conntrack entry,
+ * a VIP or a nat backend only for ports flagged here, so other traffic costs no hash
+ * lookup. Set before the keys they announce are inserted, cleared after they are gone. */
+#define BGS_PORT_VIP_TCP (1u << 0)
+#define BGS_PORT_VIP_UDP (1u << 1)
+#define BGS_PORT_NAT_TCP (1u << 2)
+#define BGS_PORT_NAT_UDP (1u << 3)
+/* Entries of bgs_ports: one per port. */
+#define BGS_NR_PORTS 65536
+
 /* Key of bgs_preview (LPM trie): prefixlen counts the 32 bits of svc_id plus the address's. */
 struct bgs_preview_key {
 	__u32 prefixlen;

@@ -1355,6 +1355,53 @@ static bool test_concurrent_fork(void)
 	return ok;
 }
 
+/* ---- Port filter ---- */
+
+static __u32 port_flags(__u16 port)
+{
+	__u32 key = port, v = ~0u;
+
+	if (bpf_map_lookup_elem(bgs_map_fd(fx.h, "ports"), &key, &v))
+		FAILF("bgs_ports[%u]: %s", port, strerror(errno));
+	return v;
+}
+
+/* Flags appear before the keys they announce and go with the last user of the port. */
+static bool test_port_filter(void)
+{
+	struct fx_svc t, u, d;
+	__u32 be, be2, be3;
+	bool ok = true;
+
+	ok &= ASSERT_EQ(port_flags(7001), 0, "unused port");
+	ok &= svc_add(&t, "pt", BGS_AF_INET, 7001, IPPROTO_TCP, BGS_MODE_NAT, 7002);
+	ok &= svc_add(&u, "pu", BGS_AF_INET, 7001, IPPROTO_UDP, BGS_MODE_NAT, 0);
+	ok &= svc_add(&d, "pd", BGS_AF_INET6, 7003, IPPROTO_TCP, BGS_MODE_DSR, 0);
+	if (!ok)
+		return false;
+	ok &= ASSERT_EQ(port_flags(7001), BGS_PORT_VIP_TCP | BGS_PORT_VIP_UDP, "tcp+udp VIP port");
+	ok &= ASSERT_EQ(port_flags(7002), BGS_PORT_VIP_TCP, "preview port");
+	ok &= ASSERT_EQ(port_flags(7003), BGS_PORT_VIP_TCP, "dsr VIP port");
+	ok &= fx_be_add(&t, BGS_BLUE, FX_NET_BACKEND, next_be++, 7100, 1, &be);
+	ok &= fx_be_add(&u, BGS_BLUE, FX_NET_BACKEND, next_be++, 7100, 1, &be2);
+	ok &= fx_be_add(&d, BGS_BLUE, FX_NET_BACKEND, next_be++, 0, 1, &be3);
+	if (!ok)
+		return false;
+	ok &= ASSERT_EQ(port_flags(7100), BGS_PORT_NAT_TCP | BGS_PORT_NAT_UDP, "nat backend port");
+	ok &= ASSERT_EQ(port_flags(7003), BGS_PORT_VIP_TCP, "a dsr backend sets no nat flag");
+	ok &= ASSERT_TRUE(fx_be_del(be), "del tcp backend");
+	ok &= ASSERT_EQ(port_flags(7100), BGS_PORT_NAT_UDP, "tcp nat flag gone with its backend");
+	ok &= ASSERT_TRUE(fx_svc_del(&t), "del tcp service");
+	ok &= ASSERT_EQ(port_flags(7001), BGS_PORT_VIP_UDP, "tcp VIP flag gone with its service");
+	ok &= ASSERT_EQ(port_flags(7002), 0, "preview flag gone with its service");
+	ok &= ASSERT_TRUE(fx_svc_del(&u), "del udp service");
+	ok &= ASSERT_EQ(port_flags(7001), 0, "udp VIP flag gone");
+	ok &= ASSERT_EQ(port_flags(7100), 0, "nat flag gone with the service's backends");
+	ok &= ASSERT_TRUE(fx_svc_del(&d), "del dsr service");
+	ok &= ASSERT_EQ(port_flags(7003), 0, "dsr VIP flag gone");
+	return ok;
+}
+
 static const struct test_case tests[] = {
 	{ "init_adopts", test_init_adopts },
 	{ "open_empty", test_open_empty },
@@ -1362,6 +1409,7 @@ static const struct test_case tests[] = {
 	{ "bad_sizes_first", test_bad_sizes_first },
 	{ "other_layout", test_other_layout },
 	{ "service_keys", test_service_keys },
+	{ "port_filter", test_port_filter },
 	{ "backend_reuse", test_backend_reuse },
 	{ "flip_word", test_flip_word },
 	{ "pool_slots", test_pool_slots },

@@ -189,9 +189,12 @@ int bgs_svc_revnat_del(struct bgs *h, __u32 svc_id)
 		revnat_key(&all[i], svc.proto, &k);
 		if (!bpf_map_lookup_elem(h->map_fd[BGS_M_REVNAT], &k, &v) && v.svc_id == svc_id)
 			bpf_map_delete_elem(h->map_fd[BGS_M_REVNAT], &k);
+		err = bgs_ports_sync(h, k.port, 0, svc_id);
+		if (err)
+			break;
 	}
 	free(all);
-	return 0;
+	return err;
 }
 
 static int be_free(struct bgs *h, __u32 id, const struct bgs_backend *be)
@@ -345,6 +348,9 @@ int bgs_backend_add(struct bgs *h, __u32 svc_id, __u32 color, const struct bgs_b
 		goto out;
 	if (svc.mode == BGS_MODE_NAT) {
 		rv.svc_id = svc_id;
+		err = bgs_ports_sync(h, rk.port, bgs_port_nat_flag(svc.proto), ~0u);
+		if (err)
+			goto undo;
 		if (bpf_map_update_elem(h->map_fd[BGS_M_REVNAT], &rk, &rv, BPF_NOEXIST)) {
 			err = bgs_err(-errno, "service '%s': backend %s: cannot add its "
 				      "reverse-nat key: %s", svc.name, lbl, strerror(errno));
@@ -352,9 +358,15 @@ int bgs_backend_add(struct bgs *h, __u32 svc_id, __u32 color, const struct bgs_b
 		}
 		revnat_in = true;
 	}
-	if (be.ifindex && bgs_tx_port_add(h, be.ifindex)) {
-		err = bgs_err(-errno, "service '%s': backend %s: %s", svc.name, lbl, bgs_errmsg());
-		goto undo;
+	if (be.ifindex) {
+		err = bgs_tx_port_add(h, be.ifindex);
+		if (err) {
+			char why[512];
+
+			snprintf(why, sizeof(why), "%s", bgs_errmsg());
+			err = bgs_err(err, "service '%s': backend %s: %s", svc.name, lbl, why);
+			goto undo;
+		}
 	}
 	err = bgs_pool_publish(h, svc_id, color, NULL, 0);
 	if (err)
@@ -365,6 +377,8 @@ int bgs_backend_add(struct bgs *h, __u32 svc_id, __u32 color, const struct bgs_b
 undo:
 	if (revnat_in)
 		bpf_map_delete_elem(h->map_fd[BGS_M_REVNAT], &rk);
+	if (svc.mode == BGS_MODE_NAT)
+		bgs_ports_sync(h, rk.port, 0, ~0u);
 	be_free(h, id, &be);
 out:
 	free(all);
@@ -403,6 +417,9 @@ int bgs_backend_del(struct bgs *h, __u32 backend_id)
 		if (!bpf_map_lookup_elem(h->map_fd[BGS_M_REVNAT], &rk, &rv) &&
 		    rv.svc_id == be.svc_id)
 			bpf_map_delete_elem(h->map_fd[BGS_M_REVNAT], &rk);
+		err = bgs_ports_sync(h, rk.port, 0, ~0u);
+		if (err)
+			goto out;
 	}
 	err = bgs_sync(h);
 	if (err)

@@ -5,6 +5,7 @@
 
 #include <limits.h>
 #include <stdint.h>
+#include <netinet/in.h>
 
 #include "libbgswitch.h"
 
@@ -25,6 +26,7 @@ enum bgs_map_idx {
 	BGS_M_TX_PORTS,
 	BGS_M_REASONS,
 	BGS_M_PROGS,
+	BGS_M_PORTS,
 	BGS_M_NR,
 };
 
@@ -96,6 +98,19 @@ static inline __u32 *bgs_table_entry(struct bgs *h, __u32 svc_id, __u32 color, _
 	__u64 idx = bgs_maglev_index(svc_id, color, slot, h->meta.maglev_size, i);
 
 	return (__u32 *)(h->maglev + idx * BGS_MAGLEV_STRIDE);
+}
+
+/* Port filter (ports.c): recomputes the BGS_PORT_* flags of one port (network order) from
+ * the services and nat backends, leaving out service except_svc (~0u: none) and adding
+ * extra (flags of a key about to be inserted). */
+int bgs_ports_sync(struct bgs *h, __be16 port, __u32 extra, __u32 except_svc);
+static inline __u32 bgs_port_vip_flag(__u8 proto)
+{
+	return proto == IPPROTO_UDP ? BGS_PORT_VIP_UDP : BGS_PORT_VIP_TCP;
+}
+static inline __u32 bgs_port_nat_flag(__u8 proto)
+{
+	return proto == IPPROTO_UDP ? BGS_PORT_NAT_UDP : BGS_PORT_NAT_TCP;
 }
 
 /* Services (service.c). */

@@ -33,7 +33,7 @@ const char *const bgs_map_names[BGS_M_NR] = {
 	[BGS_M_CT] = "ct",		 [BGS_M_SVC_STATS] = "svc_stats",
 	[BGS_M_BE_STATS] = "be_stats",	 [BGS_M_FLOOD] = "flood",
 	[BGS_M_TX_PORTS] = "tx_ports",	 [BGS_M_REASONS] = "reasons",
-	[BGS_M_PROGS] = "progs",
+	[BGS_M_PROGS] = "progs",	 [BGS_M_PORTS] = "ports",
 };
 
 /* ---- Errors ---- */

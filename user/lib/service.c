@@ -258,6 +258,11 @@ int bgs_service_add(struct bgs *h, const struct bgs_service_spec *spec, __u32 *s
 	__atomic_store_n(&h->flip[id].drain_gen, 0, __ATOMIC_RELAXED);
 	bgs_word_publish(h, id, BGS_FW_ACTIVE | (1ULL << BGS_FW_GEN_SHIFT));
 
+	err = bgs_ports_sync(h, svc.port, bgs_port_vip_flag(svc.proto), ~0u);
+	if (!err && svc.preview_port)
+		err = bgs_ports_sync(h, svc.preview_port, bgs_port_vip_flag(svc.proto), ~0u);
+	if (err)
+		goto undo;
 	v.svc_id = id;
 	if (bpf_map_update_elem(h->map_fd[BGS_M_VIPS], &k, &v, BPF_NOEXIST)) {
 		err = bgs_err(-errno, "service '%s': cannot insert its VIP: %s", spec->name,
@@ -285,8 +290,12 @@ undo:
 	if (vip_in)
 		bpf_map_delete_elem(h->map_fd[BGS_M_VIPS], &k);
 	bgs_word_publish(h, id, 0);
+	k.port = svc.port;
+	pk.port = svc.preview_port;
 	memset(&svc, 0, sizeof(svc));
 	svc_write(h, id, &svc);
+	bgs_ports_sync(h, k.port, 0, ~0u);
+	bgs_ports_sync(h, pk.port, 0, ~0u);
 out:
 	free(all);
 	bgs_unlock(lock);
@@ -323,6 +332,11 @@ int bgs_service_del(struct bgs *h, __u32 svc_id)
 	if (err)
 		goto out;
 	err = bgs_svc_revnat_del(h, svc_id);
+	if (err)
+		goto out;
+	err = bgs_ports_sync(h, svc.port, 0, svc_id);
+	if (!err)
+		err = bgs_ports_sync(h, svc.preview_port, 0, svc_id);
 	if (err)
 		goto out;
 	bgs_word_publish(h, svc_id, bgs_word_next_gen(bgs_word_load(h, svc_id)) & ~BGS_FW_ACTIVE);
