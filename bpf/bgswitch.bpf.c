@@ -453,16 +453,37 @@ static __always_inline bool reply_of(struct bgs_flow *f, struct pkt *p)
 	       be->addr[2] == p->key.src[2] && be->addr[3] == p->key.src[3];
 }
 
+/* The service a nat backend answers for: probes its slots in bgs_revnat; 0 if found. */
+static __always_inline int revnat_find(const struct bgs_revnat_key *k, __u32 *svc_id)
+{
+	__u32 h = bgs_revnat_hash(k), i, slot;
+	const __u32 *kw = (const __u32 *)k, *ew;
+	struct bgs_revnat_slot *e;
+
+#pragma unroll
+	for (i = 0; i < BGS_REVNAT_PROBES; i++) {
+		slot = (h + i) & cfg_revnat_mask;
+		e = bpf_map_lookup_elem(&bgs_revnat, &slot);
+		if (!e || !*(volatile __u32 *)&e->used)
+			continue;
+		ew = (const __u32 *)&e->key;
+		if (ew[0] == kw[0] && ew[1] == kw[1] && ew[2] == kw[2] && ew[3] == kw[3] &&
+		    ew[4] == kw[4]) {
+			*svc_id = e->svc_id;
+			return 0;
+		}
+	}
+	return -1;
+}
+
 /* A packet from a nat backend: back to the client, from the VIP. */
-static __always_inline int from_backend(struct xdp_md *ctx, struct pkt *p,
-					struct bgs_revnat_val *rv)
+static __always_inline int from_backend(struct xdp_md *ctx, struct pkt *p, __u32 svc_id)
 {
 	void *data, *data_end;
 	struct bgs_flow_key key = {};
 	struct bgs_service *svc;
 	struct ethhdr *eth;
 	struct bgs_flow *f;
-	__u32 svc_id = rv->svc_id;
 	__u8 st;
 
 	svc = bpf_map_lookup_elem(&bgs_svcs, &svc_id);
@@ -670,11 +691,10 @@ int bgs_switch(struct xdp_md *ctx)
 {
 	struct bgs_revnat_key rk = {};
 	struct bgs_vip_key vk = {};
-	struct bgs_revnat_val *rv;
 	struct bgs_flow *f = NULL;
 	struct bgs_vip_val *vv;
 	struct pkt p = {};
-	__u32 port, *pf;
+	__u32 port, *pf, svc_id;
 	int err;
 
 	err = parse_packet(ctx, &p);
@@ -737,9 +757,8 @@ int bgs_switch(struct xdp_md *ctx)
 		rk.port = p.key.sport;
 		rk.proto = p.proto;
 		rk.family = p.family;
-		rv = bpf_map_lookup_elem(&bgs_revnat, &rk);
-		if (rv)
-			return from_backend(ctx, &p, rv);
+		if (!revnat_find(&rk, &svc_id))
+			return from_backend(ctx, &p, svc_id);
 	}
 	return count(&p, BGS_R_PASS_NOT_VIP, XDP_PASS);
 }

@@ -16,6 +16,8 @@ const volatile __u32 cfg_maglev_size = BGS_DEF_MAGLEV_SIZE;
 const volatile __u32 cfg_max_services = BGS_DEF_MAX_SERVICES;
 /* New conntrack entries allowed per CPU per second; 0 = unlimited. */
 const volatile __u32 cfg_new_flow_rate = BGS_DEF_NEW_FLOW_RATE;
+/* bgs_revnat's size - 1 (a power of two minus one). */
+const volatile __u32 cfg_revnat_mask = 63;
 /* Idle timeouts, seconds. */
 const volatile __u32 cfg_timeout_tcp_syn = BGS_DEF_TIMEOUT_TCP_SYN;
 const volatile __u32 cfg_timeout_tcp_est = BGS_DEF_TIMEOUT_TCP_EST;
@@ -88,13 +90,14 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } bgs_backends SEC(".maps");
 
-/* nat replies: backend address:port/proto -> service. Load time: max backends. */
+/* nat replies: backend address:port/proto -> service, open addressing (struct
+ * bgs_revnat_slot). Load time: bgs_revnat_size(max backends). */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
-	__type(key, struct bgs_revnat_key);
-	__type(value, struct bgs_revnat_val);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct bgs_revnat_slot);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } bgs_revnat SEC(".maps");
 

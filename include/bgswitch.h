@@ -217,17 +217,38 @@ struct bgs_backend {
 #define BGS_BE_IN_USE (1u << 0)
 #define BGS_BE_NEXTHOP (1u << 1) /* ifindex/dmac/smac are resolved */
 
-/* Key of bgs_revnat (nat replies): the backend as the source of a reply. */
+/* A nat backend as the source of a reply. */
 struct bgs_revnat_key {
 	__u32 addr[4];
 	__be16 port;
 	__u8 proto;
 	__u8 family;
 };
-/* Value of bgs_revnat: the service whose VIP the reply's source becomes. */
-struct bgs_revnat_val {
-	__u32 svc_id;
+
+/*
+ * Value of bgs_revnat, an open-addressing table in an array (the reply path's lookup is
+ * then inlined array reads, not a hash-map helper call): a key lives in one of the
+ * BGS_REVNAT_PROBES slots from bgs_revnat_hash(key) & (size - 1). User space writes key
+ * and svc_id first and sets `used` last (release store); it reuses a freed slot only after
+ * the kernel has let running programs finish.
+ */
+struct bgs_revnat_slot {
+	struct bgs_revnat_key key;
+	__u32 svc_id; /* the service whose VIP the reply's source becomes */
+	__u32 used;   /* 1: key and svc_id are valid */
+	__u32 pad;    /* 32 bytes: the array's element stride, so user space can index its mmap */
 };
+#define BGS_REVNAT_PROBES 4
+
+/* Slots of bgs_revnat for max_backends backend ids: a power of two, at most 1/4 full. */
+static inline __u32 bgs_revnat_size(__u32 max_backends)
+{
+	__u32 n = 64;
+
+	while (n < 4 * max_backends)
+		n <<= 1;
+	return n;
+}
 
 /* ---- Conntrack ---- */
 

@@ -65,6 +65,19 @@ static inline __u32 bgs_hash_flow(const struct bgs_flow_key *k, __u32 seed)
 	return bgs_hash_final(h, 40);
 }
 
+/* Home slot hash of a nat backend in bgs_revnat. */
+static inline __u32 bgs_revnat_hash(const struct bgs_revnat_key *k)
+{
+	__u32 h = BGS_MAGLEV_SEED;
+
+	h = bgs_hash_step(h, k->addr[0]);
+	h = bgs_hash_step(h, k->addr[1]);
+	h = bgs_hash_step(h, k->addr[2]);
+	h = bgs_hash_step(h, k->addr[3]);
+	h = bgs_hash_step(h, ((__u32)k->port << 16) | ((__u32)k->proto << 8) | k->family);
+	return bgs_hash_final(h, 20);
+}
+
 /* Hash of a byte string (user space: Maglev permutations of backend identities). */
 static inline __u32 bgs_hash_bytes(const void *data, __u32 len, __u32 seed)
 {

@@ -172,9 +172,8 @@ int bgs_svc_revnat_del(struct bgs *h, __u32 svc_id)
 {
 	struct bgs_backend *all;
 	struct bgs_revnat_key k;
-	struct bgs_revnat_val v;
 	struct bgs_service svc;
-	__u32 i;
+	__u32 i, owner;
 	int err;
 
 	err = bgs_svc_read(h, svc_id, &svc);
@@ -187,8 +186,8 @@ int bgs_svc_revnat_del(struct bgs *h, __u32 svc_id)
 		if (!(all[i].flags & BGS_BE_IN_USE) || all[i].svc_id != svc_id)
 			continue;
 		revnat_key(&all[i], svc.proto, &k);
-		if (!bpf_map_lookup_elem(h->map_fd[BGS_M_REVNAT], &k, &v) && v.svc_id == svc_id)
-			bpf_map_delete_elem(h->map_fd[BGS_M_REVNAT], &k);
+		if (!bgs_revnat_lookup(h, &k, &owner) && owner == svc_id)
+			bgs_revnat_delete(h, &k);
 		err = bgs_ports_sync(h, k.port, 0, svc_id);
 		if (err)
 			break;
@@ -251,7 +250,7 @@ int bgs_backend_add(struct bgs *h, __u32 svc_id, __u32 color, const struct bgs_b
 {
 	struct bgs_backend *all = NULL, be = {};
 	struct bgs_revnat_key rk;
-	struct bgs_revnat_val rv;
+	__u32 owner;
 	struct bgs_service svc, other;
 	char lbl[80];
 	__u32 id, port, weight;
@@ -328,9 +327,9 @@ int bgs_backend_add(struct bgs *h, __u32 svc_id, __u32 color, const struct bgs_b
 	}
 	if (svc.mode == BGS_MODE_NAT) {
 		revnat_key(&be, svc.proto, &rk);
-		if (!bpf_map_lookup_elem(h->map_fd[BGS_M_REVNAT], &rk, &rv)) {
-			if (bgs_svc_read(h, rv.svc_id, &other))
-				snprintf(other.name, sizeof(other.name), "#%u", rv.svc_id);
+		if (!bgs_revnat_lookup(h, &rk, &owner)) {
+			if (bgs_svc_read(h, owner, &other))
+				snprintf(other.name, sizeof(other.name), "#%u", owner);
 			err = bgs_err(-EEXIST, "service '%s': backend %s/%s already serves nat "
 				      "service '%s' (one nat service per backend address:port)",
 				      svc.name, lbl, svc.proto == IPPROTO_TCP ? "tcp" : "udp",
@@ -347,13 +346,16 @@ int bgs_backend_add(struct bgs *h, __u32 svc_id, __u32 color, const struct bgs_b
 	if (err)
 		goto out;
 	if (svc.mode == BGS_MODE_NAT) {
-		rv.svc_id = svc_id;
 		err = bgs_ports_sync(h, rk.port, bgs_port_nat_flag(svc.proto), ~0u);
 		if (err)
 			goto undo;
-		if (bpf_map_update_elem(h->map_fd[BGS_M_REVNAT], &rk, &rv, BPF_NOEXIST)) {
-			err = bgs_err(-errno, "service '%s': backend %s: cannot add its "
-				      "reverse-nat key: %s", svc.name, lbl, strerror(errno));
+		err = bgs_revnat_insert(h, &rk, svc_id);
+		if (err) {
+			char why[512];
+
+			snprintf(why, sizeof(why), "%s", bgs_errmsg());
+			err = bgs_err(err, "service '%s': backend %s: cannot add its reverse-nat "
+				      "key: %s", svc.name, lbl, why);
 			goto undo;
 		}
 		revnat_in = true;
@@ -375,8 +377,10 @@ int bgs_backend_add(struct bgs *h, __u32 svc_id, __u32 color, const struct bgs_b
 		*backend_id = id;
 	goto out;
 undo:
-	if (revnat_in)
-		bpf_map_delete_elem(h->map_fd[BGS_M_REVNAT], &rk);
+	if (revnat_in) {
+		bgs_revnat_delete(h, &rk);
+		bgs_sync(h); /* before anyone may reuse the slot */
+	}
 	if (svc.mode == BGS_MODE_NAT)
 		bgs_ports_sync(h, rk.port, 0, ~0u);
 	be_free(h, id, &be);
@@ -391,7 +395,7 @@ int bgs_backend_del(struct bgs *h, __u32 backend_id)
 	struct bgs_backend be;
 	struct bgs_service svc;
 	struct bgs_revnat_key rk;
-	struct bgs_revnat_val rv;
+	__u32 owner;
 	int lock, err;
 
 	bgs_err_clear();
@@ -414,9 +418,8 @@ int bgs_backend_del(struct bgs *h, __u32 backend_id)
 		goto out;
 	if (svc.mode == BGS_MODE_NAT) {
 		revnat_key(&be, svc.proto, &rk);
-		if (!bpf_map_lookup_elem(h->map_fd[BGS_M_REVNAT], &rk, &rv) &&
-		    rv.svc_id == be.svc_id)
-			bpf_map_delete_elem(h->map_fd[BGS_M_REVNAT], &rk);
+		if (!bgs_revnat_lookup(h, &rk, &owner) && owner == be.svc_id)
+			bgs_revnat_delete(h, &rk);
 		err = bgs_ports_sync(h, rk.port, 0, ~0u);
 		if (err)
 			goto out;

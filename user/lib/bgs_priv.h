@@ -54,8 +54,10 @@ struct bgs {
 	struct bgs_entry *entry_skel;
 	struct bgs_flip *flip; /* mmap of bgs_flip */
 	size_t flip_len;
-	__u8 *maglev;	       /* mmap of bgs_maglev */
+	__u8 *maglev;	       /* mmap of bgs_maglev, made on first use (bgs_maglev_map) */
 	size_t maglev_len;
+	struct bgs_revnat_slot *revnat; /* mmap of bgs_revnat */
+	size_t revnat_len;
 	int ncpus;
 };
 
@@ -112,6 +114,14 @@ static inline __u32 bgs_port_nat_flag(__u8 proto)
 {
 	return proto == IPPROTO_UDP ? BGS_PORT_NAT_UDP : BGS_PORT_NAT_TCP;
 }
+
+/* nat reply table (revnat.c); called under the lock. insert: -EEXIST if the key is there
+ * (*svc_id says whose), -ENOSPC if its probe window is full. */
+int bgs_revnat_insert(struct bgs *h, const struct bgs_revnat_key *k, __u32 svc_id);
+int bgs_revnat_delete(struct bgs *h, const struct bgs_revnat_key *k);
+/* Calls cb for every key in use; stops at a non-zero return and returns it. */
+int bgs_revnat_walk(struct bgs *h, int (*cb)(const struct bgs_revnat_slot *e, void *arg),
+		    void *arg);
 
 /* Services (service.c). */
 int bgs_svc_read(struct bgs *h, __u32 svc_id, struct bgs_service *svc); /* -ENOENT if free */

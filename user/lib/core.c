@@ -321,6 +321,7 @@ static struct bgs *handle_new(const char *dir)
 	h->sync_fd = h->sync_inner_fd = -1;
 	h->flip = MAP_FAILED;
 	h->maglev = MAP_FAILED;
+	h->revnat = MAP_FAILED;
 	return h;
 }
 
@@ -334,6 +335,8 @@ void bgs_close(struct bgs *h)
 		munmap(h->flip, h->flip_len);
 	if (h->maglev != MAP_FAILED)
 		munmap(h->maglev, h->maglev_len);
+	if (h->revnat != MAP_FAILED)
+		munmap(h->revnat, h->revnat_len);
 	for (i = 0; i < BGS_M_NR; i++)
 		if (h->map_fd[i] >= 0)
 			close(h->map_fd[i]);
@@ -387,6 +390,13 @@ static int adopt_pins(struct bgs *h)
 		       h->map_fd[BGS_M_FLIP], 0);
 	if (h->flip == MAP_FAILED)
 		return bgs_err(-errno, "cannot map bgs_flip of %s: %s", h->pin_dir,
+			       strerror(errno));
+	h->revnat_len = page_round((size_t)bgs_revnat_size(h->meta.max_backends) *
+				   sizeof(struct bgs_revnat_slot));
+	h->revnat = mmap(NULL, h->revnat_len, PROT_READ | PROT_WRITE, MAP_SHARED,
+			 h->map_fd[BGS_M_REVNAT], 0);
+	if (h->revnat == MAP_FAILED)
+		return bgs_err(-errno, "cannot map bgs_revnat of %s: %s", h->pin_dir,
 			       strerror(errno));
 
 	h->sync_inner_fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "bgs_sync_in", 4, 4, 1, NULL);
@@ -524,7 +534,7 @@ static int load_switch(struct bgs *h, const char *obj_path, int *switch_fd, int 
 		{ "bgs_maglev", (__u64)m->max_services * 4 * m->maglev_size },
 		{ "bgs_backends", m->max_backends },
 		{ "bgs_be_stats", m->max_backends },
-		{ "bgs_revnat", m->max_backends },
+		{ "bgs_revnat", bgs_revnat_size(m->max_backends) },
 		{ "bgs_svc_stats", 2ULL * m->max_services },
 		{ "bgs_ct", m->ct_entries },
 	};
@@ -582,6 +592,8 @@ static int load_switch(struct bgs *h, const char *obj_path, int *switch_fd, int 
 		err = set_rodata_u32(obj, "cfg_max_services", m->max_services);
 	if (!err)
 		err = set_rodata_u32(obj, "cfg_new_flow_rate", m->new_flow_rate);
+	if (!err)
+		err = set_rodata_u32(obj, "cfg_revnat_mask", bgs_revnat_size(m->max_backends) - 1);
 	if (err)
 		goto out;
 	prog = bpf_object__find_program_by_name(obj, BGS_PROG_NAME_SWITCH);

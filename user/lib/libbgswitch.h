@@ -143,6 +143,8 @@ int bgs_backend_find(struct bgs *h, __u32 svc_id, const struct bgs_ip *addr, __u
 		     __u32 *backend_id);
 /* Ids of a pool's backends, ascending; returns how many (may exceed max). */
 int bgs_pool_list(struct bgs *h, __u32 svc_id, __u32 color, __u32 *ids, __u32 max);
+/* The nat service whose replies backend address:port/proto sends; -ENOENT. */
+int bgs_revnat_lookup(struct bgs *h, const struct bgs_revnat_key *k, __u32 *svc_id);
 /* True if the pool has a backend that may take new flows (admin up, health up). */
 bool bgs_pool_usable(struct bgs *h, __u32 svc_id, __u32 color);
 

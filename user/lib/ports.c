@@ -12,29 +12,26 @@
 
 #include "bgs_priv.h"
 
-static int nat_flags(struct bgs *h, __be16 port, __u32 except_svc, __u32 *flags)
-{
-	struct bgs_revnat_key k, next, *prev = NULL;
-	struct bgs_revnat_val v;
-	int fd = h->map_fd[BGS_M_REVNAT];
+struct nat_scan {
+	__be16 port;
+	__u32 except_svc;
+	__u32 flags;
+};
 
-	while (!bpf_map_get_next_key(fd, prev, &next)) {
-		k = next;
-		prev = &k;
-		if (k.port != port || bpf_map_lookup_elem(fd, &k, &v) || v.svc_id == except_svc)
-			continue;
-		*flags |= bgs_port_nat_flag(k.proto);
-	}
-	if (errno != ENOENT)
-		return bgs_err(-errno, "cannot walk bgs_revnat: %s", strerror(errno));
+static int nat_scan_one(const struct bgs_revnat_slot *e, void *arg)
+{
+	struct nat_scan *ns = arg;
+
+	if (e->key.port == ns->port && e->svc_id != ns->except_svc)
+		ns->flags |= bgs_port_nat_flag(e->key.proto);
 	return 0;
 }
 
 int bgs_ports_sync(struct bgs *h, __be16 port, __u32 extra, __u32 except_svc)
 {
 	struct bgs_service svc;
+	struct nat_scan ns = { .port = port, .except_svc = except_svc };
 	__u32 flags = extra, id, key = ntohs(port);
-	int err;
 
 	if (!port)
 		return 0;
@@ -46,9 +43,8 @@ int bgs_ports_sync(struct bgs *h, __be16 port, __u32 extra, __u32 except_svc)
 		if (svc.port == port || svc.preview_port == port)
 			flags |= bgs_port_vip_flag(svc.proto);
 	}
-	err = nat_flags(h, port, except_svc, &flags);
-	if (err)
-		return err;
+	bgs_revnat_walk(h, nat_scan_one, &ns);
+	flags |= ns.flags;
 	if (bpf_map_update_elem(h->map_fd[BGS_M_PORTS], &key, &flags, BPF_ANY))
 		return bgs_err(-errno, "cannot update bgs_ports[%u]: %s", key, strerror(errno));
 	return 0;
