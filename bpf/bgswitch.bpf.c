@@ -500,11 +500,15 @@ static __always_inline int from_backend(struct xdp_md *ctx, struct pkt *p, __u32
 	/* a client may use one source port towards both the service port and the preview
 	 * port: the flow is the one whose backend this reply comes from */
 	f = bpf_map_lookup_elem(&bgs_ct, &key);
-	if (!reply_of(f, p) && svc->preview_port) {
+	if (!reply_of(f, p)) {
+		if (!svc->preview_port)
+			return count(p, BGS_R_PASS_REPLY_NO_FLOW, XDP_PASS);
 		key.dport = svc->preview_port;
 		f = bpf_map_lookup_elem(&bgs_ct, &key);
+		if (!reply_of(f, p))
+			return count(p, BGS_R_PASS_REPLY_NO_FLOW, XDP_PASS);
 	}
-	if (!f || !reply_of(f, p))
+	if (!f)
 		return count(p, BGS_R_PASS_REPLY_NO_FLOW, XDP_PASS);
 	if (p->ttl <= 1)
 		return count(p, BGS_R_PASS_TTL, XDP_PASS);
