@@ -91,9 +91,33 @@ if [ -n "${inner:-}" ]; then
 	[ "$((gen1 - gen0))" -eq "$runs" ] ||
 		fail "generation went $gen0 -> $gen1 over $runs flips"
 
+	# Walking conntrack: 1,000,000 flows of one service, timed through bgctl.
+	nflows=1000000
+	"$build/bench/ct_fill" "$BGSWITCH_PIN_DIR" svc001 "$nflows" >/dev/null ||
+		fail "ct_fill could not insert $nflows flows"
+	: >drain.us
+	: >sflows.us
+	for ((i = 0; i < 10; i++)); do
+		a=$(usecs "$EPOCHREALTIME")
+		"$bgctl" drain svc001 -j >drain.json || fail "bgctl drain svc001 -j failed"
+		b=$(usecs "$EPOCHREALTIME")
+		"$bgctl" status svc001 --flows -j >sflows.json ||
+			fail "bgctl status svc001 --flows -j failed"
+		c=$(usecs "$EPOCHREALTIME")
+		echo $((b - a)) >>drain.us
+		echo $((c - b)) >>sflows.us
+	done
+	# Proof that both walked every flow: the per-color totals add up to all of them.
+	for j in drain.json sflows.json; do
+		got=$(jq '[.. | objects | select(has("backends") and has("flows")) | .flows] | add' "$j")
+		[ "$got" = "$nflows" ] || { cp "$j" /tmp/bgs-ctl-last-$j; fail "$j counts $got flows, not $nflows"; }
+	done
+
 	v=$(median <version.us)
 	f=$(median <flip.us)
 	s=$(median <status.us)
+	dr=$(median <drain.us)
+	sf=$(median <sflows.us)
 	fnet=$(awk -v a="$f" -v b="$v" 'BEGIN { printf "%.2f", (a - b) / 1000 }')
 	snet=$(awk -v a="$s" -v b="$v" 'BEGIN { printf "%.2f", (a - b) / 1000 }')
 	verdict() {
@@ -105,7 +129,11 @@ if [ -n "${inner:-}" ]; then
 		"$(verdict "$f" 10)"
 	printf '%-46s %10s %12s %10s %s\n' "bgctl status -j ($NSVC services x $NBE backends)" \
 		"$(ms "$s")" "$snet" "< 100 ms" "$(verdict "$s" 100)"
-	echo "flips proven: generation $gen0 -> $gen1"
+	printf '%-46s %10s %12s %10s %s\n' "bgctl drain svc001 -j ($nflows flows, 10 runs)" \
+		"$(ms "$dr")" "" "< 1000 ms" "$(verdict "$dr" 1000)"
+	printf '%-46s %10s %12s %10s %s\n' "bgctl status svc001 --flows -j (10 runs)" \
+		"$(ms "$sf")" "" "< 1000 ms" "$(verdict "$sf" 1000)"
+	echo "flips proven: generation $gen0 -> $gen1; flow walks proven: $nflows flows counted"
 	say_md "Median wall time of $runs runs each (interleaved), as seen by the calling shell"
 	say_md "(fork + exec included: \`bgctl --version\` is that baseline). State made with"
 	say_md "bgctl: \`bgctl init --max-services 128\`, $NSVC dsr services x $NBE backends"
@@ -118,6 +146,10 @@ if [ -n "${inner:-}" ]; then
 	say_md "| \`bgctl flip svc000\` | $(ms "$f") | $fnet | < 10 ms $(verdict "$f" 10) |"
 	say_md "| \`bgctl status -j\`, $NSVC services x $NBE backends | $(ms "$s") | $snet |" \
 		"< 100 ms $(verdict "$s" 100) |"
+	say_md "| \`bgctl drain svc001 -j\`, $nflows flows (median of 10) | $(ms "$dr") | |" \
+		"< 1000 ms $(verdict "$dr" 1000) |"
+	say_md "| \`bgctl status svc001 --flows -j\`, $nflows flows (median of 10) | $(ms "$sf") | |" \
+		"< 1000 ms $(verdict "$sf" 1000) |"
 	exit 0
 fi
 
@@ -173,8 +205,10 @@ mkdir -p "$mnt"
 mount -t bpf bpffs "$mnt"
 
 # Time a private copy: the shared build directory may be relinked while this runs.
-mkdir -p "$tmp/bin"
+mkdir -p "$tmp/bin/bench"
 cp "$bgctl" "$tmp/bin/bgctl"
+cp "$build/bench/ct_fill" "$tmp/bin/bench/ct_fill" ||
+	{ echo "bgctl_time: $build/bench/ct_fill is not built (make bench)" >&2; exit 1; }
 build=$tmp/bin
 cd "$tmp"
 BGSWITCH_PIN_DIR=$mnt/bgswitch BGSWITCH_HISTORY=$tmp/history.jsonl LIBXDP_BPFFS=$mnt \
