@@ -6,6 +6,13 @@
 # before and after). Then a bounded batch of random argument vectors: none may crash, hang
 # or change state when it fails.
 set -uo pipefail
+# bad input is where a crash would hide: drive the ASan/UBSan build when there is one
+if [ -z "${BGCTL:-}" ] && [ -n "${BGS_BUILD_SAN:-}" ] && [ -x "$BGS_BUILD_SAN/bgctl" ]; then
+	BGCTL=$BGS_BUILD_SAN/bgctl
+	# a sanitizer report exits 134 (abort), which the checks below count as a crash
+	export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:abort_on_error=1
+	export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+fi
 . "$(dirname "$0")/lib.sh"
 
 bgs_require
