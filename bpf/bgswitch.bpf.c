@@ -211,6 +211,15 @@ static __always_inline int emit(struct xdp_md *ctx, struct pkt *p, __u32 ifindex
 	return count(p, reason_redirect, XDP_REDIRECT);
 }
 
+/* The TTL/protocol word (as loaded from bytes 8-9 of an IPv4 header) with the TTL one less. */
+static __always_inline __u16 ttl_word_dec(__u16 w)
+{
+	__u16 ttl = *(__u8 *)&w;
+
+	((__u8 *)&w)[0] = (__u8)(ttl - 1);
+	return w;
+}
+
 /* Rewrites the destination (or, for replies, the source) address and port of a nat packet,
  * keeping the IP and L4 checksums right; decrements the TTL when dec_ttl. */
 static __always_inline int nat_rewrite(struct xdp_md *ctx, struct pkt *p, const __u32 *addr,
@@ -244,7 +253,7 @@ static __always_inline int nat_rewrite(struct xdp_md *ctx, struct pkt *p, const 
 	if (p->family == BGS_AF_INET) {
 		struct iphdr *ip = data + ETH_HLEN;
 		__u32 *a;
-		__u16 old_ttl_word;
+		__u16 old_ttl_word, new_ttl_word;
 
 		if ((void *)(ip + 1) > data_end)
 			return -1;
@@ -253,9 +262,12 @@ static __always_inline int nat_rewrite(struct xdp_md *ctx, struct pkt *p, const 
 		ipd = csum_delta32(ipd, *a, addr[0]);
 		*a = addr[0];
 		if (dec_ttl) {
+			/* TTL and protocol as one raw word; the new one is computed, not read
+			 * back from the byte just written */
 			old_ttl_word = *(__u16 *)((void *)ip + 8);
-			ip->ttl--;
-			ipd = csum_delta16(ipd, old_ttl_word, *(__u16 *)((void *)ip + 8));
+			new_ttl_word = ttl_word_dec(old_ttl_word);
+			ip->ttl = *(__u8 *)&new_ttl_word;
+			ipd = csum_delta16(ipd, old_ttl_word, new_ttl_word);
 		}
 		ip->check = csum_apply(ip->check, ipd);
 		/* UDP over IPv4 without a checksum stays without one */
@@ -480,7 +492,10 @@ static __always_inline int revnat_find(const struct bgs_revnat_key *k, __u32 *sv
 static __always_inline int from_backend(struct xdp_md *ctx, struct pkt *p, __u32 svc_id)
 {
 	void *data, *data_end;
-	struct bgs_flow_key key = {};
+	union {
+		struct bgs_flow_key key;
+		__u64 w[5];
+	} k;
 	struct bgs_service *svc;
 	struct ethhdr *eth;
 	struct bgs_flow *f;
@@ -491,20 +506,20 @@ static __always_inline int from_backend(struct xdp_md *ctx, struct pkt *p, __u32
 		return count(p, BGS_R_PASS_REPLY_NO_FLOW, XDP_PASS);
 	if (p->frag || p->ext || !p->l4_whole)
 		return count(p, BGS_R_PASS_REPLY_NO_FLOW, XDP_PASS);
-	__builtin_memcpy(key.src, p->key.dst, 16);
-	__builtin_memcpy(key.dst, svc->vip, 16);
-	key.sport = p->key.dport;
-	key.dport = svc->port;
-	key.proto = p->proto;
-	key.family = p->family;
+	/* the client-side key, in whole words (see parse.h) */
+	k.w[0] = p->key_w[2];
+	k.w[1] = p->key_w[3];
+	k.w[2] = *(__u64 *)&svc->vip[0];
+	k.w[3] = *(__u64 *)&svc->vip[2];
+	k.w[4] = key_tail(p->key.dport, svc->port, p->proto, p->family);
 	/* a client may use one source port towards both the service port and the preview
 	 * port: the flow is the one whose backend this reply comes from */
-	f = bpf_map_lookup_elem(&bgs_ct, &key);
+	f = bpf_map_lookup_elem(&bgs_ct, &k.key);
 	if (!reply_of(f, p)) {
 		if (!svc->preview_port)
 			return count(p, BGS_R_PASS_REPLY_NO_FLOW, XDP_PASS);
-		key.dport = svc->preview_port;
-		f = bpf_map_lookup_elem(&bgs_ct, &key);
+		k.w[4] = key_tail(p->key.dport, svc->preview_port, p->proto, p->family);
+		f = bpf_map_lookup_elem(&bgs_ct, &k.key);
 		if (!reply_of(f, p))
 			return count(p, BGS_R_PASS_REPLY_NO_FLOW, XDP_PASS);
 	}
@@ -517,7 +532,7 @@ static __always_inline int from_backend(struct xdp_md *ctx, struct pkt *p, __u32
 		if (st != f->tcp_state)
 			f->tcp_state = st;
 	}
-	if (nat_rewrite(ctx, p, svc->vip, key.dport, true, true))
+	if (nat_rewrite(ctx, p, svc->vip, k.key.dport, true, true))
 		return count(p, BGS_R_DROP_MALFORMED, XDP_DROP);
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
@@ -527,6 +542,20 @@ static __always_inline int from_backend(struct xdp_md *ctx, struct pkt *p, __u32
 	__builtin_memcpy(eth->h_dest, f->rev_dmac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, f->rev_smac, ETH_ALEN);
 	return emit(ctx, p, f->rev_ifindex, BGS_R_REPLY_TX, BGS_R_REPLY_REDIRECT);
+}
+
+/* A bgs_vips key, in whole words (see parse.h). */
+union vip_key_u {
+	struct bgs_vip_key key;
+	__u64 w[2];
+	__u32 w32[5];
+};
+
+static __always_inline void vip_key(union vip_key_u *vk, struct pkt *p, __be16 port, __u8 proto)
+{
+	vk->w[0] = p->key_w[2];
+	vk->w[1] = p->key_w[3];
+	vk->w32[4] = (__u32)port | (__u32)proto << 16 | (__u32)p->family << 24;
 }
 
 /* Offsets of an ICMP error's parts when the outer IP header has no options/extensions. */
@@ -643,7 +672,7 @@ static __always_inline int icmp_error(struct xdp_md *ctx, struct pkt *p)
 		ports[0] = be->port;
 		if (p->family == BGS_AF_INET) {
 			struct iphdr *ip = data + ETH_HLEN, *iip = (struct iphdr *)inner;
-			__u16 old_ttl_word, old_check;
+			__u16 old_ttl_word, new_ttl_word, old_check;
 
 			if ((void *)(ip + 1) > data_end)
 				return count(p, BGS_R_DROP_MALFORMED, XDP_DROP);
@@ -658,8 +687,9 @@ static __always_inline int icmp_error(struct xdp_md *ctx, struct pkt *p)
 			ipd = csum_delta32(ipd, ip->daddr, be->addr[0]);
 			ip->daddr = be->addr[0];
 			old_ttl_word = *(__u16 *)((void *)ip + 8);
-			ip->ttl--;
-			ipd = csum_delta16(ipd, old_ttl_word, *(__u16 *)((void *)ip + 8));
+			new_ttl_word = ttl_word_dec(old_ttl_word);
+			ip->ttl = *(__u8 *)&new_ttl_word;
+			ipd = csum_delta16(ipd, old_ttl_word, new_ttl_word);
 			ip->check = csum_apply(ip->check, ipd);
 		} else {
 			struct ipv6hdr *ip6 = data + ETH_HLEN, *iip6 = (struct ipv6hdr *)inner;
@@ -694,8 +724,8 @@ SEC("xdp")
 int bgs_switch(struct xdp_md *ctx)
 {
 	struct bgs_revnat_key rk = {};
-	struct bgs_vip_key vk = {};
 	struct bgs_flow *f = NULL;
+	union vip_key_u vk;
 	struct bgs_vip_val *vv;
 	struct pkt p = {};
 	__u32 port, *pf, svc_id;
@@ -717,8 +747,6 @@ int bgs_switch(struct xdp_md *ctx)
 		return count(&p, BGS_R_DROP_MALFORMED, XDP_DROP);
 	}
 
-	__builtin_memcpy(vk.addr, p.key.dst, 16);
-	vk.family = p.family;
 	if ((p.proto == IPPROTO_ICMP && p.family == BGS_AF_INET) ||
 	    (p.proto == IPPROTO_ICMPV6 && p.family == BGS_AF_INET6)) {
 		err = icmp_error(ctx, &p);
@@ -727,7 +755,8 @@ int bgs_switch(struct xdp_md *ctx)
 	}
 	if ((p.proto != IPPROTO_TCP && p.proto != IPPROTO_UDP) || p.frag == 2) {
 		/* no ports: all that can be known is whether the address is a VIP's */
-		if (!bpf_map_lookup_elem(&bgs_vips, &vk))
+		vip_key(&vk, &p, 0, 0);
+		if (!bpf_map_lookup_elem(&bgs_vips, &vk.key))
 			return count(&p, p.frag == 2 ? BGS_R_PASS_FRAGMENT : BGS_R_PASS_NOT_VIP,
 				     XDP_PASS);
 		return p.frag == 2 ? count(&p, BGS_R_DROP_FRAGMENT, XDP_DROP) :
@@ -746,9 +775,8 @@ int bgs_switch(struct xdp_md *ctx)
 					return err;
 			}
 		}
-		vk.port = p.key.dport;
-		vk.proto = p.proto;
-		vv = bpf_map_lookup_elem(&bgs_vips, &vk);
+		vip_key(&vk, &p, p.key.dport, p.proto);
+		vv = bpf_map_lookup_elem(&bgs_vips, &vk.key);
 		if (vv)
 			return new_flow(ctx, &p, vv, f);
 	}
