@@ -465,25 +465,6 @@ static __always_inline bool reply_of(struct bgs_flow *f, struct pkt *p)
 	       be->addr[2] == p->key.src[2] && be->addr[3] == p->key.src[3];
 }
 
-/*
- * Where a nat backend's bgs_revnat entry was last found, indexed by a cheap fold of its
- * key: a hint that spares the reply path bgs_revnat_hash (a long serial chain of
- * multiplies). The hint is only ever trusted after the slot it names is checked as a probe
- * checks it (in use, the same key), so a stale, colliding or raced hint costs the probe and
- * nothing else. Shared by all CPUs; written only when it was wrong.
- */
-#define REVNAT_HINTS 256
-__u32 revnat_hint[REVNAT_HINTS];
-
-static __always_inline __u32 revnat_hint_idx(const __u32 *kw)
-{
-	__u32 x = kw[0] ^ kw[1] ^ kw[2] ^ kw[3] ^ kw[4];
-
-	x ^= x >> 16;
-	x ^= x >> 8;
-	return x & (REVNAT_HINTS - 1);
-}
-
 /* Whether slot holds key kw; its service in *svc_id if so. */
 static __always_inline bool revnat_slot_match(__u32 slot, const __u32 *kw, __u32 *svc_id)
 {
@@ -504,19 +485,12 @@ static __always_inline bool revnat_slot_match(__u32 slot, const __u32 *kw, __u32
 static __always_inline int revnat_find(const struct bgs_revnat_key *k, __u32 *svc_id)
 {
 	const __u32 *kw = (const __u32 *)k;
-	__u32 h, i, slot, hi = revnat_hint_idx(kw);
+	__u32 h = bgs_revnat_hash(k), i;
 
-	if (revnat_slot_match(revnat_hint[hi] & cfg_revnat_mask, kw, svc_id))
-		return 0;
-	h = bgs_revnat_hash(k);
 #pragma unroll
-	for (i = 0; i < BGS_REVNAT_PROBES; i++) {
-		slot = (h + i) & cfg_revnat_mask;
-		if (revnat_slot_match(slot, kw, svc_id)) {
-			revnat_hint[hi] = slot;
+	for (i = 0; i < BGS_REVNAT_PROBES; i++)
+		if (revnat_slot_match((h + i) & cfg_revnat_mask, kw, svc_id))
 			return 0;
-		}
-	}
 	return -1;
 }
 

@@ -238,14 +238,14 @@ struct bgs_revnat_slot {
 	__u32 used;   /* 1: key and svc_id are valid */
 	__u32 pad;    /* 32 bytes: the array's element stride, so user space can index its mmap */
 };
-#define BGS_REVNAT_PROBES 4
+#define BGS_REVNAT_PROBES 8
 
-/* Slots of bgs_revnat for max_backends backend ids: a power of two, at most 1/4 full. */
+/* Slots of bgs_revnat for max_backends backend ids: a power of two, at most 1/8 full. */
 static inline __u32 bgs_revnat_size(__u32 max_backends)
 {
 	__u32 n = 64;
 
-	while (n < 4 * max_backends)
+	while (n < 8 * max_backends)
 		n <<= 1;
 	return n;
 }

@@ -65,17 +65,19 @@ static inline __u32 bgs_hash_flow(const struct bgs_flow_key *k, __u32 seed)
 	return bgs_hash_final(h, 40);
 }
 
-/* Home slot hash of a nat backend in bgs_revnat. */
+/* Home slot hash of a nat backend in bgs_revnat. Short on purpose: the reply path waits
+ * for it, and the keys are the operator's backends, not traffic. The folded key through
+ * a two-multiply integer mix (every input bit reaches the low bits a slot index uses). */
 static inline __u32 bgs_revnat_hash(const struct bgs_revnat_key *k)
 {
-	__u32 h = BGS_MAGLEV_SEED;
+	__u32 x = k->addr[0] ^ k->addr[1] ^ k->addr[2] ^ k->addr[3] ^
+		  (((__u32)k->port << 16) | ((__u32)k->proto << 8) | k->family);
 
-	h = bgs_hash_step(h, k->addr[0]);
-	h = bgs_hash_step(h, k->addr[1]);
-	h = bgs_hash_step(h, k->addr[2]);
-	h = bgs_hash_step(h, k->addr[3]);
-	h = bgs_hash_step(h, ((__u32)k->port << 16) | ((__u32)k->proto << 8) | k->family);
-	return bgs_hash_final(h, 20);
+	x ^= x >> 16;
+	x *= 0x7feb352du;
+	x ^= x >> 15;
+	x *= 0x846ca68bu;
+	return x ^ (x >> 16);
 }
 
 /* Hash of a byte string (user space: Maglev permutations of backend identities). */

@@ -22,6 +22,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "bgswitch_hash.h"
 #include "fixture.h"
 
 static int ncpus;
@@ -1408,6 +1409,53 @@ static bool test_port_filter(void)
 	return ok;
 }
 
+/* ---- nat reply table spread ---- */
+
+/* Every backend id can be a nat backend: sequential addresses and ports (how operators
+ * number backends) must fit the reply table's probe windows, v4 and v6. */
+static bool test_revnat_spread(void)
+{
+	const __u32 maxb = BGS_DEF_MAX_BACKENDS, size = bgs_revnat_size(maxb);
+	static __u8 used[1u << 20];
+	bool ok = true;
+	int fam, mode;
+
+	for (fam = 0; fam < 2; fam++) {
+		for (mode = 0; mode < 2; mode++) {
+			__u32 i, p, placed = 0;
+
+			memset(used, 0, size);
+			for (i = 1; i < maxb; i++) {
+				struct bgs_revnat_key k = { .proto = IPPROTO_TCP };
+				__u32 h;
+
+				k.family = fam ? BGS_AF_INET6 : BGS_AF_INET;
+				/* mode 0: one port, many addresses; mode 1: one address, many ports */
+				if (fam) {
+					k.addr[0] = htonl(0xfd000099);
+					k.addr[3] = htonl(mode ? 1 : i);
+				} else {
+					k.addr[0] = htonl(0x0a000000 | (mode ? 1 : i));
+				}
+				k.port = htons((__u16)(mode ? 1000 + i : 8080));
+				h = bgs_revnat_hash(&k);
+				for (p = 0; p < BGS_REVNAT_PROBES; p++) {
+					if (!used[(h + p) & (size - 1)]) {
+						used[(h + p) & (size - 1)] = 1;
+						placed++;
+						break;
+					}
+				}
+			}
+			ok &= ASSERT_EQ(placed, maxb - 1, fam ? (mode ? "v6, one address, many ports" :
+								"v6, many addresses") :
+							 (mode ? "v4, one address, many ports" :
+								"v4, many addresses"));
+		}
+	}
+	return ok;
+}
+
 static const struct test_case tests[] = {
 	{ "init_adopts", test_init_adopts },
 	{ "open_empty", test_open_empty },
@@ -1416,6 +1464,7 @@ static const struct test_case tests[] = {
 	{ "other_layout", test_other_layout },
 	{ "service_keys", test_service_keys },
 	{ "port_filter", test_port_filter },
+	{ "revnat_spread", test_revnat_spread },
 	{ "backend_reuse", test_backend_reuse },
 	{ "flip_word", test_flip_word },
 	{ "pool_slots", test_pool_slots },
