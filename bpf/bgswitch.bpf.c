@@ -5,8 +5,10 @@
  * one read of that word. Known flows keep their backend (conntrack) whatever the word says,
  * until they end, their backend goes down, or their drain deadline passes.
  *
- * Hot path of a known flow: parse, service lookup, flip word, conntrack lookup, backend
- * record, rewrite, forward. New flows add the color choice, the Maglev table and an insert.
+ * Hot path of a known flow: parse, port filter, conntrack lookup (the one hash lookup),
+ * service record (checked against the packet), flip word, backend record, rewrite,
+ * forward. New flows add the VIP lookup, the color choice, the Maglev table and an insert.
+ * docs/datapath.md is the reference for every decision and verdict.
  */
 #include "parse.h"
 #include "maps.h"
@@ -73,7 +75,8 @@ static __always_inline __u32 table_pick(struct route *r, __u32 color, __u32 h)
 {
 	__u32 m = cfg_maglev_size, key, *id;
 
-	if (!m)
+	/* ids come from our own maps; the bound keeps the index arithmetic in its table */
+	if (!m || r->svc_id >= cfg_max_services)
 		return 0;
 	key = (__u32)bgs_maglev_index(r->svc_id, color, bgs_fw_slot(r->word, color), m, h % m);
 	id = bpf_map_lookup_elem(&bgs_maglev, &key);
