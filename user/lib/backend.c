@@ -503,7 +503,7 @@ int bgs_backend_resolve_all(struct bgs *h)
 {
 	struct bgs_backend *all = NULL, nb;
 	__u32 *old_ids = NULL, *new_ids = NULL, n = 0, i, j, k, id, free_id = 1;
-	char lbl[80];
+	char lbl[80], ferr_msg[512] = "";
 	int lock, err = 0, ferr = 0;
 
 	bgs_err_clear();
@@ -534,15 +534,21 @@ int bgs_backend_resolve_all(struct bgs *h)
 		while (free_id < h->meta.max_backends && (all[free_id].flags & BGS_BE_IN_USE))
 			free_id++;
 		if (free_id >= h->meta.max_backends) {
-			ferr = bgs_err(-ENOSPC, "backend %s: next hop changed but no backend "
-				       "id is free to publish it",
-				       bgs_be_label(&nb, lbl, sizeof(lbl)));
+			ferr = -ENOSPC;
+			snprintf(ferr_msg, sizeof(ferr_msg), "backend %s: next hop changed but no "
+				 "backend id is free to publish it",
+				 bgs_be_label(&nb, lbl, sizeof(lbl)));
 			continue;
 		}
-		if (nb.ifindex && bgs_tx_port_add(h, nb.ifindex)) {
-			ferr = bgs_err(-errno, "backend %s: %s", bgs_be_label(&nb, lbl,
-					sizeof(lbl)), bgs_errmsg());
-			continue;
+		if (nb.ifindex) {
+			int terr = bgs_tx_port_add(h, nb.ifindex);
+
+			if (terr) {
+				ferr = terr;
+				snprintf(ferr_msg, sizeof(ferr_msg), "backend %s: %s",
+					 bgs_be_label(&nb, lbl, sizeof(lbl)), bgs_errmsg());
+				continue;
+			}
 		}
 		nb.incarnation = next_incarnation(all[free_id].incarnation);
 		bgs_percpu_zero(h, h->map_fd[BGS_M_BE_STATS], free_id, sizeof(struct bgs_counter));
@@ -578,7 +584,9 @@ int bgs_backend_resolve_all(struct bgs *h)
 		if (err)
 			goto out;
 	}
-	err = ferr;
+	/* The message is set only now: every bgs_tx_port_add above clears it. */
+	if (ferr)
+		err = bgs_err(ferr, "%s", ferr_msg);
 out:
 	free(old_ids);
 	free(new_ids);
