@@ -13,9 +13,10 @@
 #include "bgctl.h"
 
 /*
- * One read of every backend record per status round. The library's per-pool calls each
- * read the whole backend map, which costs 100 services x 2 pools x 2 calls full reads in a
- * status of a big config; one batch read through the public map fd costs one.
+ * One read of every backend record per status round. bgs_pool_list reads the whole backend
+ * map per call, which costs 100 services x 2 pools full reads in a status of a big config;
+ * one batch read through the public map fd costs one. (Pool usability needs no records:
+ * bgs_pool_usable reads one entry of the pool's live table.)
  */
 static struct {
 	__u32 n;
@@ -93,21 +94,6 @@ static int pool_ids(__u32 svc_id, __u32 color, __u32 *ids, __u32 max)
 		n++;
 	}
 	return n;
-}
-
-/* A pool may take new flows: a backend in use, admin up and health up (as the library). */
-static bool pool_usable(__u32 svc_id, __u32 color)
-{
-	if (!snap.loaded)
-		return bgs_pool_usable(g.h, svc_id, color);
-	for (__u32 id = 1; id < snap.n; id++) {
-		const struct bgs_backend *b = &snap.be[id];
-
-		if ((b->flags & BGS_BE_IN_USE) && b->svc_id == svc_id && b->color == color &&
-		    b->admin == BGS_ADMIN_UP && b->health == BGS_HEALTH_UP)
-			return true;
-	}
-	return false;
 }
 
 int dp_clock(__u64 *now, __u32 *hz)
@@ -227,7 +213,7 @@ json_object *service_json(__u32 svc_id, bool counters, const struct flow_tally *
 		struct bgs_counter c;
 
 		jset(p, "live", jbool(color == bgs_fw_live(flip.word)));
-		jset(p, "usable", jbool(pool_usable(svc_id, color)));
+		jset(p, "usable", jbool(bgs_pool_usable(g.h, svc_id, color)));
 		if (counters && bgs_svc_counters(g.h, svc_id, color, &c) == 0)
 			add_counter(p, &c);
 		if (t && t->per_svc_color && svc_id < t->max_services)
