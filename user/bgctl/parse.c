@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <netinet/in.h>
-#include <arpa/inet.h>
 
 #include "bgctl.h"
 
@@ -243,19 +242,8 @@ bad:
 
 int parse_ip(const char *s, struct bgs_ip *ip)
 {
-	unsigned char buf[16];
-
-	memset(ip, 0, sizeof(*ip));
-	if (strlen(s) < 64 && inet_pton(AF_INET, s, buf) == 1) {
-		ip->family = BGS_AF_INET;
-		memcpy(&ip->addr[0], buf, 4);
+	if (bgs_ip_parse(s, ip) == 0)
 		return 0;
-	}
-	if (strlen(s) < 64 && inet_pton(AF_INET6, s, buf) == 1) {
-		ip->family = BGS_AF_INET6;
-		memcpy(ip->addr, buf, 16);
-		return 0;
-	}
 	return usage_fail("bad address '%s': expected an IPv4 address (10.0.0.1) or an IPv6 "
 			  "address (2001:db8::1)",
 			  shown(s));
@@ -352,7 +340,6 @@ int parse_prefix(const char *s, struct bgs_prefix *p)
 	char addr[64];
 	const char *slash = strchr(s, '/');
 	unsigned long long len;
-	__u32 words[4];
 	int err, maxlen;
 
 	memset(p, 0, sizeof(*p));
@@ -369,16 +356,11 @@ int parse_prefix(const char *s, struct bgs_prefix *p)
 	if (!all_digits(slash + 1) || strlen(slash + 1) > 3 ||
 	    (len = strtoull(slash + 1, NULL, 10)) > (unsigned long long)maxlen)
 		return usage_fail("bad prefix length in '%s': expected 0 to %d", shown(s), maxlen);
-	p->len = (__u8)len;
-	memcpy(words, p->ip.addr, sizeof(words));
-	for (int bit = (int)len; bit < maxlen; bit++) {
-		__u8 *b = (__u8 *)words;
-
-		if (b[bit / 8] & (0x80 >> (bit % 8)))
-			return usage_fail("bad prefix '%s': bits set past /%llu (did you mean the "
-					  "network address?)",
-					  shown(s), len);
-	}
+	/* The library's host-bit rule; the form and length are known good by now. */
+	if (bgs_prefix_parse(s, p))
+		return usage_fail("bad prefix '%s': bits set past /%llu (did you mean the "
+				  "network address?)",
+				  shown(s), len);
 	return 0;
 }
 
@@ -399,19 +381,11 @@ void ip_from_words(struct bgs_ip *ip, __u8 family, const __u32 addr[4])
 	memcpy(ip->addr, addr, sizeof(ip->addr));
 }
 
-static const char *ip_str(const struct bgs_ip *ip, char *buf, size_t len)
-{
-	if (!inet_ntop(ip->family == BGS_AF_INET6 ? AF_INET6 : AF_INET, ip->addr, buf,
-		       (socklen_t)len))
-		snprintf(buf, len, "?");
-	return buf;
-}
-
 char *addr_port_str(const struct bgs_ip *ip, __u16 port, char *buf, size_t len)
 {
 	char a[64];
 
-	ip_str(ip, a, sizeof(a));
+	bgs_ip_str(ip, a, sizeof(a));
 	if (ip->family == BGS_AF_INET6)
 		snprintf(buf, len, "[%s]:%u", a, port);
 	else
@@ -423,7 +397,7 @@ char *prefix_str(const struct bgs_prefix *p, char *buf, size_t len)
 {
 	char a[64];
 
-	snprintf(buf, len, "%s/%u", ip_str(&p->ip, a, sizeof(a)), p->len);
+	snprintf(buf, len, "%s/%u", bgs_ip_str(&p->ip, a, sizeof(a)), p->len);
 	return buf;
 }
 
