@@ -632,15 +632,18 @@ static int preview_keys(struct bgs *h, __u32 svc_id, struct bgs_preview_key *key
 static int preview_delete_all(struct bgs *h, __u32 svc_id)
 {
 	struct bgs_preview_key *keys;
-	int n, i, err = 0;
+	int n, i, cap, err = 0;
 
 	n = preview_keys(h, svc_id, NULL, 0);
 	if (n <= 0)
 		return n;
-	keys = calloc(n, sizeof(*keys));
+	cap = n;
+	keys = calloc(cap, sizeof(*keys));
 	if (!keys)
 		return bgs_err(-ENOMEM, "out of memory");
-	n = preview_keys(h, svc_id, keys, n);
+	n = preview_keys(h, svc_id, keys, cap);
+	if (n > cap)
+		n = cap; /* a writer that bypassed the lock: never read past keys */
 	for (i = 0; n > 0 && i < n; i++)
 		if (bpf_map_delete_elem(h->map_fd[BGS_M_PREVIEW], &keys[i]) && errno != ENOENT)
 			err = bgs_err(-errno, "cannot delete a preview prefix of service %u: %s",
@@ -735,7 +738,7 @@ int bgs_preview_list(struct bgs *h, __u32 svc_id, struct bgs_prefix *out, __u32 
 {
 	struct bgs_preview_key *keys = NULL;
 	struct bgs_service svc;
-	int n, i, err;
+	int n, i, cap, err;
 
 	bgs_err_clear();
 	err = bgs_svc_read(h, svc_id, &svc);
@@ -744,10 +747,15 @@ int bgs_preview_list(struct bgs *h, __u32 svc_id, struct bgs_prefix *out, __u32 
 	n = preview_keys(h, svc_id, NULL, 0);
 	if (n <= 0 || !out || !max)
 		return n;
-	keys = calloc(n, sizeof(*keys));
+	cap = n;
+	keys = calloc(cap, sizeof(*keys));
 	if (!keys)
 		return bgs_err(-ENOMEM, "out of memory");
-	n = preview_keys(h, svc_id, keys, n);
+	/* Without the lock a prefix may come meanwhile: keys holds only the first cap, and
+	 * the count returned is that of what out can be given. */
+	n = preview_keys(h, svc_id, keys, cap);
+	if (n > cap)
+		n = cap;
 	for (i = 0; i < n && (__u32)i < max; i++) {
 		memset(&out[i], 0, sizeof(out[i]));
 		out[i].ip.family = svc.family;
