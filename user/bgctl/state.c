@@ -254,8 +254,14 @@ const struct bgs_backend *cached_backend(__u32 id)
 		bec.n = meta.max_backends ? meta.max_backends : BGS_DEF_MAX_BACKENDS;
 		bec.state = calloc(bec.n, 1);
 		bec.be = calloc(bec.n, sizeof(*bec.be));
-		if (!bec.state || !bec.be)
+		if (!bec.state || !bec.be) {
+			/* both or neither: the next call must not find half a cache */
+			free(bec.state);
+			free(bec.be);
+			bec.state = NULL;
+			bec.be = NULL;
 			return NULL;
+		}
 	}
 	if (id >= bec.n)
 		return NULL;
@@ -284,8 +290,13 @@ static const struct bgs_flip *cached_flip(__u32 svc_id)
 		flc.n = meta.max_services ? meta.max_services : BGS_DEF_MAX_SERVICES;
 		flc.state = calloc(flc.n, 1);
 		flc.flip = calloc(flc.n, sizeof(*flc.flip));
-		if (!flc.state || !flc.flip)
+		if (!flc.state || !flc.flip) {
+			free(flc.state);
+			free(flc.flip);
+			flc.state = NULL;
+			flc.flip = NULL;
 			return NULL;
+		}
 	}
 	if (svc_id >= flc.n)
 		return NULL;
