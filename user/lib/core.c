@@ -814,11 +814,14 @@ int bgs_upgrade(struct bgs *h, const char *obj_path)
 	if (err)
 		goto out;
 	sw = ck = -1;
-	if (!h->meta.hz && read_clock(h->clock_fd, &jiffies, &hz) == 0) {
-		h->meta.hz = hz;
-		err = meta_write(h);
+	if (!h->meta.hz) {
+		if (read_clock(h->clock_fd, &jiffies, &hz) == 0) {
+			h->meta.hz = hz;
+			err = meta_write(h); /* its message stays */
+		} else {
+			bgs_err_clear(); /* no clock program: HZ stays unknown, not a failure */
+		}
 	}
-	bgs_err_clear();
 out:
 	if (sw >= 0)
 		close(sw);
