@@ -208,8 +208,9 @@ static int service_del(int argc, char **argv)
 
 static int service_list(int argc, char **argv)
 {
-	__u32 ids[4096];
+	struct bgs_meta meta;
 	json_object *arr;
+	__u32 *ids;
 	int c, n, err;
 
 	while ((c = opt_next(argc, argv, "", NULL, usage_service)) != -1)
@@ -220,19 +221,29 @@ static int service_list(int argc, char **argv)
 	err = open_state();
 	if (err)
 		return err;
-	n = bgs_service_list(g.h, ids, 4096);
-	if (n < 0)
+	/* Room for every service the state can hold (up to 65536). */
+	bgs_get_meta(g.h, &meta);
+	ids = calloc(meta.max_services, sizeof(*ids));
+	if (!ids)
+		return fail(-ENOMEM, EXIT_OTHER, "out of memory");
+	n = bgs_service_list(g.h, ids, meta.max_services);
+	if (n < 0) {
+		free(ids);
 		return lib_fail(n, "list services");
+	}
 	err = backend_snapshot();
-	if (err)
+	if (err) {
+		free(ids);
 		return err;
+	}
 	arr = json_object_new_array();
-	for (int i = 0; i < n && i < 4096; i++) {
+	for (int i = 0; i < n && (__u32)i < meta.max_services; i++) {
 		json_object *s = service_json(ids[i], false, NULL);
 
 		if (s)
 			json_object_array_add(arr, s);
 	}
+	free(ids);
 	g.out = json_object_new_object();
 	jset(g.out, "services", arr);
 	return 0;

@@ -185,8 +185,9 @@ static void rates_all(json_object *cur, json_object *prev, double dt)
 
 static int status_once(const char *name, bool flows, json_object **out)
 {
-	__u32 ids[4096], one;
+	__u32 one, *all = NULL, *ids = &one, max = 1;
 	struct flow_tally t = {};
+	struct bgs_meta meta;
 	json_object *arr;
 	int n, err = 0;
 
@@ -194,16 +195,24 @@ static int status_once(const char *name, bool flows, json_object **out)
 		err = resolve_service(name, &one);
 		if (err)
 			return err;
-		ids[0] = one;
 		n = 1;
 	} else {
-		n = bgs_service_list(g.h, ids, 4096);
-		if (n < 0)
-			return lib_fail(n, "list services");
+		/* Room for every service the state can hold (up to 65536). */
+		bgs_get_meta(g.h, &meta);
+		max = meta.max_services;
+		all = calloc(max, sizeof(*all));
+		if (!all)
+			return fail(-ENOMEM, EXIT_OTHER, "out of memory");
+		ids = all;
+		n = bgs_service_list(g.h, ids, max);
+		if (n < 0) {
+			err = lib_fail(n, "list services");
+			goto out;
+		}
 	}
 	err = backend_snapshot();
 	if (err)
-		return err;
+		goto out;
 	if (flows) {
 		backend_cache_reset();
 		err = flow_tally(&t);
@@ -211,7 +220,7 @@ static int status_once(const char *name, bool flows, json_object **out)
 			goto out;
 	}
 	arr = json_object_new_array();
-	for (int i = 0; i < n && i < 4096; i++) {
+	for (int i = 0; i < n && (__u32)i < max; i++) {
 		json_object *s = service_json(ids[i], true, flows ? &t : NULL);
 
 		if (s)
@@ -232,6 +241,7 @@ static int status_once(const char *name, bool flows, json_object **out)
 	}
 out:
 	flow_tally_free(&t);
+	free(all);
 	return err;
 }
 
