@@ -717,6 +717,19 @@ void render_preview(json_object *out)
 		printf("%s\n", json_object_get_string(json_object_array_get_idx(arr, i)));
 }
 
+/* Every preview prefix of a service (the map holds up to 4096) in *list, malloc'ed; returns
+ * how many (0 or less: none, *list NULL). */
+static int preview_all(__u32 svc_id, struct bgs_prefix **list)
+{
+	int cap = bgs_preview_list(g.h, svc_id, NULL, 0), n;
+
+	*list = cap > 0 ? calloc((size_t)cap, sizeof(**list)) : NULL;
+	if (!*list)
+		return 0;
+	n = bgs_preview_list(g.h, svc_id, *list, (__u32)cap);
+	return n < cap ? n : cap;
+}
+
 static const char *const preview_words[] = { "add", "del", "list", NULL };
 
 static int preview_word(const char *s)
@@ -732,7 +745,7 @@ int do_preview(int argc, char **argv)
 	struct preview_arg a = {};
 	const char *name, *prefix = NULL;
 	int c, err, pos, word, n;
-	struct bgs_prefix list[256];
+	struct bgs_prefix *list;
 	char buf[80], msg[256];
 	json_object *arr, *det;
 
@@ -786,11 +799,12 @@ int do_preview(int argc, char **argv)
 		if (a.p.ip.family != svc.family)
 			return usage_fail("prefix %s is IPv%d but service %s's VIP is IPv%d",
 					  prefix, a.p.ip.family, name, svc.family);
-		n = bgs_preview_list(g.h, a.svc_id, list, 256);
-		for (int i = 0; i < n && i < 256; i++)
+		n = preview_all(a.svc_id, &list);
+		for (int i = 0; i < n; i++)
 			if (list[i].len == a.p.len && list[i].ip.family == a.p.ip.family &&
 			    !memcmp(list[i].ip.addr, a.p.ip.addr, sizeof(a.p.ip.addr)))
 				found = true;
+		free(list);
 		a.del = word == 1;
 		if (a.del && !found)
 			return fail(-ENOENT, EXIT_NOTFOUND, "service %s has no preview prefix %s",
@@ -814,9 +828,10 @@ int do_preview(int argc, char **argv)
 		jset(g.out, "message", jstr(msg));
 	}
 	arr = json_object_new_array();
-	n = bgs_preview_list(g.h, a.svc_id, list, 256);
-	for (int i = 0; i < n && i < 256; i++)
+	n = preview_all(a.svc_id, &list);
+	for (int i = 0; i < n; i++)
 		json_object_array_add(arr, jstr(prefix_str(&list[i], buf, sizeof(buf))));
+	free(list);
 	jset(g.out, "preview", arr);
 	return 0;
 }

@@ -177,14 +177,14 @@ json_object *backend_json(__u32 id, const struct bgs_backend *be, bool counters,
 
 json_object *service_json(__u32 svc_id, bool counters, const struct flow_tally *t)
 {
-	struct bgs_prefix prefixes[64];
+	struct bgs_prefix *prefixes;
 	json_object *o, *fl, *pools, *arr;
 	struct bgs_service svc;
 	struct bgs_flip flip;
 	struct bgs_ip ip;
 	__u32 ids[BGS_MAX_POOL_BACKENDS];
 	char buf[80];
-	int n;
+	int n, cap;
 
 	if (bgs_service_get(g.h, svc_id, &svc, &flip))
 		return NULL;
@@ -202,9 +202,13 @@ json_object *service_json(__u32 svc_id, bool counters, const struct flow_tally *
 	json_object_put(fl);
 
 	arr = json_object_new_array();
-	n = bgs_preview_list(g.h, svc_id, prefixes, 64);
-	for (int i = 0; i < n && i < 64; i++)
+	/* Every prefix (the map holds up to 4096): count, then read. */
+	cap = bgs_preview_list(g.h, svc_id, NULL, 0);
+	prefixes = cap > 0 ? calloc((size_t)cap, sizeof(*prefixes)) : NULL;
+	n = prefixes ? bgs_preview_list(g.h, svc_id, prefixes, (__u32)cap) : 0;
+	for (int i = 0; i < n && i < cap; i++)
 		json_object_array_add(arr, jstr(prefix_str(&prefixes[i], buf, sizeof(buf))));
+	free(prefixes);
 	jset(o, "preview", arr);
 
 	pools = json_object_new_object();
