@@ -462,12 +462,18 @@ static int be_set_state(struct bgs *h, __u32 id, int which, __u8 val)
 	if (was && !now) {
 		/* Out of the table before the record says so. */
 		err = bgs_pool_publish(h, be.svc_id, be.color, &id, 1);
-		if (!err)
-			err = be_write(h, id, &nb);
+		if (err)
+			goto out;
+		err = be_write(h, id, &nb);
+		if (err) /* the record still says usable: so does the table again */
+			bgs_pool_publish(h, be.svc_id, be.color, NULL, 0);
 	} else {
 		err = be_write(h, id, &nb);
-		if (!err && was != now)
-			err = bgs_pool_publish(h, be.svc_id, be.color, NULL, 0);
+		if (err || was == now)
+			goto out;
+		err = bgs_pool_publish(h, be.svc_id, be.color, NULL, 0);
+		if (err) /* not in the table: the record goes back to what it said */
+			be_write(h, id, &be);
 	}
 out:
 	bgs_unlock(lock);
