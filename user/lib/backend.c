@@ -48,6 +48,16 @@ static int be_write(struct bgs *h, __u32 id, const struct bgs_backend *be)
 	return 0;
 }
 
+/* A backend record in use; -ENOENT for a free or out-of-range id. */
+static int be_read_used(struct bgs *h, __u32 id, struct bgs_backend *be)
+{
+	int err = bgs_be_read(h, id, be);
+
+	if (!err && !(be->flags & BGS_BE_IN_USE))
+		err = bgs_err(-ENOENT, "no backend with id %u", id);
+	return err;
+}
+
 static bool be_usable(const struct bgs_backend *be)
 {
 	return (be->flags & BGS_BE_IN_USE) && be->admin == BGS_ADMIN_UP &&
@@ -402,13 +412,9 @@ int bgs_backend_del(struct bgs *h, __u32 backend_id)
 	lock = bgs_lock(h);
 	if (lock < 0)
 		return lock;
-	err = bgs_be_read(h, backend_id, &be);
+	err = be_read_used(h, backend_id, &be);
 	if (err)
 		goto out;
-	if (!(be.flags & BGS_BE_IN_USE)) {
-		err = bgs_err(-ENOENT, "no backend with id %u", backend_id);
-		goto out;
-	}
 	err = bgs_svc_read(h, be.svc_id, &svc);
 	if (err)
 		goto out;
@@ -443,13 +449,9 @@ static int be_set_state(struct bgs *h, __u32 id, int which, __u8 val)
 	lock = bgs_lock(h);
 	if (lock < 0)
 		return lock;
-	err = bgs_be_read(h, id, &be);
+	err = be_read_used(h, id, &be);
 	if (err)
 		goto out;
-	if (!(be.flags & BGS_BE_IN_USE)) {
-		err = bgs_err(-ENOENT, "no backend with id %u", id);
-		goto out;
-	}
 	nb = be;
 	if (which)
 		nb.health = val;
@@ -607,11 +609,9 @@ int bgs_backend_get(struct bgs *h, __u32 backend_id, struct bgs_backend *be)
 	int err;
 
 	bgs_err_clear();
-	err = bgs_be_read(h, backend_id, &b);
+	err = be_read_used(h, backend_id, &b);
 	if (err)
 		return err;
-	if (!(b.flags & BGS_BE_IN_USE))
-		return bgs_err(-ENOENT, "no backend with id %u", backend_id);
 	if (be)
 		*be = b;
 	return 0;
