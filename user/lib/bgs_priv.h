@@ -125,7 +125,6 @@ int bgs_revnat_walk(struct bgs *h, int (*cb)(const struct bgs_revnat_slot *e, vo
 
 /* Services (service.c). */
 int bgs_svc_read(struct bgs *h, __u32 svc_id, struct bgs_service *svc); /* -ENOENT if free */
-const char *bgs_svc_label(const struct bgs_service *svc, char *buf, size_t len);
 const char *bgs_color_name(__u32 color);
 
 /* Backends and tables (backend.c). */

@@ -45,12 +45,6 @@ static const char *addr_port_str(const __u32 *addr, __u8 family, __be16 port, ch
 	return buf;
 }
 
-const char *bgs_svc_label(const struct bgs_service *svc, char *buf, size_t len)
-{
-	snprintf(buf, len, "service '%.*s'", BGS_NAME_MAX - 1, svc->name);
-	return buf;
-}
-
 int bgs_svc_read(struct bgs *h, __u32 svc_id, struct bgs_service *svc)
 {
 	if (svc_id >= h->meta.max_services)
