@@ -45,6 +45,17 @@ const char *bgs_ip_str(const struct bgs_ip *ip, char *buf, size_t len)
 	return buf;
 }
 
+const char *bgs_addr_port_str(__u8 family, const __u32 *addr, __u16 port, char *buf, size_t len)
+{
+	struct bgs_ip ip = { .family = family };
+	char a[INET6_ADDRSTRLEN];
+
+	memcpy(ip.addr, addr, sizeof(ip.addr));
+	bgs_ip_str(&ip, a, sizeof(a));
+	snprintf(buf, len, family == BGS_AF_INET6 ? "[%s]:%u" : "%s:%u", a, port);
+	return buf;
+}
+
 /* Bit i (from the most significant of addr's bytes in network order). */
 static __u8 *addr_bytes(struct bgs_ip *ip)
 {

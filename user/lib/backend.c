@@ -15,20 +15,9 @@
 
 #include "bgs_priv.h"
 
-static const char *ap_str(__u8 family, const __u32 *addr, __u16 port, char *buf, size_t len)
-{
-	struct bgs_ip ip = { .family = family };
-	char a[INET6_ADDRSTRLEN];
-
-	memcpy(ip.addr, addr, sizeof(ip.addr));
-	bgs_ip_str(&ip, a, sizeof(a));
-	snprintf(buf, len, family == BGS_AF_INET6 ? "[%s]:%u" : "%s:%u", a, port);
-	return buf;
-}
-
 const char *bgs_be_label(const struct bgs_backend *be, char *buf, size_t len)
 {
-	return ap_str(be->family, be->addr, ntohs(be->port), buf, len);
+	return bgs_addr_port_str(be->family, be->addr, ntohs(be->port), buf, len);
 }
 
 int bgs_be_read(struct bgs *h, __u32 id, struct bgs_backend *be)
@@ -278,7 +267,7 @@ int bgs_backend_add(struct bgs *h, __u32 svc_id, __u32 color, const struct bgs_b
 	if (err)
 		goto out;
 	port = spec->port ? spec->port : ntohs(svc.port);
-	ap_str(spec->addr.family, spec->addr.addr, port, lbl, sizeof(lbl));
+	bgs_addr_port_str(spec->addr.family, spec->addr.addr, port, lbl, sizeof(lbl));
 	if (spec->addr.family != svc.family) {
 		err = bgs_err(-EINVAL, "service '%s': backend %s is %s but the VIP is %s",
 			      svc.name, lbl, spec->addr.family == BGS_AF_INET ? "IPv4" :
@@ -646,7 +635,7 @@ int bgs_backend_find(struct bgs *h, __u32 svc_id, const struct bgs_ip *addr, __u
 	}
 	free(all);
 	return bgs_err(-ENOENT, "service '%s': no backend %s", svc.name,
-		       ap_str(addr->family, addr->addr, port, lbl, sizeof(lbl)));
+		       bgs_addr_port_str(addr->family, addr->addr, port, lbl, sizeof(lbl)));
 }
 
 int bgs_pool_list(struct bgs *h, __u32 svc_id, __u32 color, __u32 *ids, __u32 max)

@@ -33,18 +33,6 @@ static void vip_key(const struct bgs_service *svc, __be16 port, struct bgs_vip_k
 	k->family = svc->family;
 }
 
-static const char *addr_port_str(const __u32 *addr, __u8 family, __be16 port, char *buf,
-				 size_t len)
-{
-	struct bgs_ip ip = { .family = family };
-	char a[INET6_ADDRSTRLEN];
-
-	memcpy(ip.addr, addr, sizeof(ip.addr));
-	bgs_ip_str(&ip, a, sizeof(a));
-	snprintf(buf, len, family == BGS_AF_INET6 ? "[%s]:%u" : "%s:%u", a, ntohs(port));
-	return buf;
-}
-
 int bgs_svc_read(struct bgs *h, __u32 svc_id, struct bgs_service *svc)
 {
 	if (svc_id >= h->meta.max_services)
@@ -112,7 +100,7 @@ static int vip_taken(struct bgs *h, const struct bgs_vip_key *k, const struct bg
 
 	if (bpf_map_lookup_elem(h->map_fd[BGS_M_VIPS], k, &v))
 		return 0;
-	addr_port_str(k->addr, k->family, k->port, ap, sizeof(ap));
+	bgs_addr_port_str(k->family, k->addr, ntohs(k->port), ap, sizeof(ap));
 	return bgs_err(-EEXIST, "%s %s/%s is taken by service '%.*s'%s", what, ap,
 		       proto_name(k->proto), BGS_NAME_MAX - 1,
 		       v.svc_id < h->meta.max_services ? all[v.svc_id].name : "?",
