@@ -171,11 +171,7 @@ static int apply_flip(void *p, json_object *done)
 	struct flip_arg *a = p;
 	int ret = bgs_flip(g.h, a->svc_id, &a->opts, &a->after);
 
-	if (ret == -ESTALE)
-		return fail(ret, EXIT_CONFLICT, "%s",
-			    bgs_errmsg()[0]
-				    ? bgs_errmsg()
-				    : "generation changed: someone else changed the service");
+	/* -ESTALE comes with the library's message and maps to EXIT_CONFLICT in main. */
 	if (ret == -EHOSTUNREACH)
 		return fail(ret, EXIT_CONFLICT,
 			    "%s: the %s pool has no usable backend (none up and healthy): add or "
@@ -377,12 +373,7 @@ static int apply_canary(void *p, json_object *done)
 	struct canary_arg *a = p;
 	int err = bgs_canary_set(g.h, a->svc_id, a->bps, a->sticky, a->expect_gen, &a->after);
 
-	if (err == -ESTALE)
-		return fail(err, EXIT_CONFLICT, "%s",
-			    bgs_errmsg()[0]
-				    ? bgs_errmsg()
-				    : "generation changed: someone else changed the service");
-	if (err)
+	if (err) /* -ESTALE too: the library's message, EXIT_CONFLICT */
 		return lib_fail(err, "set canary");
 	jset(done, "generation", jint(bgs_fw_gen(a->after.word)));
 	return 0;
