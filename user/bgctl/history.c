@@ -149,8 +149,7 @@ int hist_intent(struct hist *hs, const char *verb, const char *service, json_obj
 	}
 	err = append(hs->fd, hs->rec);
 	if (err) {
-		close(hs->fd);
-		hs->fd = -1;
+		hist_close(hs); /* the caller closes nothing after a refused intent */
 		return fail(err, EXIT_OTHER,
 			    "cannot write history file %s: %s; nothing was changed", g.history_file,
 			    strerror(-err));
