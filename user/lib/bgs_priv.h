@@ -116,7 +116,7 @@ static inline __u32 bgs_port_nat_flag(__u8 proto)
 }
 
 /* nat reply table (revnat.c); called under the lock. insert: -EEXIST if the key is there
- * (*svc_id says whose), -ENOSPC if its probe window is full. */
+ * (bgs_revnat_lookup says whose), -ENOSPC if its probe window is full. */
 int bgs_revnat_insert(struct bgs *h, const struct bgs_revnat_key *k, __u32 svc_id);
 int bgs_revnat_delete(struct bgs *h, const struct bgs_revnat_key *k);
 /* Calls cb for every key in use; stops at a non-zero return and returns it. */
