@@ -629,24 +629,35 @@ out:
 }
 
 /* Puts a loaded switch into the program array and replaces the program pins. */
+/*
+ * Makes switch_fd (and clock_fd) the pinned programs, then the running switch. The pins go
+ * first: if anything fails, the old switch keeps running and its pins are put back, so the
+ * pins always name what runs (or what is about to).
+ */
 static int install_switch(struct bgs *h, int switch_fd, int clock_fd)
 {
 	__u32 key = BGS_PROG_SWITCH;
+	char why[512];
 	int progs_fd, err;
 
 	progs_fd = h->map_fd[BGS_M_PROGS] >= 0 ? h->map_fd[BGS_M_PROGS] : pin_get(h, "bgs_progs");
 	if (progs_fd < 0)
 		return bgs_err(-errno, "pinned program array %s/bgs_progs missing", h->pin_dir);
-	err = bpf_map_update_elem(progs_fd, &key, &switch_fd, BPF_ANY);
-	if (progs_fd != h->map_fd[BGS_M_PROGS])
-		close(progs_fd);
-	if (err)
-		return bgs_err(-errno, "cannot put the switch into bgs_progs: %s", strerror(errno));
 	err = pin_replace(switch_fd, h->pin_dir, BGS_PIN_SWITCH);
 	if (!err && clock_fd >= 0)
 		err = pin_replace(clock_fd, h->pin_dir, BGS_PIN_CLOCK);
-	if (err)
-		return err;
+	if (!err && bpf_map_update_elem(progs_fd, &key, &switch_fd, BPF_ANY))
+		err = bgs_err(-errno, "cannot put the switch into bgs_progs: %s", strerror(errno));
+	if (progs_fd != h->map_fd[BGS_M_PROGS])
+		close(progs_fd);
+	if (err) {
+		snprintf(why, sizeof(why), "%s", bgs_errmsg());
+		if (h->switch_fd >= 0)
+			pin_replace(h->switch_fd, h->pin_dir, BGS_PIN_SWITCH);
+		if (clock_fd >= 0 && h->clock_fd >= 0)
+			pin_replace(h->clock_fd, h->pin_dir, BGS_PIN_CLOCK);
+		return bgs_err(err, "%s", why);
+	}
 	if (h->switch_fd >= 0)
 		close(h->switch_fd);
 	h->switch_fd = switch_fd;
