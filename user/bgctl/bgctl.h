@@ -63,6 +63,8 @@ struct option;
 int opt_next(int argc, char **argv, const char *shortopts, const struct option *verb_opts,
 	     const char *usage);
 int opt_done(void);
+/* After the options: at most one service NAME (validated), in *name (NULL if none). */
+int opt_optional_name(int argc, char **argv, const char *verb, const char **name);
 
 /* Open the pinned state (g.h) with clear messages for "not root", "no bpffs", "not
  * initialized". */

@@ -288,14 +288,9 @@ int do_status(int argc, char **argv)
 		if (err)
 			return err;
 	}
-	if (argc - opt_done() > 1)
-		return usage_fail("bgctl status takes at most one service NAME");
-	if (argc - opt_done() == 1) {
-		name = argv[opt_done()];
-		err = parse_name(name);
-		if (err)
-			return err;
-	}
+	err = opt_optional_name(argc, argv, "status", &name);
+	if (err)
+		return err;
 	err = open_state();
 	if (err)
 		return err;
@@ -476,14 +471,9 @@ int do_conntrack(int argc, char **argv)
 		if (err)
 			return err;
 	}
-	if (argc - opt_done() > 1)
-		return usage_fail("bgctl conntrack takes at most one service NAME");
-	if (argc - opt_done() == 1) {
-		name = argv[opt_done()];
-		err = parse_name(name);
-		if (err)
-			return err;
-	}
+	err = opt_optional_name(argc, argv, "conntrack", &name);
+	if (err)
+		return err;
 	err = open_state();
 	if (!err && name) {
 		err = resolve_service(name, &svc_id);
@@ -598,14 +588,9 @@ int do_history(int argc, char **argv)
 		if (err)
 			return err;
 	}
-	if (argc - opt_done() > 1)
-		return usage_fail("bgctl history takes at most one service NAME");
-	if (argc - opt_done() == 1) {
-		name = argv[opt_done()];
-		err = parse_name(name);
-		if (err)
-			return err;
-	}
+	err = opt_optional_name(argc, argv, "history", &name);
+	if (err)
+		return err;
 	g.out = json_object_new_object();
 	jset(g.out, "file", jstr(g.history_file));
 	f = fopen(g.history_file, "re");

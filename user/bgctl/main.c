@@ -285,6 +285,18 @@ int opt_done(void)
 	return optind;
 }
 
+int opt_optional_name(int argc, char **argv, const char *verb, const char **name)
+{
+	*name = NULL;
+	if (argc - optind > 1)
+		return usage_fail("bgctl %s takes at most one service NAME", verb);
+	if (argc - optind == 1) {
+		*name = argv[optind];
+		return parse_name(*name);
+	}
+	return 0;
+}
+
 int dispatch(const struct cmd *table, const char *what, int argc, char **argv)
 {
 	const struct cmd *match = NULL;
