@@ -54,40 +54,19 @@ static int apply_init(void *p, json_object *done)
 	return err;
 }
 
-static bool is_prime(__u32 n)
-{
-	if (n < 2)
-		return false;
-	for (__u32 d = 2; (__u64)d * d <= n; d++)
-		if (n % d == 0)
-			return false;
-	return true;
-}
-
-/* The ranges the library accepts, checked before anything is created. */
+/* The library's own size check, before anything is created, worded for the options:
+ * its message starts with the field name ("maglev_size ..."), the option is --maglev-size. */
 static int check_sizes(const struct bgs_sizes *s)
 {
-	__u32 svcs = s->max_services ? s->max_services : BGS_DEF_MAX_SERVICES;
-	__u32 m = s->maglev_size ? s->maglev_size : BGS_DEF_MAGLEV_SIZE;
+	char msg[512], *c;
 
-	if (s->max_services && s->max_services > 65536)
-		return usage_fail("bad --max-services %u: expected 1 to 65536", s->max_services);
-	if (s->max_backends && (s->max_backends < 2 || s->max_backends > (1u << 24)))
-		return usage_fail("bad --max-backends %u: expected 2 to %u", s->max_backends,
-				  1u << 24);
-	if (s->maglev_size &&
-	    (s->maglev_size < 3 || s->maglev_size > 1000003 || !is_prime(s->maglev_size)))
-		return usage_fail("bad --maglev-size %u: expected a prime from 3 to 1000003 "
-				  "(e.g. 1021, 16381, 65537)",
-				  s->maglev_size);
-	if ((__u64)svcs * 4 * m > (1ULL << 31))
-		return usage_fail("--max-services %u x 4 x --maglev-size %u is too many table "
-				  "entries (at most 2^31)",
-				  svcs, m);
-	if (s->ct_entries && (s->ct_entries < 16 || s->ct_entries > (1u << 28)))
-		return usage_fail("bad --ct-entries %u: expected 16 to %u", s->ct_entries,
-				  1u << 28);
-	return 0;
+	if (!bgs_sizes_check(s, NULL))
+		return 0;
+	snprintf(msg, sizeof(msg), "%s", bgs_errmsg());
+	for (c = msg; *c; c++)
+		if (*c == '_')
+			*c = '-';
+	return usage_fail("bad --%s", msg);
 }
 
 int do_init(int argc, char **argv)

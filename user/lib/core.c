@@ -165,7 +165,7 @@ static bool is_prime(__u32 n)
 	return true;
 }
 
-static int sizes_fill(const struct bgs_sizes *in, struct bgs_sizes *out)
+int bgs_sizes_check(const struct bgs_sizes *in, struct bgs_sizes *out)
 {
 	struct bgs_sizes s = {};
 
@@ -183,21 +183,21 @@ static int sizes_fill(const struct bgs_sizes *in, struct bgs_sizes *out)
 		s.new_flow_rate = BGS_DEF_NEW_FLOW_RATE;
 
 	if (s.max_services > 65536)
-		return bgs_err(-EINVAL, "max_services %u is out of range 1..65536", s.max_services);
+		return bgs_err(-EINVAL, "max_services %u: expected 1 to 65536", s.max_services);
 	if (s.max_backends < 2 || s.max_backends > (1u << 24))
-		return bgs_err(-EINVAL, "max_backends %u is out of range 2..%u", s.max_backends,
+		return bgs_err(-EINVAL, "max_backends %u: expected 2 to %u", s.max_backends,
 			       1u << 24);
 	if (s.maglev_size < 3 || s.maglev_size > 1000003 || !is_prime(s.maglev_size))
-		return bgs_err(-EINVAL, "maglev_size %u must be a prime between 3 and 1000003",
-			       s.maglev_size);
+		return bgs_err(-EINVAL, "maglev_size %u: expected a prime from 3 to 1000003 "
+			       "(e.g. 1021, 16381, 65537)", s.maglev_size);
 	if ((__u64)s.max_services * 4 * s.maglev_size > (1ULL << 31))
-		return bgs_err(-EINVAL,
-			       "max_services %u x 4 x maglev_size %u is too many table entries",
-			       s.max_services, s.maglev_size);
+		return bgs_err(-EINVAL, "max_services %u x 4 x maglev_size %u is too many table "
+			       "entries (at most 2^31)", s.max_services, s.maglev_size);
 	if (s.ct_entries < 16 || s.ct_entries > (1u << 28))
-		return bgs_err(-EINVAL, "ct_entries %u is out of range 16..%u", s.ct_entries,
+		return bgs_err(-EINVAL, "ct_entries %u: expected 16 to %u", s.ct_entries,
 			       1u << 28);
-	*out = s;
+	if (out)
+		*out = s;
 	return 0;
 }
 
@@ -740,7 +740,7 @@ int bgs_init(const char *pin_dir, const struct bgs_sizes *sizes, struct bgs **ou
 		pin_dir = BGS_DEFAULT_PIN_DIR;
 	if (strlen(pin_dir) + 32 >= PATH_MAX || pin_dir[0] != '/')
 		return bgs_err(-EINVAL, "pin directory '%s' must be an absolute path", pin_dir);
-	err = sizes_fill(sizes, &s);
+	err = bgs_sizes_check(sizes, &s);
 	if (err)
 		return err;
 	err = ensure_bpffs(pin_dir);

@@ -30,6 +30,11 @@ struct bgs_sizes {
 	__u32 new_flow_rate; /* BGS_DEF_NEW_FLOW_RATE; per CPU per second */
 };
 
+/* Check sizes against what the program and the kernel accept, before anything is created;
+ * out (may be NULL) gets them with the defaults filled in. The message begins with the
+ * field's name ("maglev_size 100: expected ..."). */
+int bgs_sizes_check(const struct bgs_sizes *in, struct bgs_sizes *out);
+
 /*
  * Create the pinned state under pin_dir (NULL: BGS_DEFAULT_PIN_DIR) if absent, mounting a
  * bpffs there if none is mounted, or adopt it if present (sizes then must be 0 or match).
