@@ -67,10 +67,22 @@ all: $(SKELS) $(if $(LIB_SRCS),$(LIB)) $(BGCTL)
 deps:
 	$(Q)scripts/deps.sh
 
+# A BPF object includes no glibc header, directly or through a uapi header: with -target bpf
+# glibc selects its 32-bit stubs (gnu/stubs-32.h), which only libc6-dev-i386 ships. The
+# dependency list clang writes (-MD) proves it on every build; the kernel's uapi headers
+# (asm/ under the multiarch directory included) are fine.
+define bpf_compile
+	$(Q)$(CLANG) $(BPF_CFLAGS) -MD -MF $@.d -c $< -o $@
+	$(Q)if grep -q '/features\.h' $@.d; then \
+		echo "$<: a BPF object must not include glibc headers (features.h is in its" \
+		     "dependency list, $@.d); use uapi headers that stand alone" >&2; \
+		rm -f $@; exit 1; fi
+endef
+
 # The BPF side: objects, then skeletons that embed them.
 $(BUILD)/%.bpf.o: bpf/%.bpf.c $(HDRS) $(wildcard bpf/*.h) | $(BUILD)
 	$(call msg,BPF,$@)
-	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+	$(bpf_compile)
 
 $(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
 	$(call msg,SKEL,$@)
@@ -104,7 +116,7 @@ $(BUILD)/tests/%: tests/%.c $(TESTLIB_OBJS) $(LIB) $(wildcard tests/lib/*.h) $(H
 $(BUILD)/bench/%.bpf.o: bench/%.bpf.c $(HDRS) $(wildcard bench/*.h) | $(BUILD)
 	$(call msg,BPF,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+	$(bpf_compile)
 
 $(BUILD)/bench/%.skel.h: $(BUILD)/bench/%.bpf.o
 	$(call msg,SKEL,$@)

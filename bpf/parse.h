@@ -13,8 +13,6 @@
 #include <linux/in.h>
 #include <linux/tcp.h>
 #include <linux/udp.h>
-#include <linux/icmp.h>
-#include <linux/icmpv6.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include <stdbool.h>
@@ -23,6 +21,19 @@
 #ifndef ETH_P_8021AD
 #define ETH_P_8021AD 0x88A8
 #endif
+
+/*
+ * ICMP and ICMPv6 error types the switch forwards (RFC 792, RFC 4443). Defined here, not taken
+ * from <linux/icmp.h>: that header pulls in glibc's <sys/socket.h>, which a BPF build must not
+ * include (with -target bpf glibc selects its 32-bit stubs, absent on most machines).
+ */
+#define ICMP_DEST_UNREACH 3
+#define ICMP_TIME_EXCEEDED 11
+#define ICMP_PARAMETERPROB 12
+#define ICMPV6_DEST_UNREACH 1
+#define ICMPV6_PKT_TOOBIG 2
+#define ICMPV6_TIME_EXCEED 3
+#define ICMPV6_PARAMPROB 4
 
 /* IPv6 extension headers the parser walks through to find the ports. */
 #define NEXTHDR_HOP 0

@@ -14,6 +14,8 @@
 
 /* Default pin directory (a bpffs); the loader mounts one there if none is mounted. */
 #define BGS_DEFAULT_PIN_DIR "/sys/fs/bpf/bgswitch"
+/* Where systemd mounts the bpffs; bgs_init mounts one there (mode 0700) if it finds none. */
+#define BGS_BPFFS_ROOT "/sys/fs/bpf"
 
 /* Address families as stored in keys (not AF_*: the BPF side has no socket headers). */
 #define BGS_AF_INET 4

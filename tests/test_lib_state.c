@@ -15,12 +15,15 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/statfs.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <linux/magic.h>
 
 #include "bgswitch_hash.h"
 #include "fixture.h"
@@ -270,6 +273,79 @@ static bool dir_empty(const char *path)
 			empty = false;
 	closedir(d);
 	return empty;
+}
+
+static bool is_bpffs(const char *path)
+{
+	struct statfs st;
+
+	return statfs(path, &st) == 0 && st.f_type == BPF_FS_MAGIC;
+}
+
+/* Permission bits of path (a bpffs root also has the sticky bit), or -1. */
+static int mode_of(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) ? -1 : (int)(st.st_mode & 0777);
+}
+
+/*
+ * Where no bpffs is mounted, init mounts one with mode 0700 (never world-writable: anyone
+ * could flock the pin directory or create entries in it): at /sys/fs/bpf for a pin directory
+ * under it, as systemd does, else on the pin directory. This test's mount namespace has a
+ * fresh sysfs, so /sys/fs/bpf holds no bpffs, as on a minimal machine.
+ */
+static bool test_mounts_bpffs(void)
+{
+	struct bgs_sizes sz = { .max_services = 2, .max_backends = 4, .maglev_size = 13,
+				.ct_entries = 16 };
+	const char *sysdir = BGS_BPFFS_ROOT "/bgs-mount-test/pins";
+	char base[160], dir[200];
+	struct bgs *h = NULL, *h2 = NULL;
+	bool ok = true;
+
+	if (!ASSERT_FALSE(is_bpffs(BGS_BPFFS_ROOT), "no bpffs at " BGS_BPFFS_ROOT " to begin"))
+		return false;
+	test_ctx("%s", sysdir);
+	if (ASSERT_OK(bgs_init(sysdir, &sz, &h), "init under " BGS_BPFFS_ROOT)) {
+		ok &= ASSERT_TRUE(bgs_mounted(h) && !strcmp(bgs_mounted(h), BGS_BPFFS_ROOT),
+				  "says it mounted " BGS_BPFFS_ROOT);
+		ok &= ASSERT_TRUE(is_bpffs(BGS_BPFFS_ROOT), "a bpffs is mounted there");
+		ok &= ASSERT_EQ(mode_of(BGS_BPFFS_ROOT), 0700, "mode 0700");
+		ok &= ASSERT_EQ(mode_of(sysdir), 0700, "pin directory mode 0700");
+		ok &= ASSERT_OK(bgs_init(sysdir, NULL, &h2), "init again");
+		ok &= ASSERT_TRUE(h2 && !bgs_mounted(h2), "mounts nothing the second time");
+		bgs_close(h2);
+		h2 = NULL;
+		bgs_close(h);
+		h = NULL;
+		ok &= ASSERT_OK(bgs_destroy(sysdir), "destroy");
+	} else {
+		ok = false;
+	}
+	umount2(BGS_BPFFS_ROOT, MNT_DETACH);
+
+	/* on the private /run tmpfs: the bpffs goes on the pin directory itself */
+	snprintf(base, sizeof(base), "/run/bgs-mount-%d", (int)getpid());
+	snprintf(dir, sizeof(dir), "%s/a/pins", base);
+	test_ctx("%s", dir);
+	if (ASSERT_OK(bgs_init(dir, &sz, &h), "init on a tmpfs")) {
+		ok &= ASSERT_TRUE(bgs_mounted(h) && !strcmp(bgs_mounted(h), dir),
+				  "says it mounted the pin directory");
+		ok &= ASSERT_TRUE(is_bpffs(dir), "a bpffs is mounted there");
+		ok &= ASSERT_EQ(mode_of(dir), 0700, "mode 0700");
+		bgs_close(h);
+		ok &= ASSERT_OK(bgs_destroy(dir), "destroy");
+	} else {
+		ok = false;
+	}
+	umount2(dir, MNT_DETACH);
+	rmdir(dir);
+	snprintf(dir, sizeof(dir), "%s/a", base);
+	rmdir(dir);
+	rmdir(base);
+	return ok;
 }
 
 static bool test_open_empty(void)
@@ -1459,6 +1535,7 @@ static bool test_revnat_spread(void)
 static const struct test_case tests[] = {
 	{ "init_adopts", test_init_adopts },
 	{ "open_empty", test_open_empty },
+	{ "mounts_bpffs", test_mounts_bpffs },
 	{ "sizes_mismatch", test_sizes_mismatch },
 	{ "bad_sizes_first", test_bad_sizes_first },
 	{ "other_layout", test_other_layout },

@@ -93,7 +93,7 @@ lbctl() { ip netns exec "$NS_LB" "$BGCTL" "$@"; }
 
 bgs_cleanup() {
 	local rc=$?
-	local ns pid
+	local ns pid m
 	trap - EXIT INT TERM
 	for pid in "${BGS_PIDS[@]}"; do
 		kill "$pid" 2>/dev/null
@@ -108,8 +108,11 @@ bgs_cleanup() {
 	done
 	if mountpoint -q "$BGS_RUN/bpf" 2>/dev/null; then
 		rm -rf "${BGS_RUN:?}/bpf/"* 2>/dev/null
-		umount "$BGS_RUN/bpf" 2>/dev/null || umount -l "$BGS_RUN/bpf" 2>/dev/null
 	fi
+	# every mount under the run directory, deepest first (bgctl init may have made some)
+	for m in $(findmnt -rn -o TARGET 2>/dev/null | grep "^$BGS_RUN/" | sort -r); do
+		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
+	done
 	[ -n "${BGS_KEEP_RUN:-}" ] || rm -rf "$BGS_RUN"
 	return $rc
 }
@@ -163,7 +166,7 @@ bgs_topo_up() {
 	local b ns i
 	bgs_trap
 	mkdir -p "$BGS_RUN/bpf"
-	mount -t bpf bpf "$BGS_RUN/bpf" || fail "cannot mount a bpffs at $BGS_RUN/bpf"
+	mount -t bpf -o mode=0700 bpf "$BGS_RUN/bpf" || fail "cannot mount a bpffs at $BGS_RUN/bpf"
 	for ns in "$NS_CL" "$NS_CL2" "$NS_LB"; do
 		ip netns add "$ns"
 	done
@@ -212,7 +215,7 @@ bgs_topo_up() {
 bgs_state_up() {
 	bgs_trap
 	mkdir -p "$BGS_RUN/bpf"
-	mount -t bpf bpf "$BGS_RUN/bpf" || fail "cannot mount a bpffs at $BGS_RUN/bpf"
+	mount -t bpf -o mode=0700 bpf "$BGS_RUN/bpf" || fail "cannot mount a bpffs at $BGS_RUN/bpf"
 	ip netns add "$NS_LB"
 	ip netns add "$NS_CL"
 	ip -n "$NS_LB" link set lo up

@@ -119,6 +119,18 @@ out=$(ip netns exec "$NS_LB" "$BGCTL" --pin-dir /run/bgs-e2e-nobpffs-$BGS_ID/x s
 rc=$?
 check "no bpffs: exit 4 and says to mount one" \
 	bash -c '[ "$1" -eq 4 ] && [[ "$2" == *"mount -t bpf"* ]]' _ $rc "$out"
+# init where no bpffs is mounted: mounts one on the pin directory, mode 0700, and says so.
+# (Run outside `ip netns exec`, whose private mount namespace would take the mount away.)
+mnt=$BGS_RUN/initmnt/pins
+out=$("$BGCTL" --pin-dir "$mnt" init --max-services 2 --max-backends 4 \
+	--maglev-size 13 --ct-entries 16 2>&1)
+rc=$?
+check "init with no bpffs: exit 0 and says what it mounted" \
+	bash -c '[ "$1" -eq 0 ] && [[ "$2" == *"mounted a bpffs at $3 (mode 0700)"* ]]' _ $rc "$out" "$mnt"
+check "init with no bpffs: a bpffs with mode 0700" \
+	test "$(stat -f -c %T "$mnt")/$(stat -c %a "$mnt")" = "bpf_fs/1700"
+out=$("$BGCTL" -j --pin-dir "$mnt" init 2>&1)
+check "init again: mounts nothing" test "$(jq -r .mounted_bpffs <<<"$out")" = null
 if command -v setpriv >/dev/null; then
 	out=$(setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all "$BGCTL" status 2>&1)
 	rc=$?

@@ -2,6 +2,7 @@
 /* bgctl init, attach, detach. */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <string.h>
 #include <net/if.h>
 #include <unistd.h>
@@ -11,10 +12,12 @@
 const char usage_init[] =
 	"Usage: bgctl init [--max-services N] [--max-backends N] [--maglev-size PRIME]\n"
 	"                  [--ct-entries N] [--new-flow-rate N]\n"
-	"Create the pinned state under the pin directory if absent (mounting a bpffs there if\n"
-	"none is), or check and adopt it if present. Idempotent. Sizes are fixed at creation;\n"
-	"given again on existing state they must match. Defaults: 64 services, 4096 backends,\n"
-	"Maglev table 16381, 1048576 conntrack entries, 500000 new flows/s per CPU.\n";
+	"Create the pinned state under the pin directory if absent, or check and adopt it if\n"
+	"present. With no bpffs there, mounts one (mode 0700, as systemd does) at /sys/fs/bpf for\n"
+	"a pin directory under it, else on the pin directory itself, and says so. Idempotent.\n"
+	"Sizes are fixed at creation; given again on existing state they must match. Defaults:\n"
+	"64 services, 4096 backends, Maglev table 16381, 1048576 conntrack entries, 500000 new\n"
+	"flows/s per CPU.\n";
 
 const char usage_attach[] =
 	"Usage: bgctl attach IFACE [--xdp-mode native|generic]\n"
@@ -82,6 +85,7 @@ int do_init(int argc, char **argv)
 	};
 	struct init_arg a = {};
 	struct bgs_meta meta;
+	const char *mounted;
 	json_object *det;
 	bool existed;
 	int c, err;
@@ -145,11 +149,15 @@ int do_init(int argc, char **argv)
 	jset(g.out, "maglev_size", jint(meta.maglev_size));
 	jset(g.out, "ct_entries", jint(meta.ct_entries));
 	jset(g.out, "new_flow_rate", jint(meta.new_flow_rate));
+	mounted = bgs_mounted(g.h);
+	jset(g.out, "mounted_bpffs", mounted ? jstr(mounted) : NULL);
 	{
-		char msg[512];
+		char line[PATH_MAX + 64] = "", msg[PATH_MAX + 576];
 
+		if (mounted)
+			snprintf(line, sizeof(line), "mounted a bpffs at %s (mode 0700)\n", mounted);
 		snprintf(msg, sizeof(msg),
-			 "%s %s (layout %u: %u services, %u backends, Maglev %u, %u flows)",
+			 "%s%s %s (layout %u: %u services, %u backends, Maglev %u, %u flows)", line,
 			 existed ? "adopted existing state in" : "initialized", g.pin_dir,
 			 meta.layout_version, meta.max_services, meta.max_backends,
 			 meta.maglev_size, meta.ct_entries);

@@ -44,6 +44,7 @@ struct bgs_entry;
 
 struct bgs {
 	char pin_dir[PATH_MAX];
+	char mounted[PATH_MAX]; /* the bpffs bgs_init mounted (mode 0700), "" if none */
 	struct bgs_meta meta;
 	int map_fd[BGS_M_NR];
 	int switch_fd;	 /* pinned switch program, -1 if absent */

@@ -230,14 +230,43 @@ static int mkdir_p(const char *path)
 	return 0;
 }
 
-static int ensure_bpffs(const char *dir)
+/* Mount a bpffs on dir as systemd mounts /sys/fs/bpf: only root may enter it (a world-
+ * writable bpffs lets any local user flock the pin directory or create entries in it). */
+static int mount_bpffs(struct bgs *h, const char *dir)
 {
+	if (mount("bpffs", dir, "bpf", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0700") < 0)
+		return bgs_err(-errno, "%s is not on a bpffs and mounting one there failed: %s",
+			       dir, strerror(errno));
+	snprintf(h->mounted, sizeof(h->mounted), "%s", dir);
+	return 0;
+}
+
+/*
+ * Make dir a directory on a bpffs: nothing to do if it is one; created if its parent is on a
+ * bpffs; under BGS_BPFFS_ROOT with no bpffs there, one is mounted there first; anywhere else,
+ * the directory is created and a bpffs mounted on it. h->mounted names what was mounted.
+ */
+static int ensure_bpffs(struct bgs *h, const char *dir)
+{
+	const size_t rlen = strlen(BGS_BPFFS_ROOT);
 	char parent[PATH_MAX];
 	char *slash;
 	int err;
 
+	h->mounted[0] = '\0';
 	if (on_bpffs(dir))
 		return 0;
+	if (!strncmp(dir, BGS_BPFFS_ROOT "/", rlen + 1) && !on_bpffs(BGS_BPFFS_ROOT)) {
+		struct stat st;
+
+		if (stat(BGS_BPFFS_ROOT, &st) < 0 || !S_ISDIR(st.st_mode))
+			return bgs_err(-ENOENT, "no %s directory to mount a bpffs on (is sysfs "
+				       "mounted?); choose a pin directory elsewhere",
+				       BGS_BPFFS_ROOT);
+		err = mount_bpffs(h, BGS_BPFFS_ROOT);
+		if (err)
+			return err;
+	}
 	if (snprintf(parent, sizeof(parent), "%s", dir) >= (int)sizeof(parent))
 		return bgs_err(-ENAMETOOLONG, "pin directory %s: name too long", dir);
 	slash = strrchr(parent, '/');
@@ -254,10 +283,9 @@ static int ensure_bpffs(const char *dir)
 	err = mkdir_p(dir);
 	if (err)
 		return bgs_err(err, "cannot create pin directory %s: %s", dir, strerror(-err));
-	if (mount("bpffs", dir, "bpf", 0, NULL) < 0)
-		return bgs_err(-errno, "%s is not on a bpffs and mounting one there failed: %s",
-			       dir, strerror(errno));
-	return 0;
+	if (on_bpffs(dir)) /* made under the bpffs mounted above */
+		return 0;
+	return mount_bpffs(h, dir);
 }
 
 /* ---- Meta ---- */
@@ -743,12 +771,12 @@ int bgs_init(const char *pin_dir, const struct bgs_sizes *sizes, struct bgs **ou
 	err = bgs_sizes_check(sizes, &s);
 	if (err)
 		return err;
-	err = ensure_bpffs(pin_dir);
-	if (err)
-		return err;
 	h = handle_new(pin_dir);
 	if (!h)
 		return bgs_err(-ENOMEM, "out of memory");
+	err = ensure_bpffs(h, pin_dir);
+	if (err)
+		goto out;
 	lock = bgs_lock(h);
 	if (lock < 0) {
 		err = lock;
@@ -877,6 +905,11 @@ out:
 }
 
 /* ---- Accessors ---- */
+
+const char *bgs_mounted(const struct bgs *h)
+{
+	return h->mounted[0] ? h->mounted : NULL;
+}
 
 const char *bgs_pin_dir(const struct bgs *h)
 {

@@ -36,8 +36,9 @@ struct bgs_sizes {
 int bgs_sizes_check(const struct bgs_sizes *in, struct bgs_sizes *out);
 
 /*
- * Create the pinned state under pin_dir (NULL: BGS_DEFAULT_PIN_DIR) if absent, mounting a
- * bpffs there if none is mounted, or adopt it if present (sizes then must be 0 or match).
+ * Create the pinned state under pin_dir (NULL: BGS_DEFAULT_PIN_DIR) if absent, or adopt it if
+ * present (sizes then must be 0 or match). With no bpffs there, mounts one (mode 0700) at
+ * BGS_BPFFS_ROOT when pin_dir is under it, else on pin_dir itself (see bgs_mounted).
  * Loads the switch and the entry program, pins every map, the switch and the clock program,
  * and puts the switch in the entry's program array. Idempotent.
  * -EPROTO: pins of another layout version (message says which and what to do).
@@ -53,6 +54,10 @@ void bgs_close(struct bgs *h);
 int bgs_destroy(const char *pin_dir);
 
 const char *bgs_pin_dir(const struct bgs *h);
+/* Where bgs_init mounted a bpffs (mode 0700) to make its pin directory, or NULL if it mounted
+ * none: BGS_BPFFS_ROOT when the directory is under it and no bpffs was there, else the pin
+ * directory itself when it was on no bpffs. */
+const char *bgs_mounted(const struct bgs *h);
 void bgs_get_meta(const struct bgs *h, struct bgs_meta *meta);
 
 /* Fd of a pinned map by its name without the "bgs_" prefix ("ct", "vips", ...); -ENOENT. */
