@@ -27,13 +27,14 @@ Q := @
 msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
-ARCH_INC := /usr/include/$(shell $(CC) -dumpmachine)
+# Deferred (=): on a fresh machine the compiler arrives with `make deps`, after this is read.
+ARCH_INC = /usr/include/$(shell $(CC) -dumpmachine)
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Iinclude -Iuser/lib -I$(BUILD) \
 	  $(SANFLAGS)
 LDFLAGS += $(SANFLAGS)
 LIBS := -lxdp -lbpf -lelf -lz -lmnl
-BPF_CFLAGS := -O2 -g -target bpf -D__TARGET_ARCH_x86 -Wall -Werror -Iinclude -I$(ARCH_INC)
+BPF_CFLAGS = -O2 -g -target bpf -D__TARGET_ARCH_x86 -Wall -Werror -Iinclude -I$(ARCH_INC)
 
 BPF_SRCS := $(wildcard bpf/*.bpf.c)
 BPF_OBJS := $(patsubst bpf/%.bpf.c,$(BUILD)/%.bpf.o,$(BPF_SRCS))
