@@ -11,7 +11,12 @@ BPFTOOL ?= $(shell command -v bpftool 2>/dev/null || echo /usr/sbin/bpftool)
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-ifeq ($(SAN),1)
+ifeq ($(FUZZ),1)
+# `make fuzz`: everything built by clang with libFuzzer's coverage into build/fuzz.
+CC := clang
+BUILD := build/fuzz
+SANFLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
+else ifeq ($(SAN),1)
 BUILD := build/san
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 else
@@ -28,7 +33,7 @@ msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
 # Deferred (=): on a fresh machine the compiler arrives with `make deps`, after this is read.
-ARCH_INC = /usr/include/$(shell $(CC) -dumpmachine)
+ARCH_INC = /usr/include/$(shell $(CLANG) -print-multiarch)
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Iinclude -Iuser/lib -I$(BUILD) \
 	  $(SANFLAGS)
@@ -52,6 +57,13 @@ TESTLIB_OBJS := $(patsubst tests/lib/%.c,$(BUILD)/tests/lib/%.o,$(TESTLIB_SRCS))
 TEST_SRCS := $(wildcard tests/test_*.c)
 TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 
+# Fuzz targets: fuzz/fuzz_NAME.c. `make test` replays each committed corpus (fuzz/corpus/NAME)
+# through a sanitizer build (test_fuzz_NAME); `make fuzz` runs them under libFuzzer.
+FUZZ_SRCS := $(wildcard fuzz/fuzz_*.c)
+FUZZ_REPLAYS := $(patsubst fuzz/fuzz_%.c,$(BUILD)/tests/test_fuzz_%,$(FUZZ_SRCS))
+FUZZERS := $(patsubst fuzz/%.c,build/fuzz/%,$(FUZZ_SRCS))
+FUZZ_SECONDS ?= 60
+
 BENCH_BPF_SRCS := $(wildcard bench/*.bpf.c)
 BENCH_SKELS := $(patsubst bench/%.bpf.c,$(BUILD)/bench/%.skel.h,$(BENCH_BPF_SRCS))
 BENCH_SRCS := $(filter-out $(BENCH_BPF_SRCS),$(wildcard bench/*.c))
@@ -59,7 +71,7 @@ BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 
 HDRS := $(wildcard include/*.h user/lib/*.h)
 
-.PHONY: all deps test test-build unit vm-tests demo bench install clean
+.PHONY: all deps test test-build unit vm-tests demo bench fuzz install clean
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -113,6 +125,16 @@ $(BUILD)/tests/%: tests/%.c $(TESTLIB_OBJS) $(LIB) $(wildcard tests/lib/*.h) $(H
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -Itests/lib $< $(TESTLIB_OBJS) $(LIB) -o $@ $(LDFLAGS) $(LIBS) -lpthread -lm
 
+$(BUILD)/tests/test_fuzz_%: fuzz/fuzz_%.c fuzz/replay.c $(LIB) $(HDRS)
+	$(call msg,CCLD,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -DFUZZ_NAME='"fuzz_$*"' -DFUZZ_CORPUS='"fuzz/corpus/$*"' $< fuzz/replay.c \
+		$(LIB) -o $@ $(LDFLAGS) $(LIBS)
+
+build/fuzz/fuzz_%: fuzz/fuzz_%.c $(LIB) $(HDRS)
+	$(call msg,CCLD,$@)
+	$(Q)$(CC) $(CFLAGS) -fsanitize=fuzzer $< $(LIB) -o $@ $(LIBS)
+
 # Benchmarks: bench/*.bpf.c are baselines with their own skeletons.
 $(BUILD)/bench/%.bpf.o: bench/%.bpf.c $(HDRS) $(wildcard bench/*.h) | $(BUILD)
 	$(call msg,BPF,$@)
@@ -131,13 +153,22 @@ $(BUILD)/bench/%: bench/%.c $(BENCH_SKELS) $(TESTLIB_OBJS) $(LIB) $(HDRS) $(wild
 $(BUILD):
 	$(Q)mkdir -p $@
 
-test-build: $(LIB) $(BGCTL) $(TESTS)
+test-build: $(LIB) $(BGCTL) $(TESTS) $(FUZZ_REPLAYS)
 
 # Sets up a fresh machine and passes every suite; the last line is "N passed, N failed".
 test: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(MAKE) --no-print-directory SAN=1 test-build
 	$(Q)tests/run.sh build/san build/rel
+
+# Each fuzz target for FUZZ_SECONDS under libFuzzer, from its committed corpus; what it finds
+# new goes to build/fuzz/corpus-NAME (copy what is worth keeping into fuzz/corpus/NAME).
+fuzz: deps
+	$(Q)$(MAKE) --no-print-directory FUZZ=1 $(FUZZERS)
+	$(Q)for f in $(FUZZERS); do n=$${f#build/fuzz/fuzz_}; mkdir -p build/fuzz/corpus-$$n; \
+		echo "== fuzz_$$n for $(FUZZ_SECONDS) s"; \
+		$$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+			build/fuzz/corpus-$$n fuzz/corpus/$$n || exit 1; done
 
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all $(BENCHES)

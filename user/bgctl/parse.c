@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * Input parsers and formatters. Each parser accepts exactly its documented form and on
- * anything else leaves one line naming the bad value and what is allowed.
+ * Input parsers (the library's, reported as usage errors) and formatters.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -10,8 +9,6 @@
 #include <netinet/in.h>
 
 #include "bgctl.h"
-
-static const char *const colors[] = { "blue", "green" };
 
 const char *color_name(int color)
 {
@@ -46,76 +43,25 @@ const char *health_name(int health)
 	return health == BGS_HEALTH_UP ? "up" : health == BGS_HEALTH_DOWN ? "down" : "?";
 }
 
-/* Printable copy of user input for messages: bounded, control bytes shown as '?'. */
-static const char *shown(const char *s)
+/* The library's parsers leave a one-line message; bgctl reports it as a usage error (exit 2). */
+static int lib_usage(int err)
 {
-	static char buf[4][80];
-	static int n;
-	char *b = buf[n++ & 3];
-	size_t i;
-
-	for (i = 0; s[i] && i < sizeof(buf[0]) - 4; i++)
-		b[i] = isprint((unsigned char)s[i]) ? s[i] : '?';
-	if (s[i])
-		memcpy(b + i++, "...", 3), i += 2;
-	b[i] = '\0';
-	return b;
+	return err ? usage_fail("%s", bgs_errmsg()) : 0;
 }
 
 int parse_color(const char *s, int *color)
 {
-	for (int i = 0; i < 2; i++) {
-		if (strcmp(s, colors[i]) == 0) {
-			*color = i;
-			return 0;
-		}
-	}
-	return usage_fail("bad color '%s': expected blue or green", shown(s));
+	return lib_usage(bgs_parse_color(s, color));
 }
 
 int parse_name(const char *s)
 {
-	size_t n = strlen(s);
-
-	if (n == 0 || n > BGS_NAME_MAX - 1)
-		return usage_fail("bad service name '%s': 1 to %d characters of A-Z a-z 0-9 _ . -",
-				  shown(s), BGS_NAME_MAX - 1);
-	for (size_t i = 0; i < n; i++) {
-		if (!isalnum((unsigned char)s[i]) && !strchr("_.-", s[i]))
-			return usage_fail(
-				"bad service name '%s': only A-Z a-z 0-9 _ . - are allowed",
-				shown(s));
-	}
-	if (s[0] == '-')
-		return usage_fail("bad service name '%s': must not start with '-'", shown(s));
-	return 0;
-}
-
-static bool all_digits(const char *s)
-{
-	if (!*s)
-		return false;
-	for (; *s; s++)
-		if (!isdigit((unsigned char)*s))
-			return false;
-	return true;
+	return lib_usage(bgs_parse_name(s));
 }
 
 int parse_u64(const char *s, const char *what, unsigned long long max, unsigned long long *v)
 {
-	unsigned long long x;
-
-	errno = 0;
-	if (!all_digits(s) || strlen(s) > 20)
-		goto bad;
-	x = strtoull(s, NULL, 10);
-	if (errno || x > max)
-		goto bad;
-	*v = x;
-	return 0;
-bad:
-	return usage_fail("bad %s '%s': expected a whole number from 0 to %llu", what, shown(s),
-			  max);
+	return lib_usage(bgs_parse_u64(s, what, max, v));
 }
 
 int parse_u32(const char *s, const char *what, unsigned long long max, __u32 *v)
@@ -130,248 +76,42 @@ int parse_u32(const char *s, const char *what, unsigned long long max, __u32 *v)
 
 int parse_port(const char *s, const char *what, __u16 *port)
 {
-	unsigned long long x;
-
-	errno = 0;
-	if (!all_digits(s) || strlen(s) > 5)
-		goto bad;
-	x = strtoull(s, NULL, 10);
-	if (x < 1 || x > 65535)
-		goto bad;
-	*port = (__u16)x;
-	return 0;
-bad:
-	return usage_fail("bad %s '%s': expected a port number from 1 to 65535", what, shown(s));
+	return lib_usage(bgs_parse_port(s, what, port));
 }
 
 int parse_duration(const char *s, const char *what, unsigned long long *ms, bool allow_none)
 {
-	static const unsigned long long max_ms = 7ULL * 24 * 3600 * 1000;
-	unsigned long long total = 0, x;
-	const char *p = s;
-
-	if (allow_none && (strcmp(s, "none") == 0 || strcmp(s, "never") == 0)) {
-		*ms = BGS_NO_DEADLINE;
-		return 0;
-	}
-	if (strcmp(s, "0") == 0) {
-		*ms = 0;
-		return 0;
-	}
-	if (!*p)
-		goto bad;
-	while (*p) {
-		unsigned long long mult;
-		const char *start = p;
-
-		if (!isdigit((unsigned char)*p))
-			goto bad;
-		x = 0;
-		while (isdigit((unsigned char)*p)) {
-			x = x * 10 + (unsigned long long)(*p - '0');
-			if (x > max_ms || p - start > 12)
-				goto bad;
-			p++;
-		}
-		if (strncmp(p, "ms", 2) == 0) {
-			mult = 1;
-			p += 2;
-		} else if (*p == 's') {
-			mult = 1000;
-			p++;
-		} else if (*p == 'm') {
-			mult = 60 * 1000;
-			p++;
-		} else if (*p == 'h') {
-			mult = 3600 * 1000;
-			p++;
-		} else if (*p == 'd') {
-			mult = 24 * 3600 * 1000;
-			p++;
-		} else {
-			goto bad;
-		}
-		total += x * mult;
-		if (total > max_ms)
-			goto bad;
-	}
-	*ms = total;
-	return 0;
-bad:
-	return usage_fail("bad %s '%s': expected a duration like 500ms, 30s, 5m, 1h or 1m30s "
-			  "(at most 7d)%s",
-			  what, shown(s), allow_none ? ", 0 or none" : " or 0");
+	return lib_usage(bgs_parse_duration(s, what, allow_none, ms));
 }
 
 int parse_percent(const char *s, __u32 *bps)
 {
-	unsigned long whole = 0, frac = 0;
-	const char *p = s;
-	int nw = 0, nf = 0;
-
-	while (isdigit((unsigned char)*p) && nw < 4) {
-		whole = whole * 10 + (unsigned long)(*p++ - '0');
-		nw++;
-	}
-	if (nw == 0)
-		goto bad;
-	if (*p == '.') {
-		p++;
-		while (isdigit((unsigned char)*p) && nf < 3) {
-			frac = frac * 10 + (unsigned long)(*p++ - '0');
-			nf++;
-		}
-		if (nf == 0 || nf > 2)
-			goto bad;
-		if (nf == 1)
-			frac *= 10;
-	}
-	if (*p == '%')
-		p++;
-	if (*p)
-		goto bad;
-	if (whole * 100 + frac > BGS_CANARY_SCALE)
-		goto bad;
-	*bps = (__u32)(whole * 100 + frac);
-	return 0;
-bad:
-	return usage_fail("bad percentage '%s': expected 0 to 100 with at most two decimals "
-			  "(e.g. 10, 2.5, 0.25)",
-			  shown(s));
+	return lib_usage(bgs_parse_percent(s, bps));
 }
 
 int parse_ip(const char *s, struct bgs_ip *ip)
 {
-	if (bgs_ip_parse(s, ip) == 0)
-		return 0;
-	return usage_fail("bad address '%s': expected an IPv4 address (10.0.0.1) or an IPv6 "
-			  "address (2001:db8::1)",
-			  shown(s));
-}
-
-/* Split "ADDR", "ADDR:PORT", "V6", "[V6]", "[V6]:PORT" into address and port strings. */
-static int split_addr_port(const char *s, char *addr, size_t alen, const char **port)
-{
-	const char *colon;
-
-	*port = NULL;
-	if (s[0] == '[') {
-		const char *end = strchr(s, ']');
-
-		if (!end || (size_t)(end - s - 1) >= alen)
-			return -EINVAL;
-		memcpy(addr, s + 1, (size_t)(end - s - 1));
-		addr[end - s - 1] = '\0';
-		if (end[1] == ':')
-			*port = end + 2;
-		else if (end[1])
-			return -EINVAL;
-		return 0;
-	}
-	colon = strchr(s, ':');
-	if (colon && !strchr(colon + 1, ':')) {
-		if ((size_t)(colon - s) >= alen)
-			return -EINVAL;
-		memcpy(addr, s, (size_t)(colon - s));
-		addr[colon - s] = '\0';
-		*port = colon + 1;
-		return 0;
-	}
-	if (strlen(s) >= alen)
-		return -EINVAL;
-	strcpy(addr, s);
-	return 0;
+	return lib_usage(bgs_parse_ip(s, ip));
 }
 
 int parse_addr_port(const char *s, struct bgs_ip *ip, __u16 *port)
 {
-	const char *ps;
-	char addr[64];
-	int err;
-
-	if (split_addr_port(s, addr, sizeof(addr), &ps))
-		return usage_fail("bad backend '%s': expected ADDR, ADDR:PORT or [IPV6]:PORT",
-				  shown(s));
-	err = parse_ip(addr, ip);
-	if (err)
-		return err;
-	*port = 0;
-	if (ps)
-		return parse_port(ps, "port", port);
-	return 0;
+	return lib_usage(bgs_parse_addr_port(s, ip, port));
 }
 
 int parse_vip(const char *s, struct bgs_ip *ip, __u16 *port, __u8 *proto)
 {
-	char buf[96], addr[64];
-	const char *ps;
-	char *slash;
-	int err;
-
-	if (strlen(s) >= sizeof(buf))
-		goto bad;
-	strcpy(buf, s);
-	*proto = IPPROTO_TCP;
-	slash = strrchr(buf, '/');
-	if (slash) {
-		*slash++ = '\0';
-		if (strcmp(slash, "tcp") == 0)
-			*proto = IPPROTO_TCP;
-		else if (strcmp(slash, "udp") == 0)
-			*proto = IPPROTO_UDP;
-		else
-			return usage_fail("bad protocol '%s' in VIP '%s': expected tcp or udp",
-					  shown(slash), shown(s));
-	}
-	if (split_addr_port(buf, addr, sizeof(addr), &ps) || !ps)
-		goto bad;
-	err = parse_ip(addr, ip);
-	if (err)
-		return err;
-	return parse_port(ps, "VIP port", port);
-bad:
-	return usage_fail("bad VIP '%s': expected ADDR:PORT[/tcp|/udp], e.g. 10.0.0.1:80/tcp or "
-			  "[2001:db8::1]:443",
-			  shown(s));
+	return lib_usage(bgs_parse_vip(s, ip, port, proto));
 }
 
 int parse_prefix(const char *s, struct bgs_prefix *p)
 {
-	char addr[64];
-	const char *slash = strchr(s, '/');
-	unsigned long long len;
-	int err, maxlen;
-
-	memset(p, 0, sizeof(*p));
-	if (!slash || (size_t)(slash - s) >= sizeof(addr))
-		return usage_fail("bad prefix '%s': expected ADDR/LEN, e.g. 10.0.2.0/24 or "
-				  "2001:db8::/64",
-				  shown(s));
-	memcpy(addr, s, (size_t)(slash - s));
-	addr[slash - s] = '\0';
-	err = parse_ip(addr, &p->ip);
-	if (err)
-		return err;
-	maxlen = p->ip.family == BGS_AF_INET ? 32 : 128;
-	if (!all_digits(slash + 1) || strlen(slash + 1) > 3 ||
-	    (len = strtoull(slash + 1, NULL, 10)) > (unsigned long long)maxlen)
-		return usage_fail("bad prefix length in '%s': expected 0 to %d", shown(s), maxlen);
-	/* The library's host-bit rule; the form and length are known good by now. */
-	if (bgs_prefix_parse(s, p))
-		return usage_fail("bad prefix '%s': bits set past /%llu (did you mean the "
-				  "network address?)",
-				  shown(s), len);
-	return 0;
+	return lib_usage(bgs_parse_prefix(s, p));
 }
 
 int parse_reason(const char *s)
 {
-	if (strlen(s) > 200)
-		return usage_fail("reason too long (%zu characters): at most 200", strlen(s));
-	for (const char *p = s; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			return usage_fail("bad reason: control characters are not allowed");
-	return 0;
+	return lib_usage(bgs_parse_reason(s));
 }
 
 void ip_from_words(struct bgs_ip *ip, __u8 family, const __u32 addr[4])

@@ -124,9 +124,6 @@ int bgs_revnat_delete(struct bgs *h, const struct bgs_revnat_key *k);
 int bgs_revnat_walk(struct bgs *h, int (*cb)(const struct bgs_revnat_slot *e, void *arg),
 		    void *arg);
 
-/* "10.0.0.1:80" or "[2001:db8::1]:80" into buf (addr.c); port in host order. */
-const char *bgs_addr_port_str(__u8 family, const __u32 *addr, __u16 port, char *buf, size_t len);
-
 /* Services (service.c). */
 int bgs_svc_read(struct bgs *h, __u32 svc_id, struct bgs_service *svc); /* -ENOENT if free */
 const char *bgs_color_name(__u32 color);

@@ -101,6 +101,8 @@ struct bgs_ip {
 int bgs_ip_parse(const char *s, struct bgs_ip *ip);
 /* Format into buf (at least 46 bytes). */
 const char *bgs_ip_str(const struct bgs_ip *ip, char *buf, size_t len);
+/* "10.0.0.1:80" or "[2001:db8::1]:80" into buf; port in host order. */
+const char *bgs_addr_port_str(__u8 family, const __u32 *addr, __u16 port, char *buf, size_t len);
 
 /* ---- Services ---- */
 
@@ -208,6 +210,31 @@ int bgs_flow_walk(struct bgs *h, bgs_flow_cb cb, void *arg);
 /* Delete the flows of a service (and color unless BGS_ANY_COLOR) that are on a color
  * that is not live; returns how many. */
 int bgs_flow_kill(struct bgs *h, __u32 svc_id, int color);
+
+/* ---- Parsing what users type (command lines, config files) ----
+ * Each accepts exactly its documented form; on anything else -EINVAL, and bgs_errmsg() is one
+ * line naming the value (control bytes shown as '?') and what is allowed. `what` names the
+ * value in that line ("--drain-timeout", "drain_timeout"). */
+
+/* Longest change reason, in bytes (no control characters). */
+#define BGS_REASON_MAX 200
+
+int bgs_parse_color(const char *s, int *color);		/* blue | green */
+int bgs_parse_name(const char *s);			/* a service name */
+int bgs_parse_u64(const char *s, const char *what, __u64 max, __u64 *v); /* decimal digits */
+int bgs_parse_port(const char *s, const char *what, __u16 *port);	     /* 1..65535 */
+/* 500ms, 30s, 5m, 1h, 2d, 1m30s, 0 (at most 7d); with allow_none, none|never = BGS_NO_DEADLINE */
+int bgs_parse_duration(const char *s, const char *what, bool allow_none, __u64 *ms);
+/* 0 to 100 with at most two decimals, optional '%', in basis points */
+int bgs_parse_percent(const char *s, __u32 *bps);
+int bgs_parse_ip(const char *s, struct bgs_ip *ip);
+/* ADDR, ADDR:PORT, [V6] or [V6]:PORT; port 0 when absent */
+int bgs_parse_addr_port(const char *s, struct bgs_ip *ip, __u16 *port);
+/* ADDR:PORT[/tcp|/udp] or [V6]:PORT[/tcp|/udp]; tcp when absent */
+int bgs_parse_vip(const char *s, struct bgs_ip *ip, __u16 *port, __u8 *proto);
+/* ADDR/LEN with no host bits set */
+int bgs_parse_prefix(const char *s, struct bgs_prefix *p);
+int bgs_parse_reason(const char *s);
 
 /* ---- Maglev (exposed for tests and tools) ---- */
 
