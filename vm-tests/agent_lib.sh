@@ -53,7 +53,8 @@ EOF
 }
 
 agent_start() {
-	nsx "$NS_LB" "$BGAGENT" --config "$AGENT_CFG" >>"$AGENT_LOG" 2>&1 &
+	# ip netns exec execs the agent: $! is the agent itself, for the signals
+	ip netns exec "$NS_LB" "$BGAGENT" --config "$AGENT_CFG" >>"$AGENT_LOG" 2>&1 &
 	AGENT_PID=$!
 	BGS_PIDS+=($AGENT_PID)
 }
@@ -108,3 +109,28 @@ responder_start() {
 }
 
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+# probe_until COLOR NS VIP PORT T0_MS: new connections (one GET each, 100 ms timeout) every
+# 10 ms until one is answered by COLOR; prints the ms from T0_MS (epoch ms) to that answer
+# and how many attempts failed. Bounded: gives up (exit 1) after 10 s.
+probe_until() {
+	nsx "$2" timeout 15 python3 - "$1" "$3" "$4" "$5" <<'PY'
+import socket, sys, time
+color, host, port, t0 = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+failed = 0
+end = time.time() + 10
+while time.time() < end:
+    try:
+        with socket.create_connection((host, port), timeout=0.1) as s:
+            s.sendall(b"GET / HTTP/1.0\r\nHost: vip\r\n\r\n")
+            data = s.recv(4096).decode(errors="replace")
+        if ("\n" + color + " ") in data:
+            print(int(time.time() * 1000) - t0, failed)
+            sys.exit(0)
+    except OSError:
+        pass
+    failed += 1
+    time.sleep(0.01)
+sys.exit(1)
+PY
+}
