@@ -177,6 +177,14 @@ install: all
 	[ ! -f docs/bgctl.8 ] || install -m 0644 docs/bgctl.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 	[ ! -f scripts/bgctl.bash-completion ] || install -D -m 0644 scripts/bgctl.bash-completion \
 		$(DESTDIR)/usr/share/bash-completion/completions/bgctl
+	install -m 0755 build/rel/bgagent $(DESTDIR)$(PREFIX)/sbin/bgagent
+	install -d $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/lib/systemd/system \
+		$(DESTDIR)/etc/bgswitch
+	install -m 0644 docs/bgagent.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -m 0644 docs/bgswitch.yaml.5 $(DESTDIR)$(PREFIX)/share/man/man5/
+	sed 's|/usr/local/sbin|$(PREFIX)/sbin|g' scripts/bgagent.service \
+		> $(DESTDIR)$(PREFIX)/lib/systemd/system/bgagent.service
+	install -m 0644 scripts/bgswitch.yaml.example $(DESTDIR)/etc/bgswitch/bgswitch.yaml.example
 
 clean:
 	rm -rf build

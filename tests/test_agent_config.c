@@ -289,6 +289,23 @@ static bool test_parsers(void)
 	return ok;
 }
 
+/* The example that make install ships (and the man page shows) is a good config. */
+static bool test_example(void)
+{
+	struct cfg_errors errs;
+	struct cfg *c = NULL;
+	int err = cfg_load("scripts/bgswitch.yaml.example", &c, &errs);
+	bool ok;
+
+	for (unsigned int i = 0; i < errs.n; i++)
+		test_logf("%s", errs.lines[i]);
+	cfg_errors_free(&errs);
+	ok = ASSERT_OK(err, "scripts/bgswitch.yaml.example (run from the source tree) loads");
+	ok = ok && ASSERT_EQ(c->services[0].check.type, CHECK_HTTP, "example's check");
+	cfg_free(c);
+	return ok;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct test_case tests[] = {
@@ -296,6 +313,7 @@ int main(int argc, char **argv)
 		{ "errors_schema", test_errors_schema },
 		{ "errors_values", test_errors_values },
 		{ "parsers", test_parsers },
+		{ "example", test_example },
 	};
 
 	return test_run_all("test_agent_config", tests, ARRAY_SIZE(tests), argc, argv);
