@@ -17,6 +17,8 @@ agent_require() {
 # The topology of lib.sh with nothing attached: the agent attaches from its config.
 agent_topo_up() {
 	local i
+	bgs_require
+	agent_require
 	bgs_topo_up
 	for i in c1 c2 "${BACKENDS[@]}"; do
 		lbctl detach "$i" >/dev/null || fail "detach $i"

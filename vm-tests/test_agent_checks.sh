@@ -10,8 +10,6 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/agent_lib.sh"
 
-bgs_require
-agent_require
 agent_topo_up
 probe=$BGS_RUN/probe.sh
 cat >"$probe" <<EOF

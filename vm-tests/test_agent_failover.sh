@@ -9,8 +9,6 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/agent_lib.sh"
 
-bgs_require
-agent_require
 agent_topo_up
 agent_config 100ms
 agent_start

@@ -14,8 +14,6 @@ set -uo pipefail
 IV_MS=100
 FALL=3
 
-bgs_require
-agent_require
 agent_topo_up
 agent_config ${IV_MS}ms
 agent_start

@@ -45,6 +45,20 @@ static void arm(struct be_rt *be, uint64_t at_us)
 	sd_event_source_set_enabled(be->timer, SD_EVENT_ONESHOT);
 }
 
+/* Kill an exec check's command with its whole process group (a probe script's own children
+ * go too) and reap it now: it is SIGKILLed, so the wait is short, and the next check never
+ * finds it still there. Its child source goes first, so sd-event does not reap it too. */
+static void kill_child(struct be_rt *be)
+{
+	if (be->pid <= 0)
+		return;
+	be->child = sd_event_source_disable_unref(be->child);
+	kill(-be->pid, SIGKILL);
+	while (waitpid(be->pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	be->pid = 0;
+}
+
 /* Release what the check in flight holds (not the timer). */
 static void cleanup_inflight(struct be_rt *be)
 {
@@ -54,11 +68,7 @@ static void cleanup_inflight(struct be_rt *be)
 	be->fd = -1;
 	if (be->easy && be->in_flight)
 		curl_multi_remove_handle(be->ag->curlm, be->easy);
-	if (be->pid > 0) {
-		/* the whole group: a probe script's own children go too */
-		kill(-be->pid, SIGKILL);
-		/* the child source reaps it; keep it until then (see on_child) */
-	}
+	kill_child(be);
 	be->in_flight = false;
 }
 
@@ -278,7 +288,7 @@ static int on_child(sd_event_source *src, const siginfo_t *si, void *arg)
 	be->child = sd_event_source_unref(src);
 	be->pid = 0;
 	if (!mine)
-		return 0; /* killed on timeout, already counted */
+		return 0;
 	if (si->si_code == CLD_EXITED && si->si_status == 0)
 		return finish(be, CR_OK, NULL), 0;
 	if (si->si_code == CLD_EXITED)
@@ -395,13 +405,7 @@ void checks_stop_backend(struct be_rt *be)
 	if (be->in_flight)
 		cleanup_inflight(be);
 	be->timer = sd_event_source_disable_unref(be->timer);
-	if (be->pid > 0) {
-		/* SIGKILLed above: it is gone in a moment; reap it here, its source goes */
-		kill(-be->pid, SIGKILL);
-		waitpid(be->pid, NULL, 0);
-		be->pid = 0;
-	}
-	be->child = sd_event_source_disable_unref(be->child);
+	kill_child(be);
 	if (be->easy)
 		curl_easy_cleanup(be->easy);
 	be->easy = NULL;
