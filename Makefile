@@ -52,6 +52,14 @@ LIB := $(BUILD)/libbgswitch.a
 BGCTL_SRCS := $(wildcard user/bgctl/*.c)
 BGCTL := $(if $(BGCTL_SRCS),$(BUILD)/bgctl)
 
+# bgagent: main.c is the daemon's entry; the rest is linked into its unit tests too.
+AGENT_SRCS := $(wildcard user/bgagent/*.c)
+AGENT_OBJS := $(patsubst user/bgagent/%.c,$(BUILD)/agent/%.o,$(AGENT_SRCS))
+AGENT_CORE := $(filter-out $(BUILD)/agent/main.o,$(AGENT_OBJS))
+AGENT_LIBS := -lcyaml -lyaml -lsystemd -lcurl -lmicrohttpd -ljson-c
+BGAGENT := $(if $(AGENT_SRCS),$(BUILD)/bgagent)
+BGS_VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+
 TESTLIB_SRCS := $(wildcard tests/lib/*.c)
 TESTLIB_OBJS := $(patsubst tests/lib/%.c,$(BUILD)/tests/lib/%.o,$(TESTLIB_SRCS))
 TEST_SRCS := $(wildcard tests/test_*.c)
@@ -75,7 +83,7 @@ HDRS := $(wildcard include/*.h user/lib/*.h)
 .DELETE_ON_ERROR:
 .SECONDARY:
 
-all: $(SKELS) $(if $(LIB_SRCS),$(LIB)) $(BGCTL)
+all: $(SKELS) $(if $(LIB_SRCS),$(LIB)) $(BGCTL) $(BGAGENT)
 
 deps:
 	$(Q)scripts/deps.sh
@@ -114,6 +122,15 @@ $(BUILD)/bgctl: $(BGCTL_SRCS) $(wildcard user/bgctl/*.h) $(LIB) $(HDRS)
 	$(call msg,CCLD,$@)
 	$(Q)$(CC) $(CFLAGS) -Iuser/bgctl $(BGCTL_SRCS) $(LIB) -o $@ $(LDFLAGS) $(LIBS) -ljson-c
 
+$(BUILD)/agent/%.o: user/bgagent/%.c $(wildcard user/bgagent/*.h) $(HDRS) | $(BUILD)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -Iuser/bgagent -DBGS_VERSION='"$(BGS_VERSION)"' -c $< -o $@
+
+$(BUILD)/bgagent: $(AGENT_OBJS) $(LIB)
+	$(call msg,CCLD,$@)
+	$(Q)$(CC) $(AGENT_OBJS) $(LIB) -o $@ $(LDFLAGS) $(LIBS) $(AGENT_LIBS)
+
 # Tests: each tests/test_*.c is one binary, linked with tests/lib/*.c and libbgswitch.
 $(BUILD)/tests/lib/%.o: tests/lib/%.c $(wildcard tests/lib/*.h) $(HDRS) $(SKELS) | $(BUILD)
 	$(call msg,CC,$@)
@@ -135,6 +152,14 @@ build/fuzz/fuzz_%: fuzz/fuzz_%.c $(LIB) $(HDRS)
 	$(call msg,CCLD,$@)
 	$(Q)$(CC) $(CFLAGS) -fsanitize=fuzzer $< $(LIB) -o $@ $(LIBS)
 
+# bgagent's unit tests link the agent's code (all but its main).
+$(BUILD)/tests/test_agent_%: tests/test_agent_%.c $(AGENT_CORE) $(TESTLIB_OBJS) $(LIB) \
+		$(wildcard tests/lib/*.h user/bgagent/*.h) $(HDRS)
+	$(call msg,CCLD,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -Itests/lib -Iuser/bgagent $< $(AGENT_CORE) $(TESTLIB_OBJS) $(LIB) -o $@ \
+		$(LDFLAGS) $(LIBS) $(AGENT_LIBS) -lpthread -lm
+
 # Benchmarks: bench/*.bpf.c are baselines with their own skeletons.
 $(BUILD)/bench/%.bpf.o: bench/%.bpf.c $(HDRS) $(wildcard bench/*.h) | $(BUILD)
 	$(call msg,BPF,$@)
@@ -153,7 +178,7 @@ $(BUILD)/bench/%: bench/%.c $(BENCH_SKELS) $(TESTLIB_OBJS) $(LIB) $(HDRS) $(wild
 $(BUILD):
 	$(Q)mkdir -p $@
 
-test-build: $(LIB) $(BGCTL) $(TESTS) $(FUZZ_REPLAYS)
+test-build: $(LIB) $(BGCTL) $(BGAGENT) $(TESTS) $(FUZZ_REPLAYS)
 
 # Sets up a fresh machine and passes every suite; the last line is "N passed, N failed".
 test: deps
@@ -184,6 +209,14 @@ install: all
 	[ ! -f docs/bgctl.8 ] || install -m 0644 docs/bgctl.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 	[ ! -f scripts/bgctl.bash-completion ] || install -D -m 0644 scripts/bgctl.bash-completion \
 		$(DESTDIR)/usr/share/bash-completion/completions/bgctl
+	install -m 0755 build/rel/bgagent $(DESTDIR)$(PREFIX)/sbin/bgagent
+	install -d $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/lib/systemd/system \
+		$(DESTDIR)/etc/bgswitch
+	install -m 0644 docs/bgagent.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -m 0644 docs/bgswitch.yaml.5 $(DESTDIR)$(PREFIX)/share/man/man5/
+	sed 's|/usr/local/sbin|$(PREFIX)/sbin|g' scripts/bgagent.service \
+		> $(DESTDIR)$(PREFIX)/lib/systemd/system/bgagent.service
+	install -m 0644 scripts/bgswitch.yaml.example $(DESTDIR)/etc/bgswitch/bgswitch.yaml.example
 
 clean:
 	rm -rf build

@@ -7,7 +7,8 @@ set -euo pipefail
 pkgs=(
 	make gcc libc6-dev pkg-config clang llvm libclang-rt-14-dev
 	libbpf-dev libxdp-dev xdp-tools bpftool linux-libc-dev libelf-dev zlib1g-dev
-	libmnl-dev libjson-c-dev
+	libmnl-dev libjson-c-dev libcyaml-dev libyaml-dev libsystemd-dev libcurl4-openssl-dev
+	libmicrohttpd-dev
 	iproute2 ethtool jq python3 curl procps util-linux
 )
 

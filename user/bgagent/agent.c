@@ -1,0 +1,389 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * bgagent's loop. One thread, one sd-event loop: sd-event was chosen over libevent because it
+ * brings, in one library Debian already ships with systemd, what the daemon needs besides
+ * timers and fds: signalfd-backed signal sources, child sources (pidfd) for exec checks,
+ * the watchdog (WatchdogSec= pings made by the loop itself) and sd_notify for Type=notify.
+ * libcurl's multi interface and libmicrohttpd both run on it through their fds and timers.
+ *
+ * The agent keeps no routing truth of its own: health lives in the backend records, the flip
+ * word in its map. kill -9 leaves traffic as it is; a restart adopts the pins.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "agent.h"
+#include "agent_priv.h"
+
+#define TICK_MS 1000
+
+static bool log_journal;
+
+void agent_log(int level, const char *fmt, ...)
+{
+	static const char *const names[8] = { "emerg", "alert", "crit", "error",
+					      "warning", "notice", "info", "debug" };
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	/* journald reads the <N> priority prefix; a terminal gets a plain level word */
+	if (log_journal)
+		fprintf(stderr, "<%d>%s\n", level, msg);
+	else
+		fprintf(stderr, "bgagent: %s: %s\n", names[level & 7], msg);
+}
+
+uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+const char *color_str(int color)
+{
+	return color == BGS_GREEN ? "green" : "blue";
+}
+
+/* ---- Failover ---- */
+
+static void pool_views(struct svc_rt *s, struct pool_view pv[2])
+{
+	memset(pv, 0, 2 * sizeof(*pv));
+	for (unsigned int i = 0; i < s->nbe; i++) {
+		const struct be_rt *b = &s->be[i];
+		struct pool_view *p = &pv[b->color & 1];
+		struct bgs_backend rec;
+
+		if (bgs_backend_get(s->ag->h, b->id, &rec))
+			continue;
+		p->n++;
+		p->weight += rec.weight;
+		if (!b->hsm.known)
+			p->pending = true;
+		if (rec.admin == BGS_ADMIN_UP && rec.health == BGS_HEALTH_UP) {
+			p->n_usable++;
+			p->usable_weight += rec.weight;
+		}
+	}
+}
+
+void agent_failover(struct svc_rt *s)
+{
+	struct agent *ag = s->ag;
+	struct failover_in in = {};
+	struct bgs_flip_opts opts = {};
+	struct bgs_service svc;
+	struct bgs_flip before, after;
+	enum failover_verdict v;
+	json_object *d, *done;
+	struct al_hist hs;
+	char why[200];
+	int err, to;
+
+	if (!s->cfg->fo.on || bgs_service_get(ag->h, s->id, &svc, &before))
+		return;
+	in.enabled = true;
+	in.live = (int)bgs_fw_live(before.word);
+	pool_views(s, in.pool);
+	in.min_healthy_pct = s->cfg->fo.min_healthy_pct;
+	in.hold_down_ms = s->cfg->fo.hold_down_ms;
+	in.now_ms = now_ms();
+	in.flipped_before = s->auto_flipped;
+	in.last_flip_ms = s->auto_flip_ms;
+	v = failover_decide(&in, why, sizeof(why));
+	if (v == FO_STAY) {
+		s->blocked_why[0] = '\0';
+		return;
+	}
+	if (v == FO_BLOCKED) {
+		/* hold_down counts down in the message: compare the start only */
+		if (strncmp(s->blocked_why, why, 40))
+			agent_log(LOG_W, "%s: no failover: %s", s->name, why);
+		snprintf(s->blocked_why, sizeof(s->blocked_why), "%s", why);
+		return;
+	}
+	to = !in.live;
+	opts.to_color = to;
+	opts.expect_gen = bgs_fw_gen(before.word); /* a flip by bgctl meanwhile wins */
+	opts.drain_ms = s->cfg->drain_ms;
+	d = json_object_new_object();
+	json_object_object_add(d, "from", json_object_new_string(color_str(in.live)));
+	json_object_object_add(d, "to", json_object_new_string(color_str(to)));
+	json_object_object_add(d, "reason", json_object_new_string(why));
+	json_object_object_add(d, "expect_generation",
+			       json_object_new_int64(bgs_fw_gen(before.word)));
+	err = al_hist_begin(&hs, ag->history, ag->pin_dir, "flip", s->name, d);
+	json_object_put(d);
+	if (err) {
+		agent_log(LOG_E, "%s: %s, but the history %s cannot be written (%s): not flipped",
+			  s->name, why, ag->history, strerror(-err));
+		return;
+	}
+	err = bgs_flip(ag->h, s->id, &opts, &after);
+	done = json_object_new_object();
+	if (err < 0) {
+		json_object_object_add(done, "error", json_object_new_string(bgs_errmsg()));
+		al_hist_end(&hs, false, done);
+		agent_log(LOG_E, "%s: %s: flip failed: %s", s->name, why, bgs_errmsg());
+	} else {
+		json_object_object_add(done, "changed", json_object_new_boolean(err > 0));
+		json_object_object_add(done, "generation",
+				       json_object_new_int64(bgs_fw_gen(after.word)));
+		al_hist_end(&hs, true, done);
+		s->auto_flipped = true;
+		s->auto_flip_ms = in.now_ms;
+		s->flips_failover++;
+		s->seen = true;
+		s->gen = bgs_fw_gen(after.word);
+		s->live = (int)bgs_fw_live(after.word);
+		agent_log(LOG_N, "%s: flipped %s -> %s (generation %u): %s", s->name,
+			  color_str(in.live), color_str(to), s->gen, why);
+	}
+	json_object_put(done);
+}
+
+/* ---- Check results ---- */
+
+void agent_check_done(struct be_rt *be, enum check_result r, const char *why)
+{
+	struct svc_rt *s = be->svc;
+	const struct cfg_check *ck = &s->cfg->check;
+	bool was_known = be->hsm.known;
+	__u32 id = be->id;
+	bool up;
+
+	be->checks[r]++;
+	if (r != CR_OK && why)
+		snprintf(be->last_error, sizeof(be->last_error), "%s", why);
+	if (!hsm_result(&be->hsm, r == CR_OK, ck->rise_n, ck->fall_n)) {
+		if (!was_known && be->hsm.known)
+			agent_log(LOG_W, "%s %s backend %s: down (failed %u checks: %s)", s->name,
+				  color_str(be->color), be->label, ck->fall_n, be->last_error);
+		if (!was_known && be->hsm.known)
+			agent_failover(s);
+		return;
+	}
+	up = be->hsm.up;
+	if (al_health_set(s->ag->h, &id, &up, 1)) {
+		agent_log(LOG_E, "%s %s backend %s: cannot record health %s: %s", s->name,
+			  color_str(be->color), be->label, up ? "up" : "down", bgs_errmsg());
+		return;
+	}
+	if (up)
+		agent_log(LOG_N, "%s %s backend %s: up (passed %u checks)", s->name,
+			  color_str(be->color), be->label, ck->rise_n);
+	else
+		agent_log(LOG_W, "%s %s backend %s: down (failed %u checks: %s)", s->name,
+			  color_str(be->color), be->label, ck->fall_n, be->last_error);
+	agent_failover(s);
+}
+
+/* ---- Periodic: flips by others, drift, systemd status ---- */
+
+static void notify_status(struct agent *ag)
+{
+	char status[1024];
+	size_t off;
+
+	off = (size_t)snprintf(status, sizeof(status), "STATUS=");
+	for (unsigned int i = 0; i < ag->nsvc && off < sizeof(status) - 64; i++) {
+		struct svc_rt *s = &ag->svc[i];
+		struct bgs_service svc;
+		struct bgs_flip fl;
+
+		if (bgs_service_get(ag->h, s->id, &svc, &fl))
+			continue;
+		off += (size_t)snprintf(status + off, sizeof(status) - off, "%s%s %s%s%s",
+					i ? "; " : "", s->name, color_str((int)bgs_fw_live(fl.word)),
+					fl.word & BGS_FW_DRAINING ? " (draining)" : "",
+					s->drift ? " DRIFT" : "");
+	}
+	if (!ag->nsvc)
+		snprintf(status, sizeof(status), "STATUS=no services");
+	sd_notify(0, status);
+}
+
+static int on_tick(sd_event_source *src, uint64_t usec, void *arg)
+{
+	struct agent *ag = arg;
+
+	for (unsigned int i = 0; i < ag->nsvc; i++) {
+		struct svc_rt *s = &ag->svc[i];
+		struct bgs_service svc;
+		struct bgs_flip fl;
+		int live;
+
+		if (bgs_service_get(ag->h, s->id, &svc, &fl))
+			continue;
+		live = (int)bgs_fw_live(fl.word);
+		if (s->seen && live != s->live) {
+			s->flips_other++;
+			agent_log(LOG_N, "%s: flipped %s -> %s by someone else (generation %u)",
+				  s->name, color_str(s->live), color_str(live), bgs_fw_gen(fl.word));
+		}
+		s->seen = true;
+		s->live = live;
+		s->gen = bgs_fw_gen(fl.word);
+		/* admin changes by bgctl may have made a pool unusable */
+		agent_failover(s);
+	}
+	drift_check(ag);
+	notify_status(ag);
+	sd_event_source_set_time(src, usec + TICK_MS * 1000ULL);
+	return 0;
+}
+
+/* ---- Signals ---- */
+
+static int reload(struct agent *ag)
+{
+	struct cfg_errors errs;
+	struct cfg *cfg;
+	int err;
+
+	sd_notify(0, "RELOADING=1");
+	agent_log(LOG_N, "SIGHUP: reloading %s", ag->cfg_path);
+	err = cfg_load(ag->cfg_path, &cfg, &errs);
+	if (err) {
+		for (unsigned int i = 0; i < errs.n; i++)
+			agent_log(LOG_E, "%s", errs.lines[i]);
+		agent_log(LOG_E, "reload failed: the config has errors; still running on the one "
+				 "loaded before");
+		cfg_errors_free(&errs);
+		ag->reloads_failed++;
+		sd_notify(0, "READY=1");
+		return 0;
+	}
+	if (strcmp(cfg->pin_dir ? cfg->pin_dir : BGS_DEFAULT_PIN_DIR, ag->pin_dir) ||
+	    (cfg->state_file && strcmp(cfg->state_file, ag->state_file)) ||
+	    (cfg->history_file && strcmp(cfg->history_file, ag->history)) ||
+	    strcmp(cfg->listen_host, ag->cfg->listen_host) ||
+	    cfg->listen_port != ag->cfg->listen_port)
+		agent_log(LOG_W, "pin_dir, state_file, history_file and metrics.listen change only "
+				 "with a restart; keeping %s and %s:%u",
+			  ag->pin_dir, ag->cfg->listen_host, ag->cfg->listen_port);
+	/* the paths the agent holds stay those of the first config */
+	err = apply_config(ag, cfg, false);
+	if (err) {
+		agent_log(LOG_E, "reload: applying failed (%s)", strerror(-err));
+		cfg_free(cfg);
+		ag->reloads_failed++;
+	} else {
+		/* the runtime points into the new config now */
+		cfg_free(ag->cfg);
+		ag->cfg = cfg;
+		checks_start(ag);
+		ag->reloads_ok++;
+		agent_log(LOG_N, "reloaded: %u service%s", ag->nsvc, ag->nsvc == 1 ? "" : "s");
+	}
+	sd_notify(0, "READY=1");
+	return 0;
+}
+
+static int on_signal(sd_event_source *src, const struct signalfd_siginfo *si, void *arg)
+{
+	struct agent *ag = arg;
+
+	(void)src;
+	if (si->ssi_signo == SIGHUP)
+		return reload(ag);
+	agent_log(LOG_N, "%s: stopping (nothing is detached; traffic goes on)",
+		  strsignal((int)si->ssi_signo));
+	sd_notify(0, "STOPPING=1");
+	return sd_event_exit(ag->ev, 0);
+}
+
+int agent_main(const char *config_path, const char *version)
+{
+	struct agent ag = { .cfg_path = config_path, .version = version };
+	struct cfg_errors errs;
+	sigset_t mask;
+	int err, ret = 3;
+
+	log_journal = getenv("JOURNAL_STREAM") != NULL;
+	err = cfg_load(config_path, &ag.cfg, &errs);
+	if (err) {
+		for (unsigned int i = 0; i < errs.n; i++)
+			agent_log(LOG_E, "%s", errs.lines[i]);
+		agent_log(LOG_E, "not started: the config has errors; nothing was changed");
+		cfg_errors_free(&errs);
+		return 1;
+	}
+	/* fixed for the agent's life (a reload that changes them says so) */
+	ag.pin_dir = strdup(ag.cfg->pin_dir ? ag.cfg->pin_dir : BGS_DEFAULT_PIN_DIR);
+	ag.history = strdup(ag.cfg->history_file ? ag.cfg->history_file :
+			    getenv("BGSWITCH_HISTORY") && *getenv("BGSWITCH_HISTORY") ?
+						       getenv("BGSWITCH_HISTORY") :
+						       CFG_DEFAULT_HISTORY);
+	ag.state_file = strdup(ag.cfg->state_file ? ag.cfg->state_file : CFG_DEFAULT_STATE);
+	if (!ag.pin_dir || !ag.history || !ag.state_file)
+		goto out;
+
+	/* before any thread or child: the loop takes these signals through signalfd/pidfd */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (sd_event_new(&ag.ev) < 0) {
+		agent_log(LOG_E, "cannot create the event loop");
+		goto out;
+	}
+	sd_event_set_watchdog(ag.ev, true);
+	if (sd_event_add_signal(ag.ev, NULL, SIGHUP, on_signal, &ag) < 0 ||
+	    sd_event_add_signal(ag.ev, NULL, SIGTERM, on_signal, &ag) < 0 ||
+	    sd_event_add_signal(ag.ev, NULL, SIGINT, on_signal, &ag) < 0 || checks_init(&ag)) {
+		agent_log(LOG_E, "cannot set up the event loop");
+		goto out;
+	}
+	agent_log(LOG_I, "bgagent %s starting: config %s, pins %s, history %s", version,
+		  config_path, ag.pin_dir, ag.history);
+	/* metrics first: a taken port fails the start before anything is changed */
+	if (metrics_start(&ag))
+		goto out;
+	err = apply_config(&ag, ag.cfg, true);
+	if (err)
+		goto out;
+	checks_start(&ag);
+	if (sd_event_add_time_relative(ag.ev, &ag.tick, CLOCK_MONOTONIC, TICK_MS * 1000ULL, 1000,
+				       on_tick, &ag) < 0 ||
+	    sd_event_source_set_enabled(ag.tick, SD_EVENT_ON) < 0) {
+		agent_log(LOG_E, "cannot set up the event loop");
+		goto out;
+	}
+	notify_status(&ag);
+	sd_notify(0, "READY=1");
+	agent_log(LOG_N, "ready: %u service%s", ag.nsvc, ag.nsvc == 1 ? "" : "s");
+	err = sd_event_loop(ag.ev);
+	ret = err < 0 ? 3 : 0;
+out:
+	runtime_free(&ag);
+	ag.tick = sd_event_source_disable_unref(ag.tick);
+	metrics_stop(&ag);
+	checks_fini(&ag);
+	if (ag.h)
+		bgs_close(ag.h);
+	json_object_put(ag.state);
+	sd_event_unref(ag.ev);
+	cfg_free(ag.cfg);
+	free(ag.pin_dir);
+	free(ag.history);
+	free(ag.state_file);
+	return ret;
+}

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * bgagent's only door to libbgswitch. Everything the agent does to the pinned state goes
+ * through these functions, so a port to a new library API changes this file pair only.
+ * Functions marked EMULATED do here what the library does not offer yet (issue 8 plans it:
+ * audit history in the library, batch health changes, a backend created with its health).
+ */
+#ifndef BGAGENT_AGENT_LIB_H
+#define BGAGENT_AGENT_LIB_H
+
+#include <stdbool.h>
+#include <json-c/json.h>
+
+#include "libbgswitch.h"
+
+/* The agent's name in the audit history. */
+#define AL_ACTOR "bgagent"
+
+/* Create or adopt the pinned state (bgs_init). */
+int al_open(const char *pin_dir, struct bgs **h);
+
+/* EMULATED (no bgs_attached): is bgswitch's entry program attached to ifname? */
+bool al_attached(const char *ifname);
+/* Attach unless attached already; *done says whether it attached now. */
+int al_attach(struct bgs *h, const char *ifname, int xdp_mode, bool *done);
+
+/* EMULATED (no health argument to bgs_backend_add): add a backend whose health starts
+ * down, so it takes no flows before it passes its checks. The library creates it up and
+ * the adapter sets it down right after: a window of one table publish. */
+int al_backend_add_down(struct bgs *h, __u32 svc_id, __u32 color,
+			const struct bgs_backend_spec *spec, __u32 *id);
+
+/* EMULATED (no batch call): set the health of several backends; stops at the first error. */
+int al_health_set(struct bgs *h, const __u32 *ids, const bool *up, unsigned int n);
+
+/*
+ * EMULATED (bgs_history_*): the audit history bgctl writes, same file and format
+ * (JSON lines; an "intent" record fsync'ed before the change, a "done" or "failed" record
+ * with the same id after it), with AL_ACTOR as the user.
+ */
+struct al_hist {
+	int fd;
+	json_object *rec;
+};
+/* Write the intent; details (may be NULL; not consumed) are copied into the record. */
+int al_hist_begin(struct al_hist *hs, const char *file, const char *pin_dir, const char *verb,
+		  const char *service, json_object *details);
+/* Write the outcome (details merged) and close. */
+int al_hist_end(struct al_hist *hs, bool ok, json_object *details);
+
+/* Jiffies now and per second (the data plane's clock, for drain deadlines). */
+int al_clock(struct bgs *h, __u64 *jiffies, __u32 *hz);
+
+#endif

@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* bgagent's running state, shared by its parts: the loop (agent.c), applying the config
+ * (apply.c), the checks (checks.c) and the metrics server (metrics.c). One thread. */
+#ifndef BGAGENT_PRIV_H
+#define BGAGENT_PRIV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <curl/curl.h>
+#include <systemd/sd-event.h>
+
+#include "agent_lib.h"
+#include "config.h"
+#include "policy.h"
+
+struct agent;
+struct svc_rt;
+
+enum check_result {
+	CR_OK = 0,
+	CR_FAIL = 1,
+	CR_TIMEOUT = 2,
+	CR_NR = 3,
+};
+
+/* One backend of a service, and its checks. */
+struct be_rt {
+	struct agent *ag;
+	struct svc_rt *svc;
+	__u32 id;
+	int color;
+	struct bgs_ip ip;
+	__u16 port;	  /* the backend's port (the VIP's in dsr) */
+	__u16 check_port; /* what the checks connect to */
+	char label[64];	  /* "10.1.1.2:8080" */
+	struct hsm hsm;
+	uint64_t checks[CR_NR];
+	/* the check in flight, if any */
+	sd_event_source *timer; /* next check, or the timeout of the one in flight */
+	bool in_flight;
+	uint64_t started_us;
+	int fd; /* tcp */
+	sd_event_source *io;
+	CURL *easy; /* http(s) */
+	char *url;
+	pid_t pid; /* exec: the child (its own process group) */
+	sd_event_source *child;
+	char last_error[128];
+};
+
+struct svc_rt {
+	struct agent *ag;
+	struct cfg_service *cfg;
+	__u32 id;
+	char name[BGS_NAME_MAX];
+	struct be_rt *be;
+	unsigned int nbe;
+	bool drift;
+	char drift_why[256];
+	/* the flip word last seen, to notice flips made by bgctl */
+	bool seen;
+	__u32 gen;
+	int live;
+	/* automatic flips: in memory (hold_down restarts with the agent) */
+	bool auto_flipped;
+	uint64_t auto_flip_ms;
+	uint64_t flips_failover, flips_other;
+	char blocked_why[200]; /* last FO_BLOCKED reason logged, to log it once */
+};
+
+struct agent {
+	sd_event *ev;
+	struct bgs *h;
+	struct cfg *cfg;
+	const char *cfg_path;
+	const char *version;
+	char *pin_dir;
+	char *history;
+	char *state_file;
+	struct svc_rt *svc;
+	unsigned int nsvc;
+	CURLM *curlm;
+	sd_event_source *curl_timer;
+	void *mhd; /* struct MHD_Daemon */
+	sd_event_source *mhd_io, *mhd_timer;
+	sd_event_source *tick;
+	uint64_t reloads_ok, reloads_failed;
+	uint64_t start_us;
+	json_object *state; /* {"services": {NAME: fingerprint}}: what the agent last applied */
+};
+
+/* Logging: one line per event, with a journald priority prefix under systemd. */
+enum { LOG_E = 3, LOG_W = 4, LOG_N = 5, LOG_I = 6, LOG_D = 7 };
+void agent_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+uint64_t now_ms(void);
+const char *color_str(int color);
+
+/* apply.c: make the pins match the config where the agent owns them, report drift, and
+ * build the runtime (services and backends) from the pins. */
+int apply_config(struct agent *ag, struct cfg *cfg, bool at_start);
+/* Compare each service's pins with what the agent last applied; log changes of drift. */
+void drift_check(struct agent *ag);
+void runtime_free(struct agent *ag);
+
+/* checks.c */
+int checks_init(struct agent *ag);
+void checks_fini(struct agent *ag);
+/* Start the checks of every backend of the runtime, spread over their interval. */
+void checks_start(struct agent *ag);
+void checks_stop_backend(struct be_rt *be);
+
+/* agent.c: a check finished. */
+void agent_check_done(struct be_rt *be, enum check_result r, const char *why);
+/* agent.c: decide (and do) a failover of one service. */
+void agent_failover(struct svc_rt *s);
+
+/* metrics.c */
+int metrics_start(struct agent *ag);
+void metrics_stop(struct agent *ag);
+
+#endif

@@ -1,0 +1,634 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Applying the config to the pinned state. The agent owns what it applied: the state file
+ * keeps, per service, a fingerprint of what the pins held right after the agent's last
+ * change (VIP, mode, preview, backends with color and weight). At start and on SIGHUP:
+ *
+ *  - pins == what the agent applied: apply the config's difference (only what changed);
+ *  - pins != what the agent applied (bgctl changed it by hand): drift, reported (log,
+ *    status line, metric), not overwritten;
+ *  - a service the agent never applied: created when absent, adopted when the pins already
+ *    match the config, drift otherwise.
+ *
+ * Health and admin state and the flip word are not part of the fingerprint: flips, drains
+ * and health belong to operators and checks, not to the config.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include "agent_priv.h"
+
+#define MAX_IDS 4096
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Print a sorted list of strings as "[a,b,c]" and free them. */
+static void put_sorted(FILE *f, char **items, unsigned int n)
+{
+	qsort(items, n, sizeof(*items), cmp_str);
+	fputc('[', f);
+	for (unsigned int i = 0; i < n; i++) {
+		fprintf(f, "%s%s", i ? "," : "", items[i]);
+		free(items[i]);
+	}
+	fputc(']', f);
+}
+
+static char *be_item(const struct bgs_ip *ip, __u16 port, __u32 weight)
+{
+	char a[64], *s = NULL;
+
+	bgs_ip_str(ip, a, sizeof(a));
+	if (asprintf(&s, "%s:%u*%u", a, port, weight) < 0)
+		return NULL;
+	return s;
+}
+
+static char *pfx_item(const struct bgs_prefix *p)
+{
+	char a[64], *s = NULL;
+
+	bgs_ip_str(&p->ip, a, sizeof(a));
+	if (asprintf(&s, "%s/%u", a, p->len) < 0)
+		return NULL;
+	return s;
+}
+
+static void put_head(FILE *f, const struct bgs_ip *vip, __u16 port, __u8 proto, __u8 mode,
+		     __u16 pport)
+{
+	char a[64];
+
+	bgs_ip_str(vip, a, sizeof(a));
+	fprintf(f, "vip=%s:%u/%u mode=%u pport=%u", a, port, proto, mode, pport);
+}
+
+/* The fingerprint of what the config asks for. */
+static char *cfg_fingerprint(const struct cfg_service *s)
+{
+	const struct cfg_backend *pools[2] = { s->pools.blue, s->pools.green };
+	unsigned int counts[2] = { s->pools.blue_count, s->pools.green_count };
+	char *buf = NULL, **items;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	unsigned int n;
+
+	if (!f)
+		return NULL;
+	put_head(f, &s->spec.vip, s->spec.port, s->spec.proto, s->spec.mode,
+		 s->spec.preview_port);
+	n = s->preview ? s->preview->prefixes_count : 0;
+	items = calloc(n + 1, sizeof(*items));
+	for (unsigned int i = 0; items && i < n; i++)
+		items[i] = pfx_item(&s->preview->pfx[i]);
+	fputs(" preview=", f);
+	put_sorted(f, items, items ? n : 0);
+	free(items);
+	for (int c = 0; c < 2; c++) {
+		items = calloc(counts[c] + 1, sizeof(*items));
+		for (unsigned int i = 0; items && i < counts[c]; i++) {
+			const struct bgs_backend_spec *b = &pools[c][i].spec;
+
+			items[i] = be_item(&b->addr, b->port ? b->port : s->spec.port, b->weight);
+		}
+		fprintf(f, " %s=", color_str(c));
+		put_sorted(f, items, items ? counts[c] : 0);
+		free(items);
+	}
+	fclose(f);
+	return buf;
+}
+
+static void be_ip(const struct bgs_backend *be, struct bgs_ip *ip)
+{
+	memset(ip, 0, sizeof(*ip));
+	ip->family = be->family;
+	memcpy(ip->addr, be->addr, sizeof(ip->addr));
+}
+
+/* The fingerprint of what the pins hold for a service; NULL on error (logged). */
+static char *pins_fingerprint(struct bgs *h, __u32 svc_id)
+{
+	struct bgs_prefix pfx[256];
+	struct bgs_service svc;
+	struct bgs_flip flip;
+	struct bgs_ip vip = {};
+	char *buf = NULL, **items;
+	__u32 ids[BGS_MAX_POOL_BACKENDS];
+	size_t len = 0;
+	FILE *f;
+	int n;
+
+	if (bgs_service_get(h, svc_id, &svc, &flip))
+		return NULL;
+	f = open_memstream(&buf, &len);
+	if (!f)
+		return NULL;
+	vip.family = svc.family;
+	memcpy(vip.addr, svc.vip, sizeof(vip.addr));
+	put_head(f, &vip, ntohs(svc.port), svc.proto, svc.mode, ntohs(svc.preview_port));
+	n = bgs_preview_list(h, svc_id, pfx, 256);
+	n = n < 0 ? 0 : n > 256 ? 256 : n;
+	items = calloc((unsigned int)n + 1, sizeof(*items));
+	for (int i = 0; items && i < n; i++)
+		items[i] = pfx_item(&pfx[i]);
+	fputs(" preview=", f);
+	put_sorted(f, items, items ? (unsigned int)n : 0);
+	free(items);
+	for (int c = 0; c < 2; c++) {
+		n = bgs_pool_list(h, svc_id, (__u32)c, ids, BGS_MAX_POOL_BACKENDS);
+		n = n < 0 ? 0 : n > BGS_MAX_POOL_BACKENDS ? BGS_MAX_POOL_BACKENDS : n;
+		items = calloc((unsigned int)n + 1, sizeof(*items));
+		for (int i = 0; items && i < n; i++) {
+			struct bgs_backend be;
+			struct bgs_ip ip;
+
+			if (bgs_backend_get(h, ids[i], &be)) {
+				items[i] = strdup("?");
+				continue;
+			}
+			be_ip(&be, &ip);
+			items[i] = be_item(&ip, ntohs(be.port), be.weight);
+		}
+		fprintf(f, " %s=", color_str(c));
+		put_sorted(f, items, items ? (unsigned int)n : 0);
+		free(items);
+	}
+	fclose(f);
+	return buf;
+}
+
+/* ---- The state file ---- */
+
+static json_object *state_load(const char *file)
+{
+	json_object *st = json_object_from_file(file);
+
+	if (!st || !json_object_is_type(st, json_type_object)) {
+		if (access(file, F_OK) == 0)
+			agent_log(LOG_W, "state file %s is unreadable; every service is treated as "
+					 "not yet applied by the agent", file);
+		json_object_put(st);
+		st = json_object_new_object();
+	}
+	if (!json_object_object_get_ex(st, "services", NULL))
+		json_object_object_add(st, "services", json_object_new_object());
+	return st;
+}
+
+static int state_save(const char *file, json_object *st)
+{
+	char tmp[4096];
+	int err = 0;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", file);
+	if (json_object_to_file_ext(tmp, st, JSON_C_TO_STRING_PRETTY) ||
+	    rename(tmp, file)) {
+		err = -errno;
+		agent_log(LOG_E, "cannot write state file %s: %s", file, strerror(errno));
+	}
+	return err;
+}
+
+static const char *state_get(json_object *st, const char *name)
+{
+	json_object *svcs, *v;
+
+	if (!json_object_object_get_ex(st, "services", &svcs) ||
+	    !json_object_object_get_ex(svcs, name, &v))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+static void state_set(json_object *st, const char *name, const char *fp)
+{
+	json_object *svcs;
+
+	if (json_object_object_get_ex(st, "services", &svcs))
+		json_object_object_add(svcs, name, json_object_new_string(fp));
+}
+
+/* ---- Changes ---- */
+
+struct new_ids {
+	__u32 ids[MAX_IDS];
+	unsigned int n;
+};
+
+static void hist_simple(struct agent *ag, const char *verb, const char *svc,
+			json_object *details, int result)
+{
+	struct al_hist hs;
+
+	if (al_hist_begin(&hs, ag->history, ag->pin_dir, verb, svc, details) == 0) {
+		json_object *done = json_object_new_object();
+
+		json_object_object_add(done, "reason", json_object_new_string("config"));
+		if (result)
+			json_object_object_add(done, "error", json_object_new_string(bgs_errmsg()));
+		al_hist_end(&hs, result == 0, done);
+		json_object_put(done);
+	}
+	json_object_put(details);
+}
+
+static int add_backend(struct agent *ag, const struct cfg_service *s, __u32 svc_id, int color,
+		       const struct cfg_backend *b, struct new_ids *fresh)
+{
+	json_object *d = json_object_new_object();
+	__u32 id = 0;
+	int err;
+
+	err = al_backend_add_down(ag->h, svc_id, (__u32)color, &b->spec, &id);
+	json_object_object_add(d, "color", json_object_new_string(color_str(color)));
+	json_object_object_add(d, "backend", json_object_new_string(b->address));
+	json_object_object_add(d, "weight", json_object_new_int64(b->spec.weight));
+	if (err) {
+		agent_log(LOG_E, "%s: cannot add %s backend %s: %s", s->name, color_str(color),
+			  b->address, bgs_errmsg());
+	} else {
+		agent_log(LOG_N, "%s: added %s backend %s (weight %u), down until it passes "
+				 "%u checks",
+			  s->name, color_str(color), b->address, b->spec.weight, s->check.rise_n);
+		if (fresh->n < MAX_IDS)
+			fresh->ids[fresh->n++] = id;
+	}
+	hist_simple(ag, "backend add", s->name, d, err);
+	return err;
+}
+
+static int create_service(struct agent *ag, const struct cfg_service *s, struct new_ids *fresh)
+{
+	const struct cfg_backend *pools[2] = { s->pools.blue, s->pools.green };
+	unsigned int counts[2] = { s->pools.blue_count, s->pools.green_count };
+	json_object *d = json_object_new_object();
+	__u32 svc_id;
+	int err;
+
+	err = bgs_service_add(ag->h, &s->spec, &svc_id);
+	json_object_object_add(d, "vip", json_object_new_string(s->vip));
+	json_object_object_add(d, "mode", json_object_new_string(s->spec.mode ? "dsr" : "nat"));
+	hist_simple(ag, "service add", s->name, d, err);
+	if (err) {
+		agent_log(LOG_E, "%s: cannot create the service: %s", s->name, bgs_errmsg());
+		return err;
+	}
+	agent_log(LOG_N, "%s: created service %s", s->name, s->vip);
+	for (unsigned int i = 0; s->preview && i < s->preview->prefixes_count; i++)
+		if (bgs_preview_add(ag->h, svc_id, &s->preview->pfx[i]))
+			agent_log(LOG_E, "%s: cannot add preview prefix %s: %s", s->name,
+				  s->preview->prefixes[i], bgs_errmsg());
+	for (int c = 0; c < 2; c++)
+		for (unsigned int i = 0; i < counts[c]; i++)
+			add_backend(ag, s, svc_id, c, &pools[c][i], fresh);
+	return 0;
+}
+
+static bool spec_matches(const struct bgs_backend *be, int color, const struct cfg_service *s,
+			 const struct cfg_backend *b)
+{
+	__u16 port = b->spec.port ? b->spec.port : s->spec.port;
+
+	return be->color == color && be->family == b->spec.addr.family &&
+	       !memcmp(be->addr, b->spec.addr.addr, sizeof(be->addr)) && ntohs(be->port) == port &&
+	       be->weight == b->spec.weight;
+}
+
+/* The pins are what the agent applied; make them what the config says now. */
+static void apply_diff(struct agent *ag, const struct cfg_service *s, __u32 svc_id,
+		       struct new_ids *fresh)
+{
+	const struct cfg_backend *pools[2] = { s->pools.blue, s->pools.green };
+	unsigned int counts[2] = { s->pools.blue_count, s->pools.green_count };
+	struct bgs_prefix have[256];
+	struct bgs_service svc;
+	struct bgs_flip flip;
+	int n;
+
+	if (bgs_service_get(ag->h, svc_id, &svc, &flip))
+		return;
+	if (svc.mode != s->spec.mode || svc.proto != s->spec.proto ||
+	    ntohs(svc.port) != s->spec.port || ntohs(svc.preview_port) != s->spec.preview_port ||
+	    memcmp(svc.vip, s->spec.vip.addr, sizeof(svc.vip))) {
+		agent_log(LOG_E, "%s: the VIP, mode or preview port changed in the config: that "
+				 "cannot be changed in place (delete the service with bgctl, then "
+				 "reload); the service is left as it is",
+			  s->name);
+		return;
+	}
+	/* removals first: an address that moves to the other color must leave its old one */
+	for (int c = 0; c < 2; c++) {
+		__u32 ids[BGS_MAX_POOL_BACKENDS];
+
+		n = bgs_pool_list(ag->h, svc_id, (__u32)c, ids, BGS_MAX_POOL_BACKENDS);
+		for (int i = 0; i < n && i < BGS_MAX_POOL_BACKENDS; i++) {
+			struct bgs_backend be;
+			bool keep = false;
+			char a[64];
+
+			if (bgs_backend_get(ag->h, ids[i], &be))
+				continue;
+			for (int c2 = 0; c2 < 2 && !keep; c2++)
+				for (unsigned int j = 0; j < counts[c2] && !keep; j++)
+					keep = spec_matches(&be, c2, s, &pools[c2][j]);
+			if (keep)
+				continue;
+			bgs_ip_str(&(struct bgs_ip){ .family = be.family,
+						     .addr = { be.addr[0], be.addr[1], be.addr[2],
+							       be.addr[3] } },
+				   a, sizeof(a));
+			json_object *d = json_object_new_object();
+			int err = bgs_backend_del(ag->h, ids[i]);
+
+			json_object_object_add(d, "color", json_object_new_string(color_str(c)));
+			json_object_object_add(d, "backend", json_object_new_string(a));
+			hist_simple(ag, "backend del", s->name, d, err);
+			if (err)
+				agent_log(LOG_E, "%s: cannot remove %s backend %s: %s", s->name,
+					  color_str(c), a, bgs_errmsg());
+			else
+				agent_log(LOG_N, "%s: removed %s backend %s:%u", s->name,
+					  color_str(c), a, ntohs(be.port));
+		}
+	}
+	for (int c = 0; c < 2; c++) {
+		for (unsigned int j = 0; j < counts[c]; j++) {
+			__u32 ids[BGS_MAX_POOL_BACKENDS];
+			bool have_it = false;
+
+			n = bgs_pool_list(ag->h, svc_id, (__u32)c, ids, BGS_MAX_POOL_BACKENDS);
+			for (int i = 0; i < n && i < BGS_MAX_POOL_BACKENDS && !have_it; i++) {
+				struct bgs_backend be;
+
+				have_it = !bgs_backend_get(ag->h, ids[i], &be) &&
+					  spec_matches(&be, c, s, &pools[c][j]);
+			}
+			if (!have_it)
+				add_backend(ag, s, svc_id, c, &pools[c][j], fresh);
+		}
+	}
+	n = bgs_preview_list(ag->h, svc_id, have, 256);
+	for (int i = 0; i < n && i < 256; i++) {
+		bool keep = false;
+
+		for (unsigned int j = 0; s->preview && j < s->preview->prefixes_count; j++)
+			keep |= !memcmp(&have[i], &s->preview->pfx[j], sizeof(have[i]));
+		if (!keep && bgs_preview_del(ag->h, svc_id, &have[i]))
+			agent_log(LOG_E, "%s: cannot remove a preview prefix: %s", s->name,
+				  bgs_errmsg());
+	}
+	for (unsigned int j = 0; s->preview && j < s->preview->prefixes_count; j++) {
+		bool have_it = false;
+
+		for (int i = 0; i < n && i < 256; i++)
+			have_it |= !memcmp(&have[i], &s->preview->pfx[j], sizeof(have[i]));
+		if (!have_it && bgs_preview_add(ag->h, svc_id, &s->preview->pfx[j]))
+			agent_log(LOG_E, "%s: cannot add preview prefix %s: %s", s->name,
+				  s->preview->prefixes[j], bgs_errmsg());
+	}
+}
+
+/* Apply one service; returns its drift state. */
+static bool apply_service(struct agent *ag, const struct cfg_service *s, struct new_ids *fresh,
+			  char *why, size_t whylen)
+{
+	char *want = cfg_fingerprint(s), *have = NULL;
+	const char *applied = state_get(ag->state, s->name);
+	bool drift = false;
+	__u32 svc_id;
+
+	why[0] = '\0';
+	if (!want)
+		return false;
+	if (bgs_service_find(ag->h, s->name, &svc_id)) {
+		if (applied) {
+			snprintf(why, whylen, "deleted outside the agent (bgctl?): not recreated; "
+					      "restore it or remove it from the config");
+			drift = true;
+		} else if (create_service(ag, s, fresh) == 0 &&
+			   bgs_service_find(ag->h, s->name, &svc_id) == 0) {
+			have = pins_fingerprint(ag->h, svc_id);
+			if (have)
+				state_set(ag->state, s->name, have);
+		}
+		goto out;
+	}
+	have = pins_fingerprint(ag->h, svc_id);
+	if (!have)
+		goto out;
+	if (!applied) {
+		if (!strcmp(have, want)) {
+			agent_log(LOG_I, "%s: adopted (the pins match the config)", s->name);
+			state_set(ag->state, s->name, have);
+		} else {
+			snprintf(why, whylen, "exists but differs from the config and was not made "
+					      "by the agent: left as it is");
+			drift = true;
+		}
+		goto out;
+	}
+	if (strcmp(have, applied)) {
+		snprintf(why, whylen, "changed outside the agent (bgctl?) since the agent applied "
+				      "it: left as it is");
+		drift = true;
+		goto out;
+	}
+	if (strcmp(have, want)) {
+		apply_diff(ag, s, svc_id, fresh);
+		free(have);
+		have = pins_fingerprint(ag->h, svc_id);
+		if (have)
+			state_set(ag->state, s->name, have);
+	}
+out:
+	free(want);
+	free(have);
+	return drift;
+}
+
+static bool is_fresh(const struct new_ids *fresh, __u32 id)
+{
+	for (unsigned int i = 0; i < fresh->n; i++)
+		if (fresh->ids[i] == id)
+			return true;
+	return false;
+}
+
+void runtime_free(struct agent *ag)
+{
+	for (unsigned int i = 0; i < ag->nsvc; i++) {
+		for (unsigned int j = 0; j < ag->svc[i].nbe; j++)
+			checks_stop_backend(&ag->svc[i].be[j]);
+		free(ag->svc[i].be);
+	}
+	free(ag->svc);
+	ag->svc = NULL;
+	ag->nsvc = 0;
+}
+
+/* The backends of one service, from the pins; health adopted from the records. */
+static void build_backends(struct agent *ag, struct svc_rt *s, const struct new_ids *fresh)
+{
+	__u32 ids[2][BGS_MAX_POOL_BACKENDS];
+	int n[2];
+
+	s->nbe = 0;
+	for (int c = 0; c < 2; c++) {
+		n[c] = bgs_pool_list(ag->h, s->id, (__u32)c, ids[c], BGS_MAX_POOL_BACKENDS);
+		n[c] = n[c] < 0 ? 0 : n[c] > BGS_MAX_POOL_BACKENDS ? BGS_MAX_POOL_BACKENDS : n[c];
+	}
+	s->be = calloc((size_t)(n[0] + n[1]) + 1, sizeof(*s->be));
+	if (!s->be)
+		return;
+	for (int c = 0; c < 2; c++) {
+		for (int i = 0; i < n[c]; i++) {
+			struct be_rt *b = &s->be[s->nbe];
+			struct bgs_backend rec;
+			char a[64];
+
+			if (bgs_backend_get(ag->h, ids[c][i], &rec))
+				continue;
+			b->ag = ag;
+			b->svc = s;
+			b->id = ids[c][i];
+			b->color = c;
+			b->fd = -1;
+			be_ip(&rec, &b->ip);
+			b->port = ntohs(rec.port);
+			b->check_port = s->cfg->check.port ? (__u16)*s->cfg->check.port : b->port;
+			bgs_ip_str(&b->ip, a, sizeof(a));
+			snprintf(b->label, sizeof(b->label), b->ip.family == BGS_AF_INET6 ?
+				 "[%s]:%u" : "%s:%u", a, b->port);
+			/* the record's health is the truth (a restart adopts it, no flap); only a
+			 * backend created by this apply waits for its first decision */
+			hsm_init(&b->hsm, rec.health == BGS_HEALTH_UP, !is_fresh(fresh, b->id));
+			s->nbe++;
+		}
+	}
+}
+
+void drift_check(struct agent *ag)
+{
+	for (unsigned int i = 0; i < ag->nsvc; i++) {
+		struct svc_rt *s = &ag->svc[i];
+		const char *applied = state_get(ag->state, s->name);
+		char *have = pins_fingerprint(ag->h, s->id);
+		bool drift;
+
+		if (!have)
+			continue;
+		drift = !applied || strcmp(have, applied);
+		if (drift && !s->drift) {
+			snprintf(s->drift_why, sizeof(s->drift_why),
+				 "changed outside the agent (bgctl?): not overwritten; SIGHUP "
+				 "re-checks it");
+			agent_log(LOG_W, "%s: drift: %s", s->name, s->drift_why);
+		} else if (!drift && s->drift) {
+			agent_log(LOG_N, "%s: no drift any more (the pins match what the agent "
+					 "applied)",
+				  s->name);
+			s->drift_why[0] = '\0';
+		}
+		s->drift = drift;
+		free(have);
+	}
+}
+
+static int attach_all(struct agent *ag, const struct cfg *cfg)
+{
+	for (unsigned int i = 0; i < cfg->interfaces_count; i++) {
+		const struct cfg_iface *ifc = &cfg->interfaces[i];
+		bool done;
+		int err = al_attach(ag->h, ifc->name, ifc->xdp_mode, &done);
+
+		if (err) {
+			agent_log(LOG_E, "interfaces[%u]: cannot attach to %s: %s", i, ifc->name,
+				  bgs_errmsg());
+			return err;
+		}
+		if (done) {
+			json_object *d = json_object_new_object();
+
+			json_object_object_add(d, "interface", json_object_new_string(ifc->name));
+			hist_simple(ag, "attach", NULL, d, 0);
+			agent_log(LOG_N, "attached to %s (%s)", ifc->name,
+				  ifc->xdp_mode == BGS_XDP_GENERIC ? "generic" : "native");
+		}
+	}
+	return 0;
+}
+
+int apply_config(struct agent *ag, struct cfg *cfg, bool at_start)
+{
+	struct new_ids *fresh = calloc(1, sizeof(*fresh));
+	struct svc_rt *svcs;
+	unsigned int n = 0;
+	int err;
+
+	if (!fresh)
+		return -ENOMEM;
+	if (at_start) {
+		err = al_open(ag->pin_dir, &ag->h);
+		if (err) {
+			agent_log(LOG_E, "cannot set up the pinned state in %s: %s", ag->pin_dir,
+				  bgs_errmsg());
+			free(fresh);
+			return err;
+		}
+		ag->state = state_load(ag->state_file);
+	}
+	err = attach_all(ag, cfg);
+	if (err && at_start) {
+		free(fresh);
+		return err;
+	}
+	svcs = calloc(cfg->services_count + 1, sizeof(*svcs));
+	if (!svcs) {
+		free(fresh);
+		return -ENOMEM;
+	}
+	for (unsigned int i = 0; i < cfg->services_count; i++) {
+		struct cfg_service *cs = &cfg->services[i];
+		struct svc_rt *s = &svcs[n];
+
+		s->drift = apply_service(ag, cs, fresh, s->drift_why, sizeof(s->drift_why));
+		if (s->drift)
+			agent_log(LOG_W, "%s: drift: %s", cs->name, s->drift_why);
+		if (bgs_service_find(ag->h, cs->name, &s->id))
+			continue;
+		s->ag = ag;
+		s->cfg = cs;
+		snprintf(s->name, sizeof(s->name), "%s", cs->name);
+		n++;
+	}
+	state_save(ag->state_file, ag->state);
+	/* carry over what the loop learned about services that stay */
+	for (unsigned int i = 0; i < n; i++) {
+		for (unsigned int j = 0; j < ag->nsvc; j++) {
+			if (strcmp(ag->svc[j].name, svcs[i].name))
+				continue;
+			svcs[i].seen = ag->svc[j].seen;
+			svcs[i].gen = ag->svc[j].gen;
+			svcs[i].live = ag->svc[j].live;
+			svcs[i].auto_flipped = ag->svc[j].auto_flipped;
+			svcs[i].auto_flip_ms = ag->svc[j].auto_flip_ms;
+			svcs[i].flips_failover = ag->svc[j].flips_failover;
+			svcs[i].flips_other = ag->svc[j].flips_other;
+		}
+	}
+	runtime_free(ag);
+	ag->svc = svcs;
+	ag->nsvc = n;
+	for (unsigned int i = 0; i < n; i++)
+		build_backends(ag, &svcs[i], fresh);
+	free(fresh);
+	return 0;
+}

@@ -1,0 +1,440 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Health checks, all on the agent's one sd-event loop, none blocking it:
+ *  - tcp: a non-blocking connect, its completion read from SO_ERROR;
+ *  - http/https: libcurl's multi interface, its sockets and timer driven by the loop;
+ *  - exec: a child in its own process group (BACKEND_ADDR, BACKEND_PORT, BACKEND_COLOR,
+ *    SERVICE in its environment), the whole group killed on timeout.
+ * Each backend has one timer: the start of its next check, or while a check is in flight
+ * its timeout. Checks run at a fixed rate from a start spread over the interval, so that
+ * many backends do not all connect at once.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include "agent_priv.h"
+
+static uint64_t mono_us(sd_event *ev)
+{
+	uint64_t t = 0;
+
+	sd_event_now(ev, CLOCK_MONOTONIC, &t);
+	return t;
+}
+
+static int on_timer(sd_event_source *src, uint64_t usec, void *arg);
+
+static void arm(struct be_rt *be, uint64_t at_us)
+{
+	if (!be->timer) {
+		if (sd_event_add_time(be->ag->ev, &be->timer, CLOCK_MONOTONIC, at_us, 1000,
+				      on_timer, be) < 0)
+			agent_log(LOG_E, "%s %s: cannot arm a timer", be->svc->name, be->label);
+		return;
+	}
+	sd_event_source_set_time(be->timer, at_us);
+	sd_event_source_set_enabled(be->timer, SD_EVENT_ONESHOT);
+}
+
+/* Kill an exec check's command with its whole process group (a probe script's own children
+ * go too) and reap it now: it is SIGKILLed, so the wait is short, and the next check never
+ * finds it still there. Its child source goes first, so sd-event does not reap it too. */
+static void kill_child(struct be_rt *be)
+{
+	if (be->pid <= 0)
+		return;
+	be->child = sd_event_source_disable_unref(be->child);
+	kill(-be->pid, SIGKILL);
+	while (waitpid(be->pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	be->pid = 0;
+}
+
+/* Release what the check in flight holds (not the timer). */
+static void cleanup_inflight(struct be_rt *be)
+{
+	be->io = sd_event_source_disable_unref(be->io);
+	if (be->fd >= 0)
+		close(be->fd);
+	be->fd = -1;
+	if (be->easy && be->in_flight)
+		curl_multi_remove_handle(be->ag->curlm, be->easy);
+	kill_child(be);
+	be->in_flight = false;
+}
+
+static void finish(struct be_rt *be, enum check_result r, const char *why)
+{
+	const struct cfg_check *ck = &be->svc->cfg->check;
+
+	cleanup_inflight(be);
+	arm(be, be->started_us + ck->interval_ms * 1000);
+	agent_check_done(be, r, why);
+}
+
+/* ---- tcp ---- */
+
+static void to_sockaddr(const struct be_rt *be, struct sockaddr_storage *ss, socklen_t *len)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (be->ip.family == BGS_AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(be->check_port);
+		sin->sin_addr.s_addr = be->ip.addr[0];
+		*len = sizeof(*sin);
+	} else {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(be->check_port);
+		memcpy(&sin6->sin6_addr, be->ip.addr, 16);
+		*len = sizeof(*sin6);
+	}
+}
+
+static int on_tcp(sd_event_source *src, int fd, uint32_t revents, void *arg)
+{
+	struct be_rt *be = arg;
+	int soerr = 0;
+	socklen_t l = sizeof(soerr);
+
+	(void)src;
+	(void)revents;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &l) < 0)
+		soerr = errno;
+	if (soerr)
+		finish(be, CR_FAIL, strerror(soerr));
+	else
+		finish(be, CR_OK, NULL);
+	return 0;
+}
+
+static void start_tcp(struct be_rt *be)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd;
+
+	to_sockaddr(be, &ss, &len);
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return finish(be, CR_FAIL, strerror(errno));
+	/* close with a reset: thousands of checks a second leave no TIME_WAIT behind */
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	be->fd = fd;
+	if (connect(fd, (struct sockaddr *)&ss, len) == 0)
+		return finish(be, CR_OK, NULL);
+	if (errno != EINPROGRESS)
+		return finish(be, CR_FAIL, strerror(errno));
+	if (sd_event_add_io(be->ag->ev, &be->io, fd, EPOLLOUT, on_tcp, be) < 0)
+		finish(be, CR_FAIL, "cannot watch the socket");
+}
+
+/* ---- http / https through libcurl multi ---- */
+
+static void curl_check_done(struct agent *ag)
+{
+	CURLMsg *m;
+	int left;
+
+	while ((m = curl_multi_info_read(ag->curlm, &left))) {
+		struct be_rt *be = NULL;
+		long code = 0;
+		char why[160];
+
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&be);
+		if (!be || !be->in_flight)
+			continue;
+		if (m->data.result != CURLE_OK) {
+			snprintf(why, sizeof(why), "%s", curl_easy_strerror(m->data.result));
+			finish(be, m->data.result == CURLE_OPERATION_TIMEDOUT ? CR_TIMEOUT :
+										 CR_FAIL,
+			       why);
+			continue;
+		}
+		curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &code);
+		if ((unsigned long)code == be->svc->cfg->check.status) {
+			finish(be, CR_OK, NULL);
+		} else {
+			snprintf(why, sizeof(why), "HTTP status %ld, expected %u", code,
+				 be->svc->cfg->check.status);
+			finish(be, CR_FAIL, why);
+		}
+	}
+}
+
+static int on_curl_io(sd_event_source *src, int fd, uint32_t revents, void *arg)
+{
+	struct agent *ag = arg;
+	int flags = 0, running;
+
+	(void)src;
+	if (revents & (EPOLLIN | EPOLLHUP))
+		flags |= CURL_CSELECT_IN;
+	if (revents & EPOLLOUT)
+		flags |= CURL_CSELECT_OUT;
+	if (revents & EPOLLERR)
+		flags |= CURL_CSELECT_ERR;
+	curl_multi_socket_action(ag->curlm, fd, flags, &running);
+	curl_check_done(ag);
+	return 0;
+}
+
+static int on_curl_timer(sd_event_source *src, uint64_t usec, void *arg)
+{
+	struct agent *ag = arg;
+	int running;
+
+	(void)src;
+	(void)usec;
+	curl_multi_socket_action(ag->curlm, CURL_SOCKET_TIMEOUT, 0, &running);
+	curl_check_done(ag);
+	return 0;
+}
+
+/* libcurl tells which sockets to watch for what */
+static int curl_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+	struct agent *ag = userp;
+	sd_event_source *src = socketp;
+	uint32_t ev = 0;
+
+	(void)easy;
+	if (what == CURL_POLL_REMOVE) {
+		sd_event_source_disable_unref(src);
+		curl_multi_assign(ag->curlm, s, NULL);
+		return 0;
+	}
+	if (what & CURL_POLL_IN)
+		ev |= EPOLLIN;
+	if (what & CURL_POLL_OUT)
+		ev |= EPOLLOUT;
+	if (src) {
+		sd_event_source_set_io_events(src, ev);
+		return 0;
+	}
+	if (sd_event_add_io(ag->ev, &src, s, ev, on_curl_io, ag) < 0)
+		return -1;
+	curl_multi_assign(ag->curlm, s, src);
+	return 0;
+}
+
+static int curl_timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+	struct agent *ag = userp;
+
+	(void)multi;
+	if (timeout_ms < 0)
+		return sd_event_source_set_enabled(ag->curl_timer, SD_EVENT_OFF) < 0 ? -1 : 0;
+	sd_event_source_set_time_relative(ag->curl_timer, (uint64_t)timeout_ms * 1000);
+	sd_event_source_set_enabled(ag->curl_timer, SD_EVENT_ONESHOT);
+	return 0;
+}
+
+static void start_http(struct be_rt *be)
+{
+	const struct cfg_check *ck = &be->svc->cfg->check;
+
+	if (!be->easy) {
+		char a[64];
+
+		be->easy = curl_easy_init();
+		bgs_ip_str(&be->ip, a, sizeof(a));
+		if (!be->easy ||
+		    asprintf(&be->url, be->ip.family == BGS_AF_INET6 ? "%s://[%s]:%u%s" :
+								      "%s://%s:%u%s",
+			     ck->type == CHECK_HTTPS ? "https" : "http", a, be->check_port,
+			     ck->path) < 0) {
+			be->url = NULL;
+			return finish(be, CR_FAIL, "out of memory");
+		}
+		curl_easy_setopt(be->easy, CURLOPT_URL, be->url);
+		curl_easy_setopt(be->easy, CURLOPT_PRIVATE, be);
+		curl_easy_setopt(be->easy, CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(be->easy, CURLOPT_TIMEOUT_MS, (long)ck->timeout_ms);
+		curl_easy_setopt(be->easy, CURLOPT_USERAGENT, "bgagent health check");
+		/* backends are checked by address: their certificates name hosts, not it */
+		curl_easy_setopt(be->easy, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(be->easy, CURLOPT_SSL_VERIFYHOST, 0L);
+		curl_easy_setopt(be->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+	}
+	if (curl_multi_add_handle(be->ag->curlm, be->easy) != CURLM_OK)
+		finish(be, CR_FAIL, "libcurl refused the request");
+}
+
+/* ---- exec ---- */
+
+static int on_child(sd_event_source *src, const siginfo_t *si, void *arg)
+{
+	struct be_rt *be = arg;
+	bool mine = be->in_flight && be->pid == si->si_pid;
+	char why[96];
+
+	/* sd-event reaps the child after this returns */
+	be->child = sd_event_source_unref(src);
+	be->pid = 0;
+	if (!mine)
+		return 0;
+	if (si->si_code == CLD_EXITED && si->si_status == 0)
+		return finish(be, CR_OK, NULL), 0;
+	if (si->si_code == CLD_EXITED)
+		snprintf(why, sizeof(why), "command exited with status %d", si->si_status);
+	else
+		snprintf(why, sizeof(why), "command killed by signal %d", si->si_status);
+	finish(be, CR_FAIL, why);
+	return 0;
+}
+
+static void start_exec(struct be_rt *be)
+{
+	const struct cfg_check *ck = &be->svc->cfg->check;
+	char a[64], port[8];
+	sigset_t none;
+	pid_t pid;
+
+	if (be->pid > 0)
+		return finish(be, CR_FAIL, "the previous command has not exited yet");
+	bgs_ip_str(&be->ip, a, sizeof(a));
+	snprintf(port, sizeof(port), "%u", be->check_port);
+	pid = fork();
+	if (pid < 0)
+		return finish(be, CR_FAIL, strerror(errno));
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDWR);
+
+		setpgid(0, 0);
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		if (null >= 0) {
+			dup2(null, STDIN_FILENO);
+			dup2(null, STDOUT_FILENO);
+		}
+		setenv("BACKEND_ADDR", a, 1);
+		setenv("BACKEND_PORT", port, 1);
+		setenv("BACKEND_COLOR", color_str(be->color), 1);
+		setenv("SERVICE", be->svc->name, 1);
+		execl("/bin/sh", "sh", "-c", ck->command, (char *)NULL);
+		_exit(127);
+	}
+	/* also from here: kill(-pid) on timeout must find the group even if the child has
+	 * not run yet */
+	setpgid(pid, pid);
+	be->pid = pid;
+	if (sd_event_add_child(be->ag->ev, &be->child, pid, WEXITED, on_child, be) < 0) {
+		agent_log(LOG_E, "%s %s: cannot watch the check command", be->svc->name,
+			  be->label);
+		finish(be, CR_FAIL, "cannot watch the command");
+	}
+}
+
+/* ---- scheduling ---- */
+
+static void start_check(struct be_rt *be)
+{
+	const struct cfg_check *ck = &be->svc->cfg->check;
+
+	be->started_us = mono_us(be->ag->ev);
+	be->in_flight = true;
+	arm(be, be->started_us + ck->timeout_ms * 1000);
+	switch (ck->type) {
+	case CHECK_TCP:
+		start_tcp(be);
+		break;
+	case CHECK_HTTP:
+	case CHECK_HTTPS:
+		start_http(be);
+		break;
+	case CHECK_EXEC:
+		start_exec(be);
+		break;
+	default:
+		finish(be, CR_FAIL, "unknown check type");
+	}
+}
+
+static int on_timer(sd_event_source *src, uint64_t usec, void *arg)
+{
+	struct be_rt *be = arg;
+
+	(void)src;
+	(void)usec;
+	if (be->in_flight) {
+		char why[64];
+
+		snprintf(why, sizeof(why), "no answer within %llums",
+			 (unsigned long long)be->svc->cfg->check.timeout_ms);
+		finish(be, CR_TIMEOUT, why);
+	} else {
+		start_check(be);
+	}
+	return 0;
+}
+
+void checks_start(struct agent *ag)
+{
+	uint64_t now = mono_us(ag->ev);
+	unsigned int total = 0, k = 0;
+
+	for (unsigned int i = 0; i < ag->nsvc; i++)
+		total += ag->svc[i].nbe;
+	for (unsigned int i = 0; i < ag->nsvc; i++) {
+		struct svc_rt *s = &ag->svc[i];
+		uint64_t iv = s->cfg->check.interval_ms * 1000;
+
+		for (unsigned int j = 0; j < s->nbe; j++, k++)
+			arm(&s->be[j], now + (total ? iv * k / total : 0));
+	}
+}
+
+void checks_stop_backend(struct be_rt *be)
+{
+	if (be->in_flight)
+		cleanup_inflight(be);
+	be->timer = sd_event_source_disable_unref(be->timer);
+	kill_child(be);
+	if (be->easy)
+		curl_easy_cleanup(be->easy);
+	be->easy = NULL;
+	free(be->url);
+	be->url = NULL;
+}
+
+int checks_init(struct agent *ag)
+{
+	if (curl_global_init(CURL_GLOBAL_DEFAULT))
+		return -ENOMEM;
+	ag->curlm = curl_multi_init();
+	if (!ag->curlm)
+		return -ENOMEM;
+	curl_multi_setopt(ag->curlm, CURLMOPT_SOCKETFUNCTION, curl_socket_cb);
+	curl_multi_setopt(ag->curlm, CURLMOPT_SOCKETDATA, ag);
+	curl_multi_setopt(ag->curlm, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
+	curl_multi_setopt(ag->curlm, CURLMOPT_TIMERDATA, ag);
+	if (sd_event_add_time(ag->ev, &ag->curl_timer, CLOCK_MONOTONIC, 0, 1000, on_curl_timer,
+			      ag) < 0)
+		return -ENOMEM;
+	return sd_event_source_set_enabled(ag->curl_timer, SD_EVENT_OFF);
+}
+
+void checks_fini(struct agent *ag)
+{
+	if (ag->curlm)
+		curl_multi_cleanup(ag->curlm);
+	ag->curlm = NULL;
+	ag->curl_timer = sd_event_source_disable_unref(ag->curl_timer);
+	curl_global_cleanup();
+}

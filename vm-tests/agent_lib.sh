@@ -1,0 +1,138 @@
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+# Helpers for the bgagent scenarios (vm-tests/test_agent_*.sh), on top of lib.sh: the agent
+# runs inside the LB namespace from a config written here, with its state and history files
+# and its metrics port in this run's directory and namespace.
+
+BGAGENT=${BGAGENT:-$BGS_BUILD/bgagent}
+AGENT_CFG=$BGS_RUN/bgswitch.yaml
+AGENT_LOG=$BGS_RUN/agent.log
+AGENT_METRICS=127.0.0.1:9469
+AGENT_PID=
+
+agent_require() {
+	[ -x "$BGAGENT" ] || skip "no bgagent at $BGAGENT (build first: make)"
+	command -v curl >/dev/null || skip "missing tool 'curl' (run make deps)"
+}
+
+# The topology of lib.sh with nothing attached: the agent attaches from its config.
+agent_topo_up() {
+	local i
+	bgs_require
+	agent_require
+	bgs_topo_up
+	for i in c1 c2 "${BACKENDS[@]}"; do
+		lbctl detach "$i" >/dev/null || fail "detach $i"
+	done
+}
+
+# agent_config [INTERVAL] [DRAIN]: service web (nat, VIP_NAT:80, backends on 8080), http
+# checks every INTERVAL (timeout = interval, rise 2, fall 3), failover at 50%.
+agent_config() {
+	local iv=${1:-100ms} drain=${2:-5s}
+	cat >"$AGENT_CFG" <<EOF
+pin_dir: $BGSWITCH_PIN_DIR
+history_file: $BGSWITCH_HISTORY
+state_file: $BGS_RUN/bgagent.json
+interfaces:
+  - {name: c1, xdp_mode: native}
+  - {name: c2, xdp_mode: native}
+  - {name: b1, xdp_mode: native}
+  - {name: b2, xdp_mode: native}
+  - {name: g1, xdp_mode: native}
+  - {name: g2, xdp_mode: native}
+metrics: {listen: "$AGENT_METRICS"}
+services:
+  - name: web
+    vip: "$VIP_NAT:80/tcp"
+    mode: nat
+    drain_timeout: $drain
+    pools:
+      blue:  [{address: "${BE_ADDR[b1]}:8080"}, {address: "${BE_ADDR[b2]}:8080"}]
+      green: [{address: "${BE_ADDR[g1]}:8080"}, {address: "${BE_ADDR[g2]}:8080"}]
+    health_check: {type: http, path: /healthz, interval: $iv, timeout: $iv, rise: 2, fall: 3}
+    failover: {enabled: true, min_healthy: 50%, hold_down: 60s}
+EOF
+}
+
+agent_start() {
+	# ip netns exec execs the agent: $! is the agent itself, for the signals
+	ip netns exec "$NS_LB" "$BGAGENT" --config "$AGENT_CFG" >>"$AGENT_LOG" 2>&1 &
+	AGENT_PID=$!
+	BGS_PIDS+=($AGENT_PID)
+}
+
+# Wait (bounded, 10 s) until the agent's log has a line matching a pattern.
+agent_wait_log() {
+	local pat=$1 i
+	for i in $(seq 1 200); do
+		grep -q -- "$pat" "$AGENT_LOG" 2>/dev/null && return 0
+		kill -0 "$AGENT_PID" 2>/dev/null || return 1
+		sleep 0.05
+	done
+	return 1
+}
+
+metrics() { nsx "$NS_LB" curl -sf --max-time 5 "http://$AGENT_METRICS/metrics"; }
+
+# Value of one metric line (exact name and labels as printed), or empty.
+metric() {
+	local sel=$1
+	metrics | awk -v s="$sel" 'index($0, s " ") == 1 { print $2 }'
+}
+
+backend_health() {
+	lbjq ".services[0].pools.$2.backends[] | select(.address == \"$1\") | .health" -j status web
+}
+
+# Stop / start one backend's responder (every process in its namespace).
+responder_stop() {
+	local pid
+	for pid in $(ip netns pids "$(ns_be "$1")"); do
+		kill "$pid" 2>/dev/null
+	done
+	for _ in $(seq 1 50); do
+		[ -z "$(ip netns pids "$(ns_be "$1")")" ] && return 0
+		sleep 0.02
+	done
+	return 1
+}
+
+responder_start() {
+	local b=$1
+	rm -f "$BGS_RUN/ready.$b"
+	nsx "$(ns_be "$b")" python3 "$BGS_ROOT/vm-tests/responder.py" "${BE_COLOR[$b]}" "$b" \
+		--http 80 --http 8080 --ready "$BGS_RUN/ready.$b" >/dev/null 2>&1 &
+	BGS_PIDS+=($!)
+	for _ in $(seq 1 100); do
+		[ -e "$BGS_RUN/ready.$b" ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+# probe_until COLOR NS VIP PORT T0_MS: new connections (one GET each, 100 ms timeout) every
+# 10 ms until one is answered by COLOR; prints the ms from T0_MS (epoch ms) to that answer
+# and how many attempts failed. Bounded: gives up (exit 1) after 10 s.
+probe_until() {
+	nsx "$2" timeout 15 python3 - "$1" "$3" "$4" "$5" <<'PY'
+import socket, sys, time
+color, host, port, t0 = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+failed = 0
+end = time.time() + 10
+while time.time() < end:
+    try:
+        with socket.create_connection((host, port), timeout=0.1) as s:
+            s.sendall(b"GET / HTTP/1.0\r\nHost: vip\r\n\r\n")
+            data = s.recv(4096).decode(errors="replace")
+        if ("\n" + color + " ") in data:
+            print(int(time.time() * 1000) - t0, failed)
+            sys.exit(0)
+    except OSError:
+        pass
+    failed += 1
+    time.sleep(0.01)
+sys.exit(1)
+PY
+}

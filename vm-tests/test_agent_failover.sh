@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+# bgagent failover end to end (nat): with interval 100ms, timeout 100ms, fall 3, every blue
+# server is stopped; the agent flips web to green on its own and new connections are served
+# again within 500 ms of the moment the last blue server died (measured by a client making a
+# new connection every 10 ms). The flip is in the audit history with the agent as actor and
+# the reason; blue coming back does not flip it back (no automatic failback).
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/agent_lib.sh"
+
+agent_topo_up
+agent_config 100ms
+agent_start
+agent_wait_log "ready: 1 service" || fail "agent did not start: $(tail -5 "$AGENT_LOG")"
+for _ in $(seq 1 100); do
+	[ "$(metrics | grep -c '^bgswitch_backend_up{.*} 1$')" -eq 4 ] && break
+	sleep 0.05
+done
+check "all four backends up" test "$(metrics | grep -c '^bgswitch_backend_up{.*} 1$')" -eq 4
+out=$(traffic "$NS_CL" http "$VIP_NAT" 80 20)
+check "served by blue before" jqt '.ok == 20 and .colors.blue == 20' <<<"$out"
+
+responder_stop b1 || fail "cannot stop b1"
+responder_stop b2 || fail "cannot stop b2"
+t0=$(now_ms)
+res=$(probe_until green "$NS_CL" "$VIP_NAT" 80 "$t0") || fail "no green answer within 10 s"
+read -r gap failed <<<"$res"
+echo "# measured: new connections failed for $gap ms ($failed attempts) after every blue server died (interval 100ms, timeout 100ms, fall 3)"
+check "failover within 500 ms (took $gap ms)" test "$gap" -lt 500
+check "web is live on green" test "$(lbjq '.services[0].live' -j status web)" = green
+out=$(traffic "$NS_CL" http "$VIP_NAT" 80 40)
+check "40 new connections all served by green" jqt '.ok == 40 and .colors.green == 40' <<<"$out"
+h=$(lbctl -j history web)
+check "history: the flip, by bgagent, with the reason" \
+	jqt '[.records[] | select(.verb == "flip" and .user == "bgagent" and .status == "done"
+		and .reason == "failover: blue 0/2 healthy < 50%" and .from == "blue"
+		and .to == "green")] | length == 1' <<<"$h"
+check "/metrics counts one failover flip" \
+	test "$(metric 'bgswitch_flips_total{service="web",reason="failover"}')" = 1
+
+responder_start b1 || fail "cannot restart b1"
+responder_start b2 || fail "cannot restart b2"
+for _ in $(seq 1 100); do
+	[ "$(metrics | grep -c '^bgswitch_backend_up{.*color="blue".*} 1$')" -eq 2 ] && break
+	sleep 0.05
+done
+check "blue healthy again" \
+	test "$(metrics | grep -c '^bgswitch_backend_up{.*color="blue".*} 1$')" -eq 2
+sleep 0.5
+check "no automatic failback: still green" test "$(lbjq '.services[0].live' -j status web)" = green
+
+# every green server dies within hold_down: the agent must not flip back
+responder_stop g1 || fail "cannot stop g1"
+responder_stop g2 || fail "cannot stop g2"
+agent_wait_log "no failover: green 0/2 healthy < 50%, but in hold_down" ||
+	fail "no hold_down message"
+check "hold_down: no second automatic flip" test "$(lbjq '.services[0].live' -j status web)" = green

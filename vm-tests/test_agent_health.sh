@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+# bgagent end to end (nat, so the agent's own HTTP checks come back through the switch's
+# reply path): started from a config it attaches and creates the service, every backend goes
+# healthy and serves; /metrics is scraped and matches bgctl status -j; one blue backend's
+# server stopped -> marked down within fall x interval and its new flows go to the other blue
+# backend; back up after rise checks; a bad config on SIGHUP is refused and the old one kept;
+# a SIGHUP adding a backend loses no connection; kill -9 of the agent leaves traffic as it
+# was and a restart adopts the pins without a flap (no publish, no health change).
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/agent_lib.sh"
+
+IV_MS=100
+FALL=3
+
+agent_topo_up
+agent_config ${IV_MS}ms
+agent_start
+agent_wait_log "ready: 1 service" || fail "agent did not start: $(tail -5 "$AGENT_LOG")"
+for i in c1 c2 "${BACKENDS[@]}"; do
+	grep -q "attached to $i " "$AGENT_LOG" || fail "agent did not attach to $i"
+done
+ok "agent started from the config and attached to c1 c2 b1 b2 g1 g2"
+
+all_healthy() {
+	[ "$(metrics | grep -c '^bgswitch_backend_healthy{.*} 1$')" -eq 4 ]
+}
+for _ in $(seq 1 100); do
+	all_healthy && break
+	sleep 0.05
+done
+check "every backend of both colors is healthy (http checks through the nat reply path)" \
+	all_healthy
+
+out=$(traffic "$NS_CL" http "$VIP_NAT" 80 40)
+check "40 connections through the agent's service, all on blue" \
+	jqt '.ok == 40 and .colors.blue == 40' <<<"$out"
+
+# ---- /metrics ----
+m=$(metrics) || fail "cannot scrape /metrics"
+for name in bgswitch_build_info bgswitch_backend_up bgswitch_backend_packets_total \
+	bgswitch_backend_bytes_total bgswitch_backend_new_flows_total bgswitch_backend_flows \
+	bgswitch_service_live_color bgswitch_service_generation bgswitch_service_canary_ratio \
+	bgswitch_drain_flows_remaining bgswitch_flips_total bgswitch_health_checks_total \
+	bgswitch_service_packets_total bgswitch_service_drift bgswitch_config_reloads_total; do
+	grep -q "^$name{" <<<"$m" || fail "/metrics lacks $name"
+done
+ok "/metrics has every documented metric"
+st=$(lbctl -j status web)
+gen=$(jq -r '.services[0].generation' <<<"$st")
+check "generation in /metrics matches bgctl status ($gen)" \
+	test "$(metric 'bgswitch_service_generation{service="web"}')" = "$gen"
+check "live color in /metrics matches bgctl status" \
+	test "$(metric 'bgswitch_service_live_color{service="web",color="blue"}')" = 1
+for b in b1 b2; do
+	a="${BE_ADDR[$b]}:8080"
+	want=$(jq -r ".services[0].pools.blue.backends[] | select(.address == \"$a\") | .new_flows" <<<"$st")
+	got=$(metric "bgswitch_backend_new_flows_total{service=\"web\",color=\"blue\",backend=\"$a\"}")
+	check "new flows of $b in /metrics ($got) match bgctl status ($want)" test "$got" = "$want"
+done
+check "health check counters count passes" \
+	test "$(metric "bgswitch_health_checks_total{service=\"web\",color=\"green\",backend=\"${BE_ADDR[g1]}:8080\",result=\"ok\"}")" -gt 2
+
+# ---- one blue backend dies ----
+t0=$(now_ms)
+responder_stop b1 || fail "cannot stop b1's server"
+down_ms=
+for _ in $(seq 1 200); do
+	if [ "$(backend_health "${BE_ADDR[b1]}:8080" blue)" = down ]; then
+		down_ms=$(($(now_ms) - t0))
+		break
+	fi
+	sleep 0.01
+done
+[ -n "$down_ms" ] || fail "b1 not marked down within 2 s"
+# fall x interval, plus one interval for the phase of the first failing check and the
+# time bgctl takes to show it
+limit=$(((FALL + 1) * IV_MS + 150))
+echo "# measured: b1 marked down ${down_ms} ms after its server stopped (fall $FALL x ${IV_MS}ms)"
+check "b1 marked down within $limit ms (took $down_ms)" test "$down_ms" -le "$limit"
+grep -q "web blue backend ${BE_ADDR[b1]}:8080: down (failed $FALL checks" "$AGENT_LOG" ||
+	fail "no log line for b1 going down"
+out=$(traffic "$NS_CL" http "$VIP_NAT" 80 30)
+check "new flows go to the other blue backend (b2)" \
+	jqt '.ok == 30 and .backends["blue b2"] == 30' <<<"$out"
+check "no failover: blue still 1/2 healthy = 50%" \
+	test "$(lbjq '.services[0].live' -j status web)" = blue
+
+responder_start b1 || fail "cannot restart b1's server"
+for _ in $(seq 1 100); do
+	[ "$(backend_health "${BE_ADDR[b1]}:8080" blue)" = up ] && break
+	sleep 0.02
+done
+check "b1 back up after its rise checks" test "$(backend_health "${BE_ADDR[b1]}:8080" blue)" = up
+
+# a long-lived connection across everything below
+hold_start "$NS_CL" tcp "$VIP_NAT" 80 "$BGS_RUN/hold1" 30
+hold1=$HOLD_PID
+wait_lines "$BGS_RUN/hold1" 3 || fail "hold flow got no answers"
+
+# ---- SIGHUP: a bad config is refused, the old one kept ----
+cp "$AGENT_CFG" "$BGS_RUN/good.yaml"
+sed -i 's/rise: 2/rise: many/' "$AGENT_CFG"
+kill -HUP "$AGENT_PID"
+agent_wait_log "reload failed" || fail "bad config on SIGHUP: no 'reload failed' in the log"
+grep -q "$AGENT_CFG:[0-9]*: services\[0\].health_check.rise: 'many' is not a whole number" \
+	"$AGENT_LOG" || fail "the reload error does not name file, line and key"
+check "agent still running after a bad SIGHUP" kill -0 "$AGENT_PID"
+check "failed reload counted" \
+	test "$(metric 'bgswitch_config_reloads_total{result="failed"}')" = 1
+check "the service is untouched (still 4 backends)" \
+	test "$(lbjq '[.services[0].pools[].backends[]] | length' -j status web)" = 4
+
+# ---- SIGHUP adding a backend: one publish, no connection lost ----
+cp "$BGS_RUN/good.yaml" "$AGENT_CFG"
+sed -i "s|blue:  \[{address: \"${BE_ADDR[b1]}:8080\"}|blue:  [{address: \"${BE_ADDR[b1]}:8080\"}, {address: \"${BE_ADDR[b1]}:80\"}|" \
+	"$AGENT_CFG"
+grep -q "${BE_ADDR[b1]}:80\"" "$AGENT_CFG" || fail "test bug: config not edited"
+k=$(grep -c '^[0-9]' "$BGS_RUN/hold1")
+kill -HUP "$AGENT_PID"
+agent_wait_log "reloaded: 1 service" || fail "good config on SIGHUP not reloaded"
+grep -q "added blue backend ${BE_ADDR[b1]}:80 " "$AGENT_LOG" || fail "backend not added"
+for _ in $(seq 1 100); do
+	[ "$(backend_health "${BE_ADDR[b1]}:80" blue)" = up ] && break
+	sleep 0.02
+done
+check "added backend up after its rise checks" \
+	test "$(backend_health "${BE_ADDR[b1]}:80" blue)" = up
+wait_lines "$BGS_RUN/hold1" $((k + 5)) || fail "hold flow stalled across the reload"
+out=$(traffic "$NS_CL" http "$VIP_NAT" 80 60)
+check "60 connections after the reload, none lost" jqt '.ok == 60 and .colors.blue == 60' <<<"$out"
+check "the added backend takes new flows" \
+	test "$(metric "bgswitch_backend_new_flows_total{service=\"web\",color=\"blue\",backend=\"${BE_ADDR[b1]}:80\"}")" -gt 0
+
+# ---- kill -9: traffic unaffected; a restart adopts without a flap ----
+gen=$(lbjq '.services[0].generation' -j status web)
+health_before=$(lbjq '[.services[0].pools[].backends[] | .address + "=" + .health] | join(" ")' -j status web)
+k=$(grep -c '^[0-9]' "$BGS_RUN/hold1")
+kill -9 "$AGENT_PID"
+out=$(traffic "$NS_CL" http "$VIP_NAT" 80 40)
+check "with the agent killed (-9), 40 new connections all served" jqt '.ok == 40' <<<"$out"
+wait_lines "$BGS_RUN/hold1" $((k + 5)) || fail "hold flow stalled after kill -9"
+: >"$AGENT_LOG"
+agent_start
+agent_wait_log "ready: 1 service" || fail "restarted agent not ready: $(tail -5 "$AGENT_LOG")"
+sleep 1
+check "restart: no publish (generation still $gen)" \
+	test "$(lbjq '.services[0].generation' -j status web)" = "$gen"
+check "restart: health adopted, unchanged" \
+	test "$(lbjq '[.services[0].pools[].backends[] | .address + "=" + .health] | join(" ")' -j status web)" = "$health_before"
+check "restart: no backend went up or down in the log" \
+	bash -c "! grep -Eq 'backend .*: (up|down) \\(' '$AGENT_LOG'"
+check "restart: nothing re-attached or re-created" \
+	bash -c "! grep -Eq 'attached to|created service|added .* backend' '$AGENT_LOG'"
+hold_stop "$BGS_RUN/hold1" "$hold1"
+check "the long-lived connection never saw an error" \
+	bash -c "! grep -q error '$BGS_RUN/hold1'"
+
+kill -TERM "$AGENT_PID"
+for _ in $(seq 1 100); do
+	kill -0 "$AGENT_PID" 2>/dev/null || break
+	sleep 0.05
+done
+check "SIGTERM stops the agent" bash -c "! kill -0 $AGENT_PID 2>/dev/null"
+out=$(traffic "$NS_CL" http "$VIP_NAT" 80 20)
+check "after SIGTERM the switch is still attached and serving" jqt '.ok == 20' <<<"$out"
