@@ -157,6 +157,9 @@ hold_stop "$BGS_RUN/hold1" "$hold1"
 check "the long-lived connection never saw an error" \
 	bash -c "! grep -q error '$BGS_RUN/hold1'"
 
+check "the log has only the agent's lines (no stray output)" \
+	bash -c "! grep -Ev '^(bgagent: |libxdp: |libbpf: )' '$AGENT_LOG'"
+
 kill -TERM "$AGENT_PID"
 for _ in $(seq 1 100); do
 	kill -0 "$AGENT_PID" 2>/dev/null || break

@@ -191,6 +191,136 @@ void agent_check_done(struct be_rt *be, enum check_result r, const char *why)
 	agent_failover(s);
 }
 
+/* ---- Drains ---- */
+
+static const char *const drain_end_names[4] = { "drained", "deadline", "ended", "superseded" };
+
+static int on_hook_exit(sd_event_source *src, const siginfo_t *si, void *arg)
+{
+	char *what = arg;
+
+	if (si->si_code != CLD_EXITED || si->si_status != 0)
+		agent_log(LOG_W, "%s: failed (%s %d)", what,
+			  si->si_code == CLD_EXITED ? "exit status" : "signal", si->si_status);
+	free(what);
+	sd_event_source_unref(src);
+	return 0;
+}
+
+/* on_drained: run, not waited for (the pipeline's hook may take long); its exit is logged */
+static void run_on_drained(struct svc_rt *s, enum drain_end how, uint64_t left)
+{
+	char flows[32], *what = NULL;
+	pid_t pid;
+
+	if (!s->cfg->on_drained)
+		return;
+	snprintf(flows, sizeof(flows), "%llu", (unsigned long long)left);
+	pid = fork();
+	if (pid < 0) {
+		agent_log(LOG_E, "%s: cannot run on_drained: %s", s->name, strerror(errno));
+		return;
+	}
+	if (pid == 0) {
+		sigset_t none;
+
+		setpgid(0, 0);
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		setenv("SERVICE", s->name, 1);
+		setenv("COLOR", color_str(s->drain_color), 1);
+		setenv("DRAIN_RESULT", drain_end_names[how], 1);
+		setenv("FLOWS_LEFT", flows, 1);
+		execl("/bin/sh", "sh", "-c", s->cfg->on_drained, (char *)NULL);
+		_exit(127);
+	}
+	if (asprintf(&what, "%s: on_drained (%s)", s->name, s->cfg->on_drained) < 0)
+		what = NULL;
+	/* floating (the loop holds it); its callback drops it */
+	if (!what || sd_event_add_child(s->ag->ev, NULL, pid, WEXITED, on_hook_exit, what) < 0)
+		free(what);
+}
+
+static void drain_finish(struct svc_rt *s, enum drain_end how)
+{
+	uint64_t left = s->drain_counted ? s->drain_left : 0;
+	json_object *d = json_object_new_object();
+	struct al_hist hs;
+	char why[160];
+
+	if (how == DRAIN_DRAINED)
+		snprintf(why, sizeof(why), "no flow left");
+	else
+		snprintf(why, sizeof(why), "%s with %llu flow%s left%s", drain_end_names[how],
+			 (unsigned long long)left, left == 1 ? "" : "s",
+			 how == DRAIN_DEADLINE ? ": routed as new flows now" : "");
+	agent_log(LOG_N, "%s: %s drain of generation %u over: %s", s->name,
+		  color_str(s->drain_color), s->drain_gen, why);
+	json_object_object_add(d, "color", json_object_new_string(color_str(s->drain_color)));
+	json_object_object_add(d, "result", json_object_new_string(drain_end_names[how]));
+	json_object_object_add(d, "flows_left", json_object_new_int64((int64_t)left));
+	json_object_object_add(d, "generation", json_object_new_int64(s->drain_gen));
+	json_object_object_add(d, "reason", json_object_new_string(why));
+	if (al_hist_begin(&hs, s->ag->history, s->ag->pin_dir, "drained", s->name, d) == 0)
+		al_hist_end(&hs, true, NULL);
+	json_object_put(d);
+	s->drains_done[how]++;
+	s->draining = false;
+	s->drain_done_gen = s->drain_gen;
+	state_set_drain_done(s->ag, s->name, s->drain_gen);
+	if (how != DRAIN_SUPERSEDED)
+		run_on_drained(s, how, left);
+}
+
+/* Follow the flip word: a drain starts with a flip (by anyone), ends when its flows are
+ * gone, its deadline passes, or it is ended or superseded. Only the flip word and the
+ * state file's last finished drain are needed, so a restart resumes a drain. */
+static void drain_track(struct svc_rt *s, const struct bgs_flip *fl, __u64 jiffies)
+{
+	bool on = fl->word & BGS_FW_DRAINING;
+
+	if (s->draining && (!on || fl->drain_gen != s->drain_gen))
+		drain_finish(s, !on ? DRAIN_ENDED : DRAIN_SUPERSEDED);
+	if (!s->draining && on && fl->drain_gen != s->drain_done_gen) {
+		s->draining = true;
+		s->drain_gen = fl->drain_gen;
+		s->drain_color = !bgs_fw_live(fl->word);
+		s->drain_deadline = fl->drain_deadline;
+		s->drain_seen_ms = now_ms();
+		s->drain_counted = false;
+		s->drain_left = 0;
+		agent_log(LOG_N, "%s: tracking the drain of %s (flip generation %u)", s->name,
+			  color_str(s->drain_color), s->drain_gen);
+		walker_request(s->ag);
+	}
+	if (s->draining && s->drain_deadline != BGS_NO_DEADLINE && jiffies &&
+	    jiffies >= s->drain_deadline)
+		drain_finish(s, DRAIN_DEADLINE);
+}
+
+void agent_flows_updated(struct agent *ag)
+{
+	const struct flow_snapshot *f = ag->flows;
+
+	for (unsigned int i = 0; i < ag->nsvc; i++) {
+		struct svc_rt *s = &ag->svc[i];
+		uint64_t left;
+
+		/* only a walk asked for after the drain was seen counts its flows */
+		if (!s->draining || f->asked_ms < s->drain_seen_ms || s->id >= f->max_services)
+			continue;
+		left = f->drain_left[s->id * 2 + (s->drain_color & 1)];
+		if (!s->drain_counted || left < s->drain_left)
+			agent_log(LOG_I, "%s: draining %s: %llu flow%s left", s->name,
+				  color_str(s->drain_color), (unsigned long long)left,
+				  left == 1 ? "" : "s");
+		s->drain_left = left;
+		s->drain_counted = true;
+		if (!left)
+			drain_finish(s, DRAIN_DRAINED);
+	}
+}
+
 /* ---- Periodic: flips by others, drift, systemd status ---- */
 
 static void notify_status(struct agent *ag)
@@ -219,6 +349,12 @@ static void notify_status(struct agent *ag)
 static int on_tick(sd_event_source *src, uint64_t usec, void *arg)
 {
 	struct agent *ag = arg;
+	bool any_drain = false;
+	__u64 jiffies = 0;
+	__u32 hz;
+
+	if (al_clock(ag->h, &jiffies, &hz))
+		jiffies = 0;
 
 	for (unsigned int i = 0; i < ag->nsvc; i++) {
 		struct svc_rt *s = &ag->svc[i];
@@ -237,9 +373,16 @@ static int on_tick(sd_event_source *src, uint64_t usec, void *arg)
 		s->seen = true;
 		s->live = live;
 		s->gen = bgs_fw_gen(fl.word);
+		drain_track(s, &fl, jiffies);
+		any_drain |= s->draining;
 		/* admin changes by bgctl may have made a pool unusable */
 		agent_failover(s);
 	}
+	/* conntrack is walked every second while a drain runs, else every 10 s (the flow
+	 * gauges of /metrics) */
+	if (any_drain || ag->ticks % 10 == 0)
+		walker_request(ag);
+	ag->ticks++;
 	drift_check(ag);
 	notify_status(ag);
 	sd_event_source_set_time(src, usec + TICK_MS * 1000ULL);
@@ -361,6 +504,8 @@ int agent_main(const char *config_path, const char *version)
 	if (err)
 		goto out;
 	checks_start(&ag);
+	if (walker_start(&ag))
+		goto out;
 	if (sd_event_add_time_relative(ag.ev, &ag.tick, CLOCK_MONOTONIC, TICK_MS * 1000ULL, 1000,
 				       on_tick, &ag) < 0 ||
 	    sd_event_source_set_enabled(ag.tick, SD_EVENT_ON) < 0) {
@@ -373,6 +518,8 @@ int agent_main(const char *config_path, const char *version)
 	err = sd_event_loop(ag.ev);
 	ret = err < 0 ? 3 : 0;
 out:
+	walker_stop(&ag);
+	snapshot_free(ag.flows);
 	runtime_free(&ag);
 	ag.tick = sd_event_source_disable_unref(ag.tick);
 	metrics_stop(&ag);

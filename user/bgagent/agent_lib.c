@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <xdp/libxdp.h>
 
 #include "agent_lib.h"
@@ -79,6 +80,24 @@ int al_health_set(struct bgs *h, const __u32 *ids, const bool *up, unsigned int 
 int al_clock(struct bgs *h, __u64 *jiffies, __u32 *hz)
 {
 	return bgs_clock(h, jiffies, hz);
+}
+
+bool al_flow_alive(const struct bgs_flow_key *k, const struct bgs_flow *f,
+		   const struct bgs_backend *be, __u64 now, __u32 hz)
+{
+	__u64 timeout;
+
+	if (k->proto == IPPROTO_TCP) {
+		if (f->tcp_state & (BGS_TCP_FIN | BGS_TCP_RST))
+			return false;
+		timeout = f->tcp_state & BGS_TCP_EST ? BGS_DEF_TIMEOUT_TCP_EST :
+						       BGS_DEF_TIMEOUT_TCP_SYN;
+	} else {
+		timeout = BGS_DEF_TIMEOUT_UDP;
+	}
+	if (now > f->last_seen && now - f->last_seen > timeout * (hz ? hz : 1000))
+		return false;
+	return be && (be->flags & BGS_BE_IN_USE) && be->incarnation == f->incarnation;
 }
 
 /* ---- EMULATED: the audit history (bgctl's user/bgctl/history.c format) ---- */

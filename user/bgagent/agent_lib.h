@@ -48,6 +48,13 @@ int al_hist_begin(struct al_hist *hs, const char *file, const char *pin_dir, con
 /* Write the outcome (details merged) and close. */
 int al_hist_end(struct al_hist *hs, bool ok, json_object *details);
 
+/* EMULATED (bgctl's flow_alive; issue 8's decoded views): is a conntrack entry a flow the
+ * data plane would still route to its backend? Not after FIN or RST, not idle past its
+ * timeout (the default timeouts: the configured ones are not readable through the library),
+ * not when its backend record is gone or reused (be: its backend's record, NULL if none). */
+bool al_flow_alive(const struct bgs_flow_key *k, const struct bgs_flow *f,
+		   const struct bgs_backend *be, __u64 now, __u32 hz);
+
 /* Jiffies now and per second (the data plane's clock, for drain deadlines). */
 int al_clock(struct bgs *h, __u64 *jiffies, __u32 *hz);
 

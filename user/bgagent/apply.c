@@ -216,6 +216,28 @@ static void state_set(json_object *st, const char *name, const char *fp)
 		json_object_object_add(svcs, name, json_object_new_string(fp));
 }
 
+__u32 state_drain_done(struct agent *ag, const char *name)
+{
+	json_object *d, *v;
+
+	if (!json_object_object_get_ex(ag->state, "drains", &d) ||
+	    !json_object_object_get_ex(d, name, &v))
+		return 0;
+	return (__u32)json_object_get_int64(v);
+}
+
+void state_set_drain_done(struct agent *ag, const char *name, __u32 gen)
+{
+	json_object *d;
+
+	if (!json_object_object_get_ex(ag->state, "drains", &d)) {
+		d = json_object_new_object();
+		json_object_object_add(ag->state, "drains", d);
+	}
+	json_object_object_add(d, name, json_object_new_int64(gen));
+	state_save(ag->state_file, ag->state);
+}
+
 /* ---- Changes ---- */
 
 struct new_ids {
@@ -607,6 +629,7 @@ int apply_config(struct agent *ag, struct cfg *cfg, bool at_start)
 		s->ag = ag;
 		s->cfg = cs;
 		snprintf(s->name, sizeof(s->name), "%s", cs->name);
+		s->drain_done_gen = state_drain_done(ag, cs->name);
 		n++;
 	}
 	state_save(ag->state_file, ag->state);
@@ -622,13 +645,32 @@ int apply_config(struct agent *ag, struct cfg *cfg, bool at_start)
 			svcs[i].auto_flip_ms = ag->svc[j].auto_flip_ms;
 			svcs[i].flips_failover = ag->svc[j].flips_failover;
 			svcs[i].flips_other = ag->svc[j].flips_other;
+			svcs[i].draining = ag->svc[j].draining;
+			svcs[i].drain_gen = ag->svc[j].drain_gen;
+			svcs[i].drain_color = ag->svc[j].drain_color;
+			svcs[i].drain_deadline = ag->svc[j].drain_deadline;
+			svcs[i].drain_seen_ms = ag->svc[j].drain_seen_ms;
+			svcs[i].drain_left = ag->svc[j].drain_left;
+			svcs[i].drain_counted = ag->svc[j].drain_counted;
+			memcpy(svcs[i].drains_done, ag->svc[j].drains_done,
+			       sizeof(svcs[i].drains_done));
 		}
 	}
 	runtime_free(ag);
 	ag->svc = svcs;
 	ag->nsvc = n;
-	for (unsigned int i = 0; i < n; i++)
+	for (unsigned int i = 0; i < n; i++) {
+		struct bgs_service svc;
+		struct bgs_flip fl;
+
 		build_backends(ag, &svcs[i], fresh);
+		/* the live color from now on: a flip by someone else is one seen after this */
+		if (!svcs[i].seen && bgs_service_get(ag->h, svcs[i].id, &svc, &fl) == 0) {
+			svcs[i].seen = true;
+			svcs[i].live = (int)bgs_fw_live(fl.word);
+			svcs[i].gen = bgs_fw_gen(fl.word);
+		}
+	}
 	free(fresh);
 	return 0;
 }

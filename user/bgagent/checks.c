@@ -245,6 +245,14 @@ static int curl_timer_cb(CURLM *multi, long timeout_ms, void *userp)
 	return 0;
 }
 
+/* The body is not looked at (libcurl would print it on stdout). */
+static size_t discard_body(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+	(void)ptr;
+	(void)arg;
+	return size * nmemb;
+}
+
 static void start_http(struct be_rt *be)
 {
 	const struct cfg_check *ck = &be->svc->cfg->check;
@@ -264,6 +272,7 @@ static void start_http(struct be_rt *be)
 		}
 		curl_easy_setopt(be->easy, CURLOPT_URL, be->url);
 		curl_easy_setopt(be->easy, CURLOPT_PRIVATE, be);
+		curl_easy_setopt(be->easy, CURLOPT_WRITEFUNCTION, discard_body);
 		curl_easy_setopt(be->easy, CURLOPT_NOSIGNAL, 1L);
 		curl_easy_setopt(be->easy, CURLOPT_TIMEOUT_MS, (long)ck->timeout_ms);
 		curl_easy_setopt(be->easy, CURLOPT_USERAGENT, "bgagent health check");
