@@ -564,6 +564,53 @@ void drift_check(struct agent *ag)
 	}
 }
 
+/*
+ * upgrade_on_start: the state file names the build whose switch program the agent last put
+ * in the program array. Another build (or none recorded: the pins may come from bgctl or an
+ * older agent) gets this build's switch, in one atomic update of the program array that
+ * keeps every map (as bgctl upgrade does), recorded in the history.
+ */
+static void upgrade_switch(struct agent *ag, const struct cfg *cfg)
+{
+	json_object *v, *d;
+	const char *prev = NULL;
+	struct al_hist hs;
+	int err;
+
+	if (json_object_object_get_ex(ag->state, "switch_build", &v))
+		prev = json_object_get_string(v);
+	if (!cfg->upgrade || (prev && !strcmp(prev, ag->version)))
+		return;
+	d = json_object_new_object();
+	json_object_object_add(d, "from", json_object_new_string(prev ? prev : "unknown"));
+	json_object_object_add(d, "to", json_object_new_string(ag->version));
+	json_object_object_add(d, "reason", json_object_new_string("upgrade_on_start"));
+	err = al_hist_begin(&hs, ag->history, ag->pin_dir, "upgrade", NULL, d);
+	json_object_put(d);
+	if (err) {
+		agent_log(LOG_E, "upgrade_on_start: the history %s cannot be written (%s): switch "
+				 "left as it is",
+			  ag->history, strerror(-err));
+		return;
+	}
+	err = bgs_upgrade(ag->h, NULL);
+	d = json_object_new_object();
+	if (err)
+		json_object_object_add(d, "error", json_object_new_string(bgs_errmsg()));
+	al_hist_end(&hs, err == 0, d);
+	json_object_put(d);
+	if (err) {
+		agent_log(LOG_E, "upgrade_on_start: the switch was not upgraded (the running one "
+				 "stays): %s",
+			  bgs_errmsg());
+		return;
+	}
+	agent_log(LOG_N, "upgraded the switch program from build %s to %s (maps and flows kept)",
+		  prev ? prev : "unknown", ag->version);
+	json_object_object_add(ag->state, "switch_build", json_object_new_string(ag->version));
+	state_save(ag->state_file, ag->state);
+}
+
 static int attach_all(struct agent *ag, const struct cfg *cfg)
 {
 	for (unsigned int i = 0; i < cfg->interfaces_count; i++) {
@@ -606,6 +653,7 @@ int apply_config(struct agent *ag, struct cfg *cfg, bool at_start)
 			return err;
 		}
 		ag->state = state_load(ag->state_file);
+		upgrade_switch(ag, cfg);
 	}
 	err = attach_all(ag, cfg);
 	if (err && at_start) {
