@@ -114,3 +114,47 @@ for _ in $(seq 1 60); do
 	sleep 0.05
 done
 check "undone by hand: no drift" test "$(metric 'bgswitch_service_drift{service="execsvc"}')" = 0
+
+# ---- next hops follow neighbour changes (netlink) ----
+be_dmac() {
+	local id
+	id=$(lbjq ".services[0].pools.blue.backends[] | select(.address == \"${BE_ADDR[b2]}:80\") | .id" \
+		-j status execsvc)
+	bpftool -j map lookup pinned "$BGSWITCH_PIN_DIR/bgs_backends" key "$id" 0 0 0 |
+		jq -r '.formatted.value.dmac | map(tostring) | join(",")'
+}
+wait_dmac() {
+	for _ in $(seq 1 100); do
+		[ "$(be_dmac)" = "$1" ] && return 0
+		sleep 0.03
+	done
+	return 1
+}
+mac=$(ip -n "$(ns_be b2)" -j link show eth0 | jq -r '.[0].address')
+right=$(python3 -c "print(','.join(str(int(x, 16)) for x in '$mac'.split(':')))")
+check "b2's record holds its MAC ($mac)" test "$(be_dmac)" = "$right"
+b2_health() {
+	lbjq ".services[0].pools.blue.backends[] | select(.address == \"${BE_ADDR[b2]}:80\") | .health" \
+		-j status execsvc
+}
+wait_b2() {
+	for _ in $(seq 1 100); do
+		[ "$(b2_health)" = "$1" ] && return 0
+		sleep 0.03
+	done
+	return 1
+}
+ip -n "$NS_LB" neigh replace "${BE_ADDR[b2]}" lladdr 02:00:00:00:00:99 dev b2 nud permanent
+check "a changed neighbour entry reaches the backend record" wait_dmac "2,0,0,0,0,153"
+# the library moved b2 to a new record id: the agent's health writes must follow it
+touch "$BGS_RUN/fail.${BE_ADDR[b2]}"
+check "health reaches b2's record under its new id (down)" wait_b2 down
+grep -q "execsvc blue backend ${BE_ADDR[b2]}:80: now record" "$AGENT_LOG" ||
+	fail "the agent did not follow b2 to its new record"
+rm -f "$BGS_RUN/fail.${BE_ADDR[b2]}"
+check "and up again" wait_b2 up
+ip -n "$NS_LB" neigh replace "${BE_ADDR[b2]}" lladdr "$mac" dev b2 nud permanent
+check "and back" wait_dmac "$right"
+out=$(traffic "$NS_CL" http "$VIP_NAT" 81 10)
+check "execsvc served by b2 through the re-resolved next hop" \
+	jqt '.ok == 10 and .backends["blue b2"] == 10' <<<"$out"

@@ -59,15 +59,29 @@ const char *color_str(int color)
 
 /* ---- Failover ---- */
 
+/* The backend's record, following it to a new id if the library moved it (see
+ * al_backend_current); -ENOENT once it is gone (removed by hand: the next SIGHUP or restart
+ * rebuilds the list). */
+static int be_record(struct be_rt *b, struct bgs_backend *rec)
+{
+	__u32 old = b->id;
+	int err = al_backend_current(b->ag->h, b->svc->id, b->color, &b->ip, b->port, &b->id, rec);
+
+	if (!err && b->id != old)
+		agent_log(LOG_I, "%s %s backend %s: now record %u (was %u: next hop changed)",
+			  b->svc->name, color_str(b->color), b->label, b->id, old);
+	return err;
+}
+
 static void pool_views(struct svc_rt *s, struct pool_view pv[2])
 {
 	memset(pv, 0, 2 * sizeof(*pv));
 	for (unsigned int i = 0; i < s->nbe; i++) {
-		const struct be_rt *b = &s->be[i];
+		struct be_rt *b = &s->be[i];
 		struct pool_view *p = &pv[b->color & 1];
 		struct bgs_backend rec;
 
-		if (bgs_backend_get(s->ag->h, b->id, &rec))
+		if (be_record(b, &rec))
 			continue;
 		p->n++;
 		p->weight += rec.weight;
@@ -162,6 +176,7 @@ void agent_check_done(struct be_rt *be, enum check_result r, const char *why)
 	struct svc_rt *s = be->svc;
 	const struct cfg_check *ck = &s->cfg->check;
 	bool was_known = be->hsm.known;
+	struct bgs_backend rec;
 	__u32 id = be->id;
 	bool up;
 
@@ -177,6 +192,8 @@ void agent_check_done(struct be_rt *be, enum check_result r, const char *why)
 		return;
 	}
 	up = be->hsm.up;
+	if (be_record(be, &rec) == 0)
+		id = be->id;
 	if (al_health_set(s->ag->h, &id, &up, 1)) {
 		agent_log(LOG_E, "%s %s backend %s: cannot record health %s: %s", s->name,
 			  color_str(be->color), be->label, up ? "up" : "down", bgs_errmsg());
@@ -451,7 +468,7 @@ static int on_signal(sd_event_source *src, const struct signalfd_siginfo *si, vo
 
 int agent_main(const char *config_path, const char *version)
 {
-	struct agent ag = { .cfg_path = config_path, .version = version };
+	struct agent ag = { .cfg_path = config_path, .version = version, .nl_fd = -1 };
 	struct cfg_errors errs;
 	sigset_t mask;
 	int err, ret = 3;
@@ -504,7 +521,7 @@ int agent_main(const char *config_path, const char *version)
 	if (err)
 		goto out;
 	checks_start(&ag);
-	if (walker_start(&ag))
+	if (walker_start(&ag) || netlink_start(&ag))
 		goto out;
 	if (sd_event_add_time_relative(ag.ev, &ag.tick, CLOCK_MONOTONIC, TICK_MS * 1000ULL, 1000,
 				       on_tick, &ag) < 0 ||
@@ -518,6 +535,7 @@ int agent_main(const char *config_path, const char *version)
 	err = sd_event_loop(ag.ev);
 	ret = err < 0 ? 3 : 0;
 out:
+	netlink_stop(&ag);
 	walker_stop(&ag);
 	snapshot_free(ag.flows);
 	runtime_free(&ag);

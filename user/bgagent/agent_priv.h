@@ -121,6 +121,8 @@ struct agent {
 	uint64_t start_us;
 	json_object *state; /* {"services": {NAME: fingerprint}, "drains": {NAME: gen}} */
 	struct walker *walker;
+	int nl_fd;
+	sd_event_source *nl_io, *nl_timer;
 	struct flow_snapshot *flows; /* the latest conntrack walk */
 	unsigned int ticks;
 };
@@ -155,6 +157,12 @@ void agent_failover(struct svc_rt *s);
 int walker_start(struct agent *ag);
 void walker_stop(struct agent *ag);
 bool walker_request(struct agent *ag);
+/* Re-resolve every backend's next hop on the worker thread. */
+void walker_resolve(struct agent *ag);
+
+/* netlink.c: neighbour and route changes -> walker_resolve (coalesced) */
+int netlink_start(struct agent *ag);
+void netlink_stop(struct agent *ag);
 void snapshot_free(struct flow_snapshot *s);
 /* agent.c: a new snapshot is in ag->flows */
 void agent_flows_updated(struct agent *ag);

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * Conntrack walks off the loop. A walk of a million flows takes about half a second; done
+ * Work that may take long, off the loop: conntrack walks and next-hop re-resolution. A walk of a million flows takes about half a second; done
  * on the loop it would delay health checks by as much. So one worker thread, with its own
  * library handle, walks when the loop asks and hands back a snapshot through an eventfd:
  * flows per backend (current incarnation only) and, per service and color, the flows a drain
  * still waits on. The loop keeps the latest snapshot for the metrics and the drain tracker.
+ * The same thread re-resolves the backends' next hops when the netlink listener asks.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -20,6 +21,7 @@ struct walker {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool want, stop, busy;
+	bool want_resolve; /* re-resolve every backend's next hop */
 	struct flow_snapshot *done; /* handed over, not yet taken by the loop */
 	uint64_t asked_ms;	    /* when the walk running now was asked for */
 	int efd;
@@ -131,10 +133,24 @@ static void *worker(void *arg)
 		struct flow_snapshot *s;
 		uint64_t one = 1;
 
-		while (!wk->want && !wk->stop)
+		while (!wk->want && !wk->want_resolve && !wk->stop)
 			pthread_cond_wait(&wk->cond, &wk->lock);
 		if (wk->stop)
 			break;
+		if (wk->want_resolve) {
+			int err;
+
+			wk->want_resolve = false;
+			pthread_mutex_unlock(&wk->lock);
+			/* route and neighbour lookups, then table publishes where a next hop
+			 * changed: off the loop */
+			err = bgs_backend_resolve_all(wk->h);
+			if (err)
+				agent_log(LOG_W, "re-resolving the backends' next hops: %s",
+					  bgs_errmsg());
+			pthread_mutex_lock(&wk->lock);
+			continue;
+		}
 		wk->want = false;
 		pthread_mutex_unlock(&wk->lock);
 		s = walk(wk->h);
@@ -228,6 +244,18 @@ bool walker_request(struct agent *ag)
 	}
 	pthread_mutex_unlock(&wk->lock);
 	return asked;
+}
+
+void walker_resolve(struct agent *ag)
+{
+	struct walker *wk = ag->walker;
+
+	if (!wk)
+		return;
+	pthread_mutex_lock(&wk->lock);
+	wk->want_resolve = true;
+	pthread_cond_signal(&wk->cond);
+	pthread_mutex_unlock(&wk->lock);
 }
 
 void walker_stop(struct agent *ag)
