@@ -123,6 +123,17 @@ responder_start() {
 	return 1
 }
 
+# wait_eq WANT CMD...: until CMD prints WANT (bounded: 3 s).
+wait_eq() {
+	local want=$1
+	shift
+	for _ in $(seq 1 100); do
+		[ "$("$@")" = "$want" ] && return 0
+		sleep 0.03
+	done
+	return 1
+}
+
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 # probe_until COLOR NS VIP PORT GO: starts at once, waits (up to 20 s) for the file GO, then

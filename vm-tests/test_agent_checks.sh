@@ -53,13 +53,7 @@ agent_wait_log "ready: 2 services" || fail "agent did not start: $(tail -5 "$AGE
 
 # health of a backend by service, color and address:port as /metrics says (1/0)
 hm() { metric "bgswitch_backend_healthy{service=\"$1\",color=\"$2\",backend=\"$3\"}"; }
-wait_hm() {
-	for _ in $(seq 1 150); do
-		[ "$(hm "$1" "$2" "$3")" = "$4" ] && return 0
-		sleep 0.02
-	done
-	return 1
-}
+wait_hm() { wait_eq "$4" hm "$1" "$2" "$3"; }
 wait_hm tcpsvc blue "${BE_ADDR[b1]}:80" 1 && wait_hm tcpsvc green "${BE_ADDR[g1]}:80" 1 &&
 	wait_hm execsvc blue "${BE_ADDR[b2]}:80" 1 && wait_hm execsvc green "${BE_ADDR[g2]}:80" 1
 check "all four backends healthy (tcp and exec checks)" test $? -eq 0
@@ -123,13 +117,7 @@ be_dmac() {
 	bpftool -j map lookup pinned "$BGSWITCH_PIN_DIR/bgs_backends" key "$id" 0 0 0 |
 		jq -r '.formatted.value.dmac | map(tostring) | join(",")'
 }
-wait_dmac() {
-	for _ in $(seq 1 100); do
-		[ "$(be_dmac)" = "$1" ] && return 0
-		sleep 0.03
-	done
-	return 1
-}
+wait_dmac() { wait_eq "$1" be_dmac; }
 mac=$(ip -n "$(ns_be b2)" -j link show eth0 | jq -r '.[0].address')
 right=$(python3 -c "print(','.join(str(int(x, 16)) for x in '$mac'.split(':')))")
 check "b2's record holds its MAC ($mac)" test "$(be_dmac)" = "$right"
@@ -137,13 +125,7 @@ b2_health() {
 	lbjq ".services[0].pools.blue.backends[] | select(.address == \"${BE_ADDR[b2]}:80\") | .health" \
 		-j status execsvc
 }
-wait_b2() {
-	for _ in $(seq 1 100); do
-		[ "$(b2_health)" = "$1" ] && return 0
-		sleep 0.03
-	done
-	return 1
-}
+wait_b2() { wait_eq "$1" b2_health; }
 ip -n "$NS_LB" neigh replace "${BE_ADDR[b2]}" lladdr 02:00:00:00:00:99 dev b2 nud permanent
 check "a changed neighbour entry reaches the backend record" wait_dmac "2,0,0,0,0,153"
 # the library moved b2 to a new record id: the agent's health writes must follow it
