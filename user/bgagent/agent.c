@@ -24,6 +24,8 @@
 #include "agent_priv.h"
 
 #define TICK_MS 1000
+/* A service's drift and pools are re-read at least every SWEEP_TICKS ticks. */
+#define SWEEP_TICKS 10
 
 static bool log_journal;
 
@@ -387,20 +389,31 @@ static int on_tick(sd_event_source *src, uint64_t usec, void *arg)
 			agent_log(LOG_N, "%s: flipped %s -> %s by someone else (generation %u)",
 				  s->name, color_str(s->live), color_str(live), bgs_fw_gen(fl.word));
 		}
+		/*
+		 * Every change to a service (a pool change or an admin state set by bgctl, as
+		 * the agent's own health writes) publishes, and so moves the generation: only
+		 * then are its pool and drift looked at again, plus a slow sweep (each service
+		 * every SWEEP_TICKS) as a backstop. Reading the pools of every service every
+		 * second would cost more than all the checks.
+		 */
+		if (!s->seen || bgs_fw_gen(fl.word) != s->gen ||
+		    (ag->ticks + i) % SWEEP_TICKS == 0) {
+			drift_check(s);
+			agent_failover(s);
+		} else if (s->blocked_why[0]) {
+			agent_failover(s); /* blocked by hold_down: it may be over */
+		}
 		s->seen = true;
 		s->live = live;
 		s->gen = bgs_fw_gen(fl.word);
 		drain_track(s, &fl, jiffies);
 		any_drain |= s->draining;
-		/* admin changes by bgctl may have made a pool unusable */
-		agent_failover(s);
 	}
 	/* conntrack is walked every second while a drain runs, else every 10 s (the flow
 	 * gauges of /metrics) */
 	if (any_drain || ag->ticks % 10 == 0)
 		walker_request(ag);
 	ag->ticks++;
-	drift_check(ag);
 	notify_status(ag);
 	sd_event_source_set_time(src, usec + TICK_MS * 1000ULL);
 	return 0;

@@ -137,8 +137,8 @@ const char *color_str(int color);
 /* apply.c: make the pins match the config where the agent owns them, report drift, and
  * build the runtime (services and backends) from the pins. */
 int apply_config(struct agent *ag, struct cfg *cfg, bool at_start);
-/* Compare each service's pins with what the agent last applied; log changes of drift. */
-void drift_check(struct agent *ag);
+/* Compare a service's pins with what the agent last applied; log changes of drift. */
+void drift_check(struct svc_rt *s);
 void runtime_free(struct agent *ag);
 
 /* checks.c */

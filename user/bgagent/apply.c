@@ -537,31 +537,27 @@ static void build_backends(struct agent *ag, struct svc_rt *s, const struct new_
 	}
 }
 
-void drift_check(struct agent *ag)
+void drift_check(struct svc_rt *s)
 {
-	for (unsigned int i = 0; i < ag->nsvc; i++) {
-		struct svc_rt *s = &ag->svc[i];
-		const char *applied = state_get(ag->state, s->name);
-		char *have = pins_fingerprint(ag->h, s->id);
-		bool drift;
+	struct agent *ag = s->ag;
+	const char *applied = state_get(ag->state, s->name);
+	char *have = pins_fingerprint(ag->h, s->id);
+	bool drift;
 
-		if (!have)
-			continue;
-		drift = !applied || strcmp(have, applied);
-		if (drift && !s->drift) {
-			snprintf(s->drift_why, sizeof(s->drift_why),
-				 "changed outside the agent (bgctl?): not overwritten; SIGHUP "
-				 "re-checks it");
-			agent_log(LOG_W, "%s: drift: %s", s->name, s->drift_why);
-		} else if (!drift && s->drift) {
-			agent_log(LOG_N, "%s: no drift any more (the pins match what the agent "
-					 "applied)",
-				  s->name);
-			s->drift_why[0] = '\0';
-		}
-		s->drift = drift;
-		free(have);
+	if (!have)
+		return;
+	drift = !applied || strcmp(have, applied);
+	if (drift && !s->drift) {
+		snprintf(s->drift_why, sizeof(s->drift_why),
+			 "changed outside the agent (bgctl?): not overwritten; SIGHUP re-checks it");
+		agent_log(LOG_W, "%s: drift: %s", s->name, s->drift_why);
+	} else if (!drift && s->drift) {
+		agent_log(LOG_N, "%s: no drift any more (the pins match what the agent applied)",
+			  s->name);
+		s->drift_why[0] = '\0';
 	}
+	s->drift = drift;
+	free(have);
 }
 
 /*

@@ -33,10 +33,19 @@ static uint64_t mono_us(sd_event *ev)
 
 static int on_timer(sd_event_source *src, uint64_t usec, void *arg);
 
+/* How late a check may start: timers within this window fire in one wake-up of the loop
+ * (a thousand checks a second would otherwise be a thousand wake-ups). */
+static uint64_t slack_us(const struct be_rt *be)
+{
+	uint64_t s = be->svc->cfg->check.interval_ms * 1000 / 50;
+
+	return s < 1000 ? 1000 : s > 20000 ? 20000 : s;
+}
+
 static void arm(struct be_rt *be, uint64_t at_us)
 {
 	if (!be->timer) {
-		if (sd_event_add_time(be->ag->ev, &be->timer, CLOCK_MONOTONIC, at_us, 1000,
+		if (sd_event_add_time(be->ag->ev, &be->timer, CLOCK_MONOTONIC, at_us, slack_us(be),
 				      on_timer, be) < 0)
 			agent_log(LOG_E, "%s %s: cannot arm a timer", be->svc->name, be->label);
 		return;
@@ -400,6 +409,9 @@ void checks_start(struct agent *ag)
 
 	for (unsigned int i = 0; i < ag->nsvc; i++)
 		total += ag->svc[i].nbe;
+	/* one kept-alive connection per http(s) backend: libcurl's cache would otherwise keep
+	 * only a few of them (4 per transfer running), and every check would connect anew */
+	curl_multi_setopt(ag->curlm, CURLMOPT_MAXCONNECTS, (long)total + 16);
 	for (unsigned int i = 0; i < ag->nsvc; i++) {
 		struct svc_rt *s = &ag->svc[i];
 		uint64_t iv = s->cfg->check.interval_ms * 1000;
