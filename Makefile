@@ -185,6 +185,8 @@ install: all
 	sed 's|/usr/local/sbin|$(PREFIX)/sbin|g' scripts/bgagent.service \
 		> $(DESTDIR)$(PREFIX)/lib/systemd/system/bgagent.service
 	install -m 0644 scripts/bgswitch.yaml.example $(DESTDIR)/etc/bgswitch/bgswitch.yaml.example
+	install -D -m 0644 docs/grafana-bgswitch.json \
+		$(DESTDIR)$(PREFIX)/share/bgswitch/grafana-bgswitch.json
 
 clean:
 	rm -rf build

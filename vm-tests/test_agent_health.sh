@@ -47,6 +47,11 @@ for name in bgswitch_build_info bgswitch_backend_up bgswitch_backend_packets_tot
 	grep -q "^$name{" <<<"$m" || fail "/metrics lacks $name"
 done
 ok "/metrics has every documented metric"
+for name in $(jq -r '.panels[].targets[].expr' "$BGS_ROOT/docs/grafana-bgswitch.json" |
+	grep -o 'bgswitch_[a-z_]*' | sort -u); do
+	grep -q "^$name{" <<<"$m" || fail "the Grafana dashboard uses $name, which /metrics lacks"
+done
+ok "every metric of the example Grafana dashboard is served"
 st=$(lbctl -j status web)
 gen=$(jq -r '.services[0].generation' <<<"$st")
 check "generation in /metrics matches bgctl status ($gen)" \

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include <systemd/sd-daemon.h>
 
@@ -89,7 +90,8 @@ static void pool_views(struct svc_rt *s, struct pool_view pv[2])
 		p->weight += rec.weight;
 		if (!b->hsm.known)
 			p->pending = true;
-		if (rec.admin == BGS_ADMIN_UP && rec.health == BGS_HEALTH_UP) {
+		/* health as the checks decided it (its write may still be queued) */
+		if (rec.admin == BGS_ADMIN_UP && b->hsm.up) {
 			p->n_usable++;
 			p->usable_weight += rec.weight;
 		}
@@ -132,15 +134,15 @@ void agent_failover(struct svc_rt *s)
 		return;
 	}
 	to = !in.live;
+	/* to a color, not "the other one": a flip by bgctl to it meanwhile makes this a no-op.
+	 * No generation check: the agent's own health writes move the generation. */
 	opts.to_color = to;
-	opts.expect_gen = bgs_fw_gen(before.word); /* a flip by bgctl meanwhile wins */
+	opts.expect_gen = BGS_ANY_GEN;
 	opts.drain_ms = s->cfg->drain_ms;
 	d = json_object_new_object();
 	json_object_object_add(d, "from", json_object_new_string(color_str(in.live)));
 	json_object_object_add(d, "to", json_object_new_string(color_str(to)));
 	json_object_object_add(d, "reason", json_object_new_string(why));
-	json_object_object_add(d, "expect_generation",
-			       json_object_new_int64(bgs_fw_gen(before.word)));
 	err = al_hist_begin(&hs, ag->history, ag->pin_dir, "flip", s->name, d);
 	json_object_put(d);
 	if (err) {
@@ -154,6 +156,8 @@ void agent_failover(struct svc_rt *s)
 		json_object_object_add(done, "error", json_object_new_string(bgs_errmsg()));
 		al_hist_end(&hs, false, done);
 		agent_log(LOG_E, "%s: %s: flip failed: %s", s->name, why, bgs_errmsg());
+		/* tried again every tick until it succeeds or is no longer needed */
+		snprintf(s->blocked_why, sizeof(s->blocked_why), "flip failed");
 	} else {
 		json_object_object_add(done, "changed", json_object_new_boolean(err > 0));
 		json_object_object_add(done, "generation",
@@ -178,6 +182,7 @@ void agent_check_done(struct be_rt *be, enum check_result r, const char *why)
 	struct svc_rt *s = be->svc;
 	const struct cfg_check *ck = &s->cfg->check;
 	bool was_known = be->hsm.known;
+	struct health_write w;
 	struct bgs_backend rec;
 	__u32 id = be->id;
 	bool up;
@@ -196,9 +201,14 @@ void agent_check_done(struct be_rt *be, enum check_result r, const char *why)
 	up = be->hsm.up;
 	if (be_record(be, &rec) == 0)
 		id = be->id;
-	if (al_health_set(s->ag->h, &id, &up, 1)) {
-		agent_log(LOG_E, "%s %s backend %s: cannot record health %s: %s", s->name,
-			  color_str(be->color), be->label, up ? "up" : "down", bgs_errmsg());
+	w.id = id;
+	w.up = up;
+	snprintf(w.label, sizeof(w.label), "%s %s backend %s", s->name, color_str(be->color),
+		 be->label);
+	/* the write (a table publish) goes to the writer thread; the failover below judges
+	 * from the checks' own view, so it does not wait for it */
+	if (writer_health(s->ag, &w)) {
+		agent_log(LOG_E, "%s: cannot queue health %s", w.label, up ? "up" : "down");
 		return;
 	}
 	if (up)
@@ -479,6 +489,28 @@ static int on_signal(sd_event_source *src, const struct signalfd_siginfo *si, vo
 	return sd_event_exit(ag->ev, 0);
 }
 
+/* mkdir -p of a file's directory (mode 0750): /var/lib/bgswitch on a fresh host. */
+static void mkdir_parent(const char *file)
+{
+	char dir[4096];
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", file);
+	slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return;
+	*slash = '\0';
+	for (char *p = dir + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		mkdir(dir, 0750);
+		*p = '/';
+	}
+	if (mkdir(dir, 0750) && errno != EEXIST)
+		agent_log(LOG_W, "cannot create %s: %s", dir, strerror(errno));
+}
+
 int agent_main(const char *config_path, const char *version)
 {
 	struct agent ag = { .cfg_path = config_path, .version = version, .nl_fd = -1 };
@@ -504,6 +536,8 @@ int agent_main(const char *config_path, const char *version)
 	ag.state_file = strdup(ag.cfg->state_file ? ag.cfg->state_file : CFG_DEFAULT_STATE);
 	if (!ag.pin_dir || !ag.history || !ag.state_file)
 		goto out;
+	mkdir_parent(ag.history);
+	mkdir_parent(ag.state_file);
 
 	/* before any thread or child: the loop takes these signals through signalfd/pidfd */
 	sigemptyset(&mask);

@@ -120,7 +120,8 @@ struct agent {
 	uint64_t reloads_ok, reloads_failed;
 	uint64_t start_us;
 	json_object *state; /* {"services": {NAME: fingerprint}, "drains": {NAME: gen}} */
-	struct walker *walker;
+	struct walker *walker; /* conntrack walks */
+	struct walker *writer; /* health writes, next-hop re-resolution */
 	int nl_fd;
 	sd_event_source *nl_io, *nl_timer;
 	struct flow_snapshot *flows; /* the latest conntrack walk */
@@ -157,8 +158,15 @@ void agent_failover(struct svc_rt *s);
 int walker_start(struct agent *ag);
 void walker_stop(struct agent *ag);
 bool walker_request(struct agent *ag);
-/* Re-resolve every backend's next hop on the worker thread. */
+/* Re-resolve every backend's next hop on the writer thread. */
 void walker_resolve(struct agent *ag);
+/* A backend's new health, written by the writer thread. */
+struct health_write {
+	__u32 id;
+	bool up;
+	char label[128]; /* for its log line */
+};
+int writer_health(struct agent *ag, const struct health_write *w);
 
 /* netlink.c: neighbour and route changes -> walker_resolve (coalesced) */
 int netlink_start(struct agent *ag);

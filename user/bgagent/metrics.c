@@ -284,7 +284,10 @@ int metrics_start(struct agent *ag)
 	ag->mhd = MHD_start_daemon(flags, c->listen_port, NULL, NULL, on_request, ag,
 				   MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 				   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10,
-				   MHD_OPTION_CONNECTION_LIMIT, (unsigned int)64, MHD_OPTION_END);
+				   MHD_OPTION_CONNECTION_LIMIT, (unsigned int)64,
+				   /* a restart must not wait for the last scrapes' TIME_WAIT */
+				   MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1,
+				   MHD_OPTION_END);
 	if (!ag->mhd) {
 		agent_log(LOG_E, "metrics: cannot listen on %s:%u (address in use, or not on "
 				 "this host?)",

@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * Work that may take long, off the loop: conntrack walks and next-hop re-resolution. A walk of a million flows takes about half a second; done
- * on the loop it would delay health checks by as much. So one worker thread, with its own
- * library handle, walks when the loop asks and hands back a snapshot through an eventfd:
- * flows per backend (current incarnation only) and, per service and color, the flows a drain
- * still waits on. The loop keeps the latest snapshot for the metrics and the drain tracker.
- * The same thread re-resolves the backends' next hops when the netlink listener asks.
+ * Work that may take long, off the loop, on two threads with library handles of their own:
+ *  - the walker: conntrack walks (a million flows take about half a second), when the loop
+ *    asks; it hands back a snapshot: flows per backend (current incarnation) and, per
+ *    service and color, the flows a drain still waits on. The loop keeps the latest one for
+ *    the metrics and the drain tracker.
+ *  - the writer: backend health changes (each one a table rebuild and publish, which waits
+ *    for running BPF programs: milliseconds each, seconds for a thousand) and next-hop
+ *    re-resolution. So the loop's timers stay on time, however many backends change at once.
+ * Each thread tells the loop through an eventfd that something is done.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -22,6 +25,8 @@ struct walker {
 	pthread_cond_t cond;
 	bool want, stop, busy;
 	bool want_resolve; /* re-resolve every backend's next hop */
+	struct health_write *writes; /* queued health changes */
+	unsigned int nwrites, capwrites;
 	struct flow_snapshot *done; /* handed over, not yet taken by the loop */
 	uint64_t asked_ms;	    /* when the walk running now was asked for */
 	int efd;
@@ -124,6 +129,23 @@ out:
 	return s;
 }
 
+/* The changes queued since the last batch, in order; a later change of the same backend wins
+ * (the loop queues only changes, so that is rare). */
+static void apply_writes(struct bgs *h, const struct health_write *w, unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++) {
+		bool later = false;
+
+		for (unsigned int j = i + 1; j < n && !later; j++)
+			later = w[j].id == w[i].id;
+		if (later)
+			continue;
+		if (al_health_set(h, &w[i].id, &w[i].up, 1))
+			agent_log(LOG_E, "%s: cannot record health %s: %s", w[i].label,
+				  w[i].up ? "up" : "down", bgs_errmsg());
+	}
+}
+
 static void *worker(void *arg)
 {
 	struct walker *wk = arg;
@@ -133,10 +155,22 @@ static void *worker(void *arg)
 		struct flow_snapshot *s;
 		uint64_t one = 1;
 
-		while (!wk->want && !wk->want_resolve && !wk->stop)
+		while (!wk->want && !wk->want_resolve && !wk->nwrites && !wk->stop)
 			pthread_cond_wait(&wk->cond, &wk->lock);
 		if (wk->stop)
 			break;
+		if (wk->nwrites) {
+			struct health_write *w = wk->writes;
+			unsigned int n = wk->nwrites;
+
+			wk->writes = NULL;
+			wk->nwrites = wk->capwrites = 0;
+			pthread_mutex_unlock(&wk->lock);
+			apply_writes(wk->h, w, n);
+			free(w);
+			pthread_mutex_lock(&wk->lock);
+			continue;
+		}
 		if (wk->want_resolve) {
 			int err;
 
@@ -196,13 +230,13 @@ static int on_walk_done(sd_event_source *src, int fd, uint32_t revents, void *ar
 	return 0;
 }
 
-int walker_start(struct agent *ag)
+static struct walker *worker_start(struct agent *ag, const char *what)
 {
 	struct walker *wk = calloc(1, sizeof(*wk));
 	int err;
 
 	if (!wk)
-		return -ENOMEM;
+		return NULL;
 	wk->ag = ag;
 	pthread_mutex_init(&wk->lock, NULL);
 	pthread_cond_init(&wk->cond, NULL);
@@ -213,17 +247,23 @@ int walker_start(struct agent *ag)
 	if (!err)
 		err = -pthread_create(&wk->thread, NULL, worker, wk);
 	if (err) {
-		agent_log(LOG_E, "cannot start the conntrack walker: %s", strerror(-err));
+		agent_log(LOG_E, "cannot start the %s thread: %s", what, strerror(-err));
 		wk->src = sd_event_source_disable_unref(wk->src);
 		if (wk->h)
 			bgs_close(wk->h);
 		if (wk->efd >= 0)
 			close(wk->efd);
 		free(wk);
-		return err;
+		return NULL;
 	}
-	ag->walker = wk;
-	return 0;
+	return wk;
+}
+
+int walker_start(struct agent *ag)
+{
+	ag->walker = worker_start(ag, "conntrack walker");
+	ag->writer = ag->walker ? worker_start(ag, "health writer") : NULL;
+	return ag->writer ? 0 : -ENOMEM;
 }
 
 /* Ask for a walk unless one is running; returns true if one was asked. */
@@ -248,7 +288,7 @@ bool walker_request(struct agent *ag)
 
 void walker_resolve(struct agent *ag)
 {
-	struct walker *wk = ag->walker;
+	struct walker *wk = ag->writer;
 
 	if (!wk)
 		return;
@@ -258,10 +298,34 @@ void walker_resolve(struct agent *ag)
 	pthread_mutex_unlock(&wk->lock);
 }
 
-void walker_stop(struct agent *ag)
+int writer_health(struct agent *ag, const struct health_write *w)
 {
-	struct walker *wk = ag->walker;
+	struct walker *wk = ag->writer;
+	int err = 0;
 
+	if (!wk)
+		return -ENOENT;
+	pthread_mutex_lock(&wk->lock);
+	if (wk->nwrites == wk->capwrites) {
+		unsigned int cap = wk->capwrites ? wk->capwrites * 2 : 64;
+		struct health_write *n = realloc(wk->writes, cap * sizeof(*n));
+
+		if (!n) {
+			err = -ENOMEM;
+			goto out;
+		}
+		wk->writes = n;
+		wk->capwrites = cap;
+	}
+	wk->writes[wk->nwrites++] = *w;
+	pthread_cond_signal(&wk->cond);
+out:
+	pthread_mutex_unlock(&wk->lock);
+	return err;
+}
+
+static void worker_stop(struct walker *wk)
+{
 	if (!wk)
 		return;
 	pthread_mutex_lock(&wk->lock);
@@ -271,10 +335,17 @@ void walker_stop(struct agent *ag)
 	pthread_join(wk->thread, NULL);
 	wk->src = sd_event_source_disable_unref(wk->src);
 	snapshot_free(wk->done);
+	free(wk->writes);
 	bgs_close(wk->h);
 	close(wk->efd);
 	pthread_mutex_destroy(&wk->lock);
 	pthread_cond_destroy(&wk->cond);
 	free(wk);
-	ag->walker = NULL;
+}
+
+void walker_stop(struct agent *ag)
+{
+	worker_stop(ag->writer);
+	worker_stop(ag->walker);
+	ag->writer = ag->walker = NULL;
 }
