@@ -245,23 +245,19 @@ static void run_on_drained(struct svc_rt *s, enum drain_end how, uint64_t left)
 	if (!s->cfg->on_drained)
 		return;
 	snprintf(flows, sizeof(flows), "%llu", (unsigned long long)left);
-	pid = fork();
-	if (pid < 0) {
-		agent_log(LOG_E, "%s: cannot run on_drained: %s", s->name, strerror(errno));
-		return;
-	}
-	if (pid == 0) {
-		sigset_t none;
+	{
+		const char *env[][2] = {
+			{ "SERVICE", s->name },
+			{ "COLOR", color_str(s->drain_color) },
+			{ "DRAIN_RESULT", drain_end_names[how] },
+			{ "FLOWS_LEFT", flows },
+		};
 
-		setpgid(0, 0);
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		setenv("SERVICE", s->name, 1);
-		setenv("COLOR", color_str(s->drain_color), 1);
-		setenv("DRAIN_RESULT", drain_end_names[how], 1);
-		setenv("FLOWS_LEFT", flows, 1);
-		execl("/bin/sh", "sh", "-c", s->cfg->on_drained, (char *)NULL);
-		_exit(127);
+		pid = spawn_sh(s->cfg->on_drained, env, 4);
+	}
+	if (pid < 0) {
+		agent_log(LOG_E, "%s: cannot run on_drained: %s", s->name, strerror(-pid));
+		return;
 	}
 	if (asprintf(&what, "%s: on_drained (%s)", s->name, s->cfg->on_drained) < 0)
 		what = NULL;

@@ -148,6 +148,8 @@ void checks_fini(struct agent *ag);
 /* Start the checks of every backend of the runtime, spread over their interval. */
 void checks_start(struct agent *ag);
 void checks_stop_backend(struct be_rt *be);
+/* Run `/bin/sh -c cmd` in its own process group with env[n] = {NAME, VALUE} added. */
+pid_t spawn_sh(const char *cmd, const char *const env[][2], unsigned int n);
 
 /* agent.c: a check finished. */
 void agent_check_done(struct be_rt *be, enum check_result r, const char *why);

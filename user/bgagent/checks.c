@@ -321,42 +321,85 @@ static void start_exec(struct be_rt *be)
 {
 	const struct cfg_check *ck = &be->svc->cfg->check;
 	char a[64], port[8];
-	sigset_t none;
 	pid_t pid;
 
 	if (be->pid > 0)
 		return finish(be, CR_FAIL, "the previous command has not exited yet");
 	bgs_ip_str(&be->ip, a, sizeof(a));
 	snprintf(port, sizeof(port), "%u", be->check_port);
-	pid = fork();
-	if (pid < 0)
-		return finish(be, CR_FAIL, strerror(errno));
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDWR);
+	{
+		const char *env[][2] = {
+			{ "BACKEND_ADDR", a },
+			{ "BACKEND_PORT", port },
+			{ "BACKEND_COLOR", color_str(be->color) },
+			{ "SERVICE", be->svc->name },
+		};
 
-		setpgid(0, 0);
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		if (null >= 0) {
-			dup2(null, STDIN_FILENO);
-			dup2(null, STDOUT_FILENO);
-		}
-		setenv("BACKEND_ADDR", a, 1);
-		setenv("BACKEND_PORT", port, 1);
-		setenv("BACKEND_COLOR", color_str(be->color), 1);
-		setenv("SERVICE", be->svc->name, 1);
-		execl("/bin/sh", "sh", "-c", ck->command, (char *)NULL);
-		_exit(127);
+		pid = spawn_sh(ck->command, env, 4);
 	}
-	/* also from here: kill(-pid) on timeout must find the group even if the child has
-	 * not run yet */
-	setpgid(pid, pid);
+	if (pid < 0)
+		return finish(be, CR_FAIL, strerror(-pid));
 	be->pid = pid;
 	if (sd_event_add_child(be->ag->ev, &be->child, pid, WEXITED, on_child, be) < 0) {
 		agent_log(LOG_E, "%s %s: cannot watch the check command", be->svc->name,
 			  be->label);
 		finish(be, CR_FAIL, "cannot watch the command");
 	}
+}
+
+/*
+ * Run `/bin/sh -c cmd` in a process group of its own, stdin and stdout on /dev/null, with
+ * the agent's environment plus env[n][2] (NAME, VALUE). The environment is built before the
+ * fork: the agent has threads, so the child calls nothing but async-signal-safe functions
+ * until exec. Returns the pid or a negative errno.
+ */
+pid_t spawn_sh(const char *cmd, const char *const env[][2], unsigned int n)
+{
+	extern char **environ;
+	unsigned int ne = 0, k = 0;
+	char **envp, *argv[] = { "sh", "-c", (char *)cmd, NULL };
+	sigset_t none;
+	pid_t pid;
+
+	while (environ[ne])
+		ne++;
+	envp = calloc(ne + n + 1, sizeof(*envp));
+	if (!envp)
+		return -ENOMEM;
+	for (unsigned int i = 0; i < n; i++)
+		if (asprintf(&envp[k], "%s=%s", env[i][0], env[i][1]) >= 0)
+			k++;
+	for (unsigned int i = 0; i < ne; i++) {
+		bool ours = false;
+
+		for (unsigned int j = 0; j < n && !ours; j++) {
+			size_t l = strlen(env[j][0]);
+
+			ours = !strncmp(environ[i], env[j][0], l) && environ[i][l] == '=';
+		}
+		if (!ours)
+			envp[k++] = environ[i];
+	}
+	sigemptyset(&none);
+	pid = fork();
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDWR);
+
+		setpgid(0, 0);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		if (null >= 0) {
+			dup2(null, STDIN_FILENO);
+			dup2(null, STDOUT_FILENO);
+		}
+		execve("/bin/sh", argv, envp);
+		_exit(127);
+	}
+	if (pid > 0)
+		setpgid(pid, pid); /* from here too: kill(-pid) must find the group at once */
+	for (unsigned int i = 0; i < n; i++)
+		free(envp[i]);
+	free(envp);
+	return pid < 0 ? -errno : pid;
 }
 
 /* ---- scheduling ---- */

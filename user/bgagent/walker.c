@@ -157,8 +157,7 @@ static void *worker(void *arg)
 
 		while (!wk->want && !wk->want_resolve && !wk->nwrites && !wk->stop)
 			pthread_cond_wait(&wk->cond, &wk->lock);
-		if (wk->stop)
-			break;
+		/* queued health writes go out even when stopping: a restart adopts them */
 		if (wk->nwrites) {
 			struct health_write *w = wk->writes;
 			unsigned int n = wk->nwrites;
@@ -171,6 +170,8 @@ static void *worker(void *arg)
 			pthread_mutex_lock(&wk->lock);
 			continue;
 		}
+		if (wk->stop)
+			break;
 		if (wk->want_resolve) {
 			int err;
 
