@@ -21,6 +21,8 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
+#include <systemd/sd-daemon.h>
+
 #include "agent_priv.h"
 
 #define MAX_IDS 4096
@@ -664,6 +666,11 @@ int apply_config(struct agent *ag, struct cfg *cfg, bool at_start)
 	for (unsigned int i = 0; i < cfg->services_count; i++) {
 		struct cfg_service *cs = &cfg->services[i];
 		struct svc_rt *s = &svcs[n];
+
+		/* creating many backends takes a while (a table publish each): keep systemd's
+		 * start timeout from firing and say how far it got */
+		sd_notifyf(0, "EXTEND_TIMEOUT_USEC=%llu\nSTATUS=applying the config: service %u of %u",
+			   30000000ULL, i + 1, cfg->services_count);
 
 		s->drift = apply_service(ag, cs, fresh, s->drift_why, sizeof(s->drift_why));
 		if (s->drift)
