@@ -191,11 +191,12 @@ void agent_check_done(struct be_rt *be, enum check_result r, const char *why)
 	if (r != CR_OK && why)
 		snprintf(be->last_error, sizeof(be->last_error), "%s", why);
 	if (!hsm_result(&be->hsm, r == CR_OK, ck->rise_n, ck->fall_n)) {
-		if (!was_known && be->hsm.known)
+		/* a new backend that never passed is now known down: the pool can be judged */
+		if (!was_known && be->hsm.known) {
 			agent_log(LOG_W, "%s %s backend %s: down (failed %u checks: %s)", s->name,
 				  color_str(be->color), be->label, ck->fall_n, be->last_error);
-		if (!was_known && be->hsm.known)
 			agent_failover(s);
+		}
 		return;
 	}
 	up = be->hsm.up;
