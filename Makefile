@@ -66,7 +66,7 @@ BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 
 HDRS := $(wildcard include/*.h user/lib/*.h)
 
-.PHONY: all deps test test-build unit vm-tests demo bench install clean
+.PHONY: all deps test test-build unit vm-tests demo bench bench-agent install clean
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -166,6 +166,11 @@ test: deps
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all $(BENCHES)
 	$(Q)bench/run.sh build/rel
+
+# bgagent's idle CPU: 100 services x 2 colors x 8 backends, HTTP checks every second.
+bench-agent: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)bench/agent_idle.sh build/rel
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all
