@@ -46,10 +46,17 @@ services:
     health_check: {type: exec, command: "$probe", interval: 200ms, timeout: 200ms, rise: 2,
                    fall: 2}
     failover: {enabled: false}
+  - name: v6
+    vip: "[$VIP6_NAT]:80/tcp"
+    pools:
+      blue: [{address: "[${BE_ADDR6[b1]}]:8080"}]
+      green: [{address: "[${BE_ADDR6[g1]}]:8080"}]
+    health_check: {type: http, path: /v6, interval: 100ms, timeout: 100ms}
+    failover: {enabled: false}
 EOF
 nsx "$NS_LB" "$BGAGENT" --check-config "$AGENT_CFG" >/dev/null || fail "test config is bad"
 agent_start
-agent_wait_log "ready: 2 services" || fail "agent did not start: $(tail -5 "$AGENT_LOG")"
+agent_wait_log "ready: 3 services" || fail "agent did not start: $(tail -5 "$AGENT_LOG")"
 
 # health of a backend by service, color and address:port as /metrics says (1/0)
 hm() { metric "bgswitch_backend_healthy{service=\"$1\",color=\"$2\",backend=\"$3\"}"; }
@@ -57,6 +64,11 @@ wait_hm() { wait_eq "$4" hm "$1" "$2" "$3"; }
 wait_hm tcpsvc blue "${BE_ADDR[b1]}:80" 1 && wait_hm tcpsvc green "${BE_ADDR[g1]}:80" 1 &&
 	wait_hm execsvc blue "${BE_ADDR[b2]}:80" 1 && wait_hm execsvc green "${BE_ADDR[g2]}:80" 1
 check "all four backends healthy (tcp and exec checks)" test $? -eq 0
+wait_hm v6 blue "[${BE_ADDR6[b1]}]:8080" 1 && wait_hm v6 green "[${BE_ADDR6[g1]}]:8080" 1
+check "IPv6 backends healthy (http checks to [address]:port through the nat reply path)" \
+	test $? -eq 0
+out=$(traffic "$NS_CL" http "$VIP6_NAT" 80 10)
+check "IPv6 service served by b1" jqt '.ok == 10 and .backends["blue b1"] == 10' <<<"$out"
 out=$(traffic "$NS_CL" http "$VIP_DSR" 80 10)
 check "dsr service served by b1" jqt '.ok == 10 and .backends["blue b1"] == 10' <<<"$out"
 
@@ -97,7 +109,7 @@ check "a backend added by hand: execsvc drift = 1" \
 check "tcpsvc is not drifted" test "$(metric 'bgswitch_service_drift{service="tcpsvc"}')" = 0
 agent_wait_log "execsvc: drift: changed outside the agent" || fail "no drift log line"
 kill -HUP "$AGENT_PID"
-agent_wait_log "reloaded: 2 services" || fail "reload"
+agent_wait_log "reloaded: 3 services" || fail "reload"
 check "SIGHUP does not overwrite the hand-made change (2 blue backends)" \
 	test "$(lbjq '.services[0].pools.blue.backends | length' -j status execsvc)" = 2
 check "still drifted after SIGHUP" \
