@@ -93,6 +93,9 @@ metric() {
 	metrics | awk -v s="$sel" 'index($0, s " ") == 1 { print $2 }'
 }
 
+blue_backends() { lbjq '.services[0].pools.blue.backends | length' -j status "$1"; }
+drift_of() { metric "bgswitch_service_drift{service=\"$1\"}"; }
+
 backend_health() {
 	lbjq ".services[0].pools.$2.backends[] | select(.address == \"$1\") | .health" -j status web
 }

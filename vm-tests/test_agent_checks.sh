@@ -100,26 +100,17 @@ check "exec: every timed-out command's process group was killed (no 'sleep 31' l
 
 # ---- drift ----
 lbctl backend add execsvc blue "${BE_ADDR[b1]}:80" >/dev/null || fail "bgctl backend add"
-for _ in $(seq 1 60); do
-	[ "$(metric 'bgswitch_service_drift{service="execsvc"}')" = 1 ] && break
-	sleep 0.05
-done
-check "a backend added by hand: execsvc drift = 1" \
-	test "$(metric 'bgswitch_service_drift{service="execsvc"}')" = 1
-check "tcpsvc is not drifted" test "$(metric 'bgswitch_service_drift{service="tcpsvc"}')" = 0
+check "a backend added by hand: execsvc drift = 1" wait_eq 1 drift_of execsvc
+check "tcpsvc is not drifted" test "$(drift_of tcpsvc)" = 0
 agent_wait_log "execsvc: drift: changed outside the agent" || fail "no drift log line"
 kill -HUP "$AGENT_PID"
 agent_wait_log "reloaded: 3 services" || fail "reload"
 check "SIGHUP does not overwrite the hand-made change (2 blue backends)" \
-	test "$(lbjq '.services[0].pools.blue.backends | length' -j status execsvc)" = 2
+	test "$(blue_backends execsvc)" = 2
 check "still drifted after SIGHUP" \
-	test "$(metric 'bgswitch_service_drift{service="execsvc"}')" = 1
+	test "$(drift_of execsvc)" = 1
 lbctl backend del execsvc "${BE_ADDR[b1]}:80" >/dev/null || fail "bgctl backend del"
-for _ in $(seq 1 60); do
-	[ "$(metric 'bgswitch_service_drift{service="execsvc"}')" = 0 ] && break
-	sleep 0.05
-done
-check "undone by hand: no drift" test "$(metric 'bgswitch_service_drift{service="execsvc"}')" = 0
+check "undone by hand: no drift" wait_eq 0 drift_of execsvc
 
 # ---- next hops follow neighbour changes (netlink) ----
 be_dmac() {

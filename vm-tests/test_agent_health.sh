@@ -148,9 +148,9 @@ k=$(grep -c '^[0-9]' "$BGS_RUN/hold1")
 kill -HUP "$AGENT_PID"
 agent_wait_log "removed blue backend ${BE_ADDR[b1]}:80" || fail "backend not removed on SIGHUP"
 check "3 backends -> 2 blue again" \
-	test "$(lbjq '.services[0].pools.blue.backends | length' -j status web)" = 2
+	test "$(blue_backends web)" = 2
 check "no drift after the agent's own changes" \
-	test "$(metric 'bgswitch_service_drift{service="web"}')" = 0
+	test "$(drift_of web)" = 0
 wait_lines "$BGS_RUN/hold1" $((k + 5)) || fail "hold flow stalled across the second reload"
 out=$(traffic "$NS_CL" http "$VIP_NAT" 80 40)
 check "40 connections after the removal, none lost" jqt '.ok == 40 and .colors.blue == 40' <<<"$out"
