@@ -79,7 +79,7 @@ BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 
 HDRS := $(wildcard include/*.h user/lib/*.h)
 
-.PHONY: all deps test test-build unit vm-tests demo bench fuzz install clean
+.PHONY: all deps test test-build unit vm-tests demo bench bench-agent fuzz install clean
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -199,6 +199,11 @@ bench: deps
 	$(Q)$(MAKE) --no-print-directory all $(BENCHES)
 	$(Q)bench/run.sh build/rel
 
+# bgagent's idle CPU: 100 services x 2 colors x 8 backends, HTTP checks every second.
+bench-agent: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)bench/agent_idle.sh build/rel
+
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)scripts/demo.sh build/rel
@@ -217,6 +222,8 @@ install: all
 	sed 's|/usr/local/sbin|$(PREFIX)/sbin|g' scripts/bgagent.service \
 		> $(DESTDIR)$(PREFIX)/lib/systemd/system/bgagent.service
 	install -m 0644 scripts/bgswitch.yaml.example $(DESTDIR)/etc/bgswitch/bgswitch.yaml.example
+	install -D -m 0644 docs/grafana-bgswitch.json \
+		$(DESTDIR)$(PREFIX)/share/bgswitch/grafana-bgswitch.json
 
 clean:
 	rm -rf build

@@ -289,6 +289,22 @@ static bool test_parsers(void)
 	return ok;
 }
 
+static bool test_small(void)
+{
+	struct cfg_errors errs;
+	struct cfg *c = NULL;
+	const char *f = write_cfg("upgrade_on_start: false\n");
+	bool ok = ASSERT_OK(cfg_load(f, &c, &errs), "a config without services loads");
+
+	ok = ok && ASSERT_FALSE(c->upgrade, "upgrade_on_start: false");
+	ok = ok && ASSERT_EQ(c->services_count, 0, "no services");
+	ok = ok && ASSERT_EQ(c->listen_port, 9469, "default listen port");
+	cfg_free(c);
+	cfg_errors_free(&errs);
+	unlink(f);
+	return ok;
+}
+
 /* The example that make install ships (and the man page shows) is a good config. */
 static bool test_example(void)
 {
@@ -314,6 +330,7 @@ int main(int argc, char **argv)
 		{ "errors_values", test_errors_values },
 		{ "parsers", test_parsers },
 		{ "example", test_example },
+		{ "small", test_small },
 	};
 
 	return test_run_all("test_agent_config", tests, ARRAY_SIZE(tests), argc, argv);

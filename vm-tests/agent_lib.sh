@@ -72,6 +72,19 @@ agent_wait_log() {
 	return 1
 }
 
+backends_up() { metrics | grep -c '^bgswitch_backend_up{.*} 1$'; }
+
+# Start the agent on the one-service config and wait (bounded) for its four backends.
+agent_start_healthy() {
+	agent_start
+	agent_wait_log "ready: 1 service" || fail "agent did not start: $(tail -5 "$AGENT_LOG")"
+	for _ in $(seq 1 100); do
+		[ "$(backends_up)" -eq 4 ] && break
+		sleep 0.05
+	done
+	check "agent started, all four backends up" test "$(backends_up)" -eq 4
+}
+
 metrics() { nsx "$NS_LB" curl -sf --max-time 5 "http://$AGENT_METRICS/metrics"; }
 
 # Value of one metric line (exact name and labels as printed), or empty.
@@ -79,6 +92,9 @@ metric() {
 	local sel=$1
 	metrics | awk -v s="$sel" 'index($0, s " ") == 1 { print $2 }'
 }
+
+blue_backends() { lbjq '.services[0].pools.blue.backends | length' -j status "$1"; }
+drift_of() { metric "bgswitch_service_drift{service=\"$1\"}"; }
 
 backend_health() {
 	lbjq ".services[0].pools.$2.backends[] | select(.address == \"$1\") | .health" -j status web
@@ -110,24 +126,42 @@ responder_start() {
 	return 1
 }
 
+# wait_eq WANT CMD...: until CMD prints WANT (bounded: 3 s).
+wait_eq() {
+	local want=$1
+	shift
+	for _ in $(seq 1 100); do
+		[ "$("$@")" = "$want" ] && return 0
+		sleep 0.03
+	done
+	return 1
+}
+
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
-# probe_until COLOR NS VIP PORT T0_MS: new connections (one GET each, 100 ms timeout) every
-# 10 ms until one is answered by COLOR; prints the ms from T0_MS (epoch ms) to that answer
-# and how many attempts failed. Bounded: gives up (exit 1) after 10 s.
+# probe_until COLOR NS VIP PORT GO: starts at once, waits (up to 20 s) for the file GO, then
+# from that moment makes a new connection (one GET, 100 ms timeout) every 10 ms until one is
+# answered by COLOR; prints the ms from GO's appearance to that answer and how many attempts
+# failed. Started before the event it measures, so its own start-up is not in the figure.
+# Bounded: gives up (exit 1) 10 s after GO.
 probe_until() {
-	nsx "$2" timeout 15 python3 - "$1" "$3" "$4" "$5" <<'PY'
-import socket, sys, time
-color, host, port, t0 = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+	nsx "$2" timeout 40 python3 - "$1" "$3" "$4" "$5" <<'PY'
+import os, socket, sys, time
+color, host, port, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+end = time.monotonic() + 20
+while not os.path.exists(go):
+    if time.monotonic() > end:
+        sys.exit(1)
+    time.sleep(0.001)
+t0 = time.monotonic()
 failed = 0
-end = time.time() + 10
-while time.time() < end:
+while time.monotonic() < t0 + 10:
     try:
         with socket.create_connection((host, port), timeout=0.1) as s:
             s.sendall(b"GET / HTTP/1.0\r\nHost: vip\r\n\r\n")
             data = s.recv(4096).decode(errors="replace")
         if ("\n" + color + " ") in data:
-            print(int(time.time() * 1000) - t0, failed)
+            print(int((time.monotonic() - t0) * 1000), failed)
             sys.exit(0)
     except OSError:
         pass

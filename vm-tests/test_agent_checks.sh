@@ -46,23 +46,29 @@ services:
     health_check: {type: exec, command: "$probe", interval: 200ms, timeout: 200ms, rise: 2,
                    fall: 2}
     failover: {enabled: false}
+  - name: v6
+    vip: "[$VIP6_NAT]:80/tcp"
+    pools:
+      blue: [{address: "[${BE_ADDR6[b1]}]:8080"}]
+      green: [{address: "[${BE_ADDR6[g1]}]:8080"}]
+    health_check: {type: http, path: /v6, interval: 100ms, timeout: 100ms}
+    failover: {enabled: false}
 EOF
 nsx "$NS_LB" "$BGAGENT" --check-config "$AGENT_CFG" >/dev/null || fail "test config is bad"
 agent_start
-agent_wait_log "ready: 2 services" || fail "agent did not start: $(tail -5 "$AGENT_LOG")"
+agent_wait_log "ready: 3 services" || fail "agent did not start: $(tail -5 "$AGENT_LOG")"
 
 # health of a backend by service, color and address:port as /metrics says (1/0)
 hm() { metric "bgswitch_backend_healthy{service=\"$1\",color=\"$2\",backend=\"$3\"}"; }
-wait_hm() {
-	for _ in $(seq 1 150); do
-		[ "$(hm "$1" "$2" "$3")" = "$4" ] && return 0
-		sleep 0.02
-	done
-	return 1
-}
+wait_hm() { wait_eq "$4" hm "$1" "$2" "$3"; }
 wait_hm tcpsvc blue "${BE_ADDR[b1]}:80" 1 && wait_hm tcpsvc green "${BE_ADDR[g1]}:80" 1 &&
 	wait_hm execsvc blue "${BE_ADDR[b2]}:80" 1 && wait_hm execsvc green "${BE_ADDR[g2]}:80" 1
 check "all four backends healthy (tcp and exec checks)" test $? -eq 0
+wait_hm v6 blue "[${BE_ADDR6[b1]}]:8080" 1 && wait_hm v6 green "[${BE_ADDR6[g1]}]:8080" 1
+check "IPv6 backends healthy (http checks to [address]:port through the nat reply path)" \
+	test $? -eq 0
+out=$(traffic "$NS_CL" http "$VIP6_NAT" 80 10)
+check "IPv6 service served by b1" jqt '.ok == 10 and .backends["blue b1"] == 10' <<<"$out"
 out=$(traffic "$NS_CL" http "$VIP_DSR" 80 10)
 check "dsr service served by b1" jqt '.ok == 10 and .backends["blue b1"] == 10' <<<"$out"
 
@@ -94,23 +100,46 @@ check "exec: every timed-out command's process group was killed (no 'sleep 31' l
 
 # ---- drift ----
 lbctl backend add execsvc blue "${BE_ADDR[b1]}:80" >/dev/null || fail "bgctl backend add"
-for _ in $(seq 1 60); do
-	[ "$(metric 'bgswitch_service_drift{service="execsvc"}')" = 1 ] && break
-	sleep 0.05
-done
-check "a backend added by hand: execsvc drift = 1" \
-	test "$(metric 'bgswitch_service_drift{service="execsvc"}')" = 1
-check "tcpsvc is not drifted" test "$(metric 'bgswitch_service_drift{service="tcpsvc"}')" = 0
+check "a backend added by hand: execsvc drift = 1" wait_eq 1 drift_of execsvc
+check "tcpsvc is not drifted" test "$(drift_of tcpsvc)" = 0
 agent_wait_log "execsvc: drift: changed outside the agent" || fail "no drift log line"
 kill -HUP "$AGENT_PID"
-agent_wait_log "reloaded: 2 services" || fail "reload"
+agent_wait_log "reloaded: 3 services" || fail "reload"
 check "SIGHUP does not overwrite the hand-made change (2 blue backends)" \
-	test "$(lbjq '.services[0].pools.blue.backends | length' -j status execsvc)" = 2
+	test "$(blue_backends execsvc)" = 2
 check "still drifted after SIGHUP" \
-	test "$(metric 'bgswitch_service_drift{service="execsvc"}')" = 1
+	test "$(drift_of execsvc)" = 1
 lbctl backend del execsvc "${BE_ADDR[b1]}:80" >/dev/null || fail "bgctl backend del"
-for _ in $(seq 1 60); do
-	[ "$(metric 'bgswitch_service_drift{service="execsvc"}')" = 0 ] && break
-	sleep 0.05
-done
-check "undone by hand: no drift" test "$(metric 'bgswitch_service_drift{service="execsvc"}')" = 0
+check "undone by hand: no drift" wait_eq 0 drift_of execsvc
+
+# ---- next hops follow neighbour changes (netlink) ----
+be_dmac() {
+	local id
+	id=$(lbjq ".services[0].pools.blue.backends[] | select(.address == \"${BE_ADDR[b2]}:80\") | .id" \
+		-j status execsvc)
+	bpftool -j map lookup pinned "$BGSWITCH_PIN_DIR/bgs_backends" key "$id" 0 0 0 |
+		jq -r '.formatted.value.dmac | map(tostring) | join(",")'
+}
+wait_dmac() { wait_eq "$1" be_dmac; }
+mac=$(ip -n "$(ns_be b2)" -j link show eth0 | jq -r '.[0].address')
+right=$(python3 -c "print(','.join(str(int(x, 16)) for x in '$mac'.split(':')))")
+check "b2's record holds its MAC ($mac)" test "$(be_dmac)" = "$right"
+b2_health() {
+	lbjq ".services[0].pools.blue.backends[] | select(.address == \"${BE_ADDR[b2]}:80\") | .health" \
+		-j status execsvc
+}
+wait_b2() { wait_eq "$1" b2_health; }
+ip -n "$NS_LB" neigh replace "${BE_ADDR[b2]}" lladdr 02:00:00:00:00:99 dev b2 nud permanent
+check "a changed neighbour entry reaches the backend record" wait_dmac "2,0,0,0,0,153"
+# the library moved b2 to a new record id: the agent's health writes must follow it
+touch "$BGS_RUN/fail.${BE_ADDR[b2]}"
+check "health reaches b2's record under its new id (down)" wait_b2 down
+grep -q "execsvc blue backend ${BE_ADDR[b2]}:80: now record" "$AGENT_LOG" ||
+	fail "the agent did not follow b2 to its new record"
+rm -f "$BGS_RUN/fail.${BE_ADDR[b2]}"
+check "and up again" wait_b2 up
+ip -n "$NS_LB" neigh replace "${BE_ADDR[b2]}" lladdr "$mac" dev b2 nud permanent
+check "and back" wait_dmac "$right"
+out=$(traffic "$NS_CL" http "$VIP_NAT" 81 10)
+check "execsvc served by b2 through the re-resolved next hop" \
+	jqt '.ok == 10 and .backends["blue b2"] == 10' <<<"$out"

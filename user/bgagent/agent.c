@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include <systemd/sd-daemon.h>
 
@@ -24,6 +25,8 @@
 #include "agent_priv.h"
 
 #define TICK_MS 1000
+/* A service's drift and pools are re-read at least every SWEEP_TICKS ticks. */
+#define SWEEP_TICKS 10
 
 static bool log_journal;
 
@@ -59,21 +62,36 @@ const char *color_str(int color)
 
 /* ---- Failover ---- */
 
+/* The backend's record, following it to a new id if the library moved it (see
+ * al_backend_current); -ENOENT once it is gone (removed by hand: the next SIGHUP or restart
+ * rebuilds the list). */
+static int be_record(struct be_rt *b, struct bgs_backend *rec)
+{
+	__u32 old = b->id;
+	int err = al_backend_current(b->ag->h, b->svc->id, b->color, &b->ip, b->port, &b->id, rec);
+
+	if (!err && b->id != old)
+		agent_log(LOG_I, "%s %s backend %s: now record %u (was %u: next hop changed)",
+			  b->svc->name, color_str(b->color), b->label, b->id, old);
+	return err;
+}
+
 static void pool_views(struct svc_rt *s, struct pool_view pv[2])
 {
 	memset(pv, 0, 2 * sizeof(*pv));
 	for (unsigned int i = 0; i < s->nbe; i++) {
-		const struct be_rt *b = &s->be[i];
+		struct be_rt *b = &s->be[i];
 		struct pool_view *p = &pv[b->color & 1];
 		struct bgs_backend rec;
 
-		if (bgs_backend_get(s->ag->h, b->id, &rec))
+		if (be_record(b, &rec))
 			continue;
 		p->n++;
 		p->weight += rec.weight;
 		if (!b->hsm.known)
 			p->pending = true;
-		if (rec.admin == BGS_ADMIN_UP && rec.health == BGS_HEALTH_UP) {
+		/* health as the checks decided it (its write may still be queued) */
+		if (rec.admin == BGS_ADMIN_UP && b->hsm.up) {
 			p->n_usable++;
 			p->usable_weight += rec.weight;
 		}
@@ -116,15 +134,15 @@ void agent_failover(struct svc_rt *s)
 		return;
 	}
 	to = !in.live;
+	/* to a color, not "the other one": a flip by bgctl to it meanwhile makes this a no-op.
+	 * No generation check: the agent's own health writes move the generation. */
 	opts.to_color = to;
-	opts.expect_gen = bgs_fw_gen(before.word); /* a flip by bgctl meanwhile wins */
+	opts.expect_gen = BGS_ANY_GEN;
 	opts.drain_ms = s->cfg->drain_ms;
 	d = json_object_new_object();
 	json_object_object_add(d, "from", json_object_new_string(color_str(in.live)));
 	json_object_object_add(d, "to", json_object_new_string(color_str(to)));
 	json_object_object_add(d, "reason", json_object_new_string(why));
-	json_object_object_add(d, "expect_generation",
-			       json_object_new_int64(bgs_fw_gen(before.word)));
 	err = al_hist_begin(&hs, ag->history, ag->pin_dir, "flip", s->name, d);
 	json_object_put(d);
 	if (err) {
@@ -138,6 +156,8 @@ void agent_failover(struct svc_rt *s)
 		json_object_object_add(done, "error", json_object_new_string(bgs_errmsg()));
 		al_hist_end(&hs, false, done);
 		agent_log(LOG_E, "%s: %s: flip failed: %s", s->name, why, bgs_errmsg());
+		/* tried again every tick until it succeeds or is no longer needed */
+		snprintf(s->blocked_why, sizeof(s->blocked_why), "flip failed");
 	} else {
 		json_object_object_add(done, "changed", json_object_new_boolean(err > 0));
 		json_object_object_add(done, "generation",
@@ -162,6 +182,8 @@ void agent_check_done(struct be_rt *be, enum check_result r, const char *why)
 	struct svc_rt *s = be->svc;
 	const struct cfg_check *ck = &s->cfg->check;
 	bool was_known = be->hsm.known;
+	struct health_write w;
+	struct bgs_backend rec;
 	__u32 id = be->id;
 	bool up;
 
@@ -169,17 +191,25 @@ void agent_check_done(struct be_rt *be, enum check_result r, const char *why)
 	if (r != CR_OK && why)
 		snprintf(be->last_error, sizeof(be->last_error), "%s", why);
 	if (!hsm_result(&be->hsm, r == CR_OK, ck->rise_n, ck->fall_n)) {
-		if (!was_known && be->hsm.known)
+		/* a new backend that never passed is now known down: the pool can be judged */
+		if (!was_known && be->hsm.known) {
 			agent_log(LOG_W, "%s %s backend %s: down (failed %u checks: %s)", s->name,
 				  color_str(be->color), be->label, ck->fall_n, be->last_error);
-		if (!was_known && be->hsm.known)
 			agent_failover(s);
+		}
 		return;
 	}
 	up = be->hsm.up;
-	if (al_health_set(s->ag->h, &id, &up, 1)) {
-		agent_log(LOG_E, "%s %s backend %s: cannot record health %s: %s", s->name,
-			  color_str(be->color), be->label, up ? "up" : "down", bgs_errmsg());
+	if (be_record(be, &rec) == 0)
+		id = be->id;
+	w.id = id;
+	w.up = up;
+	snprintf(w.label, sizeof(w.label), "%s %s backend %s", s->name, color_str(be->color),
+		 be->label);
+	/* the write (a table publish) goes to the writer thread; the failover below judges
+	 * from the checks' own view, so it does not wait for it */
+	if (writer_health(s->ag, &w)) {
+		agent_log(LOG_E, "%s: cannot queue health %s", w.label, up ? "up" : "down");
 		return;
 	}
 	if (up)
@@ -189,6 +219,132 @@ void agent_check_done(struct be_rt *be, enum check_result r, const char *why)
 		agent_log(LOG_W, "%s %s backend %s: down (failed %u checks: %s)", s->name,
 			  color_str(be->color), be->label, ck->fall_n, be->last_error);
 	agent_failover(s);
+}
+
+/* ---- Drains ---- */
+
+static const char *const drain_end_names[4] = { "drained", "deadline", "ended", "superseded" };
+
+static int on_hook_exit(sd_event_source *src, const siginfo_t *si, void *arg)
+{
+	char *what = arg;
+
+	if (si->si_code != CLD_EXITED || si->si_status != 0)
+		agent_log(LOG_W, "%s: failed (%s %d)", what,
+			  si->si_code == CLD_EXITED ? "exit status" : "signal", si->si_status);
+	free(what);
+	sd_event_source_unref(src);
+	return 0;
+}
+
+/* on_drained: run, not waited for (the pipeline's hook may take long); its exit is logged */
+static void run_on_drained(struct svc_rt *s, enum drain_end how, uint64_t left)
+{
+	char flows[32], *what = NULL;
+	pid_t pid;
+
+	if (!s->cfg->on_drained)
+		return;
+	snprintf(flows, sizeof(flows), "%llu", (unsigned long long)left);
+	{
+		const char *env[][2] = {
+			{ "SERVICE", s->name },
+			{ "COLOR", color_str(s->drain_color) },
+			{ "DRAIN_RESULT", drain_end_names[how] },
+			{ "FLOWS_LEFT", flows },
+		};
+
+		pid = spawn_sh(s->cfg->on_drained, env, 4);
+	}
+	if (pid < 0) {
+		agent_log(LOG_E, "%s: cannot run on_drained: %s", s->name, strerror(-pid));
+		return;
+	}
+	if (asprintf(&what, "%s: on_drained (%s)", s->name, s->cfg->on_drained) < 0)
+		what = NULL;
+	/* floating (the loop holds it); its callback drops it */
+	if (!what || sd_event_add_child(s->ag->ev, NULL, pid, WEXITED, on_hook_exit, what) < 0)
+		free(what);
+}
+
+static void drain_finish(struct svc_rt *s, enum drain_end how)
+{
+	uint64_t left = s->drain_counted ? s->drain_left : 0;
+	json_object *d = json_object_new_object();
+	struct al_hist hs;
+	char why[160];
+
+	if (how == DRAIN_DRAINED)
+		snprintf(why, sizeof(why), "no flow left");
+	else
+		snprintf(why, sizeof(why), "%s with %llu flow%s left%s", drain_end_names[how],
+			 (unsigned long long)left, left == 1 ? "" : "s",
+			 how == DRAIN_DEADLINE ? ": routed as new flows now" : "");
+	agent_log(LOG_N, "%s: %s drain of generation %u over: %s", s->name,
+		  color_str(s->drain_color), s->drain_gen, why);
+	json_object_object_add(d, "color", json_object_new_string(color_str(s->drain_color)));
+	json_object_object_add(d, "result", json_object_new_string(drain_end_names[how]));
+	json_object_object_add(d, "flows_left", json_object_new_int64((int64_t)left));
+	json_object_object_add(d, "generation", json_object_new_int64(s->drain_gen));
+	json_object_object_add(d, "reason", json_object_new_string(why));
+	if (al_hist_begin(&hs, s->ag->history, s->ag->pin_dir, "drained", s->name, d) == 0)
+		al_hist_end(&hs, true, NULL);
+	json_object_put(d);
+	s->drains_done[how]++;
+	s->draining = false;
+	s->drain_done_gen = s->drain_gen;
+	state_set_drain_done(s->ag, s->name, s->drain_gen);
+	if (how != DRAIN_SUPERSEDED)
+		run_on_drained(s, how, left);
+}
+
+/* Follow the flip word: a drain starts with a flip (by anyone), ends when its flows are
+ * gone, its deadline passes, or it is ended or superseded. Only the flip word and the
+ * state file's last finished drain are needed, so a restart resumes a drain. */
+static void drain_track(struct svc_rt *s, const struct bgs_flip *fl, __u64 jiffies)
+{
+	bool on = fl->word & BGS_FW_DRAINING;
+
+	if (s->draining && (!on || fl->drain_gen != s->drain_gen))
+		drain_finish(s, !on ? DRAIN_ENDED : DRAIN_SUPERSEDED);
+	if (!s->draining && on && fl->drain_gen != s->drain_done_gen) {
+		s->draining = true;
+		s->drain_gen = fl->drain_gen;
+		s->drain_color = !bgs_fw_live(fl->word);
+		s->drain_deadline = fl->drain_deadline;
+		s->drain_seen_ms = now_ms();
+		s->drain_counted = false;
+		s->drain_left = 0;
+		agent_log(LOG_N, "%s: tracking the drain of %s (flip generation %u)", s->name,
+			  color_str(s->drain_color), s->drain_gen);
+		walker_request(s->ag);
+	}
+	if (s->draining && s->drain_deadline != BGS_NO_DEADLINE && jiffies &&
+	    jiffies >= s->drain_deadline)
+		drain_finish(s, DRAIN_DEADLINE);
+}
+
+void agent_flows_updated(struct agent *ag)
+{
+	const struct flow_snapshot *f = ag->flows;
+
+	for (unsigned int i = 0; i < ag->nsvc; i++) {
+		struct svc_rt *s = &ag->svc[i];
+		uint64_t left;
+
+		/* only a walk asked for after the drain was seen counts its flows */
+		if (!s->draining || f->asked_ms < s->drain_seen_ms || s->id >= f->max_services)
+			continue;
+		left = f->drain_left[s->id * 2 + (s->drain_color & 1)];
+		if (!s->drain_counted || left < s->drain_left)
+			agent_log(LOG_I, "%s: draining %s: %llu flow%s left", s->name,
+				  color_str(s->drain_color), (unsigned long long)left,
+				  left == 1 ? "" : "s");
+		s->drain_left = left;
+		s->drain_counted = true;
+		if (!left)
+			drain_finish(s, DRAIN_DRAINED);
+	}
 }
 
 /* ---- Periodic: flips by others, drift, systemd status ---- */
@@ -219,6 +375,12 @@ static void notify_status(struct agent *ag)
 static int on_tick(sd_event_source *src, uint64_t usec, void *arg)
 {
 	struct agent *ag = arg;
+	bool any_drain = false;
+	__u64 jiffies = 0;
+	__u32 hz;
+
+	if (al_clock(ag->h, &jiffies, &hz))
+		jiffies = 0;
 
 	for (unsigned int i = 0; i < ag->nsvc; i++) {
 		struct svc_rt *s = &ag->svc[i];
@@ -234,13 +396,31 @@ static int on_tick(sd_event_source *src, uint64_t usec, void *arg)
 			agent_log(LOG_N, "%s: flipped %s -> %s by someone else (generation %u)",
 				  s->name, color_str(s->live), color_str(live), bgs_fw_gen(fl.word));
 		}
+		/*
+		 * Every change to a service (a pool change or an admin state set by bgctl, as
+		 * the agent's own health writes) publishes, and so moves the generation: only
+		 * then are its pool and drift looked at again, plus a slow sweep (each service
+		 * every SWEEP_TICKS) as a backstop. Reading the pools of every service every
+		 * second would cost more than all the checks.
+		 */
+		if (!s->seen || bgs_fw_gen(fl.word) != s->gen ||
+		    (ag->ticks + i) % SWEEP_TICKS == 0) {
+			drift_check(s);
+			agent_failover(s);
+		} else if (s->blocked_why[0]) {
+			agent_failover(s); /* blocked by hold_down: it may be over */
+		}
 		s->seen = true;
 		s->live = live;
 		s->gen = bgs_fw_gen(fl.word);
-		/* admin changes by bgctl may have made a pool unusable */
-		agent_failover(s);
+		drain_track(s, &fl, jiffies);
+		any_drain |= s->draining;
 	}
-	drift_check(ag);
+	/* conntrack is walked every second while a drain runs, else every 10 s (the flow
+	 * gauges of /metrics) */
+	if (any_drain || ag->ticks % 10 == 0)
+		walker_request(ag);
+	ag->ticks++;
 	notify_status(ag);
 	sd_event_source_set_time(src, usec + TICK_MS * 1000ULL);
 	return 0;
@@ -306,9 +486,31 @@ static int on_signal(sd_event_source *src, const struct signalfd_siginfo *si, vo
 	return sd_event_exit(ag->ev, 0);
 }
 
+/* mkdir -p of a file's directory (mode 0750): /var/lib/bgswitch on a fresh host. */
+static void mkdir_parent(const char *file)
+{
+	char dir[4096];
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", file);
+	slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return;
+	*slash = '\0';
+	for (char *p = dir + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		mkdir(dir, 0750);
+		*p = '/';
+	}
+	if (mkdir(dir, 0750) && errno != EEXIST)
+		agent_log(LOG_W, "cannot create %s: %s", dir, strerror(errno));
+}
+
 int agent_main(const char *config_path, const char *version)
 {
-	struct agent ag = { .cfg_path = config_path, .version = version };
+	struct agent ag = { .cfg_path = config_path, .version = version, .nl_fd = -1 };
 	struct cfg_errors errs;
 	sigset_t mask;
 	int err, ret = 3;
@@ -331,6 +533,8 @@ int agent_main(const char *config_path, const char *version)
 	ag.state_file = strdup(ag.cfg->state_file ? ag.cfg->state_file : CFG_DEFAULT_STATE);
 	if (!ag.pin_dir || !ag.history || !ag.state_file)
 		goto out;
+	mkdir_parent(ag.history);
+	mkdir_parent(ag.state_file);
 
 	/* before any thread or child: the loop takes these signals through signalfd/pidfd */
 	sigemptyset(&mask);
@@ -361,6 +565,8 @@ int agent_main(const char *config_path, const char *version)
 	if (err)
 		goto out;
 	checks_start(&ag);
+	if (walker_start(&ag) || netlink_start(&ag))
+		goto out;
 	if (sd_event_add_time_relative(ag.ev, &ag.tick, CLOCK_MONOTONIC, TICK_MS * 1000ULL, 1000,
 				       on_tick, &ag) < 0 ||
 	    sd_event_source_set_enabled(ag.tick, SD_EVENT_ON) < 0) {
@@ -373,6 +579,9 @@ int agent_main(const char *config_path, const char *version)
 	err = sd_event_loop(ag.ev);
 	ret = err < 0 ? 3 : 0;
 out:
+	netlink_stop(&ag);
+	walker_stop(&ag);
+	snapshot_free(ag.flows);
 	runtime_free(&ag);
 	ag.tick = sd_event_source_disable_unref(ag.tick);
 	metrics_stop(&ag);

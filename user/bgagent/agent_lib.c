@@ -10,6 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <net/if.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <xdp/libxdp.h>
 
 #include "agent_lib.h"
@@ -79,6 +81,52 @@ int al_health_set(struct bgs *h, const __u32 *ids, const bool *up, unsigned int 
 int al_clock(struct bgs *h, __u64 *jiffies, __u32 *hz)
 {
 	return bgs_clock(h, jiffies, hz);
+}
+
+static bool rec_is(const struct bgs_backend *r, __u32 svc_id, int color,
+		   const struct bgs_ip *ip, __u16 port)
+{
+	return (r->flags & BGS_BE_IN_USE) && r->svc_id == svc_id && r->color == color &&
+	       r->family == ip->family && !memcmp(r->addr, ip->addr, sizeof(r->addr)) &&
+	       ntohs(r->port) == port;
+}
+
+int al_backend_current(struct bgs *h, __u32 svc_id, int color, const struct bgs_ip *ip,
+		       __u16 port, __u32 *id, struct bgs_backend *rec)
+{
+	__u32 nid;
+	int err;
+
+	if (bgs_backend_get(h, *id, rec) == 0 && rec_is(rec, svc_id, color, ip, port))
+		return 0;
+	err = bgs_backend_find(h, svc_id, ip, port, &nid);
+	if (err)
+		return err;
+	err = bgs_backend_get(h, nid, rec);
+	if (err)
+		return err;
+	if (!rec_is(rec, svc_id, color, ip, port))
+		return -ENOENT; /* moved to the other color by hand: not this backend any more */
+	*id = nid;
+	return 0;
+}
+
+bool al_flow_alive(const struct bgs_flow_key *k, const struct bgs_flow *f,
+		   const struct bgs_backend *be, __u64 now, __u32 hz)
+{
+	__u64 timeout;
+
+	if (k->proto == IPPROTO_TCP) {
+		if (f->tcp_state & (BGS_TCP_FIN | BGS_TCP_RST))
+			return false;
+		timeout = f->tcp_state & BGS_TCP_EST ? BGS_DEF_TIMEOUT_TCP_EST :
+						       BGS_DEF_TIMEOUT_TCP_SYN;
+	} else {
+		timeout = BGS_DEF_TIMEOUT_UDP;
+	}
+	if (now > f->last_seen && now - f->last_seen > timeout * (hz ? hz : 1000))
+		return false;
+	return be && (be->flags & BGS_BE_IN_USE) && be->incarnation == f->incarnation;
 }
 
 /* ---- EMULATED: the audit history (bgctl's user/bgctl/history.c format) ---- */

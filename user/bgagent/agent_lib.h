@@ -48,6 +48,19 @@ int al_hist_begin(struct al_hist *hs, const char *file, const char *pin_dir, con
 /* Write the outcome (details merged) and close. */
 int al_hist_end(struct al_hist *hs, bool ok, json_object *details);
 
+/* EMULATED (stable backend ids, issue 8): the record of a backend the agent knows by id,
+ * following it when the library moved it to a new id (a next hop re-resolved is a new record
+ * under a fresh id). *id is updated; -ENOENT when the backend is gone. */
+int al_backend_current(struct bgs *h, __u32 svc_id, int color, const struct bgs_ip *ip,
+		       __u16 port, __u32 *id, struct bgs_backend *rec);
+
+/* EMULATED (bgctl's flow_alive; issue 8's decoded views): is a conntrack entry a flow the
+ * data plane would still route to its backend? Not after FIN or RST, not idle past its
+ * timeout (the default timeouts: the configured ones are not readable through the library),
+ * not when its backend record is gone or reused (be: its backend's record, NULL if none). */
+bool al_flow_alive(const struct bgs_flow_key *k, const struct bgs_flow *f,
+		   const struct bgs_backend *be, __u64 now, __u32 hz);
+
 /* Jiffies now and per second (the data plane's clock, for drain deadlines). */
 int al_clock(struct bgs *h, __u64 *jiffies, __u32 *hz);
 

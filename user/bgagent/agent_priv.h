@@ -17,6 +17,19 @@
 
 struct agent;
 struct svc_rt;
+struct walker;
+
+/* A conntrack walk's result (walker.c). */
+struct flow_snapshot {
+	bool ok;
+	char err[160];
+	__u32 max_backends, max_services;
+	__u64 *per_backend; /* flows by backend id (current incarnation) */
+	__u64 *drain_left;  /* [svc_id * 2 + color]: flows a running drain still waits on */
+	__u64 jiffies;	    /* the data plane's clock when the walk began */
+	uint64_t asked_ms;  /* monotonic ms when the loop asked for it */
+	uint64_t taken_ms;  /* when the loop took it */
+};
 
 enum check_result {
 	CR_OK = 0,
@@ -68,6 +81,24 @@ struct svc_rt {
 	uint64_t auto_flip_ms;
 	uint64_t flips_failover, flips_other;
 	char blocked_why[200]; /* last FO_BLOCKED reason logged, to log it once */
+	/* the drain being tracked: of the flip at generation drain_gen, from the flip word */
+	bool draining;
+	__u32 drain_gen;
+	int drain_color;
+	__u64 drain_deadline;
+	uint64_t drain_seen_ms;	 /* when the agent began tracking it */
+	uint64_t drain_left;	 /* last count from a walk asked after drain_seen_ms */
+	bool drain_counted;
+	__u32 drain_done_gen; /* the last drain recorded as over (kept in the state file) */
+	uint64_t drains_done[4]; /* by enum drain_end */
+};
+
+/* How a tracked drain ended. */
+enum drain_end {
+	DRAIN_DRAINED = 0,    /* no flow left */
+	DRAIN_DEADLINE = 1,   /* deadline passed: the data plane routes what is left as new */
+	DRAIN_ENDED = 2,      /* ended by hand (bgctl drain --kill) */
+	DRAIN_SUPERSEDED = 3, /* another flip started a new drain */
 };
 
 struct agent {
@@ -88,7 +119,13 @@ struct agent {
 	sd_event_source *tick;
 	uint64_t reloads_ok, reloads_failed;
 	uint64_t start_us;
-	json_object *state; /* {"services": {NAME: fingerprint}}: what the agent last applied */
+	json_object *state; /* {"services": {NAME: fingerprint}, "drains": {NAME: gen}} */
+	struct walker *walker; /* conntrack walks */
+	struct walker *writer; /* health writes, next-hop re-resolution */
+	int nl_fd;
+	sd_event_source *nl_io, *nl_timer;
+	struct flow_snapshot *flows; /* the latest conntrack walk */
+	unsigned int ticks;
 };
 
 /* Logging: one line per event, with a journald priority prefix under systemd. */
@@ -101,8 +138,8 @@ const char *color_str(int color);
 /* apply.c: make the pins match the config where the agent owns them, report drift, and
  * build the runtime (services and backends) from the pins. */
 int apply_config(struct agent *ag, struct cfg *cfg, bool at_start);
-/* Compare each service's pins with what the agent last applied; log changes of drift. */
-void drift_check(struct agent *ag);
+/* Compare a service's pins with what the agent last applied; log changes of drift. */
+void drift_check(struct svc_rt *s);
 void runtime_free(struct agent *ag);
 
 /* checks.c */
@@ -111,11 +148,38 @@ void checks_fini(struct agent *ag);
 /* Start the checks of every backend of the runtime, spread over their interval. */
 void checks_start(struct agent *ag);
 void checks_stop_backend(struct be_rt *be);
+/* Run `/bin/sh -c cmd` in its own process group with env[n] = {NAME, VALUE} added. */
+pid_t spawn_sh(const char *cmd, const char *const env[][2], unsigned int n);
 
 /* agent.c: a check finished. */
 void agent_check_done(struct be_rt *be, enum check_result r, const char *why);
 /* agent.c: decide (and do) a failover of one service. */
 void agent_failover(struct svc_rt *s);
+
+/* walker.c: conntrack walks on a thread of their own */
+int walker_start(struct agent *ag);
+void walker_stop(struct agent *ag);
+bool walker_request(struct agent *ag);
+/* Re-resolve every backend's next hop on the writer thread. */
+void walker_resolve(struct agent *ag);
+/* A backend's new health, written by the writer thread. */
+struct health_write {
+	__u32 id;
+	bool up;
+	char label[128]; /* for its log line */
+};
+int writer_health(struct agent *ag, const struct health_write *w);
+
+/* netlink.c: neighbour and route changes -> walker_resolve (coalesced) */
+int netlink_start(struct agent *ag);
+void netlink_stop(struct agent *ag);
+void snapshot_free(struct flow_snapshot *s);
+/* agent.c: a new snapshot is in ag->flows */
+void agent_flows_updated(struct agent *ag);
+
+/* apply.c: the state file's record of finished drains */
+__u32 state_drain_done(struct agent *ag, const char *name);
+void state_set_drain_done(struct agent *ag, const char *name, __u32 gen);
 
 /* metrics.c */
 int metrics_start(struct agent *ag);

@@ -21,6 +21,8 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
+#include <systemd/sd-daemon.h>
+
 #include "agent_priv.h"
 
 #define MAX_IDS 4096
@@ -214,6 +216,28 @@ static void state_set(json_object *st, const char *name, const char *fp)
 
 	if (json_object_object_get_ex(st, "services", &svcs))
 		json_object_object_add(svcs, name, json_object_new_string(fp));
+}
+
+__u32 state_drain_done(struct agent *ag, const char *name)
+{
+	json_object *d, *v;
+
+	if (!json_object_object_get_ex(ag->state, "drains", &d) ||
+	    !json_object_object_get_ex(d, name, &v))
+		return 0;
+	return (__u32)json_object_get_int64(v);
+}
+
+void state_set_drain_done(struct agent *ag, const char *name, __u32 gen)
+{
+	json_object *d;
+
+	if (!json_object_object_get_ex(ag->state, "drains", &d)) {
+		d = json_object_new_object();
+		json_object_object_add(ag->state, "drains", d);
+	}
+	json_object_object_add(d, name, json_object_new_int64(gen));
+	state_save(ag->state_file, ag->state);
 }
 
 /* ---- Changes ---- */
@@ -515,31 +539,74 @@ static void build_backends(struct agent *ag, struct svc_rt *s, const struct new_
 	}
 }
 
-void drift_check(struct agent *ag)
+void drift_check(struct svc_rt *s)
 {
-	for (unsigned int i = 0; i < ag->nsvc; i++) {
-		struct svc_rt *s = &ag->svc[i];
-		const char *applied = state_get(ag->state, s->name);
-		char *have = pins_fingerprint(ag->h, s->id);
-		bool drift;
+	struct agent *ag = s->ag;
+	const char *applied = state_get(ag->state, s->name);
+	char *have = pins_fingerprint(ag->h, s->id);
+	bool drift;
 
-		if (!have)
-			continue;
-		drift = !applied || strcmp(have, applied);
-		if (drift && !s->drift) {
-			snprintf(s->drift_why, sizeof(s->drift_why),
-				 "changed outside the agent (bgctl?): not overwritten; SIGHUP "
-				 "re-checks it");
-			agent_log(LOG_W, "%s: drift: %s", s->name, s->drift_why);
-		} else if (!drift && s->drift) {
-			agent_log(LOG_N, "%s: no drift any more (the pins match what the agent "
-					 "applied)",
-				  s->name);
-			s->drift_why[0] = '\0';
-		}
-		s->drift = drift;
-		free(have);
+	if (!have)
+		return;
+	drift = !applied || strcmp(have, applied);
+	if (drift && !s->drift) {
+		snprintf(s->drift_why, sizeof(s->drift_why),
+			 "changed outside the agent (bgctl?): not overwritten; SIGHUP re-checks it");
+		agent_log(LOG_W, "%s: drift: %s", s->name, s->drift_why);
+	} else if (!drift && s->drift) {
+		agent_log(LOG_N, "%s: no drift any more (the pins match what the agent applied)",
+			  s->name);
+		s->drift_why[0] = '\0';
 	}
+	s->drift = drift;
+	free(have);
+}
+
+/*
+ * upgrade_on_start: the state file names the build whose switch program the agent last put
+ * in the program array. Another build (or none recorded: the pins may come from bgctl or an
+ * older agent) gets this build's switch, in one atomic update of the program array that
+ * keeps every map (as bgctl upgrade does), recorded in the history.
+ */
+static void upgrade_switch(struct agent *ag, const struct cfg *cfg)
+{
+	json_object *v, *d;
+	const char *prev = NULL;
+	struct al_hist hs;
+	int err;
+
+	if (json_object_object_get_ex(ag->state, "switch_build", &v))
+		prev = json_object_get_string(v);
+	if (!cfg->upgrade || (prev && !strcmp(prev, ag->version)))
+		return;
+	d = json_object_new_object();
+	json_object_object_add(d, "from", json_object_new_string(prev ? prev : "unknown"));
+	json_object_object_add(d, "to", json_object_new_string(ag->version));
+	json_object_object_add(d, "reason", json_object_new_string("upgrade_on_start"));
+	err = al_hist_begin(&hs, ag->history, ag->pin_dir, "upgrade", NULL, d);
+	json_object_put(d);
+	if (err) {
+		agent_log(LOG_E, "upgrade_on_start: the history %s cannot be written (%s): switch "
+				 "left as it is",
+			  ag->history, strerror(-err));
+		return;
+	}
+	err = bgs_upgrade(ag->h, NULL);
+	d = json_object_new_object();
+	if (err)
+		json_object_object_add(d, "error", json_object_new_string(bgs_errmsg()));
+	al_hist_end(&hs, err == 0, d);
+	json_object_put(d);
+	if (err) {
+		agent_log(LOG_E, "upgrade_on_start: the switch was not upgraded (the running one "
+				 "stays): %s",
+			  bgs_errmsg());
+		return;
+	}
+	agent_log(LOG_N, "upgraded the switch program from build %s to %s (maps and flows kept)",
+		  prev ? prev : "unknown", ag->version);
+	json_object_object_add(ag->state, "switch_build", json_object_new_string(ag->version));
+	state_save(ag->state_file, ag->state);
 }
 
 static int attach_all(struct agent *ag, const struct cfg *cfg)
@@ -584,6 +651,7 @@ int apply_config(struct agent *ag, struct cfg *cfg, bool at_start)
 			return err;
 		}
 		ag->state = state_load(ag->state_file);
+		upgrade_switch(ag, cfg);
 	}
 	err = attach_all(ag, cfg);
 	if (err && at_start) {
@@ -599,6 +667,11 @@ int apply_config(struct agent *ag, struct cfg *cfg, bool at_start)
 		struct cfg_service *cs = &cfg->services[i];
 		struct svc_rt *s = &svcs[n];
 
+		/* creating many backends takes a while (a table publish each): keep systemd's
+		 * start timeout from firing and say how far it got */
+		sd_notifyf(0, "EXTEND_TIMEOUT_USEC=%llu\nSTATUS=applying the config: service %u of %u",
+			   30000000ULL, i + 1, cfg->services_count);
+
 		s->drift = apply_service(ag, cs, fresh, s->drift_why, sizeof(s->drift_why));
 		if (s->drift)
 			agent_log(LOG_W, "%s: drift: %s", cs->name, s->drift_why);
@@ -607,6 +680,7 @@ int apply_config(struct agent *ag, struct cfg *cfg, bool at_start)
 		s->ag = ag;
 		s->cfg = cs;
 		snprintf(s->name, sizeof(s->name), "%s", cs->name);
+		s->drain_done_gen = state_drain_done(ag, cs->name);
 		n++;
 	}
 	state_save(ag->state_file, ag->state);
@@ -622,13 +696,32 @@ int apply_config(struct agent *ag, struct cfg *cfg, bool at_start)
 			svcs[i].auto_flip_ms = ag->svc[j].auto_flip_ms;
 			svcs[i].flips_failover = ag->svc[j].flips_failover;
 			svcs[i].flips_other = ag->svc[j].flips_other;
+			svcs[i].draining = ag->svc[j].draining;
+			svcs[i].drain_gen = ag->svc[j].drain_gen;
+			svcs[i].drain_color = ag->svc[j].drain_color;
+			svcs[i].drain_deadline = ag->svc[j].drain_deadline;
+			svcs[i].drain_seen_ms = ag->svc[j].drain_seen_ms;
+			svcs[i].drain_left = ag->svc[j].drain_left;
+			svcs[i].drain_counted = ag->svc[j].drain_counted;
+			memcpy(svcs[i].drains_done, ag->svc[j].drains_done,
+			       sizeof(svcs[i].drains_done));
 		}
 	}
 	runtime_free(ag);
 	ag->svc = svcs;
 	ag->nsvc = n;
-	for (unsigned int i = 0; i < n; i++)
+	for (unsigned int i = 0; i < n; i++) {
+		struct bgs_service svc;
+		struct bgs_flip fl;
+
 		build_backends(ag, &svcs[i], fresh);
+		/* the live color from now on: a flip by someone else is one seen after this */
+		if (!svcs[i].seen && bgs_service_get(ag->h, svcs[i].id, &svc, &fl) == 0) {
+			svcs[i].seen = true;
+			svcs[i].live = (int)bgs_fw_live(fl.word);
+			svcs[i].gen = bgs_fw_gen(fl.word);
+		}
+	}
 	free(fresh);
 	return 0;
 }

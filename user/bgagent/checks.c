@@ -33,10 +33,19 @@ static uint64_t mono_us(sd_event *ev)
 
 static int on_timer(sd_event_source *src, uint64_t usec, void *arg);
 
+/* How late a check may start: timers within this window fire in one wake-up of the loop
+ * (a thousand checks a second would otherwise be a thousand wake-ups). */
+static uint64_t slack_us(const struct be_rt *be)
+{
+	uint64_t s = be->svc->cfg->check.interval_ms * 1000 / 50;
+
+	return s < 1000 ? 1000 : s > 20000 ? 20000 : s;
+}
+
 static void arm(struct be_rt *be, uint64_t at_us)
 {
 	if (!be->timer) {
-		if (sd_event_add_time(be->ag->ev, &be->timer, CLOCK_MONOTONIC, at_us, 1000,
+		if (sd_event_add_time(be->ag->ev, &be->timer, CLOCK_MONOTONIC, at_us, slack_us(be),
 				      on_timer, be) < 0)
 			agent_log(LOG_E, "%s %s: cannot arm a timer", be->svc->name, be->label);
 		return;
@@ -245,6 +254,14 @@ static int curl_timer_cb(CURLM *multi, long timeout_ms, void *userp)
 	return 0;
 }
 
+/* The body is not looked at (libcurl would print it on stdout). */
+static size_t discard_body(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+	(void)ptr;
+	(void)arg;
+	return size * nmemb;
+}
+
 static void start_http(struct be_rt *be)
 {
 	const struct cfg_check *ck = &be->svc->cfg->check;
@@ -264,6 +281,7 @@ static void start_http(struct be_rt *be)
 		}
 		curl_easy_setopt(be->easy, CURLOPT_URL, be->url);
 		curl_easy_setopt(be->easy, CURLOPT_PRIVATE, be);
+		curl_easy_setopt(be->easy, CURLOPT_WRITEFUNCTION, discard_body);
 		curl_easy_setopt(be->easy, CURLOPT_NOSIGNAL, 1L);
 		curl_easy_setopt(be->easy, CURLOPT_TIMEOUT_MS, (long)ck->timeout_ms);
 		curl_easy_setopt(be->easy, CURLOPT_USERAGENT, "bgagent health check");
@@ -303,42 +321,85 @@ static void start_exec(struct be_rt *be)
 {
 	const struct cfg_check *ck = &be->svc->cfg->check;
 	char a[64], port[8];
-	sigset_t none;
 	pid_t pid;
 
 	if (be->pid > 0)
 		return finish(be, CR_FAIL, "the previous command has not exited yet");
 	bgs_ip_str(&be->ip, a, sizeof(a));
 	snprintf(port, sizeof(port), "%u", be->check_port);
-	pid = fork();
-	if (pid < 0)
-		return finish(be, CR_FAIL, strerror(errno));
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDWR);
+	{
+		const char *env[][2] = {
+			{ "BACKEND_ADDR", a },
+			{ "BACKEND_PORT", port },
+			{ "BACKEND_COLOR", color_str(be->color) },
+			{ "SERVICE", be->svc->name },
+		};
 
-		setpgid(0, 0);
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		if (null >= 0) {
-			dup2(null, STDIN_FILENO);
-			dup2(null, STDOUT_FILENO);
-		}
-		setenv("BACKEND_ADDR", a, 1);
-		setenv("BACKEND_PORT", port, 1);
-		setenv("BACKEND_COLOR", color_str(be->color), 1);
-		setenv("SERVICE", be->svc->name, 1);
-		execl("/bin/sh", "sh", "-c", ck->command, (char *)NULL);
-		_exit(127);
+		pid = spawn_sh(ck->command, env, 4);
 	}
-	/* also from here: kill(-pid) on timeout must find the group even if the child has
-	 * not run yet */
-	setpgid(pid, pid);
+	if (pid < 0)
+		return finish(be, CR_FAIL, strerror(-pid));
 	be->pid = pid;
 	if (sd_event_add_child(be->ag->ev, &be->child, pid, WEXITED, on_child, be) < 0) {
 		agent_log(LOG_E, "%s %s: cannot watch the check command", be->svc->name,
 			  be->label);
 		finish(be, CR_FAIL, "cannot watch the command");
 	}
+}
+
+/*
+ * Run `/bin/sh -c cmd` in a process group of its own, stdin and stdout on /dev/null, with
+ * the agent's environment plus env[n][2] (NAME, VALUE). The environment is built before the
+ * fork: the agent has threads, so the child calls nothing but async-signal-safe functions
+ * until exec. Returns the pid or a negative errno.
+ */
+pid_t spawn_sh(const char *cmd, const char *const env[][2], unsigned int n)
+{
+	extern char **environ;
+	unsigned int ne = 0, k = 0;
+	char **envp, *argv[] = { "sh", "-c", (char *)cmd, NULL };
+	sigset_t none;
+	pid_t pid;
+
+	while (environ[ne])
+		ne++;
+	envp = calloc(ne + n + 1, sizeof(*envp));
+	if (!envp)
+		return -ENOMEM;
+	for (unsigned int i = 0; i < n; i++)
+		if (asprintf(&envp[k], "%s=%s", env[i][0], env[i][1]) >= 0)
+			k++;
+	for (unsigned int i = 0; i < ne; i++) {
+		bool ours = false;
+
+		for (unsigned int j = 0; j < n && !ours; j++) {
+			size_t l = strlen(env[j][0]);
+
+			ours = !strncmp(environ[i], env[j][0], l) && environ[i][l] == '=';
+		}
+		if (!ours)
+			envp[k++] = environ[i];
+	}
+	sigemptyset(&none);
+	pid = fork();
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDWR);
+
+		setpgid(0, 0);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		if (null >= 0) {
+			dup2(null, STDIN_FILENO);
+			dup2(null, STDOUT_FILENO);
+		}
+		execve("/bin/sh", argv, envp);
+		_exit(127);
+	}
+	if (pid > 0)
+		setpgid(pid, pid); /* from here too: kill(-pid) must find the group at once */
+	for (unsigned int i = 0; i < n; i++)
+		free(envp[i]);
+	free(envp);
+	return pid < 0 ? -errno : pid;
 }
 
 /* ---- scheduling ---- */
@@ -391,6 +452,9 @@ void checks_start(struct agent *ag)
 
 	for (unsigned int i = 0; i < ag->nsvc; i++)
 		total += ag->svc[i].nbe;
+	/* one kept-alive connection per http(s) backend: libcurl's cache would otherwise keep
+	 * only a few of them (4 per transfer running), and every check would connect anew */
+	curl_multi_setopt(ag->curlm, CURLMOPT_MAXCONNECTS, (long)total + 16);
 	for (unsigned int i = 0; i < ag->nsvc; i++) {
 		struct svc_rt *s = &ag->svc[i];
 		uint64_t iv = s->cfg->check.interval_ms * 1000;

@@ -1049,13 +1049,24 @@ int cfg_load(const char *file, struct cfg **out, struct cfg_errors *errs)
 	f = fopen(file, "re");
 	if (!f) {
 		err = -errno;
-		add_err(&ld, 0, NULL, "cannot read: %s", strerror(errno));
+		add_err(&ld, 1, NULL, "cannot read: %s", strerror(errno));
 		return err;
 	}
 	err = event_pass(&ld, f);
 	fclose(f);
-	if (err || errs->n)
+	if (err)
 		goto out;
+	if (errs->n) {
+		/* Only unknown or repeated keys? Then the values can still be checked, so that
+		 * every error is reported at once. Anything else stops here. */
+		cyaml_config_t lax = cyaml_cfg;
+
+		lax.flags |= CYAML_CFG_IGNORE_UNKNOWN_KEYS;
+		if (cyaml_load_file(file, &lax, &top_schema, (cyaml_data_t **)&c, NULL) ==
+		    CYAML_OK)
+			check_values(&ld, c);
+		goto out;
+	}
 	cerr = cyaml_load_file(file, &cyaml_cfg, &top_schema, (cyaml_data_t **)&c, NULL);
 	if (cerr != CYAML_OK) {
 		/* the event pass should have found it; say what libcyaml says */

@@ -17,49 +17,6 @@
 
 #include "agent_priv.h"
 
-struct flow_tally {
-	struct agent *ag;
-	__u32 max_backends;
-	__u64 *per_backend;	  /* live flows by backend id (incarnation checked) */
-	__u64 *drain_left;	  /* [svc index * 2 + color]: flows the drain still waits on */
-	struct bgs_flip *flips;	  /* per runtime service */
-	struct bgs_backend *recs; /* per backend id, read once */
-	bool *have_rec;
-	__u64 now;
-};
-
-static int tally_flow(const struct bgs_flow_key *key, const struct bgs_flow *f, void *arg)
-{
-	struct flow_tally *t = arg;
-
-	(void)key;
-	if (f->backend_id >= t->max_backends)
-		return 0;
-	if (!t->have_rec[f->backend_id]) {
-		t->have_rec[f->backend_id] = true;
-		if (bgs_backend_get(t->ag->h, f->backend_id, &t->recs[f->backend_id]))
-			memset(&t->recs[f->backend_id], 0, sizeof(t->recs[0]));
-	}
-	/* a flow of a deleted or reused id is gone for the data plane */
-	if (!(t->recs[f->backend_id].flags & BGS_BE_IN_USE) ||
-	    t->recs[f->backend_id].incarnation != f->incarnation)
-		return 0;
-	t->per_backend[f->backend_id]++;
-	for (unsigned int i = 0; i < t->ag->nsvc; i++) {
-		const struct bgs_flip *fl = &t->flips[i];
-
-		if (t->ag->svc[i].id != f->svc_id)
-			continue;
-		/* what the data plane still drains: the old color's flows from before the flip,
-		 * while the draining bit is set and the deadline has not passed */
-		if ((fl->word & BGS_FW_DRAINING) && f->color != bgs_fw_live(fl->word) &&
-		    f->gen < fl->drain_gen && (fl->drain_deadline == BGS_NO_DEADLINE ||
-					       t->now < fl->drain_deadline))
-			t->drain_left[i * 2 + f->color]++;
-	}
-	return 0;
-}
-
 static void lbl(FILE *f, const struct svc_rt *s, int color)
 {
 	fprintf(f, "service=\"%s\",color=\"%s\"", s->name, color_str(color));
@@ -67,29 +24,18 @@ static void lbl(FILE *f, const struct svc_rt *s, int color)
 
 static char *render(struct agent *ag, size_t *len)
 {
-	struct flow_tally t = { .ag = ag };
-	struct bgs_meta meta;
+	const struct flow_snapshot *snap = ag->flows;
+	struct bgs_flip *flips = calloc(ag->nsvc + 1, sizeof(*flips));
 	char *buf = NULL;
-	__u32 hz;
-	FILE *f;
+	FILE *f = open_memstream(&buf, len);
 
-	bgs_get_meta(ag->h, &meta);
-	t.max_backends = meta.max_backends;
-	t.per_backend = calloc(meta.max_backends, sizeof(*t.per_backend));
-	t.recs = calloc(meta.max_backends, sizeof(*t.recs));
-	t.have_rec = calloc(meta.max_backends, sizeof(*t.have_rec));
-	t.drain_left = calloc(ag->nsvc * 2 + 2, sizeof(*t.drain_left));
-	t.flips = calloc(ag->nsvc + 1, sizeof(*t.flips));
-	f = open_memstream(&buf, len);
-	if (!t.per_backend || !t.recs || !t.have_rec || !t.drain_left || !t.flips || !f)
+	if (!flips || !f)
 		goto out;
 	for (unsigned int i = 0; i < ag->nsvc; i++) {
 		struct bgs_service svc;
 
-		bgs_service_get(ag->h, ag->svc[i].id, &svc, &t.flips[i]);
+		bgs_service_get(ag->h, ag->svc[i].id, &svc, &flips[i]);
 	}
-	al_clock(ag->h, &t.now, &hz);
-	bgs_flow_walk(ag->h, tally_flow, &t);
 
 	fprintf(f, "# HELP bgswitch_build_info The agent's version.\n"
 		   "# TYPE bgswitch_build_info gauge\n"
@@ -107,18 +53,18 @@ static char *render(struct agent *ag, size_t *len)
 		for (int c = 0; c < 2; c++) {
 			fputs("bgswitch_service_live_color{", f);
 			lbl(f, &ag->svc[i], c);
-			fprintf(f, "} %d\n", (int)bgs_fw_live(t.flips[i].word) == c);
+			fprintf(f, "} %d\n", (int)bgs_fw_live(flips[i].word) == c);
 		}
 	fputs("# HELP bgswitch_service_generation Generation of the flip word (+1 per publish).\n"
 	      "# TYPE bgswitch_service_generation gauge\n", f);
 	for (unsigned int i = 0; i < ag->nsvc; i++)
 		fprintf(f, "bgswitch_service_generation{service=\"%s\"} %u\n", ag->svc[i].name,
-			bgs_fw_gen(t.flips[i].word));
+			bgs_fw_gen(flips[i].word));
 	fputs("# HELP bgswitch_service_canary_ratio Share of new flows sent to the idle color.\n"
 	      "# TYPE bgswitch_service_canary_ratio gauge\n", f);
 	for (unsigned int i = 0; i < ag->nsvc; i++)
 		fprintf(f, "bgswitch_service_canary_ratio{service=\"%s\"} %g\n", ag->svc[i].name,
-			bgs_fw_canary(t.flips[i].word) / (double)BGS_CANARY_SCALE);
+			bgs_fw_canary(flips[i].word) / (double)BGS_CANARY_SCALE);
 	fputs("# HELP bgswitch_service_drift 1 when the pins differ from what the agent "
 	      "applied.\n# TYPE bgswitch_service_drift gauge\n", f);
 	for (unsigned int i = 0; i < ag->nsvc; i++)
@@ -130,8 +76,24 @@ static char *render(struct agent *ag, size_t *len)
 		for (int c = 0; c < 2; c++) {
 			fputs("bgswitch_drain_flows_remaining{", f);
 			lbl(f, &ag->svc[i], c);
-			fprintf(f, "} %llu\n", (unsigned long long)t.drain_left[i * 2 + c]);
+			fprintf(f, "} %llu\n",
+				(unsigned long long)(snap && ag->svc[i].id < snap->max_services ?
+					snap->drain_left[ag->svc[i].id * 2 + c] : 0));
 		}
+	fputs("# HELP bgswitch_drains_total Drains the agent followed to their end, by result "
+	      "(drained, deadline, ended, superseded).\n# TYPE bgswitch_drains_total counter\n", f);
+	for (unsigned int i = 0; i < ag->nsvc; i++) {
+		static const char *const dn[4] = { "drained", "deadline", "ended", "superseded" };
+
+		for (int k = 0; k < 4; k++)
+			fprintf(f, "bgswitch_drains_total{service=\"%s\",result=\"%s\"} %llu\n",
+				ag->svc[i].name, dn[k],
+				(unsigned long long)ag->svc[i].drains_done[k]);
+	}
+	fprintf(f, "# HELP bgswitch_flows_walk_age_seconds Age of the conntrack walk the flow "
+		   "gauges come from.\n# TYPE bgswitch_flows_walk_age_seconds gauge\n"
+		   "bgswitch_flows_walk_age_seconds %.3f\n",
+		snap ? (double)(now_ms() - snap->taken_ms) / 1000 : -1.0);
 	fputs("# HELP bgswitch_flips_total Flips the agent saw, by who made them.\n"
 	      "# TYPE bgswitch_flips_total counter\n", f);
 	for (unsigned int i = 0; i < ag->nsvc; i++)
@@ -190,8 +152,8 @@ static char *render(struct agent *ag, size_t *len)
 				} else if (k < 5) {
 					bgs_backend_counters(ag->h, b->id, &ctr);
 					v = k == 2 ? ctr.packets : k == 3 ? ctr.bytes : ctr.new_flows;
-				} else if (b->id < t.max_backends) {
-					v = t.per_backend[b->id];
+				} else if (snap && b->id < snap->max_backends) {
+					v = snap->per_backend[b->id];
 				}
 				fprintf(f, "%s{", be_m[k][0]);
 				lbl(f, &ag->svc[i], b->color);
@@ -217,11 +179,7 @@ static char *render(struct agent *ag, size_t *len)
 out:
 	if (f)
 		fclose(f);
-	free(t.per_backend);
-	free(t.recs);
-	free(t.have_rec);
-	free(t.drain_left);
-	free(t.flips);
+	free(flips);
 	return buf;
 }
 
@@ -326,7 +284,10 @@ int metrics_start(struct agent *ag)
 	ag->mhd = MHD_start_daemon(flags, c->listen_port, NULL, NULL, on_request, ag,
 				   MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 				   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10,
-				   MHD_OPTION_CONNECTION_LIMIT, (unsigned int)64, MHD_OPTION_END);
+				   MHD_OPTION_CONNECTION_LIMIT, (unsigned int)64,
+				   /* a restart must not wait for the last scrapes' TIME_WAIT */
+				   MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1,
+				   MHD_OPTION_END);
 	if (!ag->mhd) {
 		agent_log(LOG_E, "metrics: cannot listen on %s:%u (address in use, or not on "
 				 "this host?)",

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#
+# bench/agent_idle.sh [BUILD_DIR] [SERVICES] [BACKENDS_PER_COLOR] [SECONDS]: bgagent's idle cost.
+#
+# In a private network namespace: SERVICES dsr services (default 100), each with
+# BACKENDS_PER_COLOR backends per color (default 8), every backend HTTP-checked every second
+# (one responder.py serves them all). Once every backend is up, the agent's own CPU time
+# (utime + stime from /proc) is measured over SECONDS (default 20) and printed as a share of
+# one core. The target is under 2%. Everything it made is removed on exit.
+set -euo pipefail
+
+build=${1:-build/rel}
+nsvc=${2:-100}
+nbe=${3:-8}
+secs=${4:-20}
+top=$(cd "$(dirname "$0")/.." && pwd)
+ns=bgs-agentbench-$$
+run=/run/bgs-agentbench.$$
+agent=
+
+cleanup() {
+	[ -n "$agent" ] && kill "$agent" 2>/dev/null && wait "$agent" 2>/dev/null
+	for pid in $(ip netns pids "$ns" 2>/dev/null); do kill "$pid" 2>/dev/null; done
+	ip netns del "$ns" 2>/dev/null || true
+	rm -rf "${run:?}/bpf/"* 2>/dev/null || true
+	umount "$run/bpf" 2>/dev/null || true
+	rm -rf "$run"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+[ "$(id -u)" -eq 0 ] || { echo "agent_idle: needs root" >&2; exit 1; }
+mkdir -p "$run/bpf"
+mount -t bpf -o mode=0700 bpf "$run/bpf"
+export LIBXDP_BPFFS=$run/bpf
+ip netns add "$ns"
+ip -n "$ns" link set lo up
+for i in $(seq 1 $((2 * nbe))); do
+	ip -n "$ns" addr add "10.201.0.$i/32" dev lo
+done
+ip netns exec "$ns" python3 "$top/vm-tests/responder.py" bench x --http 8080 \
+	--ready "$run/ready" >/dev/null 2>&1 &
+for _ in $(seq 1 100); do [ -e "$run/ready" ] && break; sleep 0.05; done
+ip netns exec "$ns" "$build/bgctl" --pin-dir "$run/bpf/bgswitch" init \
+	--max-services $((nsvc + 1)) --maglev-size 1021 --ct-entries 65536 >/dev/null
+
+{
+	echo "pin_dir: $run/bpf/bgswitch"
+	echo "history_file: $run/history.jsonl"
+	echo "state_file: $run/bgagent.json"
+	echo "metrics: {listen: \"127.0.0.1:9469\"}"
+	echo "upgrade_on_start: false"
+	echo "services:"
+	for s in $(seq 1 "$nsvc"); do
+		echo "  - name: s$s"
+		echo "    vip: \"10.100.$((s / 250)).$((s % 250 + 1)):80/tcp\""
+		echo "    mode: dsr"
+		echo "    pools:"
+		for c in blue green; do
+			off=$([ $c = blue ] && echo 0 || echo "$nbe")
+			printf '      %s: [' "$c"
+			for b in $(seq 1 "$nbe"); do
+				printf '%s{address: "10.201.0.%d"}' "$([ "$b" = 1 ] || echo ', ')" $((off + b))
+			done
+			echo "]"
+		done
+		echo "    health_check: {type: http, port: 8080, interval: 1s, timeout: 500ms}"
+	done
+} >"$run/bgswitch.yaml"
+
+t0=$(date +%s)
+ip netns exec "$ns" "$build/bgagent" --config "$run/bgswitch.yaml" >"$run/agent.log" 2>&1 &
+agent=$!
+total=$((nsvc * nbe * 2))
+up=0
+for _ in $(seq 1 600); do
+	up=$(ip netns exec "$ns" curl -sf --max-time 5 http://127.0.0.1:9469/metrics |
+		grep -c '^bgswitch_backend_healthy{.*} 1$' || true)
+	[ "$up" -ge "$total" ] && break
+	kill -0 "$agent" 2>/dev/null || { tail -5 "$run/agent.log" >&2; exit 1; }
+	sleep 0.5
+done
+[ "$up" -ge "$total" ] || { echo "agent_idle: only $up of $total backends up" >&2; exit 1; }
+echo "agent_idle: $nsvc services x 2 colors x $nbe backends ($total) up after $(($(date +%s) - t0)) s"
+sleep 2
+[ -z "${AGENT_PERF:-}" ] || perf record -g -o "$AGENT_PERF" -p "$agent" -- sleep 5 >/dev/null 2>&1
+hz=$(getconf CLK_TCK)
+cpu() { awk '{print $14 + $15}' "/proc/$agent/stat"; }
+c0=$(cpu)
+w0=$(date +%s.%N)
+sleep "$secs"
+c1=$(cpu)
+w1=$(date +%s.%N)
+checks=$(ip netns exec "$ns" curl -sf --max-time 5 http://127.0.0.1:9469/metrics |
+	awk '/^bgswitch_health_checks_total/ {s += $2} END {print s}')
+pct=$(awk -v c=$((c1 - c0)) -v hz="$hz" -v w0="$w0" -v w1="$w1" \
+	'BEGIN {printf "%.2f", 100 * c / hz / (w1 - w0)}')
+echo "agent_idle: bgagent used $pct% of one core over ${secs}s ($total HTTP checks/s; $checks checks so far; target < 2%)"

@@ -1,0 +1,352 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Work that may take long, off the loop, on two threads with library handles of their own:
+ *  - the walker: conntrack walks (a million flows take about half a second), when the loop
+ *    asks; it hands back a snapshot: flows per backend (current incarnation) and, per
+ *    service and color, the flows a drain still waits on. The loop keeps the latest one for
+ *    the metrics and the drain tracker.
+ *  - the writer: backend health changes (each one a table rebuild and publish, which waits
+ *    for running BPF programs: milliseconds each, seconds for a thousand) and next-hop
+ *    re-resolution. So the loop's timers stay on time, however many backends change at once.
+ * Each thread tells the loop through an eventfd that something is done.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/eventfd.h>
+
+#include "agent_priv.h"
+
+struct walker {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool want, stop, busy;
+	bool want_resolve; /* re-resolve every backend's next hop */
+	struct health_write *writes; /* queued health changes */
+	unsigned int nwrites, capwrites;
+	struct flow_snapshot *done; /* handed over, not yet taken by the loop */
+	uint64_t asked_ms;	    /* when the walk running now was asked for */
+	int efd;
+	struct bgs *h;
+	sd_event_source *src;
+	struct agent *ag;
+};
+
+struct walk_ctx {
+	struct flow_snapshot *snap;
+	struct bgs *h;
+	struct bgs_backend *recs;
+	bool *have_rec;
+	struct bgs_flip *flips;
+	bool *svc_in_use;
+	__u32 hz;
+};
+
+void snapshot_free(struct flow_snapshot *s)
+{
+	if (!s)
+		return;
+	free(s->per_backend);
+	free(s->drain_left);
+	free(s);
+}
+
+static int tally(const struct bgs_flow_key *key, const struct bgs_flow *f, void *arg)
+{
+	struct walk_ctx *w = arg;
+	struct flow_snapshot *s = w->snap;
+	const struct bgs_flip *fl;
+
+	if (f->backend_id >= s->max_backends || f->svc_id >= s->max_services)
+		return 0;
+	if (!w->have_rec[f->backend_id]) {
+		w->have_rec[f->backend_id] = true;
+		if (bgs_backend_get(w->h, f->backend_id, &w->recs[f->backend_id]))
+			memset(&w->recs[f->backend_id], 0, sizeof(w->recs[0]));
+	}
+	if (!al_flow_alive(key, f, &w->recs[f->backend_id], s->jiffies, w->hz))
+		return 0;
+	s->per_backend[f->backend_id]++;
+	if (!w->svc_in_use[f->svc_id])
+		return 0;
+	fl = &w->flips[f->svc_id];
+	/* what the data plane still drains: the old color's flows from before the flip, while
+	 * the draining bit is set and the deadline has not passed */
+	if ((fl->word & BGS_FW_DRAINING) && f->color != bgs_fw_live(fl->word) &&
+	    f->gen < fl->drain_gen &&
+	    (fl->drain_deadline == BGS_NO_DEADLINE || s->jiffies < fl->drain_deadline))
+		s->drain_left[f->svc_id * 2 + (f->color & 1)]++;
+	return 0;
+}
+
+static struct flow_snapshot *walk(struct bgs *h)
+{
+	struct flow_snapshot *s = calloc(1, sizeof(*s));
+	struct walk_ctx w = { .snap = s, .h = h };
+	struct bgs_meta meta;
+	__u32 *ids = NULL;
+	int n;
+
+	if (!s)
+		return NULL;
+	bgs_get_meta(h, &meta);
+	s->max_backends = meta.max_backends;
+	s->max_services = meta.max_services;
+	s->per_backend = calloc(meta.max_backends, sizeof(*s->per_backend));
+	s->drain_left = calloc((size_t)meta.max_services * 2, sizeof(*s->drain_left));
+	w.recs = calloc(meta.max_backends, sizeof(*w.recs));
+	w.have_rec = calloc(meta.max_backends, sizeof(*w.have_rec));
+	w.flips = calloc(meta.max_services, sizeof(*w.flips));
+	w.svc_in_use = calloc(meta.max_services, sizeof(*w.svc_in_use));
+	ids = calloc(meta.max_services, sizeof(*ids));
+	if (!s->per_backend || !s->drain_left || !w.recs || !w.have_rec || !w.flips ||
+	    !w.svc_in_use || !ids)
+		goto fail;
+	/* the flip words first, then the clock: a drain that ends meanwhile is not counted */
+	n = bgs_service_list(h, ids, meta.max_services);
+	for (int i = 0; i < n && i < (int)meta.max_services; i++) {
+		struct bgs_service svc;
+
+		if (bgs_service_get(h, ids[i], &svc, &w.flips[ids[i]]) == 0)
+			w.svc_in_use[ids[i]] = true;
+	}
+	if (al_clock(h, &s->jiffies, &w.hz) || bgs_flow_walk(h, tally, &w) < 0)
+		goto fail;
+	s->ok = true;
+	goto out;
+fail:
+	s->ok = false;
+	snprintf(s->err, sizeof(s->err), "%s", bgs_errmsg()[0] ? bgs_errmsg() : "out of memory");
+out:
+	free(w.recs);
+	free(w.have_rec);
+	free(w.flips);
+	free(w.svc_in_use);
+	free(ids);
+	return s;
+}
+
+/* The changes queued since the last batch, in order; a later change of the same backend wins
+ * (the loop queues only changes, so that is rare). */
+static void apply_writes(struct bgs *h, const struct health_write *w, unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++) {
+		bool later = false;
+
+		for (unsigned int j = i + 1; j < n && !later; j++)
+			later = w[j].id == w[i].id;
+		if (later)
+			continue;
+		if (al_health_set(h, &w[i].id, &w[i].up, 1))
+			agent_log(LOG_E, "%s: cannot record health %s: %s", w[i].label,
+				  w[i].up ? "up" : "down", bgs_errmsg());
+	}
+}
+
+static void *worker(void *arg)
+{
+	struct walker *wk = arg;
+
+	pthread_mutex_lock(&wk->lock);
+	for (;;) {
+		struct flow_snapshot *s;
+		uint64_t one = 1;
+
+		while (!wk->want && !wk->want_resolve && !wk->nwrites && !wk->stop)
+			pthread_cond_wait(&wk->cond, &wk->lock);
+		/* queued health writes go out even when stopping: a restart adopts them */
+		if (wk->nwrites) {
+			struct health_write *w = wk->writes;
+			unsigned int n = wk->nwrites;
+
+			wk->writes = NULL;
+			wk->nwrites = wk->capwrites = 0;
+			pthread_mutex_unlock(&wk->lock);
+			apply_writes(wk->h, w, n);
+			free(w);
+			pthread_mutex_lock(&wk->lock);
+			continue;
+		}
+		if (wk->stop)
+			break;
+		if (wk->want_resolve) {
+			int err;
+
+			wk->want_resolve = false;
+			pthread_mutex_unlock(&wk->lock);
+			/* route and neighbour lookups, then table publishes where a next hop
+			 * changed: off the loop */
+			err = bgs_backend_resolve_all(wk->h);
+			if (err)
+				agent_log(LOG_W, "re-resolving the backends' next hops: %s",
+					  bgs_errmsg());
+			pthread_mutex_lock(&wk->lock);
+			continue;
+		}
+		wk->want = false;
+		pthread_mutex_unlock(&wk->lock);
+		s = walk(wk->h);
+		pthread_mutex_lock(&wk->lock);
+		if (s)
+			s->asked_ms = wk->asked_ms;
+		snapshot_free(wk->done);
+		wk->done = s;
+		if (write(wk->efd, &one, sizeof(one)) < 0) {
+			/* the counter cannot overflow here; nothing to do */
+		}
+	}
+	pthread_mutex_unlock(&wk->lock);
+	return NULL;
+}
+
+static int on_walk_done(sd_event_source *src, int fd, uint32_t revents, void *arg)
+{
+	struct walker *wk = arg;
+	struct flow_snapshot *s;
+	uint64_t v;
+
+	(void)src;
+	(void)revents;
+	if (read(fd, &v, sizeof(v)) < 0)
+		return 0;
+	pthread_mutex_lock(&wk->lock);
+	s = wk->done;
+	wk->done = NULL;
+	wk->busy = false;
+	pthread_mutex_unlock(&wk->lock);
+	if (!s)
+		return 0;
+	if (!s->ok) {
+		agent_log(LOG_W, "conntrack walk failed: %s", s->err);
+		snapshot_free(s);
+		return 0;
+	}
+	s->taken_ms = now_ms();
+	snapshot_free(wk->ag->flows);
+	wk->ag->flows = s;
+	agent_flows_updated(wk->ag);
+	return 0;
+}
+
+static struct walker *worker_start(struct agent *ag, const char *what)
+{
+	struct walker *wk = calloc(1, sizeof(*wk));
+	int err;
+
+	if (!wk)
+		return NULL;
+	wk->ag = ag;
+	pthread_mutex_init(&wk->lock, NULL);
+	pthread_cond_init(&wk->cond, NULL);
+	wk->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	err = wk->efd < 0 ? -errno : bgs_open(ag->pin_dir, &wk->h);
+	if (!err && sd_event_add_io(ag->ev, &wk->src, wk->efd, EPOLLIN, on_walk_done, wk) < 0)
+		err = -ENOMEM;
+	if (!err)
+		err = -pthread_create(&wk->thread, NULL, worker, wk);
+	if (err) {
+		agent_log(LOG_E, "cannot start the %s thread: %s", what, strerror(-err));
+		wk->src = sd_event_source_disable_unref(wk->src);
+		if (wk->h)
+			bgs_close(wk->h);
+		if (wk->efd >= 0)
+			close(wk->efd);
+		free(wk);
+		return NULL;
+	}
+	return wk;
+}
+
+int walker_start(struct agent *ag)
+{
+	ag->walker = worker_start(ag, "conntrack walker");
+	ag->writer = ag->walker ? worker_start(ag, "health writer") : NULL;
+	return ag->writer ? 0 : -ENOMEM;
+}
+
+/* Ask for a walk unless one is running; returns true if one was asked. */
+bool walker_request(struct agent *ag)
+{
+	struct walker *wk = ag->walker;
+	bool asked = false;
+
+	if (!wk)
+		return false;
+	pthread_mutex_lock(&wk->lock);
+	if (!wk->busy) {
+		wk->busy = true;
+		wk->want = true;
+		wk->asked_ms = now_ms();
+		asked = true;
+		pthread_cond_signal(&wk->cond);
+	}
+	pthread_mutex_unlock(&wk->lock);
+	return asked;
+}
+
+void walker_resolve(struct agent *ag)
+{
+	struct walker *wk = ag->writer;
+
+	if (!wk)
+		return;
+	pthread_mutex_lock(&wk->lock);
+	wk->want_resolve = true;
+	pthread_cond_signal(&wk->cond);
+	pthread_mutex_unlock(&wk->lock);
+}
+
+int writer_health(struct agent *ag, const struct health_write *w)
+{
+	struct walker *wk = ag->writer;
+	int err = 0;
+
+	if (!wk)
+		return -ENOENT;
+	pthread_mutex_lock(&wk->lock);
+	if (wk->nwrites == wk->capwrites) {
+		unsigned int cap = wk->capwrites ? wk->capwrites * 2 : 64;
+		struct health_write *n = realloc(wk->writes, cap * sizeof(*n));
+
+		if (!n) {
+			err = -ENOMEM;
+			goto out;
+		}
+		wk->writes = n;
+		wk->capwrites = cap;
+	}
+	wk->writes[wk->nwrites++] = *w;
+	pthread_cond_signal(&wk->cond);
+out:
+	pthread_mutex_unlock(&wk->lock);
+	return err;
+}
+
+static void worker_stop(struct walker *wk)
+{
+	if (!wk)
+		return;
+	pthread_mutex_lock(&wk->lock);
+	wk->stop = true;
+	pthread_cond_signal(&wk->cond);
+	pthread_mutex_unlock(&wk->lock);
+	pthread_join(wk->thread, NULL);
+	wk->src = sd_event_source_disable_unref(wk->src);
+	snapshot_free(wk->done);
+	free(wk->writes);
+	bgs_close(wk->h);
+	close(wk->efd);
+	pthread_mutex_destroy(&wk->lock);
+	pthread_cond_destroy(&wk->cond);
+	free(wk);
+}
+
+void walker_stop(struct agent *ag)
+{
+	worker_stop(ag->writer);
+	worker_stop(ag->walker);
+	ag->writer = ag->walker = NULL;
+}
