@@ -174,9 +174,13 @@ struct bgs_flip_opts {
 
 /* Flip live to the other color (reset canary, start draining the old one).
  * Returns 1 if it changed something, 0 if to_color was already live.
- * -ESTALE: generation mismatch; -EHOSTUNREACH: target pool unusable and no force. */
+ * A front end passes the generation it read as expect_gen: the flip is then a
+ * compare-and-swap on what it showed (checked under the lock, before the "already live"
+ * answer too). -ESTALE: generation mismatch, and after (if given) holds the state found, so
+ * the caller can say what changed; -EHOSTUNREACH: target pool unusable and no force. */
 int bgs_flip(struct bgs *h, __u32 svc_id, const struct bgs_flip_opts *opts, struct bgs_flip *after);
-/* Canary weight in basis points (0..10000) and stickiness. */
+/* Canary weight in basis points (0..10000) and stickiness. expect_gen as in bgs_flip
+ * (-ESTALE fills after with the state found). */
 int bgs_canary_set(struct bgs *h, __u32 svc_id, __u32 bps, bool sticky, long long expect_gen,
 		   struct bgs_flip *after);
 /* End the drain now: the old color's remaining flows are routed as new. */

@@ -371,6 +371,15 @@ int bgs_service_find(struct bgs *h, const char *name, __u32 *svc_id)
 	return bgs_err(-ENOENT, "no service named '%s'", name);
 }
 
+/* The flip state as the program sees it; leaves the error message alone. */
+static void flip_read(struct bgs *h, __u32 svc_id, struct bgs_flip *flip)
+{
+	flip->word = bgs_word_load(h, svc_id);
+	flip->drain_deadline = __atomic_load_n(&h->flip[svc_id].drain_deadline, __ATOMIC_RELAXED);
+	flip->drain_gen = __atomic_load_n(&h->flip[svc_id].drain_gen, __ATOMIC_RELAXED);
+	flip->pad = 0;
+}
+
 int bgs_service_get(struct bgs *h, __u32 svc_id, struct bgs_service *svc, struct bgs_flip *flip)
 {
 	struct bgs_service s;
@@ -382,13 +391,8 @@ int bgs_service_get(struct bgs *h, __u32 svc_id, struct bgs_service *svc, struct
 		return err;
 	if (svc)
 		*svc = s;
-	if (flip) {
-		flip->word = bgs_word_load(h, svc_id);
-		flip->drain_deadline = __atomic_load_n(&h->flip[svc_id].drain_deadline,
-						       __ATOMIC_RELAXED);
-		flip->drain_gen = __atomic_load_n(&h->flip[svc_id].drain_gen, __ATOMIC_RELAXED);
-		flip->pad = 0;
-	}
+	if (flip)
+		flip_read(h, svc_id, flip);
 	return 0;
 }
 
@@ -416,7 +420,7 @@ int bgs_service_list(struct bgs *h, __u32 *ids, __u32 max)
 static void flip_fill(struct bgs *h, __u32 svc_id, struct bgs_flip *after)
 {
 	if (after)
-		bgs_service_get(h, svc_id, NULL, after);
+		flip_read(h, svc_id, after);
 }
 
 static int gen_check(const struct bgs_service *svc, __u64 w, long long expect_gen)
@@ -453,13 +457,12 @@ int bgs_flip(struct bgs *h, __u32 svc_id, const struct bgs_flip_opts *opts, stru
 	w = bgs_word_load(h, svc_id);
 	live = bgs_fw_live(w);
 	target = o.to_color == BGS_ANY_COLOR ? !live : (__u32)o.to_color;
-	if (target == live) {
-		err = 0;
-		goto done;
-	}
+	/* Before the "already live" answer too: that answer is about the generation read. */
 	err = gen_check(&svc, w, o.expect_gen);
 	if (err)
-		goto out;
+		goto done;
+	if (target == live)
+		goto done;
 	if (!o.force && !bgs_pool_usable(h, svc_id, target)) {
 		err = bgs_err(-EHOSTUNREACH, "service '%s': pool %s has no usable backend (admin "
 			      "up and health up); force the flip to send traffic there anyway",
@@ -515,8 +518,10 @@ int bgs_canary_set(struct bgs *h, __u32 svc_id, __u32 bps, bool sticky, long lon
 		goto out;
 	w = bgs_word_load(h, svc_id);
 	err = gen_check(&svc, w, expect_gen);
-	if (err)
+	if (err) {
+		flip_fill(h, svc_id, after); /* the caller says what changed */
 		goto out;
+	}
 	nw = w & ~(BGS_FW_STICKY | (BGS_FW_CANARY_MASK << BGS_FW_CANARY_SHIFT));
 	nw |= (__u64)bps << BGS_FW_CANARY_SHIFT;
 	nw |= sticky ? BGS_FW_STICKY : 0;

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+# Two bgctl processes racing on one service. An operator holds the lock with
+# `flock PIN_DIR sleep` while two flips (then two rollbacks, then two canaries) read the same
+# state and wait for it; when it is released, exactly one of each pair applies and the other
+# is refused with exit 4, naming what changed since it read. Without the compare-and-swap
+# both applied and cancelled each other out, each exiting 0.
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+
+bgs_require
+command -v flock >/dev/null || skip "missing tool 'flock' (util-linux)"
+bgs_state_up
+
+lbctl service add web --vip 10.100.0.1:80/tcp --mode nat >/dev/null || fail "service add"
+lbctl backend add web blue 10.1.1.2:8080 >/dev/null || fail "backend add blue"
+lbctl backend add web green 10.2.1.2:8080 >/dev/null || fail "backend add green"
+
+holder=
+release_lock() {
+	[ -n "$holder" ] && kill "$holder" 2>/dev/null && wait "$holder" 2>/dev/null
+	holder=
+}
+# hold_lock: an operator's `flock PIN_DIR sleep`, held once flock reports it. One process
+# (a subshell that takes the lock, then becomes the sleep): killing $holder releases it.
+hold_lock() {
+	(
+		exec {lfd}<"$BGSWITCH_PIN_DIR"
+		flock "$lfd"
+		exec sleep 60
+	) >/dev/null 2>&1 &
+	holder=$!
+	BGS_PIDS+=("$holder")
+	for _ in $(seq 100); do
+		flock -n "$BGSWITCH_PIN_DIR" true || return 0
+		sleep 0.02
+	done
+	fail "flock did not take the pin directory's lock"
+}
+# wait_intents N: until the history holds N more lines than $hist0 (each racer writes its
+# intent after reading the state and before waiting for the lock).
+wait_intents() {
+	for _ in $(seq 200); do
+		[ $(($(wc -l <"$BGSWITCH_HISTORY") - hist0)) -ge "$1" ] && return 0
+		sleep 0.02
+	done
+	fail "the racers did not write their intents"
+}
+
+# race VERB ARGS...: two `bgctl -j VERB ARGS` behind a held lock; sets out_a, out_b, rc_a, rc_b.
+race() {
+	local fa fb pa pb
+	fa=$(mktemp) fb=$(mktemp)
+	hist0=$(wc -l <"$BGSWITCH_HISTORY" 2>/dev/null || echo 0)
+	hold_lock
+	lbctl -j "$@" --reason "racer A" >"$fa" 2>/dev/null &
+	pa=$!
+	lbctl -j "$@" --reason "racer B" >"$fb" 2>/dev/null &
+	pb=$!
+	wait_intents 2
+	sleep 0.1
+	release_lock
+	wait $pa
+	rc_a=$?
+	wait $pb
+	rc_b=$?
+	out_a=$(cat "$fa") out_b=$(cat "$fb")
+	rm -f "$fa" "$fb"
+}
+# The winner's and the loser's output by exit status.
+winner() { [ $rc_a -eq 0 ] && echo "$out_a" || echo "$out_b"; }
+loser() { [ $rc_a -eq 0 ] && echo "$out_b" || echo "$out_a"; }
+one_won() { [ "$(printf '%s\n' $rc_a $rc_b | sort | tr '\n' ' ')" = "0 4 " ]; }
+
+touch "$BGSWITCH_HISTORY"
+gen=$(lbjq '.services[0].generation' status web)
+race flip web --drain-timeout 30s
+check "two racing flips: one applies, the other exits 4 (exits $rc_a, $rc_b)" one_won
+check "... the winner flipped blue -> green at generation $((gen + 1))" \
+	test "$(winner | jq -r '"\(.from) \(.to) \(.generation)"')" = "blue green $((gen + 1))"
+check "... the loser names what changed: generation and live color" \
+	jqt ".error.message | test(\"changed since bgctl read it: generation $gen -> $((gen + 1)), live blue -> green\")" <<<"$(loser)"
+check "... green is live at generation $((gen + 1)) (the flips did not cancel out)" \
+	test "$(lbjq '.services[0] | "\(.live) \(.generation)"' status web)" = "green $((gen + 1))"
+check "... history: one flip done, one failed" \
+	test "$(tail -n +$((hist0 + 1)) "$BGSWITCH_HISTORY" | jq -r 'select(.phase!="intent") | .phase' | sort | tr '\n' ' ')" = "done failed "
+
+gen=$((gen + 1))
+race rollback web
+check "two racing rollbacks: one applies, the other exits 4" one_won
+check "... blue is live again, one generation on" \
+	test "$(lbjq '.services[0] | "\(.live) \(.generation)"' status web)" = "blue $((gen + 1))"
+check "... the loser names the rollback that came first" \
+	jqt '.error.message | test("live green -> blue")' <<<"$(loser)"
+
+gen=$((gen + 1))
+race canary web 10
+check "two racing canaries: one applies, the other exits 4" one_won
+check "... the loser names the canary change" \
+	jqt '.error.message | test("canary 0.00% -> 10.00%")' <<<"$(loser)"
+
+# --to stays declarative: two racing `flip --to green` both succeed, one changes nothing.
+gen=$(lbjq '.services[0].generation' status web)
+race flip web --to green
+check "two racing flip --to green: both exit 0" test "$rc_a$rc_b" = 00
+check "... exactly one changed something" \
+	test "$( (echo "$out_a"; echo "$out_b") | jq -r .changed | sort | tr '\n' ' ')" = "false true "
+check "... green live at generation $((gen + 1))" \
+	test "$(lbjq '.services[0] | "\(.live) \(.generation)"' status web)" = "green $((gen + 1))"
+
+# The "already live" answer checks --expect-generation too.
+out=$(lbctl -j flip web --to green --expect-generation $((gen - 5)))
+rc=$?
+check "flip --to the live color with a stale --expect-generation: exit 4" test $rc -eq 4
+echo "all bgctl race checks passed"
