@@ -5,6 +5,8 @@
 # state and wait for it; when it is released, exactly one of each pair applies and the other
 # is refused with exit 4, naming what changed since it read. Without the compare-and-swap
 # both applied and cancelled each other out, each exiting 0.
+# Then a stopped lock holder: a change waits --lock-timeout (default 5 s) for the lock and is
+# refused with exit 4 naming the holder's pid, instead of hanging for as long as it is stopped.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -16,19 +18,17 @@ lbctl service add web --vip 10.100.0.1:80/tcp --mode nat >/dev/null || fail "ser
 lbctl backend add web blue 10.1.1.2:8080 >/dev/null || fail "backend add blue"
 lbctl backend add web green 10.2.1.2:8080 >/dev/null || fail "backend add green"
 
+quiet() { "$@" >/dev/null; }
 holder=
 release_lock() {
 	[ -n "$holder" ] && kill "$holder" 2>/dev/null && wait "$holder" 2>/dev/null
 	holder=
 }
-# hold_lock: an operator's `flock PIN_DIR sleep`, held once flock reports it. One process
-# (a subshell that takes the lock, then becomes the sleep): killing $holder releases it.
+# hold_lock: an operator's `flock PIN_DIR sleep`, held once flock reports it. With -o the
+# lock stays with flock (pid $holder) alone: killing it releases the lock (the orphaned sleep
+# holds nothing and ends by itself).
 hold_lock() {
-	(
-		exec {lfd}<"$BGSWITCH_PIN_DIR"
-		flock "$lfd"
-		exec sleep 60
-	) >/dev/null 2>&1 &
+	flock -o "$BGSWITCH_PIN_DIR" sleep 20 >/dev/null 2>&1 &
 	holder=$!
 	BGS_PIDS+=("$holder")
 	for _ in $(seq 100); do
@@ -112,4 +112,33 @@ check "... green live at generation $((gen + 1))" \
 out=$(lbctl -j flip web --to green --expect-generation $((gen - 5)))
 rc=$?
 check "flip --to the live color with a stale --expect-generation: exit 4" test $rc -eq 4
+# A stopped lock holder (an operator's `flock PIN_DIR sleep`, then Ctrl-Z).
+gen=$(lbjq '.services[0].generation' status web)
+hist0=$(wc -l <"$BGSWITCH_HISTORY")
+hold_lock
+kill -STOP "$holder"
+t0=$(date +%s%N)
+out=$(lbctl -j --lock-timeout 0.5 flip web)
+rc=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+check "--lock-timeout 0.5 with a stopped holder: exit 4 after ${ms} ms" \
+	bash -c '[ "$1" -eq 4 ] && [ "$2" -ge 500 ] && [ "$2" -lt 2500 ]' _ $rc $ms
+check "... the refusal says the lock is held, by the holder's pid" \
+	bash -c '[[ "$1" == *"is held by pid $2 (flock)"* ]]' _ "$(jq -r .error.message <<<"$out")" "$holder"
+t0=$(date +%s%N)
+out=$(lbctl flip web 2>&1)
+rc=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+check "default lock timeout: exit 4 after 5 s (${ms} ms)" \
+	bash -c '[ "$1" -eq 4 ] && [ "$2" -ge 5000 ] && [ "$2" -lt 8000 ]' _ $rc $ms
+check "... reads go on while the lock is held (status)" quiet lbctl -j status web
+kill -CONT "$holder"
+release_lock
+check "... nothing changed meanwhile" test "$(lbjq '.services[0].generation' status web)" -eq "$gen"
+check "... the refused changes are in the history as failed" \
+	test "$(tail -n +$((hist0 + 1)) "$BGSWITCH_HISTORY" | jq -r 'select(.phase=="failed") | .verb' | tr '\n' ' ')" = "flip flip "
+check "the lock released: the flip applies" quiet lbctl -j flip web
+out=$(lbctl -j --lock-timeout soon status web)
+check "--lock-timeout soon: exit 2" test $? -eq 2
+check "... naming the value" jqt '.error.message | test("--lock-timeout .soon.")' <<<"$out"
 echo "all bgctl race checks passed"

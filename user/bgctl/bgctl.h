@@ -79,6 +79,8 @@ int parse_u64(const char *s, const char *what, unsigned long long max, unsigned 
 int parse_port(const char *s, const char *what, __u16 *port);
 /* "30s", "5m", "1h", "500ms", "1m30s", "0" (end now), "none" (no deadline) -> milliseconds */
 int parse_duration(const char *s, const char *what, unsigned long long *ms, bool allow_none);
+/* "5", "0.5", "2.125" (at most max_s) -> milliseconds */
+int parse_seconds(const char *s, const char *what, unsigned int max_s, int *ms);
 /* "10", "10.5", "0.25", "100%" -> basis points */
 int parse_percent(const char *s, __u32 *bps);
 /* "ADDR:PORT[/tcp|/udp]", "[v6]:PORT[/proto]" */

@@ -45,6 +45,7 @@ static const char usage_main[] =
 	")\n"
 	"  --history-file F    audit log (env BGSWITCH_HISTORY; default " BGCTL_DEFAULT_HISTORY
 	")\n"
+	"  --lock-timeout S    wait at most S seconds for another change's lock (default 5)\n"
 	"  -j, --json          JSON output (errors too)\n"
 	"  -p, --pretty        indented JSON (implies -j)\n"
 	"  -h, --help          help (on a verb: that verb's help)\n"
@@ -203,11 +204,26 @@ void render_message(json_object *out)
 enum {
 	OPT_PIN_DIR = 0x1000,
 	OPT_HISTORY,
+	OPT_LOCK_TIMEOUT,
 };
+
+/* Longest --lock-timeout: an hour is already "wait for that operator". */
+#define LOCK_TIMEOUT_MAX_S 3600
+
+/* --lock-timeout: how long every change of this run waits for the pin directory's lock. */
+static int set_lock_timeout(const char *arg)
+{
+	int ms, err = parse_seconds(arg, "--lock-timeout", LOCK_TIMEOUT_MAX_S, &ms);
+
+	if (!err)
+		bgs_set_lock_timeout(NULL, ms);
+	return err;
+}
 
 static const struct option global_opts[] = {
 	{ "pin-dir", required_argument, NULL, OPT_PIN_DIR },
 	{ "history-file", required_argument, NULL, OPT_HISTORY },
+	{ "lock-timeout", required_argument, NULL, OPT_LOCK_TIMEOUT },
 	{ "json", no_argument, NULL, 'j' },
 	{ "pretty", no_argument, NULL, 'p' },
 	{ "help", no_argument, NULL, 'h' },
@@ -243,6 +259,10 @@ int opt_next(int argc, char **argv, const char *shortopts, const struct option *
 			continue;
 		case OPT_HISTORY:
 			g.history_file = optarg;
+			continue;
+		case OPT_LOCK_TIMEOUT:
+			if (set_lock_timeout(optarg))
+				return -2;
 			continue;
 		case 'j':
 			g.json = true;
@@ -421,6 +441,7 @@ int main(int argc, char **argv)
 	static const struct option main_opts[] = {
 		{ "pin-dir", required_argument, NULL, OPT_PIN_DIR },
 		{ "history-file", required_argument, NULL, OPT_HISTORY },
+		{ "lock-timeout", required_argument, NULL, OPT_LOCK_TIMEOUT },
 		{ "json", no_argument, NULL, 'j' },
 		{ "pretty", no_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
@@ -446,6 +467,11 @@ int main(int argc, char **argv)
 			break;
 		case OPT_HISTORY:
 			g.history_file = optarg;
+			break;
+		case OPT_LOCK_TIMEOUT:
+			err = set_lock_timeout(optarg);
+			if (err)
+				goto out;
 			break;
 		case 'j':
 			g.json = true;

@@ -54,7 +54,7 @@ static bool be_usable(const struct bgs_backend *be)
 }
 
 /* Reads every backend record into a malloc'ed array indexed by id. */
-static int be_read_all(struct bgs *h, struct bgs_backend **out)
+int bgs_be_read_all(struct bgs *h, struct bgs_backend **out)
 {
 	__u32 n = h->meta.max_backends, i, count, *keys = NULL, batch;
 	struct bgs_backend *all;
@@ -109,7 +109,7 @@ int bgs_pool_publish(struct bgs *h, __u32 svc_id, __u32 color, const __u32 *skip
 	__u64 w, nw;
 	int err;
 
-	err = be_read_all(h, &all);
+	err = bgs_be_read_all(h, &all);
 	if (err)
 		return err;
 	mb = calloc(BGS_MAX_POOL_BACKENDS, sizeof(*mb));
@@ -178,7 +178,7 @@ int bgs_svc_revnat_del(struct bgs *h, __u32 svc_id)
 	err = bgs_svc_read(h, svc_id, &svc);
 	if (err || svc.mode != BGS_MODE_NAT)
 		return err;
-	err = be_read_all(h, &all);
+	err = bgs_be_read_all(h, &all);
 	if (err)
 		return err;
 	for (i = 1; i < h->meta.max_backends; i++) {
@@ -209,7 +209,7 @@ int bgs_svc_backends_free(struct bgs *h, __u32 svc_id)
 	__u32 i;
 	int err;
 
-	err = be_read_all(h, &all);
+	err = bgs_be_read_all(h, &all);
 	if (err)
 		return err;
 	for (i = 1; i < h->meta.max_backends && !err; i++)
@@ -247,7 +247,7 @@ static __u32 next_incarnation(__u32 inc)
 int bgs_backend_add(struct bgs *h, __u32 svc_id, __u32 color, const struct bgs_backend_spec *spec,
 		    __u32 *backend_id)
 {
-	struct bgs_backend *all = NULL, be = {};
+	struct bgs_backend *all = NULL, be = {}, hop = {};
 	struct bgs_revnat_key rk;
 	__u32 owner;
 	struct bgs_service svc, other;
@@ -260,6 +260,11 @@ int bgs_backend_add(struct bgs *h, __u32 svc_id, __u32 color, const struct bgs_b
 	if (color != BGS_BLUE && color != BGS_GREEN)
 		return bgs_err(-EINVAL, "color %u is neither blue (0) nor green (1)", color);
 	weight = spec->weight ? spec->weight : 100;
+	/* The next hop before the lock: resolving may wait for a neighbour (tens of ms). */
+	memcpy(hop.addr, spec->addr.addr, sizeof(hop.addr));
+	hop.family = spec->addr.family;
+	if (hop.family == BGS_AF_INET || hop.family == BGS_AF_INET6)
+		bgs_nexthop_resolve(&hop);
 	lock = bgs_lock(h);
 	if (lock < 0)
 		return lock;
@@ -301,7 +306,7 @@ int bgs_backend_add(struct bgs *h, __u32 svc_id, __u32 color, const struct bgs_b
 	be.svc_id = svc_id;
 	be.weight = weight;
 
-	err = be_read_all(h, &all);
+	err = bgs_be_read_all(h, &all);
 	if (err)
 		goto out;
 	for (id = 1; id < h->meta.max_backends; id++) {
@@ -336,7 +341,10 @@ int bgs_backend_add(struct bgs *h, __u32 svc_id, __u32 color, const struct bgs_b
 			goto out;
 		}
 	}
-	bgs_nexthop_resolve(&be);
+	be.flags |= hop.flags & BGS_BE_NEXTHOP;
+	be.ifindex = hop.ifindex;
+	memcpy(be.dmac, hop.dmac, sizeof(be.dmac));
+	memcpy(be.smac, hop.smac, sizeof(be.smac));
 	be.incarnation = next_incarnation(all[id].incarnation);
 
 	/* Validated: now write, the record before anything that leads to it. */
@@ -496,100 +504,120 @@ static bool nexthop_same(const struct bgs_backend *a, const struct bgs_backend *
 	       !memcmp(a->smac, b->smac, 6);
 }
 
-int bgs_backend_resolve_all(struct bgs *h)
+/*
+ * Gives backend id the next hop in hop, in place: its id, incarnation, counters and flows
+ * stay. The record is several words that the program reads while it changes, so the
+ * change never lets a reader see a mix of old and new: the "resolved" flag goes off
+ * first (readers then pass or drop that backend's packets, as for any unresolved next
+ * hop), the kernel waits out every program that saw it on, the new fields go in, the kernel
+ * waits again, and only then does the flag go back on. Caller holds the lock.
+ */
+static int nexthop_set(struct bgs *h, __u32 id, struct bgs_backend cur, const struct bgs_backend *hop)
 {
-	struct bgs_backend *all = NULL, nb;
-	__u32 *old_ids = NULL, *new_ids = NULL, n = 0, i, j, k, id, free_id = 1;
+	int err;
+
+	if (cur.flags & BGS_BE_NEXTHOP) {
+		cur.flags &= ~BGS_BE_NEXTHOP;
+		err = be_write(h, id, &cur);
+		if (!err)
+			err = bgs_sync(h);
+		if (err)
+			return err;
+	}
+	cur.ifindex = hop->ifindex;
+	memcpy(cur.dmac, hop->dmac, sizeof(cur.dmac));
+	memcpy(cur.smac, hop->smac, sizeof(cur.smac));
+	err = be_write(h, id, &cur);
+	if (err || !(hop->flags & BGS_BE_NEXTHOP))
+		return err;
+	err = bgs_sync(h);
+	if (err)
+		return err;
+	cur.flags |= BGS_BE_NEXTHOP;
+	return be_write(h, id, &cur);
+}
+
+int bgs_backend_resolve(struct bgs *h, __u32 svc_id, struct bgs_resolve_result *res)
+{
+	struct bgs_backend *all = NULL, *hop = NULL, cur;
+	struct bgs_resolve_result r = {};
+	struct bgs_service svc;
 	char lbl[80], ferr_msg[512] = "";
-	int lock, err = 0, ferr = 0;
+	int lock = -1, err, ferr = 0;
+	__u32 id;
 
 	bgs_err_clear();
-	lock = bgs_lock(h);
-	if (lock < 0)
-		return lock;
-	err = be_read_all(h, &all);
+	if (svc_id != BGS_ALL_SERVICES) {
+		err = bgs_svc_read(h, svc_id, &svc);
+		if (err)
+			return err;
+	}
+	/* Resolve without the lock (a neighbour may take tens of ms per backend) ... */
+	err = bgs_be_read_all(h, &all);
 	if (err)
-		goto out;
-	old_ids = calloc(h->meta.max_backends, sizeof(*old_ids));
-	new_ids = calloc(h->meta.max_backends, sizeof(*new_ids));
-	if (!old_ids || !new_ids) {
+		return err;
+	hop = calloc(h->meta.max_backends, sizeof(*hop));
+	if (!hop) {
 		err = bgs_err(-ENOMEM, "out of memory");
 		goto out;
 	}
 	for (id = 1; id < h->meta.max_backends; id++) {
-		if (!(all[id].flags & BGS_BE_IN_USE))
+		if (!(all[id].flags & BGS_BE_IN_USE) ||
+		    (svc_id != BGS_ALL_SERVICES && all[id].svc_id != svc_id))
 			continue;
-		for (k = 0; k < n && old_ids[k] != id && new_ids[k] != id; k++)
-			;
-		if (k < n)
-			continue; /* a record written by this pass */
-		nb = all[id];
-		bgs_nexthop_resolve(&nb);
-		if (nexthop_same(&nb, &all[id]))
+		hop[id] = all[id];
+		bgs_nexthop_resolve(&hop[id]);
+		r.checked++;
+	}
+	/* ... then re-check each record under it: the backend resolved is the one there. */
+	lock = bgs_lock(h);
+	if (lock < 0) {
+		err = lock;
+		goto out;
+	}
+	for (id = 1; id < h->meta.max_backends; id++) {
+		if (!(hop[id].flags & BGS_BE_IN_USE))
 			continue;
-		/* A changed next hop is a new record under a fresh id, published by a table. */
-		while (free_id < h->meta.max_backends && (all[free_id].flags & BGS_BE_IN_USE))
-			free_id++;
-		if (free_id >= h->meta.max_backends) {
-			ferr = -ENOSPC;
-			snprintf(ferr_msg, sizeof(ferr_msg), "backend %s: next hop changed but no "
-				 "backend id is free to publish it",
-				 bgs_be_label(&nb, lbl, sizeof(lbl)));
+		err = bgs_be_read(h, id, &cur);
+		if (err)
+			goto out;
+		if (!(cur.flags & BGS_BE_IN_USE) || cur.incarnation != hop[id].incarnation ||
+		    !be_same_addr(&cur, hop[id].family, hop[id].addr, hop[id].port))
+			continue; /* deleted or replaced meanwhile: not ours to update */
+		if (!(hop[id].flags & BGS_BE_NEXTHOP))
+			r.unresolved++;
+		if (nexthop_same(&cur, &hop[id]))
 			continue;
-		}
-		if (nb.ifindex) {
-			int terr = bgs_tx_port_add(h, nb.ifindex);
+		if (hop[id].ifindex) {
+			int terr = bgs_tx_port_add(h, hop[id].ifindex);
 
 			if (terr) {
 				ferr = terr;
 				snprintf(ferr_msg, sizeof(ferr_msg), "backend %s: %s",
-					 bgs_be_label(&nb, lbl, sizeof(lbl)), bgs_errmsg());
+					 bgs_be_label(&cur, lbl, sizeof(lbl)), bgs_errmsg());
 				continue;
 			}
 		}
-		nb.incarnation = next_incarnation(all[free_id].incarnation);
-		bgs_percpu_zero(h, h->map_fd[BGS_M_BE_STATS], free_id, sizeof(struct bgs_counter));
-		err = be_write(h, free_id, &nb);
+		err = nexthop_set(h, id, cur, &hop[id]);
 		if (err)
 			goto out;
-		all[free_id] = nb;
-		old_ids[n] = id;
-		new_ids[n] = free_id;
-		n++;
-	}
-	/* Publish each touched pool once, without the old ids. */
-	for (i = 0; i < n; i++) {
-		struct bgs_backend *o = &all[old_ids[i]];
-
-		for (j = 0; j < i; j++)
-			if (all[old_ids[j]].svc_id == o->svc_id &&
-			    all[old_ids[j]].color == o->color)
-				break;
-		if (j < i)
-			continue;
-		err = bgs_pool_publish(h, o->svc_id, o->color, old_ids, n);
-		if (err)
-			goto out;
-	}
-	if (n) {
-		err = bgs_sync(h);
-		if (err)
-			goto out;
-	}
-	for (i = 0; i < n; i++) {
-		err = be_free(h, old_ids[i], &all[old_ids[i]]);
-		if (err)
-			goto out;
+		r.changed++;
 	}
 	/* The message is set only now: every bgs_tx_port_add above clears it. */
 	if (ferr)
 		err = bgs_err(ferr, "%s", ferr_msg);
 out:
-	free(old_ids);
-	free(new_ids);
-	free(all);
 	bgs_unlock(lock);
+	if (res)
+		*res = r;
+	free(hop);
+	free(all);
 	return err;
+}
+
+int bgs_backend_resolve_all(struct bgs *h)
+{
+	return bgs_backend_resolve(h, BGS_ALL_SERVICES, NULL);
 }
 
 int bgs_backend_get(struct bgs *h, __u32 backend_id, struct bgs_backend *be)
@@ -621,7 +649,7 @@ int bgs_backend_find(struct bgs *h, __u32 svc_id, const struct bgs_ip *addr, __u
 		return err;
 	if (!port)
 		port = ntohs(svc.port);
-	err = be_read_all(h, &all);
+	err = bgs_be_read_all(h, &all);
 	if (err)
 		return err;
 	for (id = 1; id < h->meta.max_backends; id++) {
@@ -651,7 +679,7 @@ int bgs_pool_list(struct bgs *h, __u32 svc_id, __u32 color, __u32 *ids, __u32 ma
 	err = bgs_svc_read(h, svc_id, &svc);
 	if (err)
 		return err;
-	err = be_read_all(h, &all);
+	err = bgs_be_read_all(h, &all);
 	if (err)
 		return err;
 	for (id = 1; id < h->meta.max_backends; id++) {

@@ -60,6 +60,7 @@ struct bgs {
 	struct bgs_revnat_slot *revnat; /* mmap of bgs_revnat */
 	size_t revnat_len;
 	int ncpus;
+	int lock_timeout_ms; /* bgs_lock's deadline; < 0: wait as long as it takes */
 };
 
 /* Error reporting: sets the thread's message and returns err (negative errno). */
@@ -70,9 +71,14 @@ void bgs_err_clear(void);
 void bgs_quiet_begin(void);
 void bgs_quiet_end(void);
 
-/* flock(LOCK_EX) on the pin directory; returns the fd to pass to bgs_unlock, or -errno. */
+/* flock(LOCK_EX) on the pin directory, waiting at most h's lock timeout; returns the fd to
+ * pass to bgs_unlock, or -errno (-EBUSY: still held at the deadline, the message says by
+ * which pid where /proc/locks tells). */
 int bgs_lock(struct bgs *h);
+int bgs_lock_dir(const char *dir, int timeout_ms);
 void bgs_unlock(int fd);
+/* Lock timeout for handles yet to be made and for calls without a handle (lock.c). */
+extern int bgs_lock_timeout_default;
 
 /* Waits until no running BPF program can still see what was published before the call. */
 int bgs_sync(struct bgs *h);
@@ -133,6 +139,8 @@ const char *bgs_color_name(__u32 color);
 
 /* Backends and tables (backend.c). */
 int bgs_be_read(struct bgs *h, __u32 id, struct bgs_backend *be);
+/* Every backend record, in a malloc'ed array indexed by id. */
+int bgs_be_read_all(struct bgs *h, struct bgs_backend **out);
 /* Rebuilds (svc, color)'s table in the idle slot and publishes it, leaving out the ids in
  * skip[0..nskip). Caller holds the lock. */
 int bgs_pool_publish(struct bgs *h, __u32 svc_id, __u32 color, const __u32 *skip, __u32 nskip);
@@ -147,8 +155,8 @@ int bgs_nexthop_resolve(struct bgs_backend *be);
 
 /* Per-CPU counters (stats.c). */
 int bgs_percpu_zero(struct bgs *h, int map_fd, __u32 key, size_t value_size);
-/* Deletes the conntrack entries of a service (color BGS_ANY_COLOR or one color; if
- * only_idle, only those not on live_color). Returns how many. */
-int bgs_ct_delete(struct bgs *h, __u32 svc_id, int color, bool only_idle, __u32 live_color);
+/* Deletes the conntrack entries of a service whose backend (id, incarnation) is gone: safe
+ * without the lock, even once the service id is reused. Returns how many. */
+int bgs_ct_delete_orphans(struct bgs *h, __u32 svc_id);
 
 #endif /* BGS_PRIV_H */

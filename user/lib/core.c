@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * libbgswitch core: the pinned state (create, adopt, destroy, upgrade), the pin-directory
- * lock, the wait for running programs, the program clock and the error message buffer.
+ * libbgswitch core: the pinned state (create, adopt, destroy, upgrade), the wait for
+ * running programs, the program clock and the error message buffer.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -83,35 +83,7 @@ void bgs_quiet_end(void)
 	libbpf_set_print(prev_print);
 }
 
-/* ---- Lock and sync ---- */
-
-static int lock_dir(const char *dir)
-{
-	int fd, err;
-
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return bgs_err(-errno, "cannot open pin directory %s: %s", dir, strerror(errno));
-	while (flock(fd, LOCK_EX) < 0) {
-		if (errno == EINTR)
-			continue;
-		err = -errno;
-		close(fd);
-		return bgs_err(err, "cannot lock pin directory %s: %s", dir, strerror(-err));
-	}
-	return fd;
-}
-
-int bgs_lock(struct bgs *h)
-{
-	return lock_dir(h->pin_dir);
-}
-
-void bgs_unlock(int fd)
-{
-	if (fd >= 0)
-		close(fd); /* releases the flock */
-}
+/* ---- Sync ---- */
 
 static size_t page_round(size_t n)
 {
@@ -350,6 +322,7 @@ static struct bgs *handle_new(const char *dir)
 	h->flip = MAP_FAILED;
 	h->maglev = MAP_FAILED;
 	h->revnat = MAP_FAILED;
+	h->lock_timeout_ms = bgs_lock_timeout_default;
 	return h;
 }
 
@@ -758,7 +731,7 @@ int bgs_init(const char *pin_dir, const struct bgs_sizes *sizes, struct bgs **ou
 	struct bgs_sizes s = {};
 	struct bgs *h = NULL;
 	int lock = -1, sw = -1, ck = -1, err;
-	bool present;
+	bool present, was_present;
 	__u64 jiffies;
 	__u32 hz;
 
@@ -777,14 +750,32 @@ int bgs_init(const char *pin_dir, const struct bgs_sizes *sizes, struct bgs **ou
 	err = ensure_bpffs(h, pin_dir);
 	if (err)
 		goto out;
+	/* State that exists: its entry program is verified before the lock, which only a
+	 * first creation (maps pinned by the load itself) holds across the verifier. */
+	err = meta_read(pin_dir, &h->meta, &present);
+	if (err)
+		goto out;
+	if (present) {
+		err = sizes_match(pin_dir, sizes, &h->meta);
+		if (!err)
+			err = load_entry(h);
+		if (err)
+			goto out;
+	}
 	lock = bgs_lock(h);
 	if (lock < 0) {
 		err = lock;
 		goto out;
 	}
+	was_present = present;
 	err = meta_read(pin_dir, &h->meta, &present);
 	if (err)
 		goto out;
+	if (was_present && !present) {
+		err = bgs_err(-EAGAIN, "the pinned state at %s was destroyed while bgctl init "
+			      "ran: run it again", pin_dir);
+		goto out;
+	}
 	if (present) {
 		err = sizes_match(pin_dir, sizes, &h->meta);
 		if (err)
@@ -801,7 +792,8 @@ int bgs_init(const char *pin_dir, const struct bgs_sizes *sizes, struct bgs **ou
 	}
 
 	/* The entry first: it owns the program array that the switch goes into. */
-	err = load_entry(h);
+	if (!h->entry_skel)
+		err = load_entry(h);
 	if (err)
 		goto out;
 	if (!present || !switch_installed(h)) {
@@ -843,12 +835,15 @@ int bgs_upgrade(struct bgs *h, const char *obj_path)
 	__u32 hz;
 
 	bgs_err_clear();
-	lock = bgs_lock(h);
-	if (lock < 0)
-		return lock;
+	/* The verifier runs before the lock (it may take seconds); the swap is under it. */
 	err = load_switch(h, obj_path, &sw, &ck);
 	if (err)
+		return err;
+	lock = bgs_lock(h);
+	if (lock < 0) {
+		err = lock;
 		goto out;
+	}
 	err = install_switch(h, sw, ck);
 	if (err)
 		goto out;
@@ -882,7 +877,7 @@ int bgs_destroy(const char *pin_dir)
 		pin_dir = BGS_DEFAULT_PIN_DIR;
 	if (!on_bpffs(pin_dir))
 		return bgs_err(-ENOENT, "%s is not a bpffs directory: nothing to destroy", pin_dir);
-	lock = lock_dir(pin_dir);
+	lock = bgs_lock_dir(pin_dir, bgs_lock_timeout_default);
 	if (lock < 0)
 		return lock;
 	d = opendir(pin_dir);

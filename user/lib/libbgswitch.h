@@ -50,6 +50,15 @@ int bgs_open(const char *pin_dir, struct bgs **out);
 
 void bgs_close(struct bgs *h);
 
+/* Default time a change waits for the pin directory's lock (an flock, so an operator can
+ * hold off every change with `flock PIN_DIR CMD`). */
+#define BGS_LOCK_TIMEOUT_MS 5000
+/* How long changes through h wait for the lock before they fail with -EBUSY (the message
+ * says the lock is held, and by which pid where the kernel tells); < 0 waits as long as it
+ * takes, 0 tries once. h NULL sets the default of handles opened later and of bgs_init and
+ * bgs_destroy (process-wide: call it before any other thread uses the library). */
+void bgs_set_lock_timeout(struct bgs *h, int timeout_ms);
+
 /* Remove every pin under the directory (the state is gone once no program holds it). */
 int bgs_destroy(const char *pin_dir);
 
@@ -145,7 +154,20 @@ int bgs_backend_del(struct bgs *h, __u32 backend_id);
 int bgs_backend_set_admin(struct bgs *h, __u32 backend_id, enum bgs_admin admin);
 /* Health state (the agent's); rebuilds and publishes the pool's table. */
 int bgs_backend_set_health(struct bgs *h, __u32 backend_id, enum bgs_health health);
-/* Re-resolve the next hop of every backend (after neighbour or route changes). */
+#define BGS_ALL_SERVICES (~0u)
+struct bgs_resolve_result {
+	__u32 checked;	  /* backends resolved */
+	__u32 changed;	  /* whose next hop changed (updated in place) */
+	__u32 unresolved; /* left without a next hop */
+};
+/* Re-resolve the next hop of the backends of a service (BGS_ALL_SERVICES: all), after
+ * neighbour or route changes. Resolution runs without the lock; under it, each record is
+ * re-checked (same incarnation and address) and updated in place: the backend keeps its
+ * id, incarnation, counters and flows. While one record changes, the program sees that
+ * backend as unresolved for a few ms (nat: passed to the kernel; dsr: dropped, counted).
+ * res (may be NULL) gets the counts. */
+int bgs_backend_resolve(struct bgs *h, __u32 svc_id, struct bgs_resolve_result *res);
+/* bgs_backend_resolve of every service. */
 int bgs_backend_resolve_all(struct bgs *h);
 int bgs_backend_get(struct bgs *h, __u32 backend_id, struct bgs_backend *be);
 /* Backend id in a service by address and port (port 0 = VIP port); -ENOENT. */

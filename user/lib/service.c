@@ -332,9 +332,6 @@ int bgs_service_del(struct bgs *h, __u32 svc_id)
 	err = preview_delete_all(h, svc_id);
 	if (err)
 		goto out;
-	err = bgs_ct_delete(h, svc_id, BGS_ANY_COLOR, false, 0);
-	if (err < 0)
-		goto out;
 	err = tables_zero(h, svc_id);
 	if (err)
 		goto out;
@@ -348,6 +345,11 @@ int bgs_service_del(struct bgs *h, __u32 svc_id)
 	err = svc_write(h, svc_id, &svc);
 out:
 	bgs_unlock(lock);
+	/* Its flows are dead already (their backends' records are gone); the walk that frees
+	 * their entries runs after the lock, and frees only flows of backends that are gone,
+	 * so it never touches a service that reused the id meanwhile. */
+	if (!err && bgs_ct_delete_orphans(h, svc_id) < 0)
+		bgs_err_clear(); /* the entries age out of the LRU map instead */
 	return err;
 }
 
