@@ -14,6 +14,8 @@ DESTDIR ?=
 ifeq ($(SAN),1)
 BUILD := build/san
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+# The tests' failure injection (libbgswitch's bgs_fault); never in a release build.
+FAULTFLAGS := -DBGS_FAULT_INJECT
 else
 BUILD := build/rel
 SANFLAGS :=
@@ -30,7 +32,7 @@ endif
 ARCH_INC := /usr/include/$(shell $(CC) -dumpmachine)
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Iinclude -Iuser/lib -I$(BUILD) \
-	  $(SANFLAGS)
+	  $(SANFLAGS) $(FAULTFLAGS)
 LDFLAGS += $(SANFLAGS)
 LIBS := -lxdp -lbpf -lelf -lz -lmnl
 BPF_CFLAGS := -O2 -g -target bpf -D__TARGET_ARCH_x86 -Wall -Werror -Iinclude -I$(ARCH_INC)

@@ -293,7 +293,132 @@ static bool test_resolve_unlocked(void)
 	return ok;
 }
 
+/* Ids the pool's live table gives out over many flows, as a bit set. */
+static __u64 pool_picks(const struct fx_svc *s, __u32 color)
+{
+	struct bgs_flow_key k;
+	struct pkt p;
+	__u64 set = 0;
+	__u32 i, id;
+
+	for (i = 0; i < 400; i++) {
+		fx_client_pkt(&p, s, i, (__u16)(20000 + i), PKT_SYN);
+		pkt_flow_key(&p, &k);
+		id = fx_table_pick(s, color, &k);
+		if (id < 64)
+			set |= 1ULL << id;
+	}
+	return set;
+}
+
+struct state_snap {
+	struct bgs_backend be[8];
+	__u64 picks[2];
+};
+
+static void snap(const struct fx_svc *s, const __u32 *ids, struct state_snap *st)
+{
+	int i;
+
+	for (i = 0; i < 8; i++)
+		bgs_backend_get(fx.h, ids[i], &st->be[i]);
+	st->picks[0] = pool_picks(s, BGS_BLUE);
+	st->picks[1] = pool_picks(s, BGS_GREEN);
+}
+
+static bool snap_same(const struct state_snap *a, const struct state_snap *b, const char *what)
+{
+	bool ok = true;
+
+	test_ctx("%s", what);
+	ok &= ASSERT_MEMEQ(a->be, b->be, sizeof(a->be), "every record as it was");
+	ok &= ASSERT_EQ(a->picks[0], b->picks[0], "blue's table gives out the same backends");
+	ok &= ASSERT_EQ(a->picks[1], b->picks[1], "green's table gives out the same backends");
+	test_ctx("%s", "");
+	return ok;
+}
+
+/* A set of health changes is one publish per pool, and applies whole or not at all: a
+ * bad change anywhere in the batch, a reused id, or a failed publish of its second pool
+ * leaves records and tables as they were. */
+static bool test_batch_state(void)
+{
+	struct bgs_backend_change c[5];
+	struct state_snap before, after;
+	struct bgs_flip f0, f1;
+	struct fx_svc s;
+	__u32 ids[8], id2;
+	bool ok = true;
+	int i;
+
+	if (!fx_svc_add(&s, "batch", BGS_AF_INET, 4, 80, IPPROTO_TCP, BGS_MODE_NAT, 0))
+		return false;
+	for (i = 0; i < 8; i++)
+		ok &= fx_be_add(&s, i < 4 ? BGS_BLUE : BGS_GREEN, FX_NET_BACKEND, next_n++, 8080,
+				0, &ids[i]);
+	if (!ok)
+		return false;
+	/* three blue and two green go down at once */
+	for (i = 0; i < 5; i++)
+		c[i] = (struct bgs_backend_change){ .id = ids[i < 3 ? i : i + 1],
+						    .admin = BGS_KEEP, .health = BGS_HEALTH_DOWN };
+	snap(&s, ids, &before);
+
+	/* the last change is bad: nothing applies */
+	c[4].health = 7;
+	ok &= ASSERT_EQ(bgs_backend_set_state(fx.h, c, 5), -EINVAL, "a bad state in the batch");
+	c[4].health = BGS_HEALTH_DOWN;
+	c[4].incarnation = before.be[5].incarnation + 1; /* c[4] is ids[5] */
+	ok &= ASSERT_EQ(bgs_backend_set_state(fx.h, c, 5), -ESTALE, "a stale incarnation");
+	c[4].incarnation = 0;
+	snap(&s, ids, &after);
+	ok &= snap_same(&before, &after, "refused batches");
+
+	/* the second pool's publish fails: the first pool's is undone */
+	setenv("BGS_FAULT", "set_state_publish@2", 1);
+	ok &= ASSERT_EQ(bgs_backend_set_state(fx.h, c, 5), -EIO, "second publish fails");
+	unsetenv("BGS_FAULT");
+	ok &= ASSERT_TRUE(strstr(bgs_errmsg(), "nothing was changed") != NULL, bgs_errmsg());
+	snap(&s, ids, &after);
+	ok &= snap_same(&before, &after, "failed second publish");
+
+	ok &= fx_flip_get(&s, &f0);
+	ok &= ASSERT_OK(bgs_backend_set_state(fx.h, c, 5), "batch");
+	ok &= fx_flip_get(&s, &f1);
+	ok &= ASSERT_EQ(bgs_fw_gen(f1.word), bgs_fw_gen(f0.word) + 2, "one publish per pool");
+	snap(&s, ids, &after);
+	ok &= ASSERT_EQ(after.picks[0], 1ULL << ids[3], "blue: only the one left up");
+	ok &= ASSERT_EQ(after.picks[1], (1ULL << ids[6]) | (1ULL << ids[7]),
+			"green: the two left up");
+	for (i = 0; i < 5; i++)
+		ok &= ASSERT_EQ(after.be[i < 3 ? i : i + 1].health, BGS_HEALTH_DOWN, "record");
+
+	/* admin and health of one backend in one change: one publish */
+	c[0] = (struct bgs_backend_change){ .id = ids[0], .admin = BGS_ADMIN_DRAIN,
+					    .health = BGS_HEALTH_UP };
+	ok &= ASSERT_OK(bgs_backend_set_state(fx.h, c, 1), "admin and health at once");
+	ok &= fx_flip_get(&s, &f0);
+	ok &= ASSERT_EQ(bgs_fw_gen(f0.word), bgs_fw_gen(f1.word), "still unusable: no publish");
+
+	/* an id freed and given to another backend is not the one found */
+	id2 = ids[1];
+	ok &= ASSERT_OK(bgs_backend_get(fx.h, id2, &before.be[0]), "get");
+	ok &= fx_be_del(id2);
+	ok &= fx_be_add(&s, BGS_BLUE, FX_NET_BACKEND, next_n++, 8080, 0, &ids[1]);
+	ok &= ASSERT_EQ(ids[1], id2, "the lowest free id is given out again");
+	c[0] = (struct bgs_backend_change){ .id = id2, .incarnation = before.be[0].incarnation,
+					    .admin = BGS_ADMIN_DOWN, .health = BGS_KEEP };
+	ok &= ASSERT_EQ(bgs_backend_set_state(fx.h, c, 1), -ESTALE, "the old backend's change");
+	ok &= ASSERT_EQ(bgs_backend_remove(fx.h, id2, before.be[0].incarnation), -ESTALE,
+			"the old backend's delete");
+	ok &= ASSERT_OK(bgs_backend_get(fx.h, id2, &after.be[0]), "the new backend");
+	ok &= ASSERT_EQ(after.be[0].admin, BGS_ADMIN_UP, "untouched");
+	ok &= fx_svc_del(&s);
+	return ok;
+}
+
 static const struct test_case tests[] = {
+	{ "batch_state", test_batch_state },
 	{ "lock_deadline", test_lock_deadline },
 	{ "resolve_unlocked", test_resolve_unlocked },
 	{ "nexthop_in_place", test_nexthop_in_place },

@@ -458,7 +458,7 @@ static int backend_add(int argc, char **argv)
 static int apply_backend_del(void *p, json_object *done)
 {
 	struct be_ref *r = p;
-	int err = bgs_backend_del(g.h, r->backend_id);
+	int err = bgs_backend_remove(g.h, r->backend_id, r->be.incarnation);
 
 	if (err)
 		return lib_fail(err, "delete backend");
@@ -509,18 +509,18 @@ struct be_set_arg {
 static int apply_backend_set(void *p, json_object *done)
 {
 	struct be_set_arg *a = p;
-	int err;
+	/* Both fields in one change: they apply together or not at all, on the backend that
+	 * was found (its incarnation), not on one that took its id meanwhile. */
+	struct bgs_backend_change c = {
+		.id = a->r.backend_id,
+		.incarnation = a->r.be.incarnation,
+		.admin = a->admin >= 0 ? a->admin : BGS_KEEP,
+		.health = a->health >= 0 ? a->health : BGS_KEEP,
+	};
+	int err = bgs_backend_set_state(g.h, &c, 1);
 
-	if (a->admin >= 0) {
-		err = bgs_backend_set_admin(g.h, a->r.backend_id, (enum bgs_admin)a->admin);
-		if (err)
-			return lib_fail(err, "set admin state");
-	}
-	if (a->health >= 0) {
-		err = bgs_backend_set_health(g.h, a->r.backend_id, (enum bgs_health)a->health);
-		if (err)
-			return lib_fail(err, "set health");
-	}
+	if (err)
+		return lib_fail(err, "set backend state");
 	jset(done, "generation", jint(current_gen(a->r.svc_id)));
 	return 0;
 }

@@ -47,6 +47,23 @@ static int be_read_used(struct bgs *h, __u32 id, struct bgs_backend *be)
 	return err;
 }
 
+/* Reads backend id for a change: in use, and (incarnation non-zero) still the backend the
+ * caller found, not a later one given the same id. */
+static int be_read_ref(struct bgs *h, __u32 id, __u32 incarnation, struct bgs_backend *be)
+{
+	char lbl[80];
+	int err = be_read_used(h, id, be);
+
+	if (err)
+		return err;
+	if (incarnation && be->incarnation != incarnation)
+		return bgs_err(-ESTALE, "backend %u (%s) is not the one found (incarnation %u, "
+			       "not %u): it was deleted and its id given to another backend "
+			       "meanwhile; nothing was changed", id,
+			       bgs_be_label(be, lbl, sizeof(lbl)), be->incarnation, incarnation);
+	return 0;
+}
+
 static bool be_usable(const struct bgs_backend *be)
 {
 	return (be->flags & BGS_BE_IN_USE) && be->admin == BGS_ADMIN_UP &&
@@ -399,6 +416,11 @@ out:
 
 int bgs_backend_del(struct bgs *h, __u32 backend_id)
 {
+	return bgs_backend_remove(h, backend_id, 0);
+}
+
+int bgs_backend_remove(struct bgs *h, __u32 backend_id, __u32 incarnation)
+{
 	struct bgs_backend be;
 	struct bgs_service svc;
 	struct bgs_revnat_key rk;
@@ -409,7 +431,7 @@ int bgs_backend_del(struct bgs *h, __u32 backend_id)
 	lock = bgs_lock(h);
 	if (lock < 0)
 		return lock;
-	err = be_read_used(h, backend_id, &be);
+	err = be_read_ref(h, backend_id, incarnation, &be);
 	if (err)
 		goto out;
 	err = bgs_svc_read(h, be.svc_id, &svc);
@@ -436,65 +458,152 @@ out:
 	return err;
 }
 
-/* Changes the admin (which=0) or health (which=1) byte in place and republishes. */
-static int be_set_state(struct bgs *h, __u32 id, int which, __u8 val)
+static int change_check(const struct bgs_backend_change *c)
 {
-	struct bgs_backend be, nb;
-	int lock, err;
-	bool was, now;
+	if (c->admin != BGS_KEEP && c->admin != BGS_ADMIN_UP && c->admin != BGS_ADMIN_DRAIN &&
+	    c->admin != BGS_ADMIN_DOWN)
+		return bgs_err(-EINVAL, "backend %u: admin state %d is not up, drain or down",
+			       c->id, c->admin);
+	if (c->health != BGS_KEEP && c->health != BGS_HEALTH_UP &&
+	    c->health != BGS_HEALTH_DOWN)
+		return bgs_err(-EINVAL, "backend %u: health state %d is not up or down", c->id,
+			       c->health);
+	return 0;
+}
 
-	lock = bgs_lock(h);
-	if (lock < 0)
-		return lock;
-	err = be_read_used(h, id, &be);
+/* Puts back the records of the first n changes and republishes the pools touched so far. */
+static void set_state_undo(struct bgs *h, const struct bgs_backend_change *c,
+			   const struct bgs_backend *old, __u32 n, const __u32 *pools, __u32 npools)
+{
+	__u32 i;
+
+	for (i = 0; i < n; i++)
+		be_write(h, c[i].id, &old[i]);
+	for (i = 0; i < npools; i++)
+		bgs_pool_publish(h, pools[i] >> 1, pools[i] & 1, NULL, 0);
+}
+
+int bgs_backend_set_state(struct bgs *h, const struct bgs_backend_change *c, __u32 n)
+{
+	struct bgs_backend *old = NULL, *nb = NULL;
+	__u32 *pools = NULL, *skip = NULL, npools = 0, nskip, i, j, p;
+	char why[512];
+	int lock = -1, err = 0;
+
+	bgs_err_clear();
+	if (!n)
+		return 0;
+	if (n > h->meta.max_backends)
+		return bgs_err(-E2BIG, "%u backend changes: more than the %u backends there can be",
+			       n, h->meta.max_backends);
+	for (i = 0; i < n && !err; i++)
+		err = change_check(&c[i]);
+	for (i = 0; i < n && !err; i++)
+		for (j = 0; j < i && !err; j++)
+			if (c[i].id == c[j].id)
+				err = bgs_err(-EINVAL, "backend %u is changed twice in one batch",
+					      c[i].id);
 	if (err)
+		return err;
+	old = calloc(n, sizeof(*old));
+	nb = calloc(n, sizeof(*nb));
+	pools = calloc(n, sizeof(*pools));
+	skip = calloc(n, sizeof(*skip));
+	if (!old || !nb || !pools || !skip) {
+		err = bgs_err(-ENOMEM, "out of memory");
 		goto out;
-	nb = be;
-	if (which)
-		nb.health = val;
-	else
-		nb.admin = val;
-	if (!memcmp(&nb, &be, sizeof(be)))
+	}
+	lock = bgs_lock(h);
+	if (lock < 0) {
+		err = lock;
 		goto out;
-	was = be_usable(&be);
-	now = be_usable(&nb);
-	if (was && !now) {
-		/* Out of the table before the record says so. */
-		err = bgs_pool_publish(h, be.svc_id, be.color, &id, 1);
+	}
+	/* Every change checked before anything is written: all apply, or none. */
+	for (i = 0; i < n; i++) {
+		err = be_read_ref(h, c[i].id, c[i].incarnation, &old[i]);
 		if (err)
 			goto out;
-		err = be_write(h, id, &nb);
-		if (err) /* the record still says usable: so does the table again */
-			bgs_pool_publish(h, be.svc_id, be.color, NULL, 0);
-	} else {
-		err = be_write(h, id, &nb);
-		if (err || was == now)
+		nb[i] = old[i];
+		if (c[i].admin != BGS_KEEP)
+			nb[i].admin = (__u8)c[i].admin;
+		if (c[i].health != BGS_KEEP)
+			nb[i].health = (__u8)c[i].health;
+		if (be_usable(&old[i]) == be_usable(&nb[i]))
+			continue;
+		p = old[i].svc_id << 1 | old[i].color;
+		for (j = 0; j < npools && pools[j] != p; j++)
+			;
+		if (j == npools)
+			pools[npools++] = p;
+	}
+	/* Backends that become usable: their records first (a table may then lead to them). */
+	for (i = 0; i < n; i++) {
+		if (be_usable(&nb[i]) && !be_usable(&old[i]))
+			err = be_write(h, c[i].id, &nb[i]);
+		if (err) {
+			set_state_undo(h, c, old, i, NULL, 0);
 			goto out;
-		err = bgs_pool_publish(h, be.svc_id, be.color, NULL, 0);
-		if (err) /* not in the table: the record goes back to what it said */
-			be_write(h, id, &be);
+		}
+	}
+	/* One publish per pool whose usable set changed, without those going out ... */
+	for (j = 0; j < npools; j++) {
+		for (i = nskip = 0; i < n; i++)
+			if ((old[i].svc_id << 1 | old[i].color) == pools[j] &&
+			    be_usable(&old[i]) && !be_usable(&nb[i]))
+				skip[nskip++] = c[i].id;
+		err = bgs_fault("set_state_publish");
+		if (!err)
+			err = bgs_pool_publish(h, pools[j] >> 1, pools[j] & 1, skip, nskip);
+		if (err) {
+			snprintf(why, sizeof(why), "%s", bgs_errmsg());
+			set_state_undo(h, c, old, n, pools, j);
+			err = bgs_err(err, "%s; nothing was changed", why);
+			goto out;
+		}
+	}
+	/* ... whose records say so once no table leads to them; then the rest. */
+	for (i = 0; i < n; i++) {
+		if (memcmp(&nb[i], &old[i], sizeof(nb[i])) &&
+		    !(be_usable(&nb[i]) && !be_usable(&old[i])))
+			err = be_write(h, c[i].id, &nb[i]);
+		if (err) {
+			snprintf(why, sizeof(why), "%s", bgs_errmsg());
+			set_state_undo(h, c, old, n, pools, npools);
+			err = bgs_err(err, "%s; nothing was changed", why);
+			goto out;
+		}
 	}
 out:
 	bgs_unlock(lock);
+	free(skip);
+	free(pools);
+	free(nb);
+	free(old);
 	return err;
 }
 
 int bgs_backend_set_admin(struct bgs *h, __u32 backend_id, enum bgs_admin admin)
 {
+	struct bgs_backend_change c = { .id = backend_id, .admin = (int)admin,
+					.health = BGS_KEEP };
+
 	bgs_err_clear();
-	if (admin != BGS_ADMIN_UP && admin != BGS_ADMIN_DRAIN && admin != BGS_ADMIN_DOWN)
+	if (c.admin == BGS_KEEP) /* a state, not "keep" */
 		return bgs_err(-EINVAL, "backend %u: admin state %d is not up, drain or down",
-			       backend_id, admin);
-	return be_set_state(h, backend_id, 0, (__u8)admin);
+			       backend_id, c.admin);
+	return bgs_backend_set_state(h, &c, 1);
 }
 
 int bgs_backend_set_health(struct bgs *h, __u32 backend_id, enum bgs_health health)
 {
+	struct bgs_backend_change c = { .id = backend_id, .admin = BGS_KEEP,
+					.health = (int)health };
+
 	bgs_err_clear();
-	if (health != BGS_HEALTH_UP && health != BGS_HEALTH_DOWN)
+	if (c.health == BGS_KEEP) /* a state, not "keep" */
 		return bgs_err(-EINVAL, "backend %u: health state %d is not up or down",
-			       backend_id, health);
-	return be_set_state(h, backend_id, 1, (__u8)health);
+			       backend_id, c.health);
+	return bgs_backend_set_state(h, &c, 1);
 }
 
 static bool nexthop_same(const struct bgs_backend *a, const struct bgs_backend *b)

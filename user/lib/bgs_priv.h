@@ -80,6 +80,21 @@ void bgs_unlock(int fd);
 /* Lock timeout for handles yet to be made and for calls without a handle (lock.c). */
 extern int bgs_lock_timeout_default;
 
+/*
+ * Test-only failure injection: bgs_fault("site") returns -EIO when the environment variable
+ * BGS_FAULT names that site ("site@N": only its N-th pass in this thread). Compiled in only with -DBGS_FAULT_INJECT (the sanitizer test
+ * build); in a release build it is the constant 0 and no environment can make it fire.
+ */
+#ifdef BGS_FAULT_INJECT
+int bgs_fault(const char *site);
+#else
+static inline int bgs_fault(const char *site)
+{
+	(void)site;
+	return 0;
+}
+#endif
+
 /* Waits until no running BPF program can still see what was published before the call. */
 int bgs_sync(struct bgs *h);
 

@@ -83,6 +83,31 @@ void bgs_quiet_end(void)
 	libbpf_set_print(prev_print);
 }
 
+#ifdef BGS_FAULT_INJECT
+/* BGS_FAULT=SITE fails every pass through SITE; SITE@N only the N-th (from 1). */
+int bgs_fault(const char *site)
+{
+	static __thread unsigned int hits;
+	static __thread char armed[64]; /* the setting hits counts for */
+	const char *want = getenv("BGS_FAULT"), *at;
+	size_t len;
+
+	if (!want)
+		return 0;
+	if (strncmp(armed, want, sizeof(armed) - 1)) {
+		snprintf(armed, sizeof(armed), "%s", want);
+		hits = 0;
+	}
+	at = strchr(want, '@');
+	len = at ? (size_t)(at - want) : strlen(want);
+	if (strlen(site) != len || strncmp(want, site, len))
+		return 0;
+	if (at && ++hits != strtoul(at + 1, NULL, 10))
+		return 0;
+	return bgs_err(-EIO, "injected fault at %s (BGS_FAULT)", site);
+}
+#endif
+
 /* ---- Sync ---- */
 
 static size_t page_round(size_t n)

@@ -150,9 +150,28 @@ int bgs_backend_add(struct bgs *h, __u32 svc_id, __u32 color, const struct bgs_b
 /* Remove a backend: its table entries go first (published), then its record; the id's
  * next user gets a new incarnation so old flows never follow. */
 int bgs_backend_del(struct bgs *h, __u32 backend_id);
-/* Operator state; rebuilds and publishes the pool's table. */
+/* bgs_backend_del of the backend a caller found: incarnation (from bgs_backend_get; 0 =
+ * any) must still be the id's, else -ESTALE (the id was freed and given out again since). */
+int bgs_backend_remove(struct bgs *h, __u32 backend_id, __u32 incarnation);
+
+/* "Leave this field as it is" in a bgs_backend_change. */
+#define BGS_KEEP (-1)
+/* One backend's state change. */
+struct bgs_backend_change {
+	__u32 id;
+	__u32 incarnation; /* as read (bgs_backend_get); 0 = any; else -ESTALE on a reused id */
+	int admin;	   /* enum bgs_admin (the operator's), or BGS_KEEP */
+	int health;	   /* enum bgs_health (the agent's), or BGS_KEEP */
+};
+/* Apply n backend state changes as one: every one is checked under one lock before
+ * anything is written (all apply or none), and each pool whose usable set changes is
+ * published once, however many of its backends change (an agent marking many backends
+ * down at once). Bad state: -EINVAL; unknown id: -ENOENT; reused id: -ESTALE; the message
+ * names the backend. */
+int bgs_backend_set_state(struct bgs *h, const struct bgs_backend_change *c, __u32 n);
+/* Operator state of one backend (bgs_backend_set_state). */
 int bgs_backend_set_admin(struct bgs *h, __u32 backend_id, enum bgs_admin admin);
-/* Health state (the agent's); rebuilds and publishes the pool's table. */
+/* Health state of one backend (the agent's; bgs_backend_set_state). */
 int bgs_backend_set_health(struct bgs *h, __u32 backend_id, enum bgs_health health);
 #define BGS_ALL_SERVICES (~0u)
 struct bgs_resolve_result {
