@@ -207,8 +207,9 @@ static int apply_flip(void *p, json_object *done)
 		return changed_since(a->name, &a->before, &a->after, a->user_gen);
 	if (ret == -EHOSTUNREACH)
 		return fail(ret, EXIT_CONFLICT,
-			    "%s: the %s pool has no usable backend (none up and healthy): add or "
-			    "enable one, or use --force",
+			    "%s: the %s pool has no usable backend (none up, healthy and with a "
+			    "resolved next hop): add or enable one, check 'bgctl backend resolve', "
+			    "or use --force",
 			    a->name, color_name(a->to));
 	if (ret < 0)
 		return lib_fail(ret, "flip");

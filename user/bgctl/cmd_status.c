@@ -100,9 +100,14 @@ static void render_service(json_object *s, bool flows, bool rates)
 			json_object *b = json_object_array_get_idx(bes, i);
 			char w[16];
 
+			char addr[96];
+
 			snprintf(w, sizeof(w), "%lld", jgeti(b, "weight"));
-			render_pool_line(i == 0 ? label : "", jgets(b, "address"), b, flows, rates,
-					 w, jgets(b, "admin"), jgets(b, "health"));
+			/* Without a next hop it takes no traffic whatever its states say. */
+			snprintf(addr, sizeof(addr), "%s%s", jgets(b, "address"),
+				 jgetb(b, "nexthop") ? "" : " (no next hop)");
+			render_pool_line(i == 0 ? label : "", addr, b, flows, rates, w,
+					 jgets(b, "admin"), jgets(b, "health"));
 		}
 		render_pool_line(n ? "" : label, n ? "(pool total)" : "(no backends)", p, flows,
 				 rates, "", "", jgetb(p, "usable") ? "" : "UNUSABLE");

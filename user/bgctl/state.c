@@ -216,8 +216,13 @@ json_object *service_json(__u32 svc_id, bool counters, const struct flow_tally *
 		json_object *p = json_object_new_object(), *bes = json_object_new_array();
 		struct bgs_counter c;
 
+		struct bgs_pool_state ps = {};
+		int unresolved = 0;
+
 		jset(p, "live", jbool(color == bgs_fw_live(flip.word)));
-		jset(p, "usable", jbool(bgs_pool_usable(g.h, svc_id, color)));
+		bgs_pool_state(g.h, svc_id, color, &ps);
+		jset(p, "usable", jbool(ps.ready > 0));
+		jset(p, "usable_backends", jint(ps.ready));
 		if (counters && bgs_svc_counters(g.h, svc_id, color, &c) == 0)
 			add_counter(p, &c);
 		if (t && t->per_svc_color && svc_id < t->max_services)
@@ -227,12 +232,14 @@ json_object *service_json(__u32 svc_id, bool counters, const struct flow_tally *
 			struct bgs_backend be;
 
 			if (snap.loaded)
-				json_object_array_add(
-					bes, backend_json(ids[i], &snap.be[ids[i]], counters, t));
-			else if (bgs_backend_get(g.h, ids[i], &be) == 0)
-				json_object_array_add(bes, backend_json(ids[i], &be, counters, t));
+				be = snap.be[ids[i]];
+			else if (bgs_backend_get(g.h, ids[i], &be))
+				continue;
+			json_object_array_add(bes, backend_json(ids[i], &be, counters, t));
+			unresolved += !(be.flags & BGS_BE_NEXTHOP);
 		}
 		jset(p, "backends", bes);
+		jset(p, "unresolved", jint(unresolved));
 		jset(pools, color_name((int)color), p);
 	}
 	jset(o, "pools", pools);

@@ -803,18 +803,48 @@ int bgs_pool_list(struct bgs *h, __u32 svc_id, __u32 color, __u32 *ids, __u32 ma
 	return n;
 }
 
+int bgs_pool_state(struct bgs *h, __u32 svc_id, __u32 color, struct bgs_pool_state *st)
+{
+	struct bgs_pool_state r = {};
+	struct bgs_backend be;
+	__u8 *seen = NULL;
+	__u32 m = h->meta.maglev_size, slot, i, id;
+	int err;
+
+	bgs_err_clear();
+	if (color >= BGS_NR_COLORS)
+		return bgs_err(-EINVAL, "color %u is neither blue (0) nor green (1)", color);
+	err = bgs_svc_read(h, svc_id, &(struct bgs_service){});
+	if (!err)
+		err = bgs_maglev_map(h);
+	if (err)
+		return err;
+	seen = calloc(h->meta.max_backends / 8 + 1, 1);
+	if (!seen)
+		return bgs_err(-ENOMEM, "out of memory");
+	/* The live table holds the backends that take new flows (admin up, health up): each
+	 * distinct id in it, once, is one record to read for its next hop. */
+	slot = bgs_fw_slot(bgs_word_load(h, svc_id), color);
+	for (i = 0; i < m; i++) {
+		id = __atomic_load_n(bgs_table_entry(h, svc_id, color, slot, i), __ATOMIC_RELAXED);
+		if (!id || id >= h->meta.max_backends || (seen[id / 8] & (1u << (id % 8))))
+			continue;
+		seen[id / 8] |= (__u8)(1u << (id % 8));
+		if (bgs_be_read(h, id, &be) || !be_usable(&be) || be.svc_id != svc_id)
+			continue;
+		r.in_table++;
+		if (be.flags & BGS_BE_NEXTHOP)
+			r.ready++;
+	}
+	free(seen);
+	bgs_err_clear();
+	*st = r;
+	return 0;
+}
+
 bool bgs_pool_usable(struct bgs *h, __u32 svc_id, __u32 color)
 {
-	__u32 key, id = 0;
-	__u64 w;
+	struct bgs_pool_state st;
 
-	/* A pool's live table holds exactly its usable backends (admin up, health up) and is
-	 * all zeros without one: its first entry answers with one lookup. */
-	if (svc_id >= h->meta.max_services || color >= BGS_NR_COLORS)
-		return false;
-	w = bgs_word_load(h, svc_id);
-	key = (__u32)bgs_maglev_index(svc_id, color, bgs_fw_slot(w, color), h->meta.maglev_size, 0);
-	if (bpf_map_lookup_elem(h->map_fd[BGS_M_MAGLEV], &key, &id))
-		return false;
-	return id != 0;
+	return !bgs_pool_state(h, svc_id, color, &st) && st.ready > 0;
 }

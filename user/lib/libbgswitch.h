@@ -196,7 +196,14 @@ int bgs_backend_find(struct bgs *h, __u32 svc_id, const struct bgs_ip *addr, __u
 int bgs_pool_list(struct bgs *h, __u32 svc_id, __u32 color, __u32 *ids, __u32 max);
 /* The nat service whose replies backend address:port/proto sends; -ENOENT. */
 int bgs_revnat_lookup(struct bgs *h, const struct bgs_revnat_key *k, __u32 *svc_id);
-/* True if the pool has a backend that may take new flows (admin up, health up). */
+/* What a pool can do with new flows, from its live table and those backends' records. */
+struct bgs_pool_state {
+	__u32 in_table; /* backends its table gives new flows to (admin up, health up) */
+	__u32 ready;	/* of those, with a resolved next hop: the pool's usable backends */
+};
+int bgs_pool_state(struct bgs *h, __u32 svc_id, __u32 color, struct bgs_pool_state *st);
+/* True if the pool has a usable backend: admin up, health up and its next hop resolved
+ * (a backend without one gets its new flows passed to the kernel in nat, dropped in dsr). */
 bool bgs_pool_usable(struct bgs *h, __u32 svc_id, __u32 color);
 
 /* ---- Routing changes (each one atomic publish of the flip word) ---- */

@@ -467,7 +467,8 @@ int bgs_flip(struct bgs *h, __u32 svc_id, const struct bgs_flip_opts *opts, stru
 		goto done;
 	if (!o.force && !bgs_pool_usable(h, svc_id, target)) {
 		err = bgs_err(-EHOSTUNREACH, "service '%s': pool %s has no usable backend (admin "
-			      "up and health up); force the flip to send traffic there anyway",
+			      "up, health up, next hop resolved); force the flip to send traffic "
+			      "there anyway",
 			      svc.name, bgs_color_name(target));
 		goto out;
 	}
