@@ -34,7 +34,7 @@ CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Iinclude -Iuser/lib -I$(BUILD) \
 	  $(SANFLAGS) $(FAULTFLAGS)
 LDFLAGS += $(SANFLAGS)
-LIBS := -lxdp -lbpf -lelf -lz -lmnl
+LIBS := -lxdp -lbpf -lelf -lz -lmnl -ljson-c
 BPF_CFLAGS := -O2 -g -target bpf -D__TARGET_ARCH_x86 -Wall -Werror -Iinclude -I$(ARCH_INC)
 
 BPF_SRCS := $(wildcard bpf/*.bpf.c)
@@ -101,7 +101,7 @@ $(LIB): $(LIB_OBJS)
 
 $(BUILD)/bgctl: $(BGCTL_SRCS) $(wildcard user/bgctl/*.h) $(LIB) $(HDRS)
 	$(call msg,CCLD,$@)
-	$(Q)$(CC) $(CFLAGS) -Iuser/bgctl $(BGCTL_SRCS) $(LIB) -o $@ $(LDFLAGS) $(LIBS) -ljson-c
+	$(Q)$(CC) $(CFLAGS) -Iuser/bgctl $(BGCTL_SRCS) $(LIB) -o $@ $(LDFLAGS) $(LIBS)
 
 # Tests: each tests/test_*.c is one binary, linked with tests/lib/*.c and libbgswitch.
 $(BUILD)/tests/lib/%.o: tests/lib/%.c $(wildcard tests/lib/*.h) $(HDRS) $(SKELS) | $(BUILD)

@@ -5,7 +5,9 @@
  * refused one says what it found; a next-hop change keeps the backend's id, incarnation,
  * counters and flows, and no packet sent meanwhile leaves with a mix of old and new MAC;
  * the lock is waited for with a deadline (a stopped holder costs a clear refusal naming it)
- * and is not held while next hops resolve.
+ * and is not held while next hops resolve; the audit history records each change in lock
+ * order (intent, then outcome), resolves an intent its writer never confirmed, refuses a
+ * change it cannot record unless it is an emergency, and refuses unsafe files.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,7 +15,9 @@
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/wait.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <json-c/json.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -79,7 +83,8 @@ struct sender {
 	struct pkt p;
 	__u8 old_mac[6], new_mac[6];
 	atomic_bool stop;
-	unsigned long sent, to_old, to_new, passed, torn;
+	unsigned long sent, to_old, passed, torn;
+	volatile unsigned long to_new;
 };
 
 static void *sender_run(void *arg)
@@ -140,7 +145,9 @@ static bool test_nexthop_in_place(void)
 	ok &= ASSERT_OK(pthread_create(&th, NULL, sender_run, &t), "sender");
 	usleep(20000);
 	ok &= ASSERT_OK(bgs_backend_resolve(fx.h, s.id, &r), "resolve");
-	usleep(20000);
+	/* Until the sender has seen the new MAC a while (it shares 2 busy CPUs). */
+	for (i = 0; i < 2000 && t.to_new < 100; i++)
+		usleep(1000);
 	atomic_store(&t.stop, true);
 	pthread_join(th, NULL);
 	test_logf("under traffic: %lu packets, %lu to the old MAC, %lu passed while unresolved, "
@@ -288,7 +295,7 @@ static bool test_resolve_unlocked(void)
 	ok &= ASSERT_OK(r.err, "resolve");
 	ok &= ASSERT_GE(r.ms, 150, "resolution waited for the missing neighbours");
 	ok &= ASSERT_GE(flips, 10, "flips went on meanwhile");
-	ok &= ASSERT_LT(worst, 40, "no flip waited for the resolution");
+	ok &= ASSERT_LT(worst, 100, "no flip waited for the resolution (~200 ms)");
 	ok &= fx_svc_del(&s);
 	return ok;
 }
@@ -417,7 +424,178 @@ static bool test_batch_state(void)
 	return ok;
 }
 
+#define HIST_DIR "/run/bgs-hist"
+#define HIST_PATH HIST_DIR "/history.jsonl"
+
+/* Every record of the history file, parsed (NULL-terminated, caller frees). */
+static json_object **hist_read(int *n)
+{
+	json_object **r = NULL;
+	char *line = NULL;
+	size_t cap = 0;
+	FILE *f = fopen(HIST_PATH, "r");
+
+	*n = 0;
+	while (f && getline(&line, &cap, f) > 0) {
+		r = realloc(r, (size_t)(*n + 2) * sizeof(*r));
+		r[(*n)++] = json_tokener_parse(line);
+		r[*n] = NULL;
+	}
+	if (f)
+		fclose(f);
+	free(line);
+	return r;
+}
+
+static void hist_free(json_object **r, int n)
+{
+	for (int i = 0; i < n; i++)
+		json_object_put(r[i]);
+	free(r);
+}
+
+#define ASSERT_STREQ(a, b, what)                                                  \
+	({                                                                        \
+		const char *___a = (a), *___b = (b);                              \
+		bool ___ok = !strcmp(___a, ___b);                                 \
+		if (!___ok)                                                       \
+			FAILF("%s: expected \"%s\", got \"%s\"", (what), ___b, ___a); \
+		___ok;                                                            \
+	})
+
+static const char *jstr_of(json_object *o, const char *k)
+{
+	json_object *v;
+
+	return o && json_object_object_get_ex(o, k, &v) ? json_object_get_string(v) : "";
+}
+
+static long long jint_of(json_object *o, const char *k)
+{
+	json_object *v;
+
+	return o && json_object_object_get_ex(o, k, &v) ? json_object_get_int64(v) : -1;
+}
+
+static bool test_history(void)
+{
+	struct bgs_flip_opts o = { .to_color = BGS_ANY_COLOR, .expect_gen = BGS_ANY_GEN };
+	struct bgs_change_info ci = { .verb = "failover", .service = "hist",
+				      .reason = "failover: blue has no healthy backend" };
+	struct bgs_history *hs = NULL;
+	struct bgs_flip f;
+	struct fx_svc s;
+	json_object **r;
+	char det[64];
+	bool ok = true;
+	int n, n0;
+	FILE *fp;
+
+	mkdir(HIST_DIR, 0755);
+	if (!two_pools(&s, "hist", 5) || !ASSERT_OK(bgs_history_open(HIST_PATH, "bgagent", &hs),
+						       "open history"))
+		return false;
+	bgs_set_history(fx.h, hs);
+	ci.svc_id = s.id;
+
+	/* A change: intent then outcome, one id, who and why. */
+	fx_flip_get(&s, &f);
+	snprintf(det, sizeof(det), "{\"generation_before\": %u}", bgs_fw_gen(f.word));
+	ci.details_json = det;
+	ok &= ASSERT_OK(bgs_change_note(fx.h, &ci), "note");
+	ok &= ASSERT_EQ(bgs_flip(fx.h, s.id, &o, NULL), 1, "flip");
+	ok &= ASSERT_EQ(bgs_change_finish(fx.h, 1, NULL), 0, "finish");
+	r = hist_read(&n);
+	ok &= ASSERT_EQ(n, 2, "two records");
+	if (n == 2) {
+		ok &= ASSERT_STREQ(jstr_of(r[0], "phase"), "intent", "first the intent");
+		ok &= ASSERT_STREQ(jstr_of(r[1], "phase"), "done", "then the outcome");
+		ok &= ASSERT_STREQ(jstr_of(r[0], "id"), jstr_of(r[1], "id"), "one id");
+		ok &= ASSERT_STREQ(jstr_of(r[0], "actor"), "bgagent", "actor");
+		ok &= ASSERT_STREQ(jstr_of(r[0], "reason"), ci.reason, "reason");
+		ok &= ASSERT_STREQ(jstr_of(r[0], "verb"), "failover", "verb");
+		ok &= ASSERT_EQ(jint_of(r[0], "uid"), 0, "uid");
+		ok &= ASSERT_EQ(jint_of(r[0], "pid"), getpid(), "pid");
+		ok &= ASSERT_EQ(jint_of(r[1], "generation"), bgs_fw_gen(f.word) + 1,
+				"the outcome has the generation after");
+	}
+	hist_free(r, n);
+
+	/* A writer died between intent and outcome, its change not applied: the next change
+	 * resolves it as not applied, before its own intent. */
+	fx_flip_get(&s, &f);
+	fp = fopen(HIST_PATH, "a");
+	fprintf(fp, "{\"id\":\"orphan-1\",\"phase\":\"intent\",\"verb\":\"flip\","
+		"\"service\":\"hist\",\"pin_dir\":\"%s\",\"generation_before\":%u}\n",
+		fx.pin_dir, bgs_fw_gen(f.word));
+	fclose(fp);
+	ci.verb = "canary";
+	ci.details_json = NULL;
+	ok &= ASSERT_OK(bgs_change_note(fx.h, &ci), "note");
+	ok &= ASSERT_OK(bgs_canary_set(fx.h, s.id, 100, false, BGS_ANY_GEN, NULL), "canary");
+	bgs_change_finish(fx.h, 0, NULL);
+	r = hist_read(&n);
+	ok &= ASSERT_EQ(n, 6, "orphan, its resolution, the canary's two records");
+	if (n == 6) {
+		ok &= ASSERT_STREQ(jstr_of(r[3], "id"), "orphan-1", "the orphan resolved first");
+		ok &= ASSERT_STREQ(jstr_of(r[3], "phase"), "failed", "as not applied");
+		ok &= ASSERT_STREQ(jstr_of(r[4], "verb"), "canary", "then the canary's intent");
+	}
+	hist_free(r, n);
+
+	/* The history cannot be written: refused, nothing changed ... */
+	n0 = n;
+	fx_flip_get(&s, &f);
+	ci.verb = "flip";
+	setenv("BGS_FAULT", "history_append", 1);
+	ok &= ASSERT_OK(bgs_change_note(fx.h, &ci), "note");
+	ok &= ASSERT_EQ(bgs_flip(fx.h, s.id, &o, NULL), -EIO, "unrecordable flip refused");
+	ok &= ASSERT_TRUE(strstr(bgs_errmsg(), "nothing was changed") != NULL, bgs_errmsg());
+	bgs_change_finish(fx.h, -EIO, NULL);
+	{
+		struct bgs_flip g;
+
+		fx_flip_get(&s, &g);
+		ok &= ASSERT_EQ(g.word, f.word, "nothing published");
+	}
+	/* ... except an emergency: applied, and the caller is told. */
+	ci.flags = BGS_CHANGE_EMERGENCY;
+	ok &= ASSERT_OK(bgs_change_note(fx.h, &ci), "note");
+	ok &= ASSERT_EQ(bgs_flip(fx.h, s.id, &o, NULL), 1, "emergency flip applies");
+	ok &= ASSERT_EQ(bgs_change_finish(fx.h, 1, NULL), -EIO, "and says it is unrecorded");
+	unsetenv("BGS_FAULT");
+	r = hist_read(&n);
+	ok &= ASSERT_EQ(n, n0, "nothing could be written");
+	hist_free(r, n);
+
+	/* A value refused before the lock is recorded as a failed try. */
+	ci.flags = 0;
+	o.to_color = 7;
+	ok &= ASSERT_OK(bgs_change_note(fx.h, &ci), "note");
+	ok &= ASSERT_EQ(bgs_flip(fx.h, s.id, &o, NULL), -EINVAL, "bad color");
+	bgs_change_finish(fx.h, -EINVAL, NULL);
+	r = hist_read(&n);
+	ok &= ASSERT_EQ(n, n0 + 2, "intent and failure of the refused try");
+	if (n == n0 + 2)
+		ok &= ASSERT_TRUE(strstr(jstr_of(r[n - 1], "error"), "color 7") != NULL,
+				  "the failure says why");
+	hist_free(r, n);
+	bgs_set_history(fx.h, NULL);
+	bgs_history_close(hs);
+
+	/* Unsafe files are refused. */
+	chmod(HIST_PATH, 0662);
+	ok &= ASSERT_EQ(bgs_history_open(HIST_PATH, "t", &hs), -EPERM, "other-writable");
+	chmod(HIST_PATH, 0640);
+	symlink(HIST_PATH, HIST_DIR "/link.jsonl");
+	ok &= ASSERT_EQ(bgs_history_open(HIST_DIR "/link.jsonl", "t", &hs), -ELOOP, "symlink");
+	ok &= ASSERT_EQ(bgs_history_open("relative.jsonl", "t", &hs), -EINVAL, "relative");
+	ok &= fx_svc_del(&s);
+	return ok;
+}
+
 static const struct test_case tests[] = {
+	{ "history", test_history },
 	{ "batch_state", test_batch_state },
 	{ "lock_deadline", test_lock_deadline },
 	{ "resolve_unlocked", test_resolve_unlocked },

@@ -14,7 +14,7 @@
 #include "libbgswitch.h"
 
 #define BGCTL_VERSION "0.1.0"
-#define BGCTL_DEFAULT_HISTORY "/var/lib/bgswitch/history.jsonl"
+#define BGCTL_DEFAULT_HISTORY BGS_DEFAULT_HISTORY
 
 /* Documented exit codes (bgctl(8)). */
 enum {
@@ -33,6 +33,8 @@ struct ctx {
 	bool json;
 	bool pretty;
 	struct bgs *h;
+	struct bgs_history *hist; /* opened by the first change */
+	bool emergency;		  /* this run's change applies even unrecorded */
 	json_object *out; /* the verb's result */
 	int exit_code;	  /* set by fail(); 0: derived from the error */
 	char err[512];
@@ -153,18 +155,11 @@ json_object *backend_json(__u32 id, const struct bgs_backend *be, bool counters,
 bool flow_alive(const struct bgs_flow_key *k, const struct bgs_flow *f, __u64 now, __u32 hz);
 
 /* ---- history ---- */
-struct hist {
-	int fd;
-	char id[48];
-	json_object *rec;
-};
-/* Append and fsync the intent record; refuses (no change may follow) on failure. */
-int hist_intent(struct hist *hs, const char *verb, const char *service, json_object *details);
-/* Append and fsync the outcome ("done" or "failed") with the details merged in. */
-int hist_finish(struct hist *hs, bool ok, json_object *details);
-void hist_close(struct hist *hs);
-/* Intent record, apply(), then the outcome record with what apply() put in done.
- * apply returns 0 or a negative errno with the message already set (fail/lib_fail). */
+/* One change, recorded by the library in the history (g.history_file): the intent under
+ * its lock before apply() changes anything, the outcome after. apply returns 0 or a
+ * negative errno with the message already set (fail/lib_fail); what it puts in done is
+ * shown, not recorded. g.emergency: applies even if the history cannot be written, with a
+ * loud warning. */
 int run_change(const char *verb, const char *service, json_object *intent,
 	       int (*apply)(void *arg, json_object *done), void *arg);
 

@@ -354,6 +354,8 @@ static int flip_common(int argc, char **argv, bool rollback)
 		jset(det, "reason", jstr(reason));
 	if (a.opts.force)
 		jset(det, "force", jbool(true));
+	/* An emergency rollback or a forced flip must not wait for /var to have space. */
+	g.emergency = rollback || a.opts.force;
 	err = run_change(verb, name, det, apply_flip, &a);
 	json_object_put(det);
 	if (err)

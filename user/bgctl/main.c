@@ -517,6 +517,7 @@ int main(int argc, char **argv)
 out:
 	if (g.h)
 		bgs_close(g.h);
+	bgs_history_close(g.hist);
 	if (err < 0) {
 		if (!g.exit_code)
 			g.exit_code = exit_code_of(err);

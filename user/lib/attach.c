@@ -77,7 +77,7 @@ out:
 	 * for the caller to close. */
 	xdp_program__close(prog);
 	bpf_object__close(obj);
-	bgs_unlock(lock);
+	bgs_unlock(h, lock, err);
 	return err;
 }
 
@@ -124,6 +124,6 @@ int bgs_detach(struct bgs *h, const char *ifname)
 		bgs_err(err, "cannot detach bgswitch from %s: %s", ifname, strerror(-err));
 out:
 	xdp_multiprog__close(mp);
-	bgs_unlock(lock);
+	bgs_unlock(h, lock, err);
 	return err;
 }

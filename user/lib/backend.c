@@ -410,7 +410,7 @@ undo:
 	be_free(h, id, &be);
 out:
 	free(all);
-	bgs_unlock(lock);
+	bgs_unlock(h, lock, err);
 	return err;
 }
 
@@ -454,7 +454,7 @@ int bgs_backend_remove(struct bgs *h, __u32 backend_id, __u32 incarnation)
 		goto out;
 	err = be_free(h, backend_id, &be);
 out:
-	bgs_unlock(lock);
+	bgs_unlock(h, lock, err);
 	return err;
 }
 
@@ -574,7 +574,7 @@ int bgs_backend_set_state(struct bgs *h, const struct bgs_backend_change *c, __u
 		}
 	}
 out:
-	bgs_unlock(lock);
+	bgs_unlock(h, lock, err);
 	free(skip);
 	free(pools);
 	free(nb);
@@ -716,7 +716,7 @@ int bgs_backend_resolve(struct bgs *h, __u32 svc_id, struct bgs_resolve_result *
 	if (ferr)
 		err = bgs_err(ferr, "%s", ferr_msg);
 out:
-	bgs_unlock(lock);
+	bgs_unlock(h, lock, err);
 	if (res)
 		*res = r;
 	free(hop);

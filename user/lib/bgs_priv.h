@@ -61,6 +61,9 @@ struct bgs {
 	size_t revnat_len;
 	int ncpus;
 	int lock_timeout_ms; /* bgs_lock's deadline; < 0: wait as long as it takes */
+	struct bgs_history *history; /* where changes are recorded (not owned), or NULL */
+	struct bgs_note *note;	     /* the next change's record (bgs_change_note) */
+	int history_lost;	     /* -errno: an emergency change applied unrecorded */
 };
 
 /* Error reporting: sets the thread's message and returns err (negative errno). */
@@ -76,7 +79,15 @@ void bgs_quiet_end(void);
  * which pid where /proc/locks tells). */
 int bgs_lock(struct bgs *h);
 int bgs_lock_dir(const char *dir, int timeout_ms);
-void bgs_unlock(int fd);
+/* Releases the lock; with h, first records the outcome of h's noted change (result < 0:
+ * failed, with bgs_errmsg()). */
+void bgs_unlock(struct bgs *h, int fd, int result);
+
+/* History (history.c), called by bgs_lock and bgs_unlock: the noted change's intent (and
+ * the resolution of intents that were never confirmed), then its outcome. */
+struct bgs_note;
+int bgs_history_intent(struct bgs *h);
+void bgs_history_outcome(struct bgs *h, int result, const char *error);
 /* Lock timeout for handles yet to be made and for calls without a handle (lock.c). */
 extern int bgs_lock_timeout_default;
 

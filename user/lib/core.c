@@ -348,6 +348,7 @@ static struct bgs *handle_new(const char *dir)
 	h->maglev = MAP_FAILED;
 	h->revnat = MAP_FAILED;
 	h->lock_timeout_ms = bgs_lock_timeout_default;
+	h->history = NULL;
 	return h;
 }
 
@@ -375,6 +376,7 @@ void bgs_close(struct bgs *h)
 	if (h->sync_inner_fd >= 0)
 		close(h->sync_inner_fd);
 	bgs_entry__destroy(h->entry_skel);
+	bgs_change_finish(h, 0, NULL);
 	free(h);
 }
 
@@ -848,7 +850,7 @@ out:
 		close(sw);
 	if (ck >= 0)
 		close(ck);
-	bgs_unlock(lock);
+	bgs_unlock(NULL, lock, err); /* a handle being made has no history yet */
 	bgs_close(h);
 	return err;
 }
@@ -886,7 +888,7 @@ out:
 		close(sw);
 	if (ck >= 0)
 		close(ck);
-	bgs_unlock(lock);
+	bgs_unlock(h, lock, err);
 	return err;
 }
 
@@ -920,7 +922,7 @@ int bgs_destroy(const char *pin_dir)
 	}
 	closedir(d);
 out:
-	bgs_unlock(lock);
+	bgs_unlock(NULL, lock, err);
 	return err;
 }
 

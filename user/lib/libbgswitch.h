@@ -85,6 +85,48 @@ int bgs_upgrade(struct bgs *h, const char *obj_path);
 /* The program's clock: jiffies now and jiffies per second. */
 int bgs_clock(struct bgs *h, __u64 *jiffies, __u32 *hz);
 
+/* ---- Audit history ---- */
+
+/*
+ * Every change made through a handle with a history is recorded there the same way,
+ * whatever the front end: a JSON line "intent" (who: actor, user, uid, loginuid, sudo_user,
+ * pid; what: verb, service, reason, the caller's details) appended and fsync'ed under the
+ * pin directory's lock before the change touches anything, then its outcome ("done" or
+ * "failed" with the error, and the service's generation after) before the lock is released.
+ * An intent found without an outcome at the next change (its writer died midway) gets one:
+ * not applied if the generation it started from (detail "generation_before") is still live.
+ */
+#define BGS_DEFAULT_HISTORY "/var/lib/bgswitch/history.jsonl"
+struct bgs_history;
+/* Open (create, with its directories) an absolute path; actor names the front end in every
+ * record ("bgctl", "bgagent"). Refused (-EPERM) unless a regular file owned by root and not
+ * writable by group or others; opened with O_NOFOLLOW (-ELOOP on a symbolic link). */
+int bgs_history_open(const char *path, const char *actor, struct bgs_history **out);
+void bgs_history_close(struct bgs_history *hs);
+const char *bgs_history_path(const struct bgs_history *hs);
+/* Record the changes made through h in hs (NULL: none); hs must outlive that use. */
+void bgs_set_history(struct bgs *h, struct bgs_history *hs);
+
+/* The change applies even if its intent cannot be written (rollback, flip --force): an
+ * emergency must not depend on /var having space; bgs_change_finish then says so. */
+#define BGS_CHANGE_EMERGENCY (1u << 0)
+struct bgs_change_info {
+	const char *verb;	  /* "flip", "backend set", "failover", ... */
+	const char *service;	  /* name, or NULL */
+	__u32 svc_id;		  /* its id (outcome records its generation), or BGS_ALL_SERVICES */
+	const char *reason;	  /* free text ("rollout step 2/3"), or NULL */
+	const char *details_json; /* a JSON object merged into the records, or NULL */
+	unsigned int flags;	  /* BGS_CHANGE_* */
+};
+/* Describe the next change made through h (one call of a change function): it is recorded
+ * when that function takes the lock. Without a history attached, nothing is written. */
+int bgs_change_note(struct bgs *h, const struct bgs_change_info *ci);
+/* Call after the change function returned result: a change refused before it reached the
+ * lock (a bad value) is recorded now, as failed with error (NULL: bgs_errmsg()), and the
+ * note is dropped. Returns 0, or the -errno with which an emergency change's records
+ * could not be written (it applied: warn loudly). */
+int bgs_change_finish(struct bgs *h, int result, const char *error);
+
 /* ---- Interfaces ---- */
 
 enum bgs_xdp_mode {

@@ -123,11 +123,24 @@ int bgs_lock_dir(const char *dir, int timeout_ms)
 
 int bgs_lock(struct bgs *h)
 {
-	return bgs_lock_dir(h->pin_dir, h->lock_timeout_ms);
+	int fd = bgs_lock_dir(h->pin_dir, h->lock_timeout_ms), err;
+
+	if (fd < 0)
+		return fd;
+	/* The change's intent goes on disk under the lock, before anything changes. */
+	err = bgs_history_intent(h);
+	if (err) {
+		close(fd);
+		return err;
+	}
+	return fd;
 }
 
-void bgs_unlock(int fd)
+void bgs_unlock(struct bgs *h, int fd, int result)
 {
-	if (fd >= 0)
-		close(fd); /* releases the flock */
+	if (fd < 0)
+		return;
+	if (h)
+		bgs_history_outcome(h, result, NULL);
+	close(fd); /* releases the flock */
 }

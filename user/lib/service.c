@@ -280,7 +280,7 @@ undo:
 	bgs_ports_sync(h, pk.port, 0, ~0u);
 out:
 	free(all);
-	bgs_unlock(lock);
+	bgs_unlock(h, lock, err);
 	return err;
 }
 
@@ -344,7 +344,7 @@ int bgs_service_del(struct bgs *h, __u32 svc_id)
 	memset(&svc, 0, sizeof(svc));
 	err = svc_write(h, svc_id, &svc);
 out:
-	bgs_unlock(lock);
+	bgs_unlock(h, lock, err);
 	/* Its flows are dead already (their backends' records are gone); the walk that frees
 	 * their entries runs after the lock, and frees only flows of backends that are gone,
 	 * so it never touches a service that reused the id meanwhile. */
@@ -498,7 +498,7 @@ int bgs_flip(struct bgs *h, __u32 svc_id, const struct bgs_flip_opts *opts, stru
 done:
 	flip_fill(h, svc_id, after);
 out:
-	bgs_unlock(lock);
+	bgs_unlock(h, lock, err);
 	return err;
 }
 
@@ -531,7 +531,7 @@ int bgs_canary_set(struct bgs *h, __u32 svc_id, __u32 bps, bool sticky, long lon
 	bgs_word_publish(h, svc_id, bgs_word_next_gen(nw));
 	flip_fill(h, svc_id, after);
 out:
-	bgs_unlock(lock);
+	bgs_unlock(h, lock, err);
 	return err;
 }
 
@@ -553,7 +553,7 @@ int bgs_drain_end(struct bgs *h, __u32 svc_id, struct bgs_flip *after)
 		bgs_word_publish(h, svc_id, bgs_word_next_gen(w & ~BGS_FW_DRAINING));
 	flip_fill(h, svc_id, after);
 out:
-	bgs_unlock(lock);
+	bgs_unlock(h, lock, err);
 	return err;
 }
 
@@ -683,7 +683,7 @@ int bgs_preview_add(struct bgs *h, __u32 svc_id, const struct bgs_prefix *p)
 			bpf_map_delete_elem(h->map_fd[BGS_M_PREVIEW], &k);
 	}
 out:
-	bgs_unlock(lock);
+	bgs_unlock(h, lock, err);
 	return err;
 }
 
@@ -720,7 +720,7 @@ int bgs_preview_del(struct bgs *h, __u32 svc_id, const struct bgs_prefix *p)
 		err = svc_write(h, svc_id, &svc);
 	}
 out:
-	bgs_unlock(lock);
+	bgs_unlock(h, lock, err);
 	return err;
 }
 
