@@ -594,7 +594,99 @@ static bool test_history(void)
 	return ok;
 }
 
+/* Flows of a service on a color, from conntrack. */
+struct color_count {
+	__u32 svc_id, color;
+	long n;
+};
+
+static int count_cb(const struct bgs_flow_key *k, const struct bgs_flow *f, void *arg)
+{
+	struct color_count *c = arg;
+
+	(void)k;
+	c->n += f->svc_id == c->svc_id && f->color == c->color;
+	return 0;
+}
+
+static long flows_on(const struct fx_svc *s, __u32 color)
+{
+	struct color_count c = { .svc_id = s->id, .color = color };
+
+	bgs_flow_walk(fx.h, count_cb, &c);
+	return c.n;
+}
+
+/* The second step of each two-step change fails: the first leaves nothing half-routed,
+ * the message says to run it again, and running it again completes it. */
+static bool test_second_step_fails(void)
+{
+	struct bgs_flip_opts o = { .to_color = BGS_ANY_COLOR, .expect_gen = BGS_ANY_GEN,
+				   .drain_ms = 60000 };
+	struct bgs_flip f;
+	struct fx_svc s;
+	__u32 id, ids[2], found, gen;
+	bool ok = true;
+	int i;
+
+	if (!fx_svc_add(&s, "steps", BGS_AF_INET, 6, 80, IPPROTO_TCP, BGS_MODE_NAT, 0))
+		return false;
+	ok &= fx_be_add(&s, BGS_BLUE, FX_NET_BACKEND, next_n++, 8080, 0, &ids[0]);
+	ok &= fx_be_add(&s, BGS_BLUE, FX_NET_BACKEND, next_n++, 8080, 0, &ids[1]);
+	ok &= fx_be_add(&s, BGS_GREEN, FX_NET_BACKEND, next_n++, 8080, 0, &id);
+	for (i = 0; i < 6; i++)
+		ok &= fx_flow_new(&s, 30 + (__u32)i, 41000, BGS_BLUE, NULL);
+	ok &= ASSERT_EQ(bgs_flip(fx.h, s.id, &o, NULL), 1, "flip, blue drains");
+
+	/* drain --kill: the drain ends, removing the entries fails */
+	setenv("BGS_FAULT", "drain_kill_flows", 1);
+	ok &= ASSERT_EQ(bgs_drain_kill(fx.h, s.id, BGS_ANY_COLOR, &f), -EIO, "drain kill");
+	unsetenv("BGS_FAULT");
+	ok &= ASSERT_TRUE(strstr(bgs_errmsg(), "run it again") != NULL, bgs_errmsg());
+	ok &= ASSERT_FALSE(f.word & BGS_FW_DRAINING, "the drain has ended");
+	ok &= ASSERT_EQ(flows_on(&s, BGS_BLUE), 6, "the entries are still there");
+	ok &= ASSERT_EQ(bgs_drain_kill(fx.h, s.id, BGS_ANY_COLOR, &f), 6, "again: removes 6");
+	ok &= ASSERT_EQ(flows_on(&s, BGS_BLUE), 0, "none left");
+
+	/* backend del: out of the table, then the record; the second step fails */
+	setenv("BGS_FAULT", "backend_del_step", 1);
+	ok &= ASSERT_EQ(bgs_backend_del(fx.h, ids[0]), -EIO, "backend del");
+	unsetenv("BGS_FAULT");
+	ok &= ASSERT_TRUE(strstr(bgs_errmsg(), "run the delete again") != NULL, bgs_errmsg());
+	ok &= ASSERT_EQ(pool_picks(&s, BGS_BLUE), 1ULL << ids[1], "out of blue's table");
+	ok &= ASSERT_OK(bgs_backend_del(fx.h, ids[0]), "again: deleted");
+	fx.be[ids[0]].in_use = false;
+	ok &= ASSERT_EQ(bgs_backend_get(fx.h, ids[0], &(struct bgs_backend){}), -ENOENT,
+			"record gone");
+
+	/* service del: the VIP goes first, then the rest; a middle step fails */
+	ok &= fx_flip_get(&s, &f);
+	gen = bgs_fw_gen(f.word);
+	setenv("BGS_FAULT", "service_del_step", 1);
+	ok &= ASSERT_EQ(bgs_service_del(fx.h, s.id), -EIO, "service del");
+	unsetenv("BGS_FAULT");
+	ok &= ASSERT_TRUE(strstr(bgs_errmsg(), "run the delete again") != NULL, bgs_errmsg());
+	ok &= ASSERT_OK(bgs_service_find(fx.h, "steps", &found), "the record is still there");
+	ok &= ASSERT_OK(bgs_service_del(fx.h, s.id), "again: deleted");
+	ok &= ASSERT_EQ(bgs_service_find(fx.h, "steps", &found), -ENOENT, "gone");
+	for (i = 0; i < (int)fx.meta.max_backends; i++)
+		if (fx.be[i].svc_id == s.id)
+			fx.be[i].in_use = false;
+
+	/* Re-created under the same name: its generations go on past the old ones, so the
+	 * old service's --expect-generation never matches it. */
+	ok &= fx_svc_add(&s, "steps", BGS_AF_INET, 6, 80, IPPROTO_TCP, BGS_MODE_NAT, 0);
+	ok &= fx_flip_get(&s, &f);
+	ok &= ASSERT_GT(bgs_fw_gen(f.word), gen, "a generation the old service never had");
+	o.expect_gen = gen;
+	o.force = true;
+	ok &= ASSERT_EQ(bgs_flip(fx.h, s.id, &o, NULL), -ESTALE, "the old generation refused");
+	ok &= fx_svc_del(&s);
+	return ok;
+}
+
 static const struct test_case tests[] = {
+	{ "second_step_fails", test_second_step_fails },
 	{ "history", test_history },
 	{ "batch_state", test_batch_state },
 	{ "lock_deadline", test_lock_deadline },

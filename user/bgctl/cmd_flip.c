@@ -548,15 +548,10 @@ static int apply_drain_kill(void *p, json_object *done)
 	struct bgs_flip after;
 	int err;
 
-	if (a->end_drain) {
-		err = bgs_drain_end(g.h, a->svc_id, &after);
-		if (err)
-			return lib_fail(err, "end the drain");
-		jset(done, "generation", jint(bgs_fw_gen(after.word)));
-	}
-	err = bgs_flow_kill(g.h, a->svc_id, a->color);
+	err = bgs_drain_kill(g.h, a->svc_id, a->color, &after);
 	if (err < 0)
-		return lib_fail(err, "remove flows");
+		return lib_fail(err, "end the drain and remove its flows");
+	jset(done, "generation", jint(bgs_fw_gen(after.word)));
 	a->killed = err;
 	jset(done, "flows_killed", jint(err));
 	return 0;

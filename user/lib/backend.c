@@ -441,18 +441,32 @@ int bgs_backend_remove(struct bgs *h, __u32 backend_id, __u32 incarnation)
 	err = bgs_pool_publish(h, be.svc_id, be.color, &backend_id, 1);
 	if (err)
 		goto out;
+	/* Past the publish nothing is undone: each step is one a second delete redoes or
+	 * skips, so a failure says to run it again. */
+	err = bgs_fault("backend_del_step");
+	if (err)
+		goto partly;
 	if (svc.mode == BGS_MODE_NAT) {
 		revnat_key(&be, svc.proto, &rk);
 		if (!bgs_revnat_lookup(h, &rk, &owner) && owner == be.svc_id)
 			bgs_revnat_delete(h, &rk);
 		err = bgs_ports_sync(h, rk.port, 0, ~0u);
 		if (err)
-			goto out;
+			goto partly;
 	}
 	err = bgs_sync(h);
-	if (err)
+	if (!err)
+		err = be_free(h, backend_id, &be);
+	if (!err)
 		goto out;
-	err = be_free(h, backend_id, &be);
+partly:
+	{
+		char why[512], lbl[80];
+
+		snprintf(why, sizeof(why), "%s", bgs_errmsg());
+		err = bgs_err(err, "%s; backend %s is partly deleted (it takes no new flows): run "
+			      "the delete again to finish it", why, bgs_be_label(&be, lbl, sizeof(lbl)));
+	}
 out:
 	bgs_unlock(h, lock, err);
 	return err;

@@ -118,6 +118,8 @@ static inline void bgs_word_publish(struct bgs *h, __u32 svc_id, __u64 w)
 {
 	__atomic_store_n(&h->flip[svc_id].word, w, __ATOMIC_RELEASE);
 }
+/* The generation's bits of a flip word: all a free service slot keeps. */
+#define BGS_FW_GEN_BITS (~((1ULL << BGS_FW_GEN_SHIFT) - 1))
 static inline __u64 bgs_word_next_gen(__u64 w)
 {
 	__u64 gen = (__u32)(bgs_fw_gen(w) + 1);

@@ -276,6 +276,12 @@ int bgs_canary_set(struct bgs *h, __u32 svc_id, __u32 bps, bool sticky, long lon
 /* End the drain now: the old color's remaining flows are routed as new. */
 int bgs_drain_end(struct bgs *h, __u32 svc_id, struct bgs_flip *after);
 
+/* End the drain (bgs_drain_end) and delete the flows of color (BGS_ANY_COLOR: any) that
+ * is not live (bgs_flow_kill): returns how many. The entries go after the publish; if
+ * that fails the routing is already whole (they are routed as new) and a second call
+ * removes them; the message says so. */
+int bgs_drain_kill(struct bgs *h, __u32 svc_id, int color, struct bgs_flip *after);
+
 /* ---- Preview prefixes ---- */
 
 struct bgs_prefix {

@@ -155,6 +155,7 @@ int bgs_service_add(struct bgs *h, const struct bgs_service_spec *spec, __u32 *s
 	struct bgs_vip_key k, pk;
 	struct bgs_vip_val v = {};
 	__u32 id, free_id = ~0u;
+	__u64 old_word = 0;
 	int lock = -1, err;
 	bool vip_in = false;
 
@@ -238,7 +239,10 @@ int bgs_service_add(struct bgs *h, const struct bgs_service_spec *spec, __u32 *s
 		goto out;
 	__atomic_store_n(&h->flip[id].drain_deadline, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&h->flip[id].drain_gen, 0, __ATOMIC_RELAXED);
-	bgs_word_publish(h, id, BGS_FW_ACTIVE | (1ULL << BGS_FW_GEN_SHIFT));
+	/* A free slot keeps the last generation it published: the new service continues
+	 * from it, so --expect-generation never matches an earlier service of that name. */
+	old_word = bgs_word_load(h, id);
+	bgs_word_publish(h, id, bgs_word_next_gen(old_word & BGS_FW_GEN_BITS) | BGS_FW_ACTIVE);
 
 	err = bgs_ports_sync(h, svc.port, bgs_port_vip_flag(svc.proto), ~0u);
 	if (!err && svc.preview_port)
@@ -271,7 +275,7 @@ undo:
 		bpf_map_delete_elem(h->map_fd[BGS_M_VIPS], &pk);
 	if (vip_in)
 		bpf_map_delete_elem(h->map_fd[BGS_M_VIPS], &k);
-	bgs_word_publish(h, id, 0);
+	bgs_word_publish(h, id, bgs_word_next_gen(old_word & BGS_FW_GEN_BITS));
 	k.port = svc.port;
 	pk.port = svc.preview_port;
 	memset(&svc, 0, sizeof(svc));
@@ -310,39 +314,53 @@ int bgs_service_del(struct bgs *h, __u32 svc_id)
 			      strerror(errno));
 		goto out;
 	}
+	/* From here on nothing is undone: every step is one a second delete redoes or
+	 * skips, so a failure says to run it again. */
 	err = addr_marker_sync(h, svc.vip, svc.family, svc_id);
+	if (!err)
+		err = bgs_fault("service_del_step");
 	if (err)
-		goto out;
+		goto partly;
 	err = bgs_svc_revnat_del(h, svc_id);
 	if (err)
-		goto out;
+		goto partly;
 	err = bgs_ports_sync(h, svc.port, 0, svc_id);
 	if (!err)
 		err = bgs_ports_sync(h, svc.preview_port, 0, svc_id);
 	if (err)
-		goto out;
+		goto partly;
 	bgs_word_publish(h, svc_id, bgs_word_next_gen(bgs_word_load(h, svc_id)) & ~BGS_FW_ACTIVE);
 	/* No running program still holds the service: free what it referred to. */
 	err = bgs_sync(h);
 	if (err)
-		goto out;
+		goto partly;
 	err = bgs_svc_backends_free(h, svc_id);
 	if (err)
-		goto out;
+		goto partly;
 	err = preview_delete_all(h, svc_id);
 	if (err)
-		goto out;
+		goto partly;
 	err = tables_zero(h, svc_id);
 	if (err)
-		goto out;
+		goto partly;
 	bgs_percpu_zero(h, h->map_fd[BGS_M_SVC_STATS], svc_id * 2, sizeof(struct bgs_counter));
 	bgs_percpu_zero(h, h->map_fd[BGS_M_SVC_STATS], svc_id * 2 + 1,
 			sizeof(struct bgs_counter));
 	__atomic_store_n(&h->flip[svc_id].drain_deadline, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&h->flip[svc_id].drain_gen, 0, __ATOMIC_RELAXED);
-	bgs_word_publish(h, svc_id, 0);
-	memset(&svc, 0, sizeof(svc));
-	err = svc_write(h, svc_id, &svc);
+	/* Only the generation stays: the slot's next service goes on from it. */
+	bgs_word_publish(h, svc_id, bgs_word_next_gen(bgs_word_load(h, svc_id)) & BGS_FW_GEN_BITS);
+	err = svc_write(h, svc_id, &(struct bgs_service){});
+	if (!err)
+		goto out;
+partly:
+	{
+		char why[512];
+
+		snprintf(why, sizeof(why), "%s", bgs_errmsg());
+		err = bgs_err(err, "%s; service '%s' is partly deleted (it takes no new traffic): "
+			      "run the delete again to finish it", why, svc.name);
+	}
 out:
 	bgs_unlock(h, lock, err);
 	/* Its flows are dead already (their backends' records are gone); the walk that frees

@@ -360,6 +360,32 @@ int bgs_ct_delete_orphans(struct bgs *h, __u32 svc_id)
 	return err;
 }
 
+int bgs_drain_kill(struct bgs *h, __u32 svc_id, int color, struct bgs_flip *after)
+{
+	char why[512];
+	int err;
+
+	bgs_err_clear();
+	if (color != BGS_ANY_COLOR && color != BGS_BLUE && color != BGS_GREEN)
+		return bgs_err(-EINVAL, "color %d is neither blue (0) nor green (1)", color);
+	/* The drain ends first (one publish): the old color's flows are routed as new from
+	 * their next packet on. Removing their entries after it only frees the table, so a
+	 * failure there leaves nothing half-routed, and a second call finishes it. */
+	err = bgs_drain_end(h, svc_id, after);
+	if (err)
+		return err;
+	err = bgs_fault("drain_kill_flows");
+	if (!err)
+		err = ct_kill_idle(h, svc_id, color);
+	if (err < 0) {
+		snprintf(why, sizeof(why), "%s", bgs_errmsg());
+		return bgs_err(err, "%s; the drain has ended (those flows go to the live color "
+			       "from their next packet), but their entries are still there: run it "
+			       "again to remove them", why);
+	}
+	return err;
+}
+
 int bgs_flow_kill(struct bgs *h, __u32 svc_id, int color)
 {
 	struct bgs_service svc;
