@@ -685,7 +685,73 @@ static bool test_second_step_fails(void)
 	return ok;
 }
 
+/* bgs_drain_status counts what the program would do with each entry (its own rule, the
+ * loaded timeouts): a flow that saw FIN is still there until its close timeout, a flow on
+ * an admin-down backend is not, and a drain that ends leaves none. */
+static bool test_drain_status(void)
+{
+	struct bgs_flip_opts o = { .to_color = BGS_ANY_COLOR, .expect_gen = BGS_ANY_GEN,
+				   .drain_ms = 60000 };
+	static struct bgs_drain_status st;
+	struct bgs_flow_counts c;
+	struct fx_out out;
+	struct fx_svc s;
+	struct pkt p;
+	__u32 be[6], ids[2], i, j;
+	__u64 sum;
+	bool ok = true;
+
+	if (!fx_svc_add(&s, "dstat", BGS_AF_INET, 7, 80, IPPROTO_TCP, BGS_MODE_NAT, 0))
+		return false;
+	ok &= fx_be_add(&s, BGS_BLUE, FX_NET_BACKEND, next_n++, 8080, 0, &ids[0]);
+	ok &= fx_be_add(&s, BGS_BLUE, FX_NET_BACKEND, next_n++, 8080, 0, &ids[1]);
+	ok &= fx_be_add(&s, BGS_GREEN, FX_NET_BACKEND, next_n++, 8080, 0, &i);
+	for (i = 0; i < 6; i++) {
+		ok &= fx_flow_new(&s, 60 + i, 42000, BGS_BLUE, &be[i]);
+		ok &= fx_flow_next(&s, 60 + i, 42000, be[i]);
+	}
+	/* one flow closes: FIN, still tracked until the close timeout */
+	fx_client_pkt(&p, &s, 60, 42000, PKT_FIN | PKT_ACK);
+	ok &= ASSERT_OK(fx_run_pkt(&p, fx.if_lb0, &out), "FIN");
+	ok &= ASSERT_EQ(bgs_flip(fx.h, s.id, &o, NULL), 1, "flip, blue drains 60 s");
+
+	ok &= ASSERT_OK(bgs_drain_status(fx.h, s.id, &st), "drain status");
+	ok &= ASSERT_EQ(st.color, BGS_BLUE, "blue is the draining color");
+	ok &= ASSERT_TRUE(st.draining, "draining");
+	ok &= ASSERT_GT(st.deadline, st.now, "deadline ahead");
+	ok &= ASSERT_EQ(st.flows, 6, "six flows left, the closed one too (close timeout)");
+	ok &= ASSERT_EQ(st.nbackends, 2, "both blue backends listed");
+	for (j = sum = 0; j < st.nbackends; j++) {
+		__u64 want = 0;
+
+		for (i = 0; i < 6; i++)
+			want += be[i] == st.backends[j].id;
+		ok &= ASSERT_EQ(st.backends[j].flows, want, "flows per backend");
+		sum += st.backends[j].flows;
+	}
+	ok &= ASSERT_EQ(sum, 6, "per backend adds up");
+	ok &= ASSERT_OK(bgs_flow_count(fx.h, &c), "count");
+	ok &= ASSERT_EQ(c.per_svc_color[s.id * 2 + BGS_BLUE], 6, "flow counts agree");
+	bgs_flow_counts_free(&c);
+
+	/* admin down: the program moves that backend's flows at once */
+	ok &= ASSERT_OK(bgs_backend_set_admin(fx.h, ids[0], BGS_ADMIN_DOWN), "admin down");
+	ok &= ASSERT_OK(bgs_drain_status(fx.h, s.id, &st), "drain status");
+	for (i = sum = 0; i < 6; i++)
+		sum += be[i] != ids[0];
+	ok &= ASSERT_EQ(st.flows, sum, "the admin-down backend's flows are not left");
+
+	/* the drain ends: none left */
+	ok &= ASSERT_OK(bgs_drain_end(fx.h, s.id, NULL), "drain end");
+	ok &= ASSERT_OK(bgs_drain_status(fx.h, s.id, &st), "drain status");
+	ok &= ASSERT_FALSE(st.draining, "not draining");
+	ok &= ASSERT_EQ(st.flows, 0, "drained flows are routed as new");
+	ok &= fx_svc_del(&s);
+	return ok;
+}
+
 static const struct test_case tests[] = {
+	{ "drain_status", test_drain_status },
 	{ "second_step_fails", test_second_step_fails },
 	{ "history", test_history },
 	{ "batch_state", test_batch_state },

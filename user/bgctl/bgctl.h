@@ -130,8 +130,7 @@ bool jgetb(json_object *o, const char *k);
 void jprint(json_object *o, FILE *f);
 
 /* ---- service state as json (shared by status, flip, canary, ...) ---- */
-struct flow_tally;
-json_object *service_json(__u32 svc_id, bool counters, const struct flow_tally *t);
+json_object *service_json(__u32 svc_id, bool counters, const struct bgs_flow_counts *t);
 json_object *flip_json(const struct bgs_flip *f);
 /* Read every backend record once; service_json() then uses that copy. */
 int backend_snapshot(void);
@@ -139,20 +138,11 @@ int backend_snapshot(void);
 int dp_clock(__u64 *now, __u32 *hz);
 
 /* ---- flows ---- */
-struct flow_tally {
-	__u32 max_backends;
-	__u32 max_services;
-	__u64 *per_backend;   /* live flows per backend id */
-	__u64 *per_svc_color; /* live flows per svc_id * 2 + color */
-	__u64 total;
-};
-int flow_tally(struct flow_tally *t);
-void flow_tally_free(struct flow_tally *t);
-const struct bgs_backend *cached_backend(__u32 id);
-void backend_cache_reset(void);
+/* Live flows (the library's bgs_flow_count, with bgctl's error reporting). */
+int flow_tally(struct bgs_flow_counts *t);
+void flow_tally_free(struct bgs_flow_counts *t);
 json_object *backend_json(__u32 id, const struct bgs_backend *be, bool counters,
-			  const struct flow_tally *t);
-bool flow_alive(const struct bgs_flow_key *k, const struct bgs_flow *f, __u64 now, __u32 hz);
+			  const struct bgs_flow_counts *t);
 
 /* ---- history ---- */
 /* One change, recorded by the library in the history (g.history_file): the intent under

@@ -59,18 +59,17 @@ static double mono_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Live flows of one service and color. */
+/* Live flows left on color, the one not live (the library's drain status; 0 when color is
+ * live again: a later flip took over). */
 static int count_flows(__u32 svc_id, int color, __u64 *n)
 {
-	struct flow_tally t;
-	int err;
+	static struct bgs_drain_status st; /* large: not on the stack */
+	int err = bgs_drain_status(g.h, svc_id, &st);
 
-	backend_cache_reset();
-	err = flow_tally(&t);
-	if (!err)
-		*n = t.per_svc_color[svc_id * 2 + (__u32)color];
-	flow_tally_free(&t);
-	return err;
+	if (err)
+		return lib_fail(err, "read the drain");
+	*n = st.color == (__u32)color ? st.flows : 0;
+	return 0;
 }
 
 /* --wait: follow the old color's drain until no flow is left or the deadline passed. */
@@ -607,7 +606,7 @@ int do_drain(int argc, char **argv)
 	const char *name, *reason = NULL;
 	struct bgs_service svc;
 	struct bgs_flip flip;
-	struct flow_tally t;
+	struct bgs_flow_counts t;
 	bool kill = false;
 	json_object *det, *s;
 	char msg[256];

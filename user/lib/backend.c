@@ -550,6 +550,26 @@ int bgs_backend_set_state(struct bgs *h, const struct bgs_backend_change *c, __u
 		if (j == npools)
 			pools[npools++] = p;
 	}
+	/* Health going down: the time goes in first, while the record still says up, so the
+	 * program never pairs "down" with an old time (bgswitch_flow.h's grace period). */
+	for (i = 0; i < n; i++) {
+		__u64 now;
+		__u32 hz;
+
+		if (old[i].health != BGS_HEALTH_UP || nb[i].health != BGS_HEALTH_DOWN)
+			continue;
+		err = bgs_clock(h, &now, &hz);
+		if (!err) {
+			struct bgs_backend pre = old[i];
+
+			pre.health_down_at = nb[i].health_down_at = now;
+			err = be_write(h, c[i].id, &pre);
+		}
+		if (err) {
+			set_state_undo(h, c, old, i, NULL, 0);
+			goto out;
+		}
+	}
 	/* Backends that become usable: their records first (a table may then lead to them). */
 	for (i = 0; i < n; i++) {
 		if (be_usable(&nb[i]) && !be_usable(&old[i]))
@@ -815,6 +835,13 @@ int bgs_pool_list(struct bgs *h, __u32 svc_id, __u32 color, __u32 *ids, __u32 ma
 	}
 	free(all);
 	return n;
+}
+
+int bgs_backend_read_all(struct bgs *h, struct bgs_backend **all, __u32 *n)
+{
+	bgs_err_clear();
+	*n = h->meta.max_backends;
+	return bgs_be_read_all(h, all);
 }
 
 int bgs_pool_state(struct bgs *h, __u32 svc_id, __u32 color, struct bgs_pool_state *st)

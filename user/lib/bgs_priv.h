@@ -183,6 +183,8 @@ int bgs_nexthop_resolve(struct bgs_backend *be);
 
 /* Per-CPU counters (stats.c). */
 int bgs_percpu_zero(struct bgs *h, int map_fd, __u32 key, size_t value_size);
+/* Calls cb on every conntrack entry, in batches (stats.c). */
+int bgs_ct_walk(struct bgs *h, bgs_flow_cb cb, void *arg);
 /* Deletes the conntrack entries of a service whose backend (id, incarnation) is gone: safe
  * without the lock, even once the service id is reused. Returns how many. */
 int bgs_ct_delete_orphans(struct bgs *h, __u32 svc_id);

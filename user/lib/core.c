@@ -22,6 +22,7 @@
 #include <bpf/libbpf.h>
 
 #include "bgs_priv.h"
+#include "bgs_test.h"
 #include "bgswitch_flow.h"
 #include "bgswitch.skel.h"
 #include "bgs_entry.skel.h"

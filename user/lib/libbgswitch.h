@@ -15,6 +15,7 @@
 #include <linux/types.h>
 
 #include "bgswitch.h"
+#include "bgswitch_flow.h"
 
 struct bgs; /* an open handle on one pin directory */
 
@@ -68,9 +69,6 @@ const char *bgs_pin_dir(const struct bgs *h);
  * directory itself when it was on no bpffs. */
 const char *bgs_mounted(const struct bgs *h);
 void bgs_get_meta(const struct bgs *h, struct bgs_meta *meta);
-
-/* Fd of a pinned map by its name without the "bgs_" prefix ("ct", "vips", ...); -ENOENT. */
-int bgs_map_fd(const struct bgs *h, const char *name);
 
 /* Fd of the entry program (the one libxdp attaches) as loaded by bgs_init; for test runs.
  * -ENOENT after bgs_open (nothing loaded). */
@@ -126,6 +124,10 @@ int bgs_change_note(struct bgs *h, const struct bgs_change_info *ci);
  * note is dropped. Returns 0, or the -errno with which an emergency change's records
  * could not be written (it applied: warn loudly). */
 int bgs_change_finish(struct bgs *h, int result, const char *error);
+
+/* Every backend record in one read (indexed by id, *n of them; free() it): for a front end
+ * that shows many pools at once. */
+int bgs_backend_read_all(struct bgs *h, struct bgs_backend **all, __u32 *n);
 
 /* ---- Interfaces ---- */
 
@@ -308,6 +310,48 @@ int bgs_flow_walk(struct bgs *h, bgs_flow_cb cb, void *arg);
 /* Delete the flows of a service (and color unless BGS_ANY_COLOR) that are on a color
  * that is not live; returns how many. */
 int bgs_flow_kill(struct bgs *h, __u32 svc_id, int color);
+
+/* ---- Flows as the program sees them (its rule: bgswitch_flow.h) ---- */
+
+/* A walk that judges each entry with the program's own flow-liveness rule, the timeouts
+ * it enforces (bgs_meta) and the backends and flip states read once at the start. verdict
+ * is enum bgs_flow_verdict (BGS_FLOW_LIVE: the entry holds its flow); be is the flow's
+ * backend record or NULL. now and hz (may be NULL) get the clock the walk judged by. */
+typedef int (*bgs_flow_verdict_cb)(const struct bgs_flow_key *key, const struct bgs_flow *flow,
+				   int verdict, const struct bgs_backend *be, void *arg);
+int bgs_flow_walk_verdict(struct bgs *h, bgs_flow_verdict_cb cb, void *arg, __u64 *now,
+			  __u32 *hz);
+/* "live", "idle", "drained", ... */
+const char *bgs_flow_verdict_name(int verdict);
+
+/* Live flows per backend and per service and color, from one walk. */
+struct bgs_flow_counts {
+	__u32 max_backends, max_services;
+	__u64 *per_backend;   /* [max_backends] by backend id */
+	__u64 *per_svc_color; /* [max_services * 2] by svc_id * 2 + color */
+	__u64 total;
+};
+int bgs_flow_count(struct bgs *h, struct bgs_flow_counts *c);
+void bgs_flow_counts_free(struct bgs_flow_counts *c);
+
+/* The drain of a service: its color that is not live, and the live flows left there per
+ * backend of that pool (what `flip --wait` and `drain` show, and what an agent tracks). */
+struct bgs_drain_backend {
+	__u32 id;
+	__u64 flows;
+};
+struct bgs_drain_status {
+	__u32 color;	  /* the color that is not live */
+	__u32 generation; /* of the flip word read */
+	bool draining;	  /* its drain runs: those flows keep their backends until... */
+	__u64 deadline;	  /* ...this jiffy (BGS_NO_DEADLINE: none; 0: no drain) */
+	__u64 now;	  /* the program's clock at the read */
+	__u32 hz;
+	__u64 flows;	  /* live flows left on color */
+	__u32 nbackends;
+	struct bgs_drain_backend backends[BGS_MAX_POOL_BACKENDS];
+};
+int bgs_drain_status(struct bgs *h, __u32 svc_id, struct bgs_drain_status *st);
 
 /* ---- Maglev (exposed for tests and tools) ---- */
 

@@ -152,7 +152,7 @@ const char *bgs_reason_name(enum bgs_reason r)
 /* ---- Conntrack ---- */
 
 /* Calls cb on every flow, CT_CHUNK at a time; falls back to get_next_key. */
-static int ct_walk(struct bgs *h, bgs_flow_cb cb, void *arg)
+int bgs_ct_walk(struct bgs *h, bgs_flow_cb cb, void *arg)
 {
 	int fd = h->map_fd[BGS_M_CT], ret = 0, err;
 	struct bgs_flow_key *keys = NULL, k, next;
@@ -214,7 +214,7 @@ int bgs_flow_walk(struct bgs *h, bgs_flow_cb cb, void *arg)
 	bgs_err_clear();
 	if (!cb)
 		return bgs_err(-EINVAL, "flow walk without a callback");
-	return ct_walk(h, cb, arg);
+	return bgs_ct_walk(h, cb, arg);
 }
 
 struct kill_arg {
@@ -316,7 +316,7 @@ static int ct_kill_idle(struct bgs *h, __u32 svc_id, int color)
 	int err;
 
 	a.live = bgs_fw_live(bgs_word_load(h, svc_id));
-	err = ct_walk(h, kill_collect, &a);
+	err = bgs_ct_walk(h, kill_collect, &a);
 	if (err == -ENOMEM)
 		bgs_err(err, "out of memory");
 	if (err)
@@ -349,7 +349,7 @@ int bgs_ct_delete_orphans(struct bgs *h, __u32 svc_id)
 	if (err)
 		return err;
 	a.orphans_of = all;
-	err = ct_walk(h, kill_collect, &a);
+	err = bgs_ct_walk(h, kill_collect, &a);
 	if (err == -ENOMEM)
 		bgs_err(err, "out of memory");
 	if (!err)
