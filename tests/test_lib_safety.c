@@ -7,7 +7,8 @@
  * the lock is waited for with a deadline (a stopped holder costs a clear refusal naming it)
  * and is not held while next hops resolve; the audit history records each change in lock
  * order (intent, then outcome), resolves an intent its writer never confirmed, refuses a
- * change it cannot record unless it is an emergency, and refuses unsafe files.
+ * change it cannot record unless it is an emergency, and refuses unsafe files (history and
+ * pin directory).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -750,7 +751,29 @@ static bool test_drain_status(void)
 	return ok;
 }
 
+/* A pin directory others may write (they could swap a map or the switch) is refused. */
+static bool test_pin_dir_safety(void)
+{
+	struct stat st;
+	struct bgs *h = NULL;
+	bool ok = true;
+
+	if (!ASSERT_OK(stat(fx.pin_dir, &st), "stat"))
+		return false;
+	chmod(fx.pin_dir, 0777);
+	ok &= ASSERT_EQ(bgs_open(fx.pin_dir, &h), -EPERM, "world-writable pin directory");
+	ok &= ASSERT_TRUE(strstr(bgs_errmsg(), "writable by group or others") != NULL,
+			  bgs_errmsg());
+	chmod(fx.pin_dir, 0720);
+	ok &= ASSERT_EQ(bgs_open(fx.pin_dir, &h), -EPERM, "group-writable pin directory");
+	chmod(fx.pin_dir, st.st_mode & 07777);
+	ok &= ASSERT_OK(bgs_open(fx.pin_dir, &h), "root's own");
+	bgs_close(h);
+	return ok;
+}
+
 static const struct test_case tests[] = {
+	{ "pin_dir_safety", test_pin_dir_safety },
 	{ "drain_status", test_drain_status },
 	{ "second_step_fails", test_second_step_fails },
 	{ "history", test_history },

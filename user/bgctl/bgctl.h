@@ -157,6 +157,8 @@ int run_change(const char *verb, const char *service, json_object *intent,
 int do_init(int argc, char **argv);
 int do_attach(int argc, char **argv);
 int do_detach(int argc, char **argv);
+int do_upgrade(int argc, char **argv);
+int do_destroy(int argc, char **argv);
 int do_service(int argc, char **argv);
 int do_backend(int argc, char **argv);
 int do_flip(int argc, char **argv);
@@ -175,7 +177,7 @@ void render_drain(json_object *out);
 void render_conntrack(json_object *out);
 void render_history(json_object *out);
 
-extern const char usage_init[], usage_attach[], usage_detach[], usage_service[], usage_backend[],
+extern const char usage_init[], usage_attach[], usage_detach[], usage_upgrade[], usage_destroy[], usage_service[], usage_backend[],
 	usage_flip[], usage_rollback[], usage_canary[], usage_preview[], usage_drain[],
 	usage_status[], usage_conntrack[], usage_history[];
 

@@ -29,6 +29,8 @@ static const char usage_main[] =
 	"Verbs (any unique prefix works):\n"
 	"  init                         create the pinned state (idempotent)\n"
 	"  attach IFACE / detach IFACE  put the switch on an interface or take it off\n"
+	"  upgrade                      swap in this build's switch (maps and flows stay)\n"
+	"  destroy [--force]            detach everywhere and remove the pinned state\n"
 	"  service add|del|list         virtual services (VIP:PORT/PROTO)\n"
 	"  backend add|del|set|list     blue and green pools\n"
 	"  flip NAME                    make the idle color live (one atomic publish)\n"
@@ -59,6 +61,8 @@ static const struct cmd cmds[] = {
 	{ "init", do_init, render_message, usage_init },
 	{ "attach", do_attach, render_message, usage_attach },
 	{ "detach", do_detach, render_message, usage_detach },
+	{ "upgrade", do_upgrade, render_message, usage_upgrade },
+	{ "destroy", do_destroy, render_message, usage_destroy },
 	{ "service", do_service, NULL, usage_service },
 	{ "backend", do_backend, NULL, usage_backend },
 	{ "flip", do_flip, render_message, usage_flip },

@@ -394,11 +394,33 @@ static int pin_get(const struct bgs *h, const char *name)
 }
 
 /* Opens every pinned map and program and maps the flip words and tables. h->meta is set. */
+/* Whoever can write the pin directory can replace a pin (a map, the switch) under root's
+ * feet: only a directory of root's that nobody else may write is used. */
+static int pin_dir_safe(const char *dir)
+{
+	struct stat st;
+
+	if (lstat(dir, &st))
+		return bgs_err(-errno, "cannot stat pin directory %s: %s", dir, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return bgs_err(-ENOTDIR, "pin directory %s is not a directory%s", dir,
+			       S_ISLNK(st.st_mode) ? " (a symbolic link)" : "");
+	if (st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH)))
+		return bgs_err(-EPERM, "pin directory %s is %s: refusing it (anyone who can write "
+			       "it can replace the switch's maps); chown root and chmod go-w it",
+			       dir, st.st_uid ? "not owned by root" : "writable by group or others");
+	return 0;
+}
+
 static int adopt_pins(struct bgs *h)
 {
 	LIBBPF_OPTS(bpf_map_create_opts, mopts);
 	char name[64];
 	int i, err;
+
+	err = pin_dir_safe(h->pin_dir);
+	if (err)
+		return err;
 
 	for (i = 0; i < BGS_M_NR; i++) {
 		if (h->map_fd[i] >= 0)
@@ -989,6 +1011,26 @@ int bgs_switch_fd(const struct bgs *h)
 	if (h->switch_fd < 0)
 		return bgs_err(-ENOENT, "no switch program in %s", h->pin_dir);
 	return h->switch_fd;
+}
+
+int bgs_switch_info(struct bgs *h, struct bgs_switch_info *si)
+{
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info);
+	int fd, i;
+
+	memset(si, 0, sizeof(*si));
+	fd = bgs_switch_fd(h);
+	if (fd < 0)
+		return fd;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return bgs_err(-errno, "cannot read the switch program's info: %s",
+			       strerror(errno));
+	si->prog_id = info.id;
+	for (i = 0; i < 8; i++)
+		snprintf(si->tag + 2 * i, 3, "%02x", info.tag[i]);
+	si->loaded_s = info.load_time / 1000000000ULL;
+	return 0;
 }
 
 int bgs_clock(struct bgs *h, __u64 *jiffies, __u32 *hz)

@@ -62,6 +62,10 @@ void bgs_set_lock_timeout(struct bgs *h, int timeout_ms);
 
 /* Remove every pin under the directory (the state is gone once no program holds it). */
 int bgs_destroy(const char *pin_dir);
+/* Take the switch down: detach it from every interface it was attached to in the caller's
+ * namespace, then bgs_destroy. Refused (-EBUSY) while flows are live unless force; *live_flows
+ * (may be NULL) gets their number. The caller then closes h. */
+int bgs_teardown(struct bgs *h, bool force, __u64 *live_flows);
 
 const char *bgs_pin_dir(const struct bgs *h);
 /* Where bgs_init mounted a bpffs (mode 0700) to make its pin directory, or NULL if it mounted
@@ -75,6 +79,14 @@ void bgs_get_meta(const struct bgs *h, struct bgs_meta *meta);
 int bgs_entry_fd(const struct bgs *h);
 /* Fd of the switch program currently in the program array. */
 int bgs_switch_fd(const struct bgs *h);
+
+/* The switch program that runs now (the program array's entry). */
+struct bgs_switch_info {
+	__u32 prog_id;
+	char tag[17];	   /* the kernel's hex tag of its instructions */
+	__u64 loaded_s;	   /* load time, seconds since boot */
+};
+int bgs_switch_info(struct bgs *h, struct bgs_switch_info *si);
 
 /* Load a fresh switch program (from the object built into the library, or from obj_path),
  * reusing every pinned map, and swap it into the program array in one update. */
