@@ -265,7 +265,8 @@ static inline __u32 bgs_revnat_size(__u32 max_backends)
 {
 	__u32 n = 64;
 
-	while (n < 8 * max_backends)
+	/* In 64 bits and capped: no max_backends makes it wrap or loop forever. */
+	while (n < (1u << 31) && (__u64)n < 8ULL * max_backends)
 		n <<= 1;
 	return n;
 }

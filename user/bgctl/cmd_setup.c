@@ -105,21 +105,26 @@ int do_init(int argc, char **argv)
 	while ((c = opt_next(argc, argv, "", opts, usage_init)) != -1) {
 		switch (c) {
 		case O_SVC:
-			err = parse_u32(optarg, "--max-services", 65536, &a.sizes.max_services);
+			err = parse_u32(optarg, "--max-services", BGS_LIMIT_MAX_SERVICES,
+					&a.sizes.max_services);
 			if (!err && !a.sizes.max_services)
-				err = usage_fail("bad --max-services '0': expected 1 to 65536");
+				err = usage_fail("bad --max-services '0': expected 1 to %u",
+						 BGS_LIMIT_MAX_SERVICES);
 			break;
 		case O_BE:
-			err = parse_u32(optarg, "--max-backends", 1 << 20, &a.sizes.max_backends);
+			err = parse_u32(optarg, "--max-backends", BGS_LIMIT_MAX_BACKENDS,
+					&a.sizes.max_backends);
 			break;
 		case O_MAGLEV:
-			err = parse_u32(optarg, "--maglev-size", 1 << 20, &a.sizes.maglev_size);
+			err = parse_u32(optarg, "--maglev-size", BGS_LIMIT_MAGLEV_SIZE,
+					&a.sizes.maglev_size);
 			break;
 		case O_CT:
-			err = parse_u32(optarg, "--ct-entries", 1 << 26, &a.sizes.ct_entries);
+			err = parse_u32(optarg, "--ct-entries", BGS_LIMIT_CT_ENTRIES,
+					&a.sizes.ct_entries);
 			break;
 		case O_RATE:
-			err = parse_u32(optarg, "--new-flow-rate", 100000000,
+			err = parse_u32(optarg, "--new-flow-rate", BGS_LIMIT_NEW_FLOW_RATE,
 					&a.sizes.new_flow_rate);
 			break;
 		default:

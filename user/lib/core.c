@@ -181,20 +181,25 @@ int bgs_sizes_check(const struct bgs_sizes *in, struct bgs_sizes *out)
 	if (!in || !in->new_flow_rate)
 		s.new_flow_rate = BGS_DEF_NEW_FLOW_RATE;
 
-	if (s.max_services > 65536)
-		return bgs_err(-EINVAL, "max_services %u: expected 1 to 65536", s.max_services);
-	if (s.max_backends < 2 || s.max_backends > (1u << 24))
-		return bgs_err(-EINVAL, "max_backends %u: expected 2 to %u", s.max_backends,
-			       1u << 24);
-	if (s.maglev_size < 3 || s.maglev_size > 1000003 || !is_prime(s.maglev_size))
-		return bgs_err(-EINVAL, "maglev_size %u: expected a prime from 3 to 1000003 "
-			       "(e.g. 1021, 16381, 65537)", s.maglev_size);
+	if (s.max_services > BGS_LIMIT_MAX_SERVICES)
+		return bgs_err(-EINVAL, "max_services %u: expected 1 to %u", s.max_services,
+			       BGS_LIMIT_MAX_SERVICES);
+	if (s.max_backends < 2 || s.max_backends > BGS_LIMIT_MAX_BACKENDS)
+		return bgs_err(-EINVAL, "max_backends %u: expected 2 to %u (every change reads "
+			       "all backend records)", s.max_backends, BGS_LIMIT_MAX_BACKENDS);
+	if (s.maglev_size < 3 || s.maglev_size > BGS_LIMIT_MAGLEV_SIZE || !is_prime(s.maglev_size))
+		return bgs_err(-EINVAL, "maglev_size %u: expected a prime from 3 to %u "
+			       "(e.g. 1021, 16381, 65537)", s.maglev_size, BGS_LIMIT_MAGLEV_SIZE);
+	if (s.new_flow_rate > BGS_LIMIT_NEW_FLOW_RATE && s.new_flow_rate != UINT32_MAX)
+		return bgs_err(-EINVAL, "new_flow_rate %u: expected at most %u per CPU per second "
+			       "(or %u: unlimited)", s.new_flow_rate, BGS_LIMIT_NEW_FLOW_RATE,
+			       UINT32_MAX);
 	if ((__u64)s.max_services * 4 * s.maglev_size > (1ULL << 31))
 		return bgs_err(-EINVAL, "max_services %u x 4 x maglev_size %u is too many table "
 			       "entries (at most 2^31)", s.max_services, s.maglev_size);
-	if (s.ct_entries < 16 || s.ct_entries > (1u << 28))
+	if (s.ct_entries < 16 || s.ct_entries > BGS_LIMIT_CT_ENTRIES)
 		return bgs_err(-EINVAL, "ct_entries %u: expected 16 to %u", s.ct_entries,
-			       1u << 28);
+			       BGS_LIMIT_CT_ENTRIES);
 	if (out)
 		*out = s;
 	return 0;

@@ -31,6 +31,15 @@ struct bgs_sizes {
 	__u32 new_flow_rate; /* BGS_DEF_NEW_FLOW_RATE; per CPU per second */
 };
 
+/* The largest sizes the control plane handles: a change reads every backend record (64
+ * bytes each: 64 MiB at 2^20), table rebuilds touch max_services x 4 x maglev_size
+ * entries. bgctl's options take the same limits. */
+#define BGS_LIMIT_MAX_SERVICES 65536
+#define BGS_LIMIT_MAX_BACKENDS (1u << 20)
+#define BGS_LIMIT_MAGLEV_SIZE 1000003
+#define BGS_LIMIT_CT_ENTRIES (1u << 26)
+#define BGS_LIMIT_NEW_FLOW_RATE 100000000 /* or UINT32_MAX: unlimited */
+
 /* Check sizes against what the program and the kernel accept, before anything is created;
  * out (may be NULL) gets them with the defaults filled in. The message begins with the
  * field's name ("maglev_size 100: expected ..."). */
