@@ -886,6 +886,19 @@ int bgs_pool_state(struct bgs *h, __u32 svc_id, __u32 color, struct bgs_pool_sta
 bool bgs_pool_usable(struct bgs *h, __u32 svc_id, __u32 color)
 {
 	struct bgs_pool_state st;
+	struct bgs_backend be;
+	__u32 key, id = 0;
 
+	if (svc_id >= h->meta.max_services || color >= BGS_NR_COLORS)
+		return false;
+	/* The live table's first entry answers in two lookups (a flip stays a few syscalls):
+	 * no backend there means none usable; a resolved one there means usable. Only a
+	 * table whose first backend has no next hop needs the whole table read. */
+	key = (__u32)bgs_maglev_index(svc_id, color, bgs_fw_slot(bgs_word_load(h, svc_id), color),
+				      h->meta.maglev_size, 0);
+	if (bpf_map_lookup_elem(h->map_fd[BGS_M_MAGLEV], &key, &id) || !id)
+		return false;
+	if (!bgs_be_read(h, id, &be) && be_usable(&be) && (be.flags & BGS_BE_NEXTHOP))
+		return true;
 	return !bgs_pool_state(h, svc_id, color, &st) && st.ready > 0;
 }

@@ -296,21 +296,72 @@ static long long live_gen(struct bgs *h, __u32 svc_id)
 	return bgs_fw_gen(bgs_word_load(h, svc_id));
 }
 
+/* Writes the outcome of intent rec, whose writer is gone. */
+static void resolve_one(struct bgs *h, json_object *rec)
+{
+	struct bgs_history *hs = h->history;
+	json_object *v, *out;
+	long long before = -1, now = -1;
+	char ts[64];
+	__u32 svc_id;
+
+	if (json_object_object_get_ex(rec, "generation_before", &v))
+		before = json_object_get_int64(v);
+	if (json_object_object_get_ex(rec, "service", &v) &&
+	    !bgs_service_find(h, json_object_get_string(v), &svc_id))
+		now = live_gen(h, svc_id);
+	bgs_err_clear();
+	out = json_object_new_object();
+	json_object_object_get_ex(rec, "id", &v);
+	json_object_object_add(out, "id", json_object_get(v));
+	put_str(out, "pin_dir", h->pin_dir);
+	now_iso(ts, sizeof(ts));
+	put_str(out, "time", ts);
+	put_str(out, "resolved_by", hs->actor);
+	if (before >= 0 && now == before) {
+		put_str(out, "phase", "failed");
+		put_str(out, "error", "its writer stopped before the outcome; the generation is "
+			"unchanged: not applied");
+	} else {
+		put_str(out, "phase", "done");
+		put_str(out, "note", before < 0 || now < 0 ?
+			"its writer stopped before the outcome; whether it applied is unknown" :
+			"its writer stopped before the outcome; the generation moved: applied, or "
+			"a later change came first");
+	}
+	if (now >= 0)
+		put_int(out, "generation", now);
+	append(hs, out);
+	json_object_put(out);
+}
+
+/* The record's id, phase and whether it is of this pin directory, without parsing it all. */
+static json_object *rec_of(const char *line, const char *pin_key)
+{
+	if (!strstr(line, pin_key))
+		return NULL; /* another switch's record (one file may serve several) */
+	return json_tokener_parse(line);
+}
+
 /*
- * Intents without an outcome near the end of the file, from writers that are gone (we
- * hold the lock, so no live writer is between its intent and its outcome): each gets an
- * outcome now. Generation unchanged since the intent: not applied. Moved: applied, or
- * something later came first; the record says which is known.
+ * Intents without an outcome at the end of the file, from writers that are gone (we hold
+ * the lock, so no live writer of this pin directory is between its intent and its outcome).
+ * Every change resolves them before its own intent, so only the records since this pin
+ * directory's last completed change can hold one: the file is read backwards from its end
+ * up to there (usually one line). Each gets an outcome: generation unchanged since the
+ * intent, not applied; moved, applied or overtaken, and the record says which is known.
  */
 static void resolve_orphans(struct bgs *h)
 {
 	struct bgs_history *hs = h->history;
-	json_object *open_ids = json_object_new_object();
+	json_object *done_ids = json_object_new_object(), *orphans = json_object_new_array();
 	off_t size = lseek(hs->fd, 0, SEEK_END), from;
-	char *buf = NULL, *line, *save = NULL;
+	char *buf = NULL, *line, pin_key[PATH_MAX + 16];
 	ssize_t got;
+	size_t i;
 	int rfd;
 
+	snprintf(pin_key, sizeof(pin_key), "\"pin_dir\":\"%s\"", h->pin_dir);
 	from = size > HIST_TAIL ? size - HIST_TAIL : 0;
 	rfd = open(hs->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	buf = malloc((size_t)(size - from) + 1);
@@ -320,64 +371,43 @@ static void resolve_orphans(struct bgs *h)
 	if (got <= 0)
 		goto out;
 	buf[got] = '\0';
-	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		json_object *r = json_tokener_parse(line), *id, *ph;
+	for (;;) {
+		json_object *r, *id, *ph;
+		char *nl = strrchr(buf, '\n');
 
-		if (!r || !json_object_object_get_ex(r, "id", &id) ||
-		    !json_object_object_get_ex(r, "phase", &ph)) {
-			json_object_put(r);
-			continue;
+		while (nl && nl[1] == '\0') { /* trailing newlines */
+			*nl = '\0';
+			nl = strrchr(buf, '\n');
 		}
-		if (!strcmp(json_object_get_string(ph), "intent"))
-			json_object_object_add(open_ids, json_object_get_string(id), r);
-		else {
-			json_object_object_del(open_ids, json_object_get_string(id));
-			json_object_put(r);
-		}
-	}
-	json_object_object_foreach (open_ids, key, rec) {
-		json_object *v, *out;
-		long long before = -1, now = -1;
-		char ts[64];
-		__u32 svc_id;
+		line = nl ? nl + 1 : buf;
+		r = rec_of(line, pin_key);
+		if (r && json_object_object_get_ex(r, "id", &id) &&
+		    json_object_object_get_ex(r, "phase", &ph)) {
+			const char *sid = json_object_get_string(id);
 
-		(void)key;
-		if (json_object_object_get_ex(rec, "pin_dir", &v) &&
-		    strcmp(json_object_get_string(v), h->pin_dir))
-			continue; /* another switch's record */
-		if (json_object_object_get_ex(rec, "generation_before", &v))
-			before = json_object_get_int64(v);
-		if (json_object_object_get_ex(rec, "service", &v) &&
-		    !bgs_service_find(h, json_object_get_string(v), &svc_id))
-			now = live_gen(h, svc_id);
-		bgs_err_clear();
-		out = json_object_new_object();
-		json_object_object_get_ex(rec, "id", &v);
-		json_object_object_add(out, "id", json_object_get(v));
-		now_iso(ts, sizeof(ts));
-		put_str(out, "time", ts);
-		put_str(out, "resolved_by", hs->actor);
-		if (before >= 0 && now == before) {
-			put_str(out, "phase", "failed");
-			put_str(out, "error", "its writer stopped before the outcome; the generation "
-				"is unchanged: not applied");
-		} else {
-			put_str(out, "phase", "done");
-			put_str(out, "note", before < 0 || now < 0 ?
-				"its writer stopped before the outcome; whether it applied is unknown" :
-				"its writer stopped before the outcome; the generation moved: applied, "
-				"or a later change came first");
+			if (strcmp(json_object_get_string(ph), "intent")) {
+				json_object_object_add(done_ids, sid, NULL);
+			} else if (json_object_object_get_ex(done_ids, sid, NULL)) {
+				json_object_put(r);
+				break; /* a completed change: all before it was settled */
+			} else {
+				json_object_array_add(orphans, r);
+				r = NULL;
+			}
 		}
-		if (now >= 0)
-			put_int(out, "generation", now);
-		append(hs, out);
-		json_object_put(out);
+		json_object_put(r);
+		if (!nl)
+			break;
+		*nl = '\0';
 	}
+	for (i = 0; i < json_object_array_length(orphans); i++)
+		resolve_one(h, json_object_array_get_idx(orphans, i));
 out:
 	if (rfd >= 0)
 		close(rfd);
 	free(buf);
-	json_object_put(open_ids);
+	json_object_put(done_ids);
+	json_object_put(orphans);
 }
 
 int bgs_history_intent(struct bgs *h)
