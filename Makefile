@@ -19,6 +19,8 @@ SANFLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
 else ifeq ($(SAN),1)
 BUILD := build/san
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+# The tests' failure injection (libbgswitch's bgs_fault); never in a release build.
+FAULTFLAGS := -DBGS_FAULT_INJECT
 else
 BUILD := build/rel
 SANFLAGS :=
@@ -36,9 +38,9 @@ endif
 ARCH_INC = /usr/include/$(shell $(CLANG) -print-multiarch)
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Iinclude -Iuser/lib -I$(BUILD) \
-	  $(SANFLAGS)
+	  $(SANFLAGS) $(FAULTFLAGS)
 LDFLAGS += $(SANFLAGS)
-LIBS := -lxdp -lbpf -lelf -lz -lmnl
+LIBS := -lxdp -lbpf -lelf -lz -lmnl -ljson-c
 BPF_CFLAGS = -O2 -g -target bpf -D__TARGET_ARCH_x86 -Wall -Werror -Iinclude -I$(ARCH_INC)
 
 BPF_SRCS := $(wildcard bpf/*.bpf.c)
@@ -120,7 +122,7 @@ $(LIB): $(LIB_OBJS)
 
 $(BUILD)/bgctl: $(BGCTL_SRCS) $(wildcard user/bgctl/*.h) $(LIB) $(HDRS)
 	$(call msg,CCLD,$@)
-	$(Q)$(CC) $(CFLAGS) -Iuser/bgctl $(BGCTL_SRCS) $(LIB) -o $@ $(LDFLAGS) $(LIBS) -ljson-c
+	$(Q)$(CC) $(CFLAGS) -Iuser/bgctl $(BGCTL_SRCS) $(LIB) -o $@ $(LDFLAGS) $(LIBS)
 
 $(BUILD)/agent/%.o: user/bgagent/%.c $(wildcard user/bgagent/*.h) $(HDRS) | $(BUILD)
 	$(call msg,CC,$@)

@@ -12,6 +12,7 @@
 #include <bpf/bpf.h>
 
 #include "libbgswitch.h"
+#include "bgs_test.h" /* bgs_map_fd */
 
 #define BATCH 8192
 

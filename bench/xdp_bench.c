@@ -43,6 +43,7 @@
 #include <bpf/libbpf.h>
 
 #include "libbgswitch.h"
+#include "bgs_test.h" /* bgs_map_fd */
 #include "xdp_bench.h"
 #include "xdp_bench.skel.h"
 

@@ -433,6 +433,9 @@ static bool test_bad_sizes_first(void)
 		{ "2", { .maglev_size = 2 } },
 		{ "1000033", { .maglev_size = 1000033 } },
 		{ "max_backends 1", { .max_backends = 1 } },
+		{ "max_backends 1048577", { .max_backends = BGS_LIMIT_MAX_BACKENDS + 1 } },
+		{ "ct_entries 67108865", { .ct_entries = BGS_LIMIT_CT_ENTRIES + 1 } },
+		{ "new_flow_rate 100000001", { .new_flow_rate = BGS_LIMIT_NEW_FLOW_RATE + 1 } },
 		{ "65537", { .max_services = 65537 } },
 		{ "ct_entries 8", { .ct_entries = 8 } },
 		{ "too many table entries", { .max_services = 65536, .maglev_size = 16381 } },
@@ -590,7 +593,8 @@ static bool svc_gone(__u32 id, const __u32 *be_ids, const struct bgs_backend *be
 				  !memcmp(&rec, &(struct bgs_service){}, sizeof(rec)),
 			  "service record zeroed");
 	ok &= ASSERT_OK(bpf_map_lookup_elem(fx.flip_fd, &key, &fl), "read flip");
-	ok &= ASSERT_EQ(fl.word, 0, "flip word zero");
+	ok &= ASSERT_EQ(fl.word & ((1ULL << BGS_FW_GEN_SHIFT) - 1), 0,
+			"flip word: nothing but the generation (the slot's next service goes on)");
 	ok &= ASSERT_EQ(fl.drain_deadline, 0, "drain deadline zero");
 	ok &= ASSERT_EQ(fl.drain_gen, 0, "drain gen zero");
 	for (i = 0; i < 4; i++)
@@ -802,28 +806,30 @@ static bool test_flip_word(void)
 	struct bgs_flip f, g;
 	struct fx_svc s;
 	__u64 j0, j1;
-	__u32 hz, id;
+	__u32 hz, id, b;
 	bool ok = true;
 
 	if (!svc_add(&s, "word", BGS_AF_INET, 80, IPPROTO_TCP, BGS_MODE_NAT, 0) ||
 	    !flip_get(s.id, &f))
 		return false;
-	ok &= word_is(f.word, BGS_BLUE, false, 0, 0, false, 0, 1, "new service");
+	/* A slot used before goes on from its last generation: b counts from there. */
+	b = bgs_fw_gen(f.word) - 1;
+	ok &= word_is(f.word, BGS_BLUE, false, 0, 0, false, 0, 1 + b, "new service");
 	ok &= ASSERT_EQ(f.drain_deadline, 0, "no drain deadline");
 	ok &= ASSERT_EQ(f.drain_gen, 0, "no drain generation");
 
 	ok &= fx_be_add(&s, BGS_BLUE, FX_NET_BACKEND, next_be++, 8080, 0, &id);
 	flip_get(s.id, &f);
-	ok &= word_is(f.word, BGS_BLUE, false, 1, 0, false, 0, 2, "blue backend added");
+	ok &= word_is(f.word, BGS_BLUE, false, 1, 0, false, 0, 2 + b, "blue backend added");
 	ok &= fx_be_add(&s, BGS_GREEN, FX_NET_BACKEND, next_be++, 8080, 0, &id);
 	flip_get(s.id, &f);
-	ok &= word_is(f.word, BGS_BLUE, false, 1, 1, false, 0, 3, "green backend added");
+	ok &= word_is(f.word, BGS_BLUE, false, 1, 1, false, 0, 3 + b, "green backend added");
 
-	ok &= ASSERT_OK(bgs_canary_set(fx.h, s.id, 2500, true, 3, &f), "canary");
-	ok &= word_is(f.word, BGS_BLUE, false, 1, 1, true, 2500, 4, "canary 25% sticky");
+	ok &= ASSERT_OK(bgs_canary_set(fx.h, s.id, 2500, true, 3 + b, &f), "canary");
+	ok &= word_is(f.word, BGS_BLUE, false, 1, 1, true, 2500, 4 + b, "canary 25% sticky");
 	ok &= ASSERT_OK(bgs_canary_set(fx.h, s.id, BGS_CANARY_SCALE, false, BGS_ANY_GEN, &f),
 			"canary");
-	ok &= word_is(f.word, BGS_BLUE, false, 1, 1, false, BGS_CANARY_SCALE, 5, "canary 100%");
+	ok &= word_is(f.word, BGS_BLUE, false, 1, 1, false, BGS_CANARY_SCALE, 5 + b, "canary 100%");
 	ok &= ASSERT_OK(bgs_canary_set(fx.h, s.id, 1234, true, BGS_ANY_GEN, &f), "canary");
 
 	/* flip with a 5 s drain: deadline = the program's clock + 5 s */
@@ -831,8 +837,8 @@ static bool test_flip_word(void)
 	ok &= ASSERT_OK(bgs_clock(fx.h, &j0, &hz), "clock");
 	ok &= ASSERT_EQ(bgs_flip(fx.h, s.id, &o, &f), 1, "flip");
 	ok &= ASSERT_OK(bgs_clock(fx.h, &j1, &hz), "clock");
-	ok &= word_is(f.word, BGS_GREEN, true, 1, 1, true, 0, 7, "flip, 5 s drain");
-	ok &= ASSERT_EQ(f.drain_gen, 7, "drain generation = the flip's");
+	ok &= word_is(f.word, BGS_GREEN, true, 1, 1, true, 0, 7 + b, "flip, 5 s drain");
+	ok &= ASSERT_EQ(f.drain_gen, 7 + b, "drain generation = the flip's");
 	ok &= ASSERT_GE(f.drain_deadline, j0 + 5ULL * hz, "deadline not before now + 5 s");
 	ok &= ASSERT_LE(f.drain_deadline, j1 + 5ULL * hz, "deadline not after now + 5 s");
 	ok &= ASSERT_OK(bgs_service_get(fx.h, s.id, NULL, &g), "get");
@@ -840,7 +846,7 @@ static bool test_flip_word(void)
 
 	/* drain end: the bit only, the drain fields stay */
 	ok &= ASSERT_OK(bgs_drain_end(fx.h, s.id, &g), "drain end");
-	ok &= word_is(g.word, BGS_GREEN, false, 1, 1, true, 0, 8, "drain ended");
+	ok &= word_is(g.word, BGS_GREEN, false, 1, 1, true, 0, 8 + b, "drain ended");
 	ok &= ASSERT_EQ(g.drain_gen, f.drain_gen, "drain generation kept");
 	ok &= ASSERT_OK(bgs_drain_end(fx.h, s.id, &f), "drain end again");
 	ok &= ASSERT_MEMEQ(&f, &g, sizeof(f), "no drain: nothing published");
@@ -848,14 +854,14 @@ static bool test_flip_word(void)
 	/* rollback without a deadline, then a flip that ends its drain at once */
 	o.drain_ms = BGS_NO_DEADLINE;
 	ok &= ASSERT_EQ(bgs_flip(fx.h, s.id, &o, &f), 1, "rollback");
-	ok &= word_is(f.word, BGS_BLUE, true, 1, 1, true, 0, 9, "rollback, no deadline");
+	ok &= word_is(f.word, BGS_BLUE, true, 1, 1, true, 0, 9 + b, "rollback, no deadline");
 	ok &= ASSERT_EQ(f.drain_deadline, BGS_NO_DEADLINE, "never ends by itself");
-	ok &= ASSERT_EQ(f.drain_gen, 9, "drain generation");
+	ok &= ASSERT_EQ(f.drain_gen, 9 + b, "drain generation");
 	o.drain_ms = 0;
-	o.expect_gen = 9;
+	o.expect_gen = 9 + b;
 	ok &= ASSERT_EQ(bgs_flip(fx.h, s.id, &o, &f), 1, "flip, drain 0");
-	ok &= word_is(f.word, BGS_GREEN, false, 1, 1, true, 0, 10, "flip with drain 0");
-	ok &= ASSERT_EQ(f.drain_gen, 10, "drain generation recorded even without a drain");
+	ok &= word_is(f.word, BGS_GREEN, false, 1, 1, true, 0, 10 + b, "flip with drain 0");
+	ok &= ASSERT_EQ(f.drain_gen, 10 + b, "drain generation recorded even without a drain");
 	ok &= ASSERT_EQ(f.drain_deadline, 0, "deadline 0");
 
 	/* to the live color: 0 and the same word */

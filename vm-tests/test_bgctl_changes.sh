@@ -56,29 +56,43 @@ live=$(lbjq '.services[0].live' status web)
 lbctl rollback web >/dev/null || fail "rollback"
 check "rollback: $live -> the other color" test "$(lbjq '.services[0].live' status web)" != "$live"
 
-# Concurrent flips from two shells: every flip applied once, the final state consistent.
+# Concurrent flips from two shells: each flip is a compare-and-swap on what it read, so a
+# flip either applies (exit 0) or is refused because the other one came first (exit 4);
+# the generation and the history count exactly the ones that applied.
 gen0=$(lbjq '.services[0].generation' status web)
 live0=$(lbjq '.services[0].live' status web)
 hist0=$(wc -l <"$BGSWITCH_HISTORY")
 rounds=10
+applied=0
 for r in $(seq 1 $rounds); do
-	lbctl flip web --reason "shell A $r" >/dev/null &
+	lbctl flip web --reason "shell A $r" >/dev/null 2>&1 &
 	pa=$!
-	lbctl flip web --reason "shell B $r" >/dev/null &
+	lbctl flip web --reason "shell B $r" >/dev/null 2>&1 &
 	pb=$!
-	wait $pa || fail "concurrent flip A round $r failed"
-	wait $pb || fail "concurrent flip B round $r failed"
+	for p in $pa $pb; do
+		wait $p
+		rc=$?
+		case $rc in
+		0) applied=$((applied + 1)) ;;
+		4) ;;
+		*) fail "concurrent flip round $r exited $rc (expected 0 or 4)" ;;
+		esac
+	done
 done
-check "concurrent flips: generation advanced by exactly $((2 * rounds))" \
-	test "$(lbjq '.services[0].generation' status web)" -eq $((gen0 + 2 * rounds))
-check "concurrent flips: an even number of flips leaves $live0 live" \
-	test "$(lbjq '.services[0].live' status web)" = "$live0"
+check "concurrent flips: at least one per round applied ($applied of $((2 * rounds)))" \
+	test $applied -ge $rounds
+check "concurrent flips: generation advanced by exactly the $applied applied" \
+	test "$(lbjq '.services[0].generation' status web)" -eq $((gen0 + applied))
+want=$live0
+[ $((applied % 2)) -eq 1 ] && { [ "$live0" = blue ] && want=green || want=blue; }
+check "concurrent flips: $applied flips from $live0 leave $want live" \
+	test "$(lbjq '.services[0].live' status web)" = "$want"
 gens=$(tail -n +$((hist0 + 1)) "$BGSWITCH_HISTORY" | jq -r 'select(.phase=="done" and .verb=="flip") | .generation' | sort -n | uniq)
-check "history: $((2 * rounds)) done flip records with distinct generations" \
-	test "$(wc -w <<<"$gens")" -eq $((2 * rounds))
+check "history: $applied done flip records with distinct generations" \
+	test "$(wc -w <<<"$gens")" -eq $applied
 check "history: both shells recorded" \
-	test "$(lbjq "[.records[] | select(.reason != null and (.reason | test(\"^shell [AB] \")))] | length" history web)" -eq $((2 * rounds))
-check "history: every intent has its done record" \
+	test "$(lbjq "[.records[] | select(.reason != null and (.reason | test(\"^shell [AB] \")))] | length" history web --all)" -eq $((2 * rounds))
+check "history: every intent has its done or failed record" \
 	test "$(lbjq '[.records[] | select(.status=="unconfirmed")] | length' history)" -eq 0
 check "history: flip records carry user, from, to, generation, reason" \
 	jqt '[.[] | select(.verb=="flip" and .phase=="done" and .reason=="release 42")] |

@@ -25,6 +25,7 @@
 #include <linux/bpf.h>
 
 #include "libbgswitch.h"
+#include "bgs_test.h" /* bgs_map_fd */
 #include "pkt.h"
 #include "test.h"
 

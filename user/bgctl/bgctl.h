@@ -14,7 +14,7 @@
 #include "libbgswitch.h"
 
 #define BGCTL_VERSION "0.1.0"
-#define BGCTL_DEFAULT_HISTORY "/var/lib/bgswitch/history.jsonl"
+#define BGCTL_DEFAULT_HISTORY BGS_DEFAULT_HISTORY
 
 /* Documented exit codes (bgctl(8)). */
 enum {
@@ -33,6 +33,8 @@ struct ctx {
 	bool json;
 	bool pretty;
 	struct bgs *h;
+	struct bgs_history *hist; /* opened by the first change */
+	bool emergency;		  /* this run's change applies even unrecorded */
 	json_object *out; /* the verb's result */
 	int exit_code;	  /* set by fail(); 0: derived from the error */
 	char err[512];
@@ -79,6 +81,8 @@ int parse_u64(const char *s, const char *what, unsigned long long max, unsigned 
 int parse_port(const char *s, const char *what, __u16 *port);
 /* "30s", "5m", "1h", "500ms", "1m30s", "0" (end now), "none" (no deadline) -> milliseconds */
 int parse_duration(const char *s, const char *what, unsigned long long *ms, bool allow_none);
+/* "5", "0.5", "2.125" (at most max_s) -> milliseconds */
+int parse_seconds(const char *s, const char *what, unsigned int max_s, int *ms);
 /* "10", "10.5", "0.25", "100%" -> basis points */
 int parse_percent(const char *s, __u32 *bps);
 /* "ADDR:PORT[/tcp|/udp]", "[v6]:PORT[/proto]" */
@@ -126,8 +130,7 @@ bool jgetb(json_object *o, const char *k);
 void jprint(json_object *o, FILE *f);
 
 /* ---- service state as json (shared by status, flip, canary, ...) ---- */
-struct flow_tally;
-json_object *service_json(__u32 svc_id, bool counters, const struct flow_tally *t);
+json_object *service_json(__u32 svc_id, bool counters, const struct bgs_flow_counts *t);
 json_object *flip_json(const struct bgs_flip *f);
 /* Read every backend record once; service_json() then uses that copy. */
 int backend_snapshot(void);
@@ -135,34 +138,18 @@ int backend_snapshot(void);
 int dp_clock(__u64 *now, __u32 *hz);
 
 /* ---- flows ---- */
-struct flow_tally {
-	__u32 max_backends;
-	__u32 max_services;
-	__u64 *per_backend;   /* live flows per backend id */
-	__u64 *per_svc_color; /* live flows per svc_id * 2 + color */
-	__u64 total;
-};
-int flow_tally(struct flow_tally *t);
-void flow_tally_free(struct flow_tally *t);
-const struct bgs_backend *cached_backend(__u32 id);
-void backend_cache_reset(void);
+/* Live flows (the library's bgs_flow_count, with bgctl's error reporting). */
+int flow_tally(struct bgs_flow_counts *t);
+void flow_tally_free(struct bgs_flow_counts *t);
 json_object *backend_json(__u32 id, const struct bgs_backend *be, bool counters,
-			  const struct flow_tally *t);
-bool flow_alive(const struct bgs_flow_key *k, const struct bgs_flow *f, __u64 now, __u32 hz);
+			  const struct bgs_flow_counts *t);
 
 /* ---- history ---- */
-struct hist {
-	int fd;
-	char id[48];
-	json_object *rec;
-};
-/* Append and fsync the intent record; refuses (no change may follow) on failure. */
-int hist_intent(struct hist *hs, const char *verb, const char *service, json_object *details);
-/* Append and fsync the outcome ("done" or "failed") with the details merged in. */
-int hist_finish(struct hist *hs, bool ok, json_object *details);
-void hist_close(struct hist *hs);
-/* Intent record, apply(), then the outcome record with what apply() put in done.
- * apply returns 0 or a negative errno with the message already set (fail/lib_fail). */
+/* One change, recorded by the library in the history (g.history_file): the intent under
+ * its lock before apply() changes anything, the outcome after. apply returns 0 or a
+ * negative errno with the message already set (fail/lib_fail); what it puts in done is
+ * shown, not recorded. g.emergency: applies even if the history cannot be written, with a
+ * loud warning. */
 int run_change(const char *verb, const char *service, json_object *intent,
 	       int (*apply)(void *arg, json_object *done), void *arg);
 
@@ -170,6 +157,8 @@ int run_change(const char *verb, const char *service, json_object *intent,
 int do_init(int argc, char **argv);
 int do_attach(int argc, char **argv);
 int do_detach(int argc, char **argv);
+int do_upgrade(int argc, char **argv);
+int do_destroy(int argc, char **argv);
 int do_service(int argc, char **argv);
 int do_backend(int argc, char **argv);
 int do_flip(int argc, char **argv);
@@ -188,7 +177,7 @@ void render_drain(json_object *out);
 void render_conntrack(json_object *out);
 void render_history(json_object *out);
 
-extern const char usage_init[], usage_attach[], usage_detach[], usage_service[], usage_backend[],
+extern const char usage_init[], usage_attach[], usage_detach[], usage_upgrade[], usage_destroy[], usage_service[], usage_backend[],
 	usage_flip[], usage_rollback[], usage_canary[], usage_preview[], usage_drain[],
 	usage_status[], usage_conntrack[], usage_history[];
 

@@ -59,18 +59,17 @@ static double mono_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Live flows of one service and color. */
+/* Live flows left on color, the one not live (the library's drain status; 0 when color is
+ * live again: a later flip took over). */
 static int count_flows(__u32 svc_id, int color, __u64 *n)
 {
-	struct flow_tally t;
-	int err;
+	static struct bgs_drain_status st; /* large: not on the stack */
+	int err = bgs_drain_status(g.h, svc_id, &st);
 
-	backend_cache_reset();
-	err = flow_tally(&t);
-	if (!err)
-		*n = t.per_svc_color[svc_id * 2 + (__u32)color];
-	flow_tally_free(&t);
-	return err;
+	if (err)
+		return lib_fail(err, "read the drain");
+	*n = st.color == (__u32)color ? st.flows : 0;
+	return 0;
 }
 
 /* --wait: follow the old color's drain until no flow is left or the deadline passed. */
@@ -157,12 +156,44 @@ static int wait_drain(const char *name, __u32 svc_id, int old_color, json_object
 	return err;
 }
 
+/*
+ * A change refused because the service moved on since bgctl read it (-ESTALE): name what
+ * changed, from what bgctl showed (before) to what the library found under its lock (now).
+ * user_gen: the generation came from --expect-generation, not from bgctl's own read.
+ */
+static int changed_since(const char *name, const struct bgs_flip *before,
+			 const struct bgs_flip *now, bool user_gen)
+{
+	char what[256] = "", b[16], n[16];
+	size_t len = 0;
+	__u64 bw = before->word, nw = now->word;
+
+	if (bgs_fw_live(bw) != bgs_fw_live(nw))
+		len += snprintf(what + len, sizeof(what) - len, ", live %s -> %s",
+				color_name((int)bgs_fw_live(bw)), color_name((int)bgs_fw_live(nw)));
+	if ((bw ^ nw) & BGS_FW_DRAINING)
+		len += snprintf(what + len, sizeof(what) - len, ", %s",
+				nw & BGS_FW_DRAINING ? "a drain started" : "the drain ended");
+	if (bgs_fw_canary(bw) != bgs_fw_canary(nw) || ((bw ^ nw) & BGS_FW_STICKY))
+		snprintf(what + len, sizeof(what) - len, ", canary %s%s -> %s%s",
+			 pct_str(bgs_fw_canary(bw), b, sizeof(b)),
+			 bw & BGS_FW_STICKY ? " sticky" : "",
+			 pct_str(bgs_fw_canary(nw), n, sizeof(n)),
+			 nw & BGS_FW_STICKY ? " sticky" : "");
+	return fail(-ESTALE, EXIT_CONFLICT,
+		    "%s changed since %s: generation %u -> %u%s; nothing was done (check "
+		    "bgctl status %s, then retry)",
+		    name, user_gen ? "you looked (--expect-generation)" : "bgctl read it",
+		    bgs_fw_gen(bw), bgs_fw_gen(nw), what, name);
+}
+
 struct flip_arg {
 	const char *name;
 	int to;
+	bool user_gen; /* expect_gen came from --expect-generation */
 	__u32 svc_id;
 	struct bgs_flip_opts opts;
-	struct bgs_flip after;
+	struct bgs_flip before, after;
 	int changed;
 };
 
@@ -171,11 +202,13 @@ static int apply_flip(void *p, json_object *done)
 	struct flip_arg *a = p;
 	int ret = bgs_flip(g.h, a->svc_id, &a->opts, &a->after);
 
-	/* -ESTALE comes with the library's message and maps to EXIT_CONFLICT in main. */
+	if (ret == -ESTALE)
+		return changed_since(a->name, &a->before, &a->after, a->user_gen);
 	if (ret == -EHOSTUNREACH)
 		return fail(ret, EXIT_CONFLICT,
-			    "%s: the %s pool has no usable backend (none up and healthy): add or "
-			    "enable one, or use --force",
+			    "%s: the %s pool has no usable backend (none up, healthy and with a "
+			    "resolved next hop): add or enable one, check 'bgctl backend resolve', "
+			    "or use --force",
 			    a->name, color_name(a->to));
 	if (ret < 0)
 		return lib_fail(ret, "flip");
@@ -228,6 +261,7 @@ static int flip_common(int argc, char **argv, bool rollback)
 		case O_GEN:
 			err = parse_u32(optarg, "--expect-generation", 0xffffffffULL, &gen);
 			a.opts.expect_gen = gen;
+			a.user_gen = true;
 			break;
 		case O_DRAIN:
 			err = parse_duration(optarg, "--drain-timeout", &drain_ms, true);
@@ -264,9 +298,10 @@ static int flip_common(int argc, char **argv, bool rollback)
 		err = resolve_service(name, &a.svc_id);
 	if (err)
 		return err;
-	err = bgs_service_get(g.h, a.svc_id, &svc, &before);
+	err = bgs_service_get(g.h, a.svc_id, &svc, &a.before);
 	if (err)
 		return lib_fail(err, "read service");
+	before = a.before;
 	gen = bgs_fw_gen(before.word);
 	from = (int)bgs_fw_live(before.word);
 	if (a.opts.expect_gen != BGS_ANY_GEN && (__u32)a.opts.expect_gen != gen)
@@ -274,6 +309,11 @@ static int flip_common(int argc, char **argv, bool rollback)
 			    "%s is at generation %u, not %lld: it changed since you looked; "
 			    "nothing was done (check bgctl status %s)",
 			    name, gen, a.opts.expect_gen, name);
+	/* What bgctl shows (from, to) is what it changes: the flip is a compare-and-swap on
+	 * the generation read, unless --to made it declarative ("COLOR live, whatever
+	 * happened meanwhile"). */
+	if (a.opts.to_color == BGS_ANY_COLOR || rollback)
+		a.opts.expect_gen = gen;
 	if (rollback) {
 		if (!(before.word & BGS_FW_DRAINING) && before.drain_gen == 0)
 			return fail(-EALREADY, EXIT_CONFLICT,
@@ -313,6 +353,8 @@ static int flip_common(int argc, char **argv, bool rollback)
 		jset(det, "reason", jstr(reason));
 	if (a.opts.force)
 		jset(det, "force", jbool(true));
+	/* An emergency rollback or a forced flip must not wait for /var to have space. */
+	g.emergency = rollback || a.opts.force;
 	err = run_change(verb, name, det, apply_flip, &a);
 	json_object_put(det);
 	if (err)
@@ -361,11 +403,13 @@ int do_rollback(int argc, char **argv)
 }
 
 struct canary_arg {
+	const char *name;
 	__u32 svc_id;
 	__u32 bps;
 	bool sticky;
+	bool user_gen; /* expect_gen came from --expect-generation */
 	long long expect_gen;
-	struct bgs_flip after;
+	struct bgs_flip before, after;
 };
 
 static int apply_canary(void *p, json_object *done)
@@ -373,7 +417,9 @@ static int apply_canary(void *p, json_object *done)
 	struct canary_arg *a = p;
 	int err = bgs_canary_set(g.h, a->svc_id, a->bps, a->sticky, a->expect_gen, &a->after);
 
-	if (err) /* -ESTALE too: the library's message, EXIT_CONFLICT */
+	if (err == -ESTALE)
+		return changed_since(a->name, &a->before, &a->after, a->user_gen);
+	if (err)
 		return lib_fail(err, "set canary");
 	jset(done, "generation", jint(bgs_fw_gen(a->after.word)));
 	return 0;
@@ -406,6 +452,7 @@ int do_canary(int argc, char **argv)
 		case O_GEN:
 			err = parse_u32(optarg, "--expect-generation", 0xffffffffULL, &gen);
 			a.expect_gen = gen;
+			a.user_gen = true;
 			break;
 		case O_REASON:
 			reason = optarg;
@@ -431,15 +478,19 @@ int do_canary(int argc, char **argv)
 		err = resolve_service(name, &a.svc_id);
 	if (err)
 		return err;
-	err = bgs_service_get(g.h, a.svc_id, &svc, &before);
+	err = bgs_service_get(g.h, a.svc_id, &svc, &a.before);
 	if (err)
 		return lib_fail(err, "read service");
+	before = a.before;
 	gen = bgs_fw_gen(before.word);
 	if (a.expect_gen != BGS_ANY_GEN && (__u32)a.expect_gen != gen)
 		return fail(-ESTALE, EXIT_CONFLICT,
 			    "%s is at generation %u, not %lld: it changed since you looked; "
 			    "nothing was done",
 			    name, gen, a.expect_gen);
+	/* A compare-and-swap on what was read: the idle color named below stays true. */
+	a.expect_gen = gen;
+	a.name = name;
 	pct_str(a.bps, pbuf, sizeof(pbuf));
 	pct_str(bgs_fw_canary(before.word), obuf, sizeof(obuf));
 	g.out = json_object_new_object();
@@ -496,15 +547,10 @@ static int apply_drain_kill(void *p, json_object *done)
 	struct bgs_flip after;
 	int err;
 
-	if (a->end_drain) {
-		err = bgs_drain_end(g.h, a->svc_id, &after);
-		if (err)
-			return lib_fail(err, "end the drain");
-		jset(done, "generation", jint(bgs_fw_gen(after.word)));
-	}
-	err = bgs_flow_kill(g.h, a->svc_id, a->color);
+	err = bgs_drain_kill(g.h, a->svc_id, a->color, &after);
 	if (err < 0)
-		return lib_fail(err, "remove flows");
+		return lib_fail(err, "end the drain and remove its flows");
+	jset(done, "generation", jint(bgs_fw_gen(after.word)));
 	a->killed = err;
 	jset(done, "flows_killed", jint(err));
 	return 0;
@@ -560,7 +606,7 @@ int do_drain(int argc, char **argv)
 	const char *name, *reason = NULL;
 	struct bgs_service svc;
 	struct bgs_flip flip;
-	struct flow_tally t;
+	struct bgs_flow_counts t;
 	bool kill = false;
 	json_object *det, *s;
 	char msg[256];

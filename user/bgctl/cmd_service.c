@@ -24,11 +24,14 @@ const char usage_backend[] =
 	"       bgctl backend set NAME [blue|green] ADDR[:PORT] [--state up|down|drain]\n"
 	"                                                         [--health up|down]\n"
 	"       bgctl backend list NAME [blue|green]\n"
+	"       bgctl backend resolve [NAME]\n"
 	"PORT defaults to the VIP's port (required equal to it in dsr). W: 1-65535, default\n"
 	"100. --state is the operator's admin state: drain keeps the backend's flows but sends\n"
 	"it no new ones; down re-chooses its flows too. --health sets the health the agent\n"
 	"normally owns (for use without the agent). Every pool change rebuilds the pool's\n"
-	"Maglev table in its unused slot and publishes it atomically.\n";
+	"Maglev table in its unused slot and publishes it atomically. resolve looks up the\n"
+	"next hop (route and neighbour) of every backend (of NAME) again and updates the ones\n"
+	"that changed in place; a backend without one is not usable.\n";
 
 const char usage_preview[] =
 	"Usage: bgctl preview NAME add|del PREFIX\n"
@@ -458,7 +461,7 @@ static int backend_add(int argc, char **argv)
 static int apply_backend_del(void *p, json_object *done)
 {
 	struct be_ref *r = p;
-	int err = bgs_backend_del(g.h, r->backend_id);
+	int err = bgs_backend_remove(g.h, r->backend_id, r->be.incarnation);
 
 	if (err)
 		return lib_fail(err, "delete backend");
@@ -509,18 +512,18 @@ struct be_set_arg {
 static int apply_backend_set(void *p, json_object *done)
 {
 	struct be_set_arg *a = p;
-	int err;
+	/* Both fields in one change: they apply together or not at all, on the backend that
+	 * was found (its incarnation), not on one that took its id meanwhile. */
+	struct bgs_backend_change c = {
+		.id = a->r.backend_id,
+		.incarnation = a->r.be.incarnation,
+		.admin = a->admin >= 0 ? a->admin : BGS_KEEP,
+		.health = a->health >= 0 ? a->health : BGS_KEEP,
+	};
+	int err = bgs_backend_set_state(g.h, &c, 1);
 
-	if (a->admin >= 0) {
-		err = bgs_backend_set_admin(g.h, a->r.backend_id, (enum bgs_admin)a->admin);
-		if (err)
-			return lib_fail(err, "set admin state");
-	}
-	if (a->health >= 0) {
-		err = bgs_backend_set_health(g.h, a->r.backend_id, (enum bgs_health)a->health);
-		if (err)
-			return lib_fail(err, "set health");
-	}
+	if (err)
+		return lib_fail(err, "set backend state");
 	jset(done, "generation", jint(current_gen(a->r.svc_id)));
 	return 0;
 }
@@ -664,6 +667,57 @@ static int backend_list(int argc, char **argv)
 	return 0;
 }
 
+struct resolve_arg {
+	__u32 svc_id;
+	struct bgs_resolve_result res;
+};
+
+static int apply_backend_resolve(void *p, json_object *done)
+{
+	struct resolve_arg *a = p;
+	int err = bgs_backend_resolve(g.h, a->svc_id, &a->res);
+
+	if (err)
+		return lib_fail(err, "resolve next hops");
+	jset(done, "changed", jint(a->res.changed));
+	jset(done, "unresolved", jint(a->res.unresolved));
+	return 0;
+}
+
+static int backend_resolve(int argc, char **argv)
+{
+	struct resolve_arg a = { .svc_id = BGS_ALL_SERVICES };
+	const char *name;
+	char msg[256];
+	int c, err;
+
+	while ((c = opt_next(argc, argv, "", NULL, usage_backend)) != -1)
+		return -EINVAL;
+	err = opt_optional_name(argc, argv, "backend resolve", &name);
+	if (!err)
+		err = open_state();
+	if (!err && name)
+		err = resolve_service(name, &a.svc_id);
+	if (err)
+		return err;
+	err = run_change("backend resolve", name, NULL, apply_backend_resolve, &a);
+	if (err)
+		return err;
+	g.out = json_object_new_object();
+	if (name)
+		jset(g.out, "service", jstr(name));
+	jset(g.out, "checked", jint(a.res.checked));
+	jset(g.out, "changed", jint(a.res.changed));
+	jset(g.out, "unresolved", jint(a.res.unresolved));
+	snprintf(msg, sizeof(msg), "%s%s%u backend%s checked, %u next hop%s changed (in place), "
+		 "%u without a next hop%s",
+		 name ? name : "", name ? ": " : "", a.res.checked, a.res.checked == 1 ? "" : "s",
+		 a.res.changed, a.res.changed == 1 ? "" : "s", a.res.unresolved,
+		 a.res.unresolved ? " (not usable: check their route and neighbour)" : "");
+	jset(g.out, "message", jstr(msg));
+	return 0;
+}
+
 static const struct cmd backend_cmds[] = {
 	{ "add", backend_add, render_message, usage_backend },
 	{ "del", backend_del, render_message, usage_backend },
@@ -671,6 +725,7 @@ static const struct cmd backend_cmds[] = {
 	{ "set", backend_set, render_message, usage_backend },
 	{ "list", backend_list, render_backend_list, usage_backend },
 	{ "show", backend_list, render_backend_list, usage_backend },
+	{ "resolve", backend_resolve, render_message, usage_backend },
 	{ NULL },
 };
 

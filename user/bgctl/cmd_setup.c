@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
-/* bgctl init, attach, detach. */
+/* bgctl init, attach, detach, upgrade, destroy. */
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -26,6 +26,18 @@ const char usage_attach[] =
 
 const char usage_detach[] = "Usage: bgctl detach IFACE\n"
 			    "Take the switch off an interface. Pinned state and flows stay.\n";
+
+const char usage_upgrade[] =
+	"Usage: bgctl upgrade [--object FILE]\n"
+	"Swap the running switch for the one built into this bgctl (or FILE, a bgswitch BPF\n"
+	"object) in one atomic update of the program array: every map, flow and counter stays.\n"
+	"The new program is verified before the lock is taken; pins of another layout version\n"
+	"are refused (exit 4) with what to do.\n";
+
+const char usage_destroy[] =
+	"Usage: bgctl destroy [--force]\n"
+	"Detach the switch from every interface it was attached to and remove its pins: the\n"
+	"state is gone. Refused (exit 4) while flows are live, unless --force.\n";
 
 static int check_iface(const char *name)
 {
@@ -93,21 +105,26 @@ int do_init(int argc, char **argv)
 	while ((c = opt_next(argc, argv, "", opts, usage_init)) != -1) {
 		switch (c) {
 		case O_SVC:
-			err = parse_u32(optarg, "--max-services", 65536, &a.sizes.max_services);
+			err = parse_u32(optarg, "--max-services", BGS_LIMIT_MAX_SERVICES,
+					&a.sizes.max_services);
 			if (!err && !a.sizes.max_services)
-				err = usage_fail("bad --max-services '0': expected 1 to 65536");
+				err = usage_fail("bad --max-services '0': expected 1 to %u",
+						 BGS_LIMIT_MAX_SERVICES);
 			break;
 		case O_BE:
-			err = parse_u32(optarg, "--max-backends", 1 << 20, &a.sizes.max_backends);
+			err = parse_u32(optarg, "--max-backends", BGS_LIMIT_MAX_BACKENDS,
+					&a.sizes.max_backends);
 			break;
 		case O_MAGLEV:
-			err = parse_u32(optarg, "--maglev-size", 1 << 20, &a.sizes.maglev_size);
+			err = parse_u32(optarg, "--maglev-size", BGS_LIMIT_MAGLEV_SIZE,
+					&a.sizes.maglev_size);
 			break;
 		case O_CT:
-			err = parse_u32(optarg, "--ct-entries", 1 << 26, &a.sizes.ct_entries);
+			err = parse_u32(optarg, "--ct-entries", BGS_LIMIT_CT_ENTRIES,
+					&a.sizes.ct_entries);
 			break;
 		case O_RATE:
-			err = parse_u32(optarg, "--new-flow-rate", 100000000,
+			err = parse_u32(optarg, "--new-flow-rate", BGS_LIMIT_NEW_FLOW_RATE,
 					&a.sizes.new_flow_rate);
 			break;
 		default:
@@ -255,4 +272,116 @@ int do_attach(int argc, char **argv)
 int do_detach(int argc, char **argv)
 {
 	return attach_common(argc, argv, true);
+}
+
+struct upgrade_arg {
+	const char *object;
+	struct bgs_switch_info before, after;
+};
+
+static int apply_upgrade(void *p, json_object *done)
+{
+	struct upgrade_arg *a = p;
+	int err;
+
+	bgs_switch_info(g.h, &a->before);
+	err = bgs_upgrade(g.h, a->object);
+	if (err)
+		return lib_fail(err, "upgrade");
+	bgs_switch_info(g.h, &a->after);
+	jset(done, "prog_id", jint(a->after.prog_id));
+	return 0;
+}
+
+int do_upgrade(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "object", required_argument, NULL, 'o' },
+		{ NULL },
+	};
+	struct upgrade_arg a = {};
+	json_object *det;
+	char msg[256];
+	int c, err;
+
+	while ((c = opt_next(argc, argv, "", opts, usage_upgrade)) != -1) {
+		if (c != 'o')
+			return -EINVAL;
+		if (access(optarg, R_OK))
+			return fail(-ENOENT, EXIT_NOTFOUND, "cannot read --object %s: %s", optarg,
+				    strerror(errno));
+		a.object = optarg;
+	}
+	if (argc - opt_done() != 0)
+		return usage_fail("bgctl upgrade takes no arguments, got '%s'", argv[opt_done()]);
+	err = open_state();
+	if (err)
+		return err;
+	det = json_object_new_object();
+	jset(det, "object", a.object ? jstr(a.object) : jstr("(built in)"));
+	err = run_change("upgrade", NULL, det, apply_upgrade, &a);
+	json_object_put(det);
+	if (err)
+		return err;
+	g.out = json_object_new_object();
+	jset(g.out, "prog_id_before", jint(a.before.prog_id));
+	jset(g.out, "prog_id", jint(a.after.prog_id));
+	jset(g.out, "tag", jstr(a.after.tag));
+	snprintf(msg, sizeof(msg), "switch upgraded: program %u (tag %s) replaced %u (tag %s); "
+		 "maps, flows and counters kept", a.after.prog_id, a.after.tag, a.before.prog_id,
+		 a.before.tag);
+	jset(g.out, "message", jstr(msg));
+	return 0;
+}
+
+struct destroy_arg {
+	bool force;
+	__u64 flows;
+};
+
+static int apply_destroy(void *p, json_object *done)
+{
+	struct destroy_arg *a = p;
+	int err = bgs_teardown(g.h, a->force, &a->flows);
+
+	if (err)
+		return lib_fail(err, "destroy");
+	jset(done, "flows_cut", jint((long long)a->flows));
+	return 0;
+}
+
+int do_destroy(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "force", no_argument, NULL, 'f' },
+		{ NULL },
+	};
+	struct destroy_arg a = {};
+	json_object *det;
+	char msg[PATH_MAX + 96];
+	int c, err;
+
+	while ((c = opt_next(argc, argv, "", opts, usage_destroy)) != -1) {
+		if (c != 'f')
+			return -EINVAL;
+		a.force = true;
+	}
+	if (argc - opt_done() != 0)
+		return usage_fail("bgctl destroy takes no arguments, got '%s'", argv[opt_done()]);
+	err = open_state();
+	if (err)
+		return err;
+	det = json_object_new_object();
+	jset(det, "force", jbool(a.force));
+	err = run_change("destroy", NULL, det, apply_destroy, &a);
+	json_object_put(det);
+	if (err)
+		return err;
+	g.out = json_object_new_object();
+	jset(g.out, "pin_dir", jstr(g.pin_dir));
+	jset(g.out, "flows_cut", jint((long long)a.flows));
+	snprintf(msg, sizeof(msg), "destroyed the switch at %s (%llu live flow%s cut)", g.pin_dir,
+		 (unsigned long long)a.flows, a.flows == 1 ? "" : "s");
+	jset(g.out, "message", jstr(msg));
+	return 0;
 }

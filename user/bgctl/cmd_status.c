@@ -100,9 +100,14 @@ static void render_service(json_object *s, bool flows, bool rates)
 			json_object *b = json_object_array_get_idx(bes, i);
 			char w[16];
 
+			char addr[96];
+
 			snprintf(w, sizeof(w), "%lld", jgeti(b, "weight"));
-			render_pool_line(i == 0 ? label : "", jgets(b, "address"), b, flows, rates,
-					 w, jgets(b, "admin"), jgets(b, "health"));
+			/* Without a next hop it takes no traffic whatever its states say. */
+			snprintf(addr, sizeof(addr), "%s%s", jgets(b, "address"),
+				 jgetb(b, "nexthop") ? "" : " (no next hop)");
+			render_pool_line(i == 0 ? label : "", addr, b, flows, rates, w,
+					 jgets(b, "admin"), jgets(b, "health"));
 		}
 		render_pool_line(n ? "" : label, n ? "(pool total)" : "(no backends)", p, flows,
 				 rates, "", "", jgetb(p, "usable") ? "" : "UNUSABLE");
@@ -186,7 +191,7 @@ static void rates_all(json_object *cur, json_object *prev, double dt)
 static int status_once(const char *name, bool flows, json_object **out)
 {
 	__u32 one, *all = NULL, *ids = &one, max = 1;
-	struct flow_tally t = {};
+	struct bgs_flow_counts t = {};
 	struct bgs_meta meta;
 	json_object *arr;
 	int n, err = 0;
@@ -214,7 +219,6 @@ static int status_once(const char *name, bool flows, json_object **out)
 	if (err)
 		goto out;
 	if (flows) {
-		backend_cache_reset();
 		err = flow_tally(&t);
 		if (err)
 			goto out;
@@ -362,10 +366,10 @@ static const char *tcp_state_name(const struct bgs_flow_key *k, const struct bgs
 	return "syn";
 }
 
-static int ct_cb(const struct bgs_flow_key *k, const struct bgs_flow *f, void *p)
+static int ct_cb(const struct bgs_flow_key *k, const struct bgs_flow *f, int verdict,
+		 const struct bgs_backend *be, void *p)
 {
 	struct ct_arg *a = p;
-	const struct bgs_backend *be;
 	struct bgs_ip ip;
 	json_object *o;
 	char buf[80];
@@ -375,12 +379,14 @@ static int ct_cb(const struct bgs_flow_key *k, const struct bgs_flow *f, void *p
 		return 0;
 	if (a->color != BGS_ANY_COLOR && f->color != a->color)
 		return 0;
-	be = cached_backend(f->backend_id);
+	if (be && !(be->flags & BGS_BE_IN_USE))
+		be = NULL;
 	if (a->have_be && (!be || be->family != a->be_ip.family ||
 			   memcmp(be->addr, a->be_ip.addr, sizeof(be->addr)) ||
 			   (a->be_port && ntohs(be->port) != a->be_port)))
 		return 0;
-	alive = flow_alive(k, f, a->now, a->hz);
+	/* The program's own rule (the library compiles bgswitch_flow.h). */
+	alive = verdict == BGS_FLOW_LIVE;
 	if (!alive && !a->all)
 		return 0;
 	a->matched++;
@@ -408,6 +414,7 @@ static int ct_cb(const struct bgs_flow_key *k, const struct bgs_flow *f, void *p
 	     json_object_new_double(a->now > f->last_seen ? (double)(a->now - f->last_seen) / a->hz
 							  : 0));
 	jset(o, "alive", jbool(alive));
+	jset(o, "verdict", jstr(bgs_flow_verdict_name(verdict)));
 	json_object_array_add(a->arr, o);
 	return 0;
 }
@@ -479,12 +486,10 @@ int do_conntrack(int argc, char **argv)
 		err = resolve_service(name, &svc_id);
 		a.svc_id = svc_id;
 	}
-	if (!err)
-		err = dp_clock(&a.now, &a.hz);
 	if (err)
 		return err;
 	a.arr = json_object_new_array();
-	err = bgs_flow_walk(g.h, ct_cb, &a);
+	err = bgs_flow_walk_verdict(g.h, ct_cb, &a, &a.now, &a.hz);
 	if (err < 0) {
 		json_object_put(a.arr);
 		return lib_fail(err, "walk conntrack");

@@ -29,6 +29,8 @@ static const char usage_main[] =
 	"Verbs (any unique prefix works):\n"
 	"  init                         create the pinned state (idempotent)\n"
 	"  attach IFACE / detach IFACE  put the switch on an interface or take it off\n"
+	"  upgrade                      swap in this build's switch (maps and flows stay)\n"
+	"  destroy [--force]            detach everywhere and remove the pinned state\n"
 	"  service add|del|list         virtual services (VIP:PORT/PROTO)\n"
 	"  backend add|del|set|list     blue and green pools\n"
 	"  flip NAME                    make the idle color live (one atomic publish)\n"
@@ -45,6 +47,7 @@ static const char usage_main[] =
 	")\n"
 	"  --history-file F    audit log (env BGSWITCH_HISTORY; default " BGCTL_DEFAULT_HISTORY
 	")\n"
+	"  --lock-timeout S    wait at most S seconds for another change's lock (default 5)\n"
 	"  -j, --json          JSON output (errors too)\n"
 	"  -p, --pretty        indented JSON (implies -j)\n"
 	"  -h, --help          help (on a verb: that verb's help)\n"
@@ -58,6 +61,8 @@ static const struct cmd cmds[] = {
 	{ "init", do_init, render_message, usage_init },
 	{ "attach", do_attach, render_message, usage_attach },
 	{ "detach", do_detach, render_message, usage_detach },
+	{ "upgrade", do_upgrade, render_message, usage_upgrade },
+	{ "destroy", do_destroy, render_message, usage_destroy },
 	{ "service", do_service, NULL, usage_service },
 	{ "backend", do_backend, NULL, usage_backend },
 	{ "flip", do_flip, render_message, usage_flip },
@@ -203,11 +208,26 @@ void render_message(json_object *out)
 enum {
 	OPT_PIN_DIR = 0x1000,
 	OPT_HISTORY,
+	OPT_LOCK_TIMEOUT,
 };
+
+/* Longest --lock-timeout: an hour is already "wait for that operator". */
+#define LOCK_TIMEOUT_MAX_S 3600
+
+/* --lock-timeout: how long every change of this run waits for the pin directory's lock. */
+static int set_lock_timeout(const char *arg)
+{
+	int ms, err = parse_seconds(arg, "--lock-timeout", LOCK_TIMEOUT_MAX_S, &ms);
+
+	if (!err)
+		bgs_set_lock_timeout(NULL, ms);
+	return err;
+}
 
 static const struct option global_opts[] = {
 	{ "pin-dir", required_argument, NULL, OPT_PIN_DIR },
 	{ "history-file", required_argument, NULL, OPT_HISTORY },
+	{ "lock-timeout", required_argument, NULL, OPT_LOCK_TIMEOUT },
 	{ "json", no_argument, NULL, 'j' },
 	{ "pretty", no_argument, NULL, 'p' },
 	{ "help", no_argument, NULL, 'h' },
@@ -243,6 +263,10 @@ int opt_next(int argc, char **argv, const char *shortopts, const struct option *
 			continue;
 		case OPT_HISTORY:
 			g.history_file = optarg;
+			continue;
+		case OPT_LOCK_TIMEOUT:
+			if (set_lock_timeout(optarg))
+				return -2;
 			continue;
 		case 'j':
 			g.json = true;
@@ -421,6 +445,7 @@ int main(int argc, char **argv)
 	static const struct option main_opts[] = {
 		{ "pin-dir", required_argument, NULL, OPT_PIN_DIR },
 		{ "history-file", required_argument, NULL, OPT_HISTORY },
+		{ "lock-timeout", required_argument, NULL, OPT_LOCK_TIMEOUT },
 		{ "json", no_argument, NULL, 'j' },
 		{ "pretty", no_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
@@ -446,6 +471,11 @@ int main(int argc, char **argv)
 			break;
 		case OPT_HISTORY:
 			g.history_file = optarg;
+			break;
+		case OPT_LOCK_TIMEOUT:
+			err = set_lock_timeout(optarg);
+			if (err)
+				goto out;
 			break;
 		case 'j':
 			g.json = true;
@@ -491,6 +521,7 @@ int main(int argc, char **argv)
 out:
 	if (g.h)
 		bgs_close(g.h);
+	bgs_history_close(g.hist);
 	if (err < 0) {
 		if (!g.exit_code)
 			g.exit_code = exit_code_of(err);

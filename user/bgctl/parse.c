@@ -89,6 +89,11 @@ int parse_percent(const char *s, __u32 *bps)
 	return lib_usage(bgs_parse_percent(s, bps));
 }
 
+int parse_seconds(const char *s, const char *what, unsigned int max_s, int *ms)
+{
+	return lib_usage(bgs_parse_seconds(s, what, max_s, ms));
+}
+
 int parse_ip(const char *s, struct bgs_ip *ip)
 {
 	return lib_usage(bgs_parse_ip(s, ip));

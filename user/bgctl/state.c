@@ -8,14 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <netinet/in.h>
-#include <bpf/bpf.h>
 
 #include "bgctl.h"
 
 /*
  * One read of every backend record per status round. bgs_pool_list reads the whole backend
  * map per call, which costs 100 services x 2 pools full reads in a status of a big config;
- * one batch read through the public map fd costs one. (Pool usability needs no records:
+ * one bgs_backend_read_all costs one. (Pool usability needs no records:
  * bgs_pool_usable reads one entry of the pool's live table.)
  */
 static struct {
@@ -26,54 +25,10 @@ static struct {
 
 int backend_snapshot(void)
 {
-	struct bgs_meta meta;
-	__u32 n, count, *keys, out_batch = 0, done = 0;
-	void *in = NULL;
-	int fd, err = 0;
-
-	bgs_get_meta(g.h, &meta);
-	n = meta.max_backends ? meta.max_backends : BGS_DEF_MAX_BACKENDS;
-	if (!snap.be) {
-		snap.be = calloc(n, sizeof(*snap.be));
-		if (!snap.be)
-			return fail(-ENOMEM, EXIT_OTHER, "out of memory");
-	}
-	snap.n = n;
-	snap.loaded = false;
-	fd = bgs_map_fd(g.h, "backends");
-	keys = calloc(n, sizeof(*keys));
-	if (fd < 0 || !keys) {
-		free(keys);
-		return 0; /* the per-pool library calls still work */
-	}
-	memset(snap.be, 0, (size_t)n * sizeof(*snap.be));
-	while (done < n) {
-		struct bgs_backend *vals = calloc(n - done, sizeof(*vals));
-
-		if (!vals) {
-			err = -ENOMEM;
-			break;
-		}
-		count = n - done;
-		err = bpf_map_lookup_batch(fd, in, &out_batch, keys, vals, &count, NULL);
-		if (err && errno != ENOENT) {
-			free(vals);
-			err = -errno;
-			break;
-		}
-		for (__u32 i = 0; i < count; i++)
-			if (keys[i] < n)
-				snap.be[keys[i]] = vals[i];
-		free(vals);
-		done += count;
-		if (err || !count) {
-			err = 0;
-			break;
-		}
-		in = &out_batch;
-	}
-	free(keys);
-	snap.loaded = !err;
+	free(snap.be);
+	snap.be = NULL;
+	/* Without it the per-pool library calls still work, one read each. */
+	snap.loaded = bgs_backend_read_all(g.h, &snap.be, &snap.n) == 0;
 	return 0;
 }
 
@@ -152,7 +107,7 @@ static void add_counter(json_object *o, const struct bgs_counter *c)
 }
 
 json_object *backend_json(__u32 id, const struct bgs_backend *be, bool counters,
-			  const struct flow_tally *t)
+			  const struct bgs_flow_counts *t)
 {
 	json_object *o = json_object_new_object();
 	struct bgs_counter c;
@@ -175,7 +130,7 @@ json_object *backend_json(__u32 id, const struct bgs_backend *be, bool counters,
 	return o;
 }
 
-json_object *service_json(__u32 svc_id, bool counters, const struct flow_tally *t)
+json_object *service_json(__u32 svc_id, bool counters, const struct bgs_flow_counts *t)
 {
 	struct bgs_prefix *prefixes;
 	json_object *o, *fl, *pools, *arr;
@@ -216,8 +171,13 @@ json_object *service_json(__u32 svc_id, bool counters, const struct flow_tally *
 		json_object *p = json_object_new_object(), *bes = json_object_new_array();
 		struct bgs_counter c;
 
+		struct bgs_pool_state ps = {};
+		int unresolved = 0;
+
 		jset(p, "live", jbool(color == bgs_fw_live(flip.word)));
-		jset(p, "usable", jbool(bgs_pool_usable(g.h, svc_id, color)));
+		bgs_pool_state(g.h, svc_id, color, &ps);
+		jset(p, "usable", jbool(ps.ready > 0));
+		jset(p, "usable_backends", jint(ps.ready));
 		if (counters && bgs_svc_counters(g.h, svc_id, color, &c) == 0)
 			add_counter(p, &c);
 		if (t && t->per_svc_color && svc_id < t->max_services)
@@ -227,12 +187,14 @@ json_object *service_json(__u32 svc_id, bool counters, const struct flow_tally *
 			struct bgs_backend be;
 
 			if (snap.loaded)
-				json_object_array_add(
-					bes, backend_json(ids[i], &snap.be[ids[i]], counters, t));
-			else if (bgs_backend_get(g.h, ids[i], &be) == 0)
-				json_object_array_add(bes, backend_json(ids[i], &be, counters, t));
+				be = snap.be[ids[i]];
+			else if (bgs_backend_get(g.h, ids[i], &be))
+				continue;
+			json_object_array_add(bes, backend_json(ids[i], &be, counters, t));
+			unresolved += !(be.flags & BGS_BE_NEXTHOP);
 		}
 		jset(p, "backends", bes);
+		jset(p, "unresolved", jint(unresolved));
 		jset(pools, color_name((int)color), p);
 	}
 	jset(o, "pools", pools);
@@ -241,163 +203,15 @@ json_object *service_json(__u32 svc_id, bool counters, const struct flow_tally *
 
 /* ---- flows ---- */
 
-struct be_cache {
-	__u32 n;
-	__u8 *state; /* 0 unknown, 1 in use, 2 absent */
-	struct bgs_backend *be;
-};
-
-static struct be_cache bec;
-
-const struct bgs_backend *cached_backend(__u32 id)
+/* Live flows per backend and per service color, as the program decides them. */
+int flow_tally(struct bgs_flow_counts *t)
 {
-	struct bgs_meta meta;
+	int err = bgs_flow_count(g.h, t);
 
-	if (!bec.state) {
-		bgs_get_meta(g.h, &meta);
-		bec.n = meta.max_backends ? meta.max_backends : BGS_DEF_MAX_BACKENDS;
-		bec.state = calloc(bec.n, 1);
-		bec.be = calloc(bec.n, sizeof(*bec.be));
-		if (!bec.state || !bec.be) {
-			/* both or neither: the next call must not find half a cache */
-			free(bec.state);
-			free(bec.be);
-			bec.state = NULL;
-			bec.be = NULL;
-			return NULL;
-		}
-	}
-	if (id >= bec.n)
-		return NULL;
-	if (!bec.state[id])
-		bec.state[id] = bgs_backend_get(g.h, id, &bec.be[id]) == 0 &&
-						(bec.be[id].flags & BGS_BE_IN_USE)
-					? 1
-					: 2;
-	return bec.state[id] == 1 ? &bec.be[id] : NULL;
+	return err ? lib_fail(err, "walk conntrack") : 0;
 }
 
-/* Flip state per service, for drain deadlines during a walk. */
-static struct {
-	__u32 n;
-	__u8 *state; /* 0 unknown, 1 in use, 2 absent */
-	struct bgs_flip *flip;
-} flc;
-
-static const struct bgs_flip *cached_flip(__u32 svc_id)
+void flow_tally_free(struct bgs_flow_counts *t)
 {
-	struct bgs_service svc;
-	struct bgs_meta meta;
-
-	if (!flc.state) {
-		bgs_get_meta(g.h, &meta);
-		flc.n = meta.max_services ? meta.max_services : BGS_DEF_MAX_SERVICES;
-		flc.state = calloc(flc.n, 1);
-		flc.flip = calloc(flc.n, sizeof(*flc.flip));
-		if (!flc.state || !flc.flip) {
-			free(flc.state);
-			free(flc.flip);
-			flc.state = NULL;
-			flc.flip = NULL;
-			return NULL;
-		}
-	}
-	if (svc_id >= flc.n)
-		return NULL;
-	if (!flc.state[svc_id])
-		flc.state[svc_id] = bgs_service_get(g.h, svc_id, &svc, &flc.flip[svc_id]) == 0 ? 1
-											       : 2;
-	return flc.state[svc_id] == 1 ? &flc.flip[svc_id] : NULL;
-}
-
-void backend_cache_reset(void)
-{
-	if (bec.state)
-		memset(bec.state, 0, bec.n);
-	if (flc.state)
-		memset(flc.state, 0, flc.n);
-}
-
-bool flow_alive(const struct bgs_flow_key *k, const struct bgs_flow *f, __u64 now, __u32 hz)
-{
-	const struct bgs_backend *be;
-	const struct bgs_flip *fl;
-	__u64 timeout;
-
-	if (k->proto == IPPROTO_TCP) {
-		if (f->tcp_state & (BGS_TCP_FIN | BGS_TCP_RST))
-			return false;
-		timeout = f->tcp_state & BGS_TCP_EST ? BGS_DEF_TIMEOUT_TCP_EST
-						     : BGS_DEF_TIMEOUT_TCP_SYN;
-	} else {
-		timeout = BGS_DEF_TIMEOUT_UDP;
-	}
-	if (now > f->last_seen && now - f->last_seen > timeout * hz)
-		return false;
-	be = cached_backend(f->backend_id);
-	if (!be || be->incarnation != f->incarnation)
-		return false;
-	/* A drain whose deadline passed: the program routes those flows as new. */
-	fl = cached_flip(f->svc_id);
-	if (!fl)
-		return false;
-	if ((fl->word & BGS_FW_DRAINING) && f->color != bgs_fw_live(fl->word) &&
-	    fl->drain_deadline != BGS_NO_DEADLINE && fl->drain_deadline <= now &&
-	    f->gen < fl->drain_gen)
-		return false;
-	return true;
-}
-
-struct tally_arg {
-	struct flow_tally *t;
-	__u64 now;
-	__u32 hz;
-};
-
-static int tally_cb(const struct bgs_flow_key *k, const struct bgs_flow *f, void *arg)
-{
-	struct tally_arg *a = arg;
-	struct flow_tally *t = a->t;
-
-	if (!flow_alive(k, f, a->now, a->hz))
-		return 0;
-	if (f->backend_id < t->max_backends)
-		t->per_backend[f->backend_id]++;
-	if (f->svc_id < t->max_services && f->color < 2)
-		t->per_svc_color[f->svc_id * 2 + f->color]++;
-	t->total++;
-	return 0;
-}
-
-int flow_tally(struct flow_tally *t)
-{
-	struct tally_arg a = { .t = t };
-	struct bgs_meta meta;
-	int err;
-
-	memset(t, 0, sizeof(*t));
-	bgs_get_meta(g.h, &meta);
-	t->max_backends = meta.max_backends ? meta.max_backends : BGS_DEF_MAX_BACKENDS;
-	t->max_services = meta.max_services ? meta.max_services : BGS_DEF_MAX_SERVICES;
-	t->per_backend = calloc(t->max_backends, sizeof(__u64));
-	t->per_svc_color = calloc((size_t)t->max_services * 2, sizeof(__u64));
-	if (!t->per_backend || !t->per_svc_color)
-		return fail(-ENOMEM, EXIT_OTHER, "out of memory");
-	err = bgs_clock(g.h, &a.now, &a.hz);
-	if (err)
-		return lib_fail(err, "read the data plane clock");
-	if (!a.hz)
-		a.hz = 1000;
-	err = bgs_flow_walk(g.h, tally_cb, &a);
-	if (err < 0)
-		return lib_fail(err, "walk conntrack");
-	return 0;
-}
-
-void flow_tally_free(struct flow_tally *t)
-{
-	free(t->per_backend);
-	free(t->per_svc_color);
-	t->per_backend = NULL;
-	t->per_svc_color = NULL;
+	bgs_flow_counts_free(t);
 }

@@ -77,7 +77,7 @@ out:
 	 * for the caller to close. */
 	xdp_program__close(prog);
 	bpf_object__close(obj);
-	bgs_unlock(lock);
+	bgs_unlock(h, lock, err);
 	return err;
 }
 
@@ -124,6 +124,38 @@ int bgs_detach(struct bgs *h, const char *ifname)
 		bgs_err(err, "cannot detach bgswitch from %s: %s", ifname, strerror(-err));
 out:
 	xdp_multiprog__close(mp);
-	bgs_unlock(lock);
+	bgs_unlock(h, lock, err);
 	return err;
+}
+
+int bgs_teardown(struct bgs *h, bool force, __u64 *live_flows)
+{
+	struct bgs_flow_counts c;
+	__u32 key, next, *prev = NULL;
+	char ifname[IF_NAMESIZE];
+	int err;
+
+	bgs_err_clear();
+	/* Counted before anything goes: a switch with live flows is refused whole. */
+	err = bgs_flow_count(h, &c);
+	if (err)
+		return err;
+	if (live_flows)
+		*live_flows = c.total;
+	bgs_flow_counts_free(&c);
+	if (c.total && !force)
+		return bgs_err(-EBUSY, "%llu flows are live in %s: destroying the switch cuts them "
+			       "(drain or flip them away first, or force it)",
+			       (unsigned long long)c.total, h->pin_dir);
+	/* Every interface it was attached to is a redirect target (bgs_attach adds it). */
+	while (!bpf_map_get_next_key(h->map_fd[BGS_M_TX_PORTS], prev, &next)) {
+		key = next;
+		prev = &key;
+		if (!if_indextoname(key, ifname))
+			continue; /* gone, or in another namespace */
+		err = bgs_detach(h, ifname);
+		if (err && err != -ENOENT)
+			return err;
+	}
+	return bgs_destroy(h->pin_dir);
 }

@@ -47,6 +47,23 @@ static int be_read_used(struct bgs *h, __u32 id, struct bgs_backend *be)
 	return err;
 }
 
+/* Reads backend id for a change: in use, and (incarnation non-zero) still the backend the
+ * caller found, not a later one given the same id. */
+static int be_read_ref(struct bgs *h, __u32 id, __u32 incarnation, struct bgs_backend *be)
+{
+	char lbl[80];
+	int err = be_read_used(h, id, be);
+
+	if (err)
+		return err;
+	if (incarnation && be->incarnation != incarnation)
+		return bgs_err(-ESTALE, "backend %u (%s) is not the one found (incarnation %u, "
+			       "not %u): it was deleted and its id given to another backend "
+			       "meanwhile; nothing was changed", id,
+			       bgs_be_label(be, lbl, sizeof(lbl)), be->incarnation, incarnation);
+	return 0;
+}
+
 static bool be_usable(const struct bgs_backend *be)
 {
 	return (be->flags & BGS_BE_IN_USE) && be->admin == BGS_ADMIN_UP &&
@@ -54,7 +71,7 @@ static bool be_usable(const struct bgs_backend *be)
 }
 
 /* Reads every backend record into a malloc'ed array indexed by id. */
-static int be_read_all(struct bgs *h, struct bgs_backend **out)
+int bgs_be_read_all(struct bgs *h, struct bgs_backend **out)
 {
 	__u32 n = h->meta.max_backends, i, count, *keys = NULL, batch;
 	struct bgs_backend *all;
@@ -109,7 +126,7 @@ int bgs_pool_publish(struct bgs *h, __u32 svc_id, __u32 color, const __u32 *skip
 	__u64 w, nw;
 	int err;
 
-	err = be_read_all(h, &all);
+	err = bgs_be_read_all(h, &all);
 	if (err)
 		return err;
 	mb = calloc(BGS_MAX_POOL_BACKENDS, sizeof(*mb));
@@ -178,7 +195,7 @@ int bgs_svc_revnat_del(struct bgs *h, __u32 svc_id)
 	err = bgs_svc_read(h, svc_id, &svc);
 	if (err || svc.mode != BGS_MODE_NAT)
 		return err;
-	err = be_read_all(h, &all);
+	err = bgs_be_read_all(h, &all);
 	if (err)
 		return err;
 	for (i = 1; i < h->meta.max_backends; i++) {
@@ -209,7 +226,7 @@ int bgs_svc_backends_free(struct bgs *h, __u32 svc_id)
 	__u32 i;
 	int err;
 
-	err = be_read_all(h, &all);
+	err = bgs_be_read_all(h, &all);
 	if (err)
 		return err;
 	for (i = 1; i < h->meta.max_backends && !err; i++)
@@ -247,7 +264,7 @@ static __u32 next_incarnation(__u32 inc)
 int bgs_backend_add(struct bgs *h, __u32 svc_id, __u32 color, const struct bgs_backend_spec *spec,
 		    __u32 *backend_id)
 {
-	struct bgs_backend *all = NULL, be = {};
+	struct bgs_backend *all = NULL, be = {}, hop = {};
 	struct bgs_revnat_key rk;
 	__u32 owner;
 	struct bgs_service svc, other;
@@ -260,6 +277,11 @@ int bgs_backend_add(struct bgs *h, __u32 svc_id, __u32 color, const struct bgs_b
 	if (color != BGS_BLUE && color != BGS_GREEN)
 		return bgs_err(-EINVAL, "color %u is neither blue (0) nor green (1)", color);
 	weight = spec->weight ? spec->weight : 100;
+	/* The next hop before the lock: resolving may wait for a neighbour (tens of ms). */
+	memcpy(hop.addr, spec->addr.addr, sizeof(hop.addr));
+	hop.family = spec->addr.family;
+	if (hop.family == BGS_AF_INET || hop.family == BGS_AF_INET6)
+		bgs_nexthop_resolve(&hop);
 	lock = bgs_lock(h);
 	if (lock < 0)
 		return lock;
@@ -301,7 +323,7 @@ int bgs_backend_add(struct bgs *h, __u32 svc_id, __u32 color, const struct bgs_b
 	be.svc_id = svc_id;
 	be.weight = weight;
 
-	err = be_read_all(h, &all);
+	err = bgs_be_read_all(h, &all);
 	if (err)
 		goto out;
 	for (id = 1; id < h->meta.max_backends; id++) {
@@ -336,7 +358,10 @@ int bgs_backend_add(struct bgs *h, __u32 svc_id, __u32 color, const struct bgs_b
 			goto out;
 		}
 	}
-	bgs_nexthop_resolve(&be);
+	be.flags |= hop.flags & BGS_BE_NEXTHOP;
+	be.ifindex = hop.ifindex;
+	memcpy(be.dmac, hop.dmac, sizeof(be.dmac));
+	memcpy(be.smac, hop.smac, sizeof(be.smac));
 	be.incarnation = next_incarnation(all[id].incarnation);
 
 	/* Validated: now write, the record before anything that leads to it. */
@@ -385,11 +410,16 @@ undo:
 	be_free(h, id, &be);
 out:
 	free(all);
-	bgs_unlock(lock);
+	bgs_unlock(h, lock, err);
 	return err;
 }
 
 int bgs_backend_del(struct bgs *h, __u32 backend_id)
+{
+	return bgs_backend_remove(h, backend_id, 0);
+}
+
+int bgs_backend_remove(struct bgs *h, __u32 backend_id, __u32 incarnation)
 {
 	struct bgs_backend be;
 	struct bgs_service svc;
@@ -401,7 +431,7 @@ int bgs_backend_del(struct bgs *h, __u32 backend_id)
 	lock = bgs_lock(h);
 	if (lock < 0)
 		return lock;
-	err = be_read_used(h, backend_id, &be);
+	err = be_read_ref(h, backend_id, incarnation, &be);
 	if (err)
 		goto out;
 	err = bgs_svc_read(h, be.svc_id, &svc);
@@ -411,82 +441,203 @@ int bgs_backend_del(struct bgs *h, __u32 backend_id)
 	err = bgs_pool_publish(h, be.svc_id, be.color, &backend_id, 1);
 	if (err)
 		goto out;
+	/* Past the publish nothing is undone: each step is one a second delete redoes or
+	 * skips, so a failure says to run it again. */
+	err = bgs_fault("backend_del_step");
+	if (err)
+		goto partly;
 	if (svc.mode == BGS_MODE_NAT) {
 		revnat_key(&be, svc.proto, &rk);
 		if (!bgs_revnat_lookup(h, &rk, &owner) && owner == be.svc_id)
 			bgs_revnat_delete(h, &rk);
 		err = bgs_ports_sync(h, rk.port, 0, ~0u);
 		if (err)
-			goto out;
+			goto partly;
 	}
 	err = bgs_sync(h);
-	if (err)
+	if (!err)
+		err = be_free(h, backend_id, &be);
+	if (!err)
 		goto out;
-	err = be_free(h, backend_id, &be);
+partly:
+	{
+		char why[512], lbl[80];
+
+		snprintf(why, sizeof(why), "%s", bgs_errmsg());
+		err = bgs_err(err, "%s; backend %s is partly deleted (it takes no new flows): run "
+			      "the delete again to finish it", why, bgs_be_label(&be, lbl, sizeof(lbl)));
+	}
 out:
-	bgs_unlock(lock);
+	bgs_unlock(h, lock, err);
 	return err;
 }
 
-/* Changes the admin (which=0) or health (which=1) byte in place and republishes. */
-static int be_set_state(struct bgs *h, __u32 id, int which, __u8 val)
+static int change_check(const struct bgs_backend_change *c)
 {
-	struct bgs_backend be, nb;
-	int lock, err;
-	bool was, now;
+	if (c->admin != BGS_KEEP && c->admin != BGS_ADMIN_UP && c->admin != BGS_ADMIN_DRAIN &&
+	    c->admin != BGS_ADMIN_DOWN)
+		return bgs_err(-EINVAL, "backend %u: admin state %d is not up, drain or down",
+			       c->id, c->admin);
+	if (c->health != BGS_KEEP && c->health != BGS_HEALTH_UP &&
+	    c->health != BGS_HEALTH_DOWN)
+		return bgs_err(-EINVAL, "backend %u: health state %d is not up or down", c->id,
+			       c->health);
+	return 0;
+}
 
-	lock = bgs_lock(h);
-	if (lock < 0)
-		return lock;
-	err = be_read_used(h, id, &be);
+/* Puts back the records of the first n changes and republishes the pools touched so far. */
+static void set_state_undo(struct bgs *h, const struct bgs_backend_change *c,
+			   const struct bgs_backend *old, __u32 n, const __u32 *pools, __u32 npools)
+{
+	__u32 i;
+
+	for (i = 0; i < n; i++)
+		be_write(h, c[i].id, &old[i]);
+	for (i = 0; i < npools; i++)
+		bgs_pool_publish(h, pools[i] >> 1, pools[i] & 1, NULL, 0);
+}
+
+int bgs_backend_set_state(struct bgs *h, const struct bgs_backend_change *c, __u32 n)
+{
+	struct bgs_backend *old = NULL, *nb = NULL;
+	__u32 *pools = NULL, *skip = NULL, npools = 0, nskip, i, j, p;
+	char why[512];
+	int lock = -1, err = 0;
+
+	bgs_err_clear();
+	if (!n)
+		return 0;
+	if (n > h->meta.max_backends)
+		return bgs_err(-E2BIG, "%u backend changes: more than the %u backends there can be",
+			       n, h->meta.max_backends);
+	for (i = 0; i < n && !err; i++)
+		err = change_check(&c[i]);
+	for (i = 0; i < n && !err; i++)
+		for (j = 0; j < i && !err; j++)
+			if (c[i].id == c[j].id)
+				err = bgs_err(-EINVAL, "backend %u is changed twice in one batch",
+					      c[i].id);
 	if (err)
+		return err;
+	old = calloc(n, sizeof(*old));
+	nb = calloc(n, sizeof(*nb));
+	pools = calloc(n, sizeof(*pools));
+	skip = calloc(n, sizeof(*skip));
+	if (!old || !nb || !pools || !skip) {
+		err = bgs_err(-ENOMEM, "out of memory");
 		goto out;
-	nb = be;
-	if (which)
-		nb.health = val;
-	else
-		nb.admin = val;
-	if (!memcmp(&nb, &be, sizeof(be)))
+	}
+	lock = bgs_lock(h);
+	if (lock < 0) {
+		err = lock;
 		goto out;
-	was = be_usable(&be);
-	now = be_usable(&nb);
-	if (was && !now) {
-		/* Out of the table before the record says so. */
-		err = bgs_pool_publish(h, be.svc_id, be.color, &id, 1);
+	}
+	/* Every change checked before anything is written: all apply, or none. */
+	for (i = 0; i < n; i++) {
+		err = be_read_ref(h, c[i].id, c[i].incarnation, &old[i]);
 		if (err)
 			goto out;
-		err = be_write(h, id, &nb);
-		if (err) /* the record still says usable: so does the table again */
-			bgs_pool_publish(h, be.svc_id, be.color, NULL, 0);
-	} else {
-		err = be_write(h, id, &nb);
-		if (err || was == now)
+		nb[i] = old[i];
+		if (c[i].admin != BGS_KEEP)
+			nb[i].admin = (__u8)c[i].admin;
+		if (c[i].health != BGS_KEEP)
+			nb[i].health = (__u8)c[i].health;
+		if (be_usable(&old[i]) == be_usable(&nb[i]))
+			continue;
+		p = old[i].svc_id << 1 | old[i].color;
+		for (j = 0; j < npools && pools[j] != p; j++)
+			;
+		if (j == npools)
+			pools[npools++] = p;
+	}
+	/* Health going down: the time goes in first, while the record still says up, so the
+	 * program never pairs "down" with an old time (bgswitch_flow.h's grace period). */
+	for (i = 0; i < n; i++) {
+		__u64 now;
+		__u32 hz;
+
+		if (old[i].health != BGS_HEALTH_UP || nb[i].health != BGS_HEALTH_DOWN)
+			continue;
+		err = bgs_clock(h, &now, &hz);
+		if (!err) {
+			struct bgs_backend pre = old[i];
+
+			pre.health_down_at = nb[i].health_down_at = now;
+			err = be_write(h, c[i].id, &pre);
+		}
+		if (err) {
+			set_state_undo(h, c, old, i, NULL, 0);
 			goto out;
-		err = bgs_pool_publish(h, be.svc_id, be.color, NULL, 0);
-		if (err) /* not in the table: the record goes back to what it said */
-			be_write(h, id, &be);
+		}
+	}
+	/* Backends that become usable: their records first (a table may then lead to them). */
+	for (i = 0; i < n; i++) {
+		if (be_usable(&nb[i]) && !be_usable(&old[i]))
+			err = be_write(h, c[i].id, &nb[i]);
+		if (err) {
+			set_state_undo(h, c, old, i, NULL, 0);
+			goto out;
+		}
+	}
+	/* One publish per pool whose usable set changed, without those going out ... */
+	for (j = 0; j < npools; j++) {
+		for (i = nskip = 0; i < n; i++)
+			if ((old[i].svc_id << 1 | old[i].color) == pools[j] &&
+			    be_usable(&old[i]) && !be_usable(&nb[i]))
+				skip[nskip++] = c[i].id;
+		err = bgs_fault("set_state_publish");
+		if (!err)
+			err = bgs_pool_publish(h, pools[j] >> 1, pools[j] & 1, skip, nskip);
+		if (err) {
+			snprintf(why, sizeof(why), "%s", bgs_errmsg());
+			set_state_undo(h, c, old, n, pools, j);
+			err = bgs_err(err, "%s; nothing was changed", why);
+			goto out;
+		}
+	}
+	/* ... whose records say so once no table leads to them; then the rest. */
+	for (i = 0; i < n; i++) {
+		if (memcmp(&nb[i], &old[i], sizeof(nb[i])) &&
+		    !(be_usable(&nb[i]) && !be_usable(&old[i])))
+			err = be_write(h, c[i].id, &nb[i]);
+		if (err) {
+			snprintf(why, sizeof(why), "%s", bgs_errmsg());
+			set_state_undo(h, c, old, n, pools, npools);
+			err = bgs_err(err, "%s; nothing was changed", why);
+			goto out;
+		}
 	}
 out:
-	bgs_unlock(lock);
+	bgs_unlock(h, lock, err);
+	free(skip);
+	free(pools);
+	free(nb);
+	free(old);
 	return err;
 }
 
 int bgs_backend_set_admin(struct bgs *h, __u32 backend_id, enum bgs_admin admin)
 {
+	struct bgs_backend_change c = { .id = backend_id, .admin = (int)admin,
+					.health = BGS_KEEP };
+
 	bgs_err_clear();
-	if (admin != BGS_ADMIN_UP && admin != BGS_ADMIN_DRAIN && admin != BGS_ADMIN_DOWN)
+	if (c.admin == BGS_KEEP) /* a state, not "keep" */
 		return bgs_err(-EINVAL, "backend %u: admin state %d is not up, drain or down",
-			       backend_id, admin);
-	return be_set_state(h, backend_id, 0, (__u8)admin);
+			       backend_id, c.admin);
+	return bgs_backend_set_state(h, &c, 1);
 }
 
 int bgs_backend_set_health(struct bgs *h, __u32 backend_id, enum bgs_health health)
 {
+	struct bgs_backend_change c = { .id = backend_id, .admin = BGS_KEEP,
+					.health = (int)health };
+
 	bgs_err_clear();
-	if (health != BGS_HEALTH_UP && health != BGS_HEALTH_DOWN)
+	if (c.health == BGS_KEEP) /* a state, not "keep" */
 		return bgs_err(-EINVAL, "backend %u: health state %d is not up or down",
-			       backend_id, health);
-	return be_set_state(h, backend_id, 1, (__u8)health);
+			       backend_id, c.health);
+	return bgs_backend_set_state(h, &c, 1);
 }
 
 static bool nexthop_same(const struct bgs_backend *a, const struct bgs_backend *b)
@@ -496,100 +647,120 @@ static bool nexthop_same(const struct bgs_backend *a, const struct bgs_backend *
 	       !memcmp(a->smac, b->smac, 6);
 }
 
-int bgs_backend_resolve_all(struct bgs *h)
+/*
+ * Gives backend id the next hop in hop, in place: its id, incarnation, counters and flows
+ * stay. The record is several words that the program reads while it changes, so the
+ * change never lets a reader see a mix of old and new: the "resolved" flag goes off
+ * first (readers then pass or drop that backend's packets, as for any unresolved next
+ * hop), the kernel waits out every program that saw it on, the new fields go in, the kernel
+ * waits again, and only then does the flag go back on. Caller holds the lock.
+ */
+static int nexthop_set(struct bgs *h, __u32 id, struct bgs_backend cur, const struct bgs_backend *hop)
 {
-	struct bgs_backend *all = NULL, nb;
-	__u32 *old_ids = NULL, *new_ids = NULL, n = 0, i, j, k, id, free_id = 1;
+	int err;
+
+	if (cur.flags & BGS_BE_NEXTHOP) {
+		cur.flags &= ~BGS_BE_NEXTHOP;
+		err = be_write(h, id, &cur);
+		if (!err)
+			err = bgs_sync(h);
+		if (err)
+			return err;
+	}
+	cur.ifindex = hop->ifindex;
+	memcpy(cur.dmac, hop->dmac, sizeof(cur.dmac));
+	memcpy(cur.smac, hop->smac, sizeof(cur.smac));
+	err = be_write(h, id, &cur);
+	if (err || !(hop->flags & BGS_BE_NEXTHOP))
+		return err;
+	err = bgs_sync(h);
+	if (err)
+		return err;
+	cur.flags |= BGS_BE_NEXTHOP;
+	return be_write(h, id, &cur);
+}
+
+int bgs_backend_resolve(struct bgs *h, __u32 svc_id, struct bgs_resolve_result *res)
+{
+	struct bgs_backend *all = NULL, *hop = NULL, cur;
+	struct bgs_resolve_result r = {};
+	struct bgs_service svc;
 	char lbl[80], ferr_msg[512] = "";
-	int lock, err = 0, ferr = 0;
+	int lock = -1, err, ferr = 0;
+	__u32 id;
 
 	bgs_err_clear();
-	lock = bgs_lock(h);
-	if (lock < 0)
-		return lock;
-	err = be_read_all(h, &all);
+	if (svc_id != BGS_ALL_SERVICES) {
+		err = bgs_svc_read(h, svc_id, &svc);
+		if (err)
+			return err;
+	}
+	/* Resolve without the lock (a neighbour may take tens of ms per backend) ... */
+	err = bgs_be_read_all(h, &all);
 	if (err)
-		goto out;
-	old_ids = calloc(h->meta.max_backends, sizeof(*old_ids));
-	new_ids = calloc(h->meta.max_backends, sizeof(*new_ids));
-	if (!old_ids || !new_ids) {
+		return err;
+	hop = calloc(h->meta.max_backends, sizeof(*hop));
+	if (!hop) {
 		err = bgs_err(-ENOMEM, "out of memory");
 		goto out;
 	}
 	for (id = 1; id < h->meta.max_backends; id++) {
-		if (!(all[id].flags & BGS_BE_IN_USE))
+		if (!(all[id].flags & BGS_BE_IN_USE) ||
+		    (svc_id != BGS_ALL_SERVICES && all[id].svc_id != svc_id))
 			continue;
-		for (k = 0; k < n && old_ids[k] != id && new_ids[k] != id; k++)
-			;
-		if (k < n)
-			continue; /* a record written by this pass */
-		nb = all[id];
-		bgs_nexthop_resolve(&nb);
-		if (nexthop_same(&nb, &all[id]))
+		hop[id] = all[id];
+		bgs_nexthop_resolve(&hop[id]);
+		r.checked++;
+	}
+	/* ... then re-check each record under it: the backend resolved is the one there. */
+	lock = bgs_lock(h);
+	if (lock < 0) {
+		err = lock;
+		goto out;
+	}
+	for (id = 1; id < h->meta.max_backends; id++) {
+		if (!(hop[id].flags & BGS_BE_IN_USE))
 			continue;
-		/* A changed next hop is a new record under a fresh id, published by a table. */
-		while (free_id < h->meta.max_backends && (all[free_id].flags & BGS_BE_IN_USE))
-			free_id++;
-		if (free_id >= h->meta.max_backends) {
-			ferr = -ENOSPC;
-			snprintf(ferr_msg, sizeof(ferr_msg), "backend %s: next hop changed but no "
-				 "backend id is free to publish it",
-				 bgs_be_label(&nb, lbl, sizeof(lbl)));
+		err = bgs_be_read(h, id, &cur);
+		if (err)
+			goto out;
+		if (!(cur.flags & BGS_BE_IN_USE) || cur.incarnation != hop[id].incarnation ||
+		    !be_same_addr(&cur, hop[id].family, hop[id].addr, hop[id].port))
+			continue; /* deleted or replaced meanwhile: not ours to update */
+		if (!(hop[id].flags & BGS_BE_NEXTHOP))
+			r.unresolved++;
+		if (nexthop_same(&cur, &hop[id]))
 			continue;
-		}
-		if (nb.ifindex) {
-			int terr = bgs_tx_port_add(h, nb.ifindex);
+		if (hop[id].ifindex) {
+			int terr = bgs_tx_port_add(h, hop[id].ifindex);
 
 			if (terr) {
 				ferr = terr;
 				snprintf(ferr_msg, sizeof(ferr_msg), "backend %s: %s",
-					 bgs_be_label(&nb, lbl, sizeof(lbl)), bgs_errmsg());
+					 bgs_be_label(&cur, lbl, sizeof(lbl)), bgs_errmsg());
 				continue;
 			}
 		}
-		nb.incarnation = next_incarnation(all[free_id].incarnation);
-		bgs_percpu_zero(h, h->map_fd[BGS_M_BE_STATS], free_id, sizeof(struct bgs_counter));
-		err = be_write(h, free_id, &nb);
+		err = nexthop_set(h, id, cur, &hop[id]);
 		if (err)
 			goto out;
-		all[free_id] = nb;
-		old_ids[n] = id;
-		new_ids[n] = free_id;
-		n++;
-	}
-	/* Publish each touched pool once, without the old ids. */
-	for (i = 0; i < n; i++) {
-		struct bgs_backend *o = &all[old_ids[i]];
-
-		for (j = 0; j < i; j++)
-			if (all[old_ids[j]].svc_id == o->svc_id &&
-			    all[old_ids[j]].color == o->color)
-				break;
-		if (j < i)
-			continue;
-		err = bgs_pool_publish(h, o->svc_id, o->color, old_ids, n);
-		if (err)
-			goto out;
-	}
-	if (n) {
-		err = bgs_sync(h);
-		if (err)
-			goto out;
-	}
-	for (i = 0; i < n; i++) {
-		err = be_free(h, old_ids[i], &all[old_ids[i]]);
-		if (err)
-			goto out;
+		r.changed++;
 	}
 	/* The message is set only now: every bgs_tx_port_add above clears it. */
 	if (ferr)
 		err = bgs_err(ferr, "%s", ferr_msg);
 out:
-	free(old_ids);
-	free(new_ids);
+	bgs_unlock(h, lock, err);
+	if (res)
+		*res = r;
+	free(hop);
 	free(all);
-	bgs_unlock(lock);
 	return err;
+}
+
+int bgs_backend_resolve_all(struct bgs *h)
+{
+	return bgs_backend_resolve(h, BGS_ALL_SERVICES, NULL);
 }
 
 int bgs_backend_get(struct bgs *h, __u32 backend_id, struct bgs_backend *be)
@@ -621,7 +792,7 @@ int bgs_backend_find(struct bgs *h, __u32 svc_id, const struct bgs_ip *addr, __u
 		return err;
 	if (!port)
 		port = ntohs(svc.port);
-	err = be_read_all(h, &all);
+	err = bgs_be_read_all(h, &all);
 	if (err)
 		return err;
 	for (id = 1; id < h->meta.max_backends; id++) {
@@ -651,7 +822,7 @@ int bgs_pool_list(struct bgs *h, __u32 svc_id, __u32 color, __u32 *ids, __u32 ma
 	err = bgs_svc_read(h, svc_id, &svc);
 	if (err)
 		return err;
-	err = be_read_all(h, &all);
+	err = bgs_be_read_all(h, &all);
 	if (err)
 		return err;
 	for (id = 1; id < h->meta.max_backends; id++) {
@@ -666,18 +837,68 @@ int bgs_pool_list(struct bgs *h, __u32 svc_id, __u32 color, __u32 *ids, __u32 ma
 	return n;
 }
 
+int bgs_backend_read_all(struct bgs *h, struct bgs_backend **all, __u32 *n)
+{
+	bgs_err_clear();
+	*n = h->meta.max_backends;
+	return bgs_be_read_all(h, all);
+}
+
+int bgs_pool_state(struct bgs *h, __u32 svc_id, __u32 color, struct bgs_pool_state *st)
+{
+	struct bgs_pool_state r = {};
+	struct bgs_backend be;
+	__u8 *seen = NULL;
+	__u32 m = h->meta.maglev_size, slot, i, id;
+	int err;
+
+	bgs_err_clear();
+	if (color >= BGS_NR_COLORS)
+		return bgs_err(-EINVAL, "color %u is neither blue (0) nor green (1)", color);
+	err = bgs_svc_read(h, svc_id, &(struct bgs_service){});
+	if (!err)
+		err = bgs_maglev_map(h);
+	if (err)
+		return err;
+	seen = calloc(h->meta.max_backends / 8 + 1, 1);
+	if (!seen)
+		return bgs_err(-ENOMEM, "out of memory");
+	/* The live table holds the backends that take new flows (admin up, health up): each
+	 * distinct id in it, once, is one record to read for its next hop. */
+	slot = bgs_fw_slot(bgs_word_load(h, svc_id), color);
+	for (i = 0; i < m; i++) {
+		id = __atomic_load_n(bgs_table_entry(h, svc_id, color, slot, i), __ATOMIC_RELAXED);
+		if (!id || id >= h->meta.max_backends || (seen[id / 8] & (1u << (id % 8))))
+			continue;
+		seen[id / 8] |= (__u8)(1u << (id % 8));
+		if (bgs_be_read(h, id, &be) || !be_usable(&be) || be.svc_id != svc_id)
+			continue;
+		r.in_table++;
+		if (be.flags & BGS_BE_NEXTHOP)
+			r.ready++;
+	}
+	free(seen);
+	bgs_err_clear();
+	*st = r;
+	return 0;
+}
+
 bool bgs_pool_usable(struct bgs *h, __u32 svc_id, __u32 color)
 {
+	struct bgs_pool_state st;
+	struct bgs_backend be;
 	__u32 key, id = 0;
-	__u64 w;
 
-	/* A pool's live table holds exactly its usable backends (admin up, health up) and is
-	 * all zeros without one: its first entry answers with one lookup. */
 	if (svc_id >= h->meta.max_services || color >= BGS_NR_COLORS)
 		return false;
-	w = bgs_word_load(h, svc_id);
-	key = (__u32)bgs_maglev_index(svc_id, color, bgs_fw_slot(w, color), h->meta.maglev_size, 0);
-	if (bpf_map_lookup_elem(h->map_fd[BGS_M_MAGLEV], &key, &id))
+	/* The live table's first entry answers in two lookups (a flip stays a few syscalls):
+	 * no backend there means none usable; a resolved one there means usable. Only a
+	 * table whose first backend has no next hop needs the whole table read. */
+	key = (__u32)bgs_maglev_index(svc_id, color, bgs_fw_slot(bgs_word_load(h, svc_id), color),
+				      h->meta.maglev_size, 0);
+	if (bpf_map_lookup_elem(h->map_fd[BGS_M_MAGLEV], &key, &id) || !id)
 		return false;
-	return id != 0;
+	if (!bgs_be_read(h, id, &be) && be_usable(&be) && (be.flags & BGS_BE_NEXTHOP))
+		return true;
+	return !bgs_pool_state(h, svc_id, color, &st) && st.ready > 0;
 }

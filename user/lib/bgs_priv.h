@@ -60,6 +60,10 @@ struct bgs {
 	struct bgs_revnat_slot *revnat; /* mmap of bgs_revnat */
 	size_t revnat_len;
 	int ncpus;
+	int lock_timeout_ms; /* bgs_lock's deadline; < 0: wait as long as it takes */
+	struct bgs_history *history; /* where changes are recorded (not owned), or NULL */
+	struct bgs_note *note;	     /* the next change's record (bgs_change_note) */
+	int history_lost;	     /* -errno: an emergency change applied unrecorded */
 };
 
 /* Error reporting: sets the thread's message and returns err (negative errno). */
@@ -70,9 +74,37 @@ void bgs_err_clear(void);
 void bgs_quiet_begin(void);
 void bgs_quiet_end(void);
 
-/* flock(LOCK_EX) on the pin directory; returns the fd to pass to bgs_unlock, or -errno. */
+/* flock(LOCK_EX) on the pin directory, waiting at most h's lock timeout; returns the fd to
+ * pass to bgs_unlock, or -errno (-EBUSY: still held at the deadline, the message says by
+ * which pid where /proc/locks tells). */
 int bgs_lock(struct bgs *h);
-void bgs_unlock(int fd);
+int bgs_lock_dir(const char *dir, int timeout_ms);
+/* Releases the lock; with h, first records the outcome of h's noted change (result < 0:
+ * failed, with bgs_errmsg()). */
+void bgs_unlock(struct bgs *h, int fd, int result);
+
+/* History (history.c), called by bgs_lock and bgs_unlock: the noted change's intent (and
+ * the resolution of intents that were never confirmed), then its outcome. */
+struct bgs_note;
+int bgs_history_intent(struct bgs *h);
+void bgs_history_outcome(struct bgs *h, int result, const char *error);
+/* Lock timeout for handles yet to be made and for calls without a handle (lock.c). */
+extern int bgs_lock_timeout_default;
+
+/*
+ * Test-only failure injection: bgs_fault("site") returns -EIO when the environment variable
+ * BGS_FAULT names that site ("site@N": only its N-th pass in this thread). Compiled in only with -DBGS_FAULT_INJECT (the sanitizer test
+ * build); in a release build it is the constant 0 and no environment can make it fire.
+ */
+#ifdef BGS_FAULT_INJECT
+int bgs_fault(const char *site);
+#else
+static inline int bgs_fault(const char *site)
+{
+	(void)site;
+	return 0;
+}
+#endif
 
 /* Waits until no running BPF program can still see what was published before the call. */
 int bgs_sync(struct bgs *h);
@@ -86,6 +118,8 @@ static inline void bgs_word_publish(struct bgs *h, __u32 svc_id, __u64 w)
 {
 	__atomic_store_n(&h->flip[svc_id].word, w, __ATOMIC_RELEASE);
 }
+/* The generation's bits of a flip word: all a free service slot keeps. */
+#define BGS_FW_GEN_BITS (~((1ULL << BGS_FW_GEN_SHIFT) - 1))
 static inline __u64 bgs_word_next_gen(__u64 w)
 {
 	__u64 gen = (__u32)(bgs_fw_gen(w) + 1);
@@ -130,6 +164,8 @@ const char *bgs_color_name(__u32 color);
 
 /* Backends and tables (backend.c). */
 int bgs_be_read(struct bgs *h, __u32 id, struct bgs_backend *be);
+/* Every backend record, in a malloc'ed array indexed by id. */
+int bgs_be_read_all(struct bgs *h, struct bgs_backend **out);
 /* Rebuilds (svc, color)'s table in the idle slot and publishes it, leaving out the ids in
  * skip[0..nskip). Caller holds the lock. */
 int bgs_pool_publish(struct bgs *h, __u32 svc_id, __u32 color, const __u32 *skip, __u32 nskip);
@@ -144,8 +180,10 @@ int bgs_nexthop_resolve(struct bgs_backend *be);
 
 /* Per-CPU counters (stats.c). */
 int bgs_percpu_zero(struct bgs *h, int map_fd, __u32 key, size_t value_size);
-/* Deletes the conntrack entries of a service (color BGS_ANY_COLOR or one color; if
- * only_idle, only those not on live_color). Returns how many. */
-int bgs_ct_delete(struct bgs *h, __u32 svc_id, int color, bool only_idle, __u32 live_color);
+/* Calls cb on every conntrack entry, in batches (stats.c). */
+int bgs_ct_walk(struct bgs *h, bgs_flow_cb cb, void *arg);
+/* Deletes the conntrack entries of a service whose backend (id, incarnation) is gone: safe
+ * without the lock, even once the service id is reused. Returns how many. */
+int bgs_ct_delete_orphans(struct bgs *h, __u32 svc_id);
 
 #endif /* BGS_PRIV_H */

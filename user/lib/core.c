@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * libbgswitch core: the pinned state (create, adopt, destroy, upgrade), the pin-directory
- * lock, the wait for running programs, the program clock and the error message buffer.
+ * libbgswitch core: the pinned state (create, adopt, destroy, upgrade), the wait for
+ * running programs, the program clock and the error message buffer.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +22,8 @@
 #include <bpf/libbpf.h>
 
 #include "bgs_priv.h"
+#include "bgs_test.h"
+#include "bgswitch_flow.h"
 #include "bgswitch.skel.h"
 #include "bgs_entry.skel.h"
 
@@ -83,35 +85,32 @@ void bgs_quiet_end(void)
 	libbpf_set_print(prev_print);
 }
 
-/* ---- Lock and sync ---- */
-
-static int lock_dir(const char *dir)
+#ifdef BGS_FAULT_INJECT
+/* BGS_FAULT=SITE fails every pass through SITE; SITE@N only the N-th (from 1). */
+int bgs_fault(const char *site)
 {
-	int fd, err;
+	static __thread unsigned int hits;
+	static __thread char armed[64]; /* the setting hits counts for */
+	const char *want = getenv("BGS_FAULT"), *at;
+	size_t len;
 
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return bgs_err(-errno, "cannot open pin directory %s: %s", dir, strerror(errno));
-	while (flock(fd, LOCK_EX) < 0) {
-		if (errno == EINTR)
-			continue;
-		err = -errno;
-		close(fd);
-		return bgs_err(err, "cannot lock pin directory %s: %s", dir, strerror(-err));
+	if (!want)
+		return 0;
+	if (strncmp(armed, want, sizeof(armed) - 1)) {
+		snprintf(armed, sizeof(armed), "%s", want);
+		hits = 0;
 	}
-	return fd;
+	at = strchr(want, '@');
+	len = at ? (size_t)(at - want) : strlen(want);
+	if (strlen(site) != len || strncmp(want, site, len))
+		return 0;
+	if (at && ++hits != strtoul(at + 1, NULL, 10))
+		return 0;
+	return bgs_err(-EIO, "injected fault at %s (BGS_FAULT)", site);
 }
+#endif
 
-int bgs_lock(struct bgs *h)
-{
-	return lock_dir(h->pin_dir);
-}
-
-void bgs_unlock(int fd)
-{
-	if (fd >= 0)
-		close(fd); /* releases the flock */
-}
+/* ---- Sync ---- */
 
 static size_t page_round(size_t n)
 {
@@ -182,20 +181,25 @@ int bgs_sizes_check(const struct bgs_sizes *in, struct bgs_sizes *out)
 	if (!in || !in->new_flow_rate)
 		s.new_flow_rate = BGS_DEF_NEW_FLOW_RATE;
 
-	if (s.max_services > 65536)
-		return bgs_err(-EINVAL, "max_services %u: expected 1 to 65536", s.max_services);
-	if (s.max_backends < 2 || s.max_backends > (1u << 24))
-		return bgs_err(-EINVAL, "max_backends %u: expected 2 to %u", s.max_backends,
-			       1u << 24);
-	if (s.maglev_size < 3 || s.maglev_size > 1000003 || !is_prime(s.maglev_size))
-		return bgs_err(-EINVAL, "maglev_size %u: expected a prime from 3 to 1000003 "
-			       "(e.g. 1021, 16381, 65537)", s.maglev_size);
+	if (s.max_services > BGS_LIMIT_MAX_SERVICES)
+		return bgs_err(-EINVAL, "max_services %u: expected 1 to %u", s.max_services,
+			       BGS_LIMIT_MAX_SERVICES);
+	if (s.max_backends < 2 || s.max_backends > BGS_LIMIT_MAX_BACKENDS)
+		return bgs_err(-EINVAL, "max_backends %u: expected 2 to %u (every change reads "
+			       "all backend records)", s.max_backends, BGS_LIMIT_MAX_BACKENDS);
+	if (s.maglev_size < 3 || s.maglev_size > BGS_LIMIT_MAGLEV_SIZE || !is_prime(s.maglev_size))
+		return bgs_err(-EINVAL, "maglev_size %u: expected a prime from 3 to %u "
+			       "(e.g. 1021, 16381, 65537)", s.maglev_size, BGS_LIMIT_MAGLEV_SIZE);
+	if (s.new_flow_rate > BGS_LIMIT_NEW_FLOW_RATE && s.new_flow_rate != UINT32_MAX)
+		return bgs_err(-EINVAL, "new_flow_rate %u: expected at most %u per CPU per second "
+			       "(or %u: unlimited)", s.new_flow_rate, BGS_LIMIT_NEW_FLOW_RATE,
+			       UINT32_MAX);
 	if ((__u64)s.max_services * 4 * s.maglev_size > (1ULL << 31))
 		return bgs_err(-EINVAL, "max_services %u x 4 x maglev_size %u is too many table "
 			       "entries (at most 2^31)", s.max_services, s.maglev_size);
-	if (s.ct_entries < 16 || s.ct_entries > (1u << 28))
+	if (s.ct_entries < 16 || s.ct_entries > BGS_LIMIT_CT_ENTRIES)
 		return bgs_err(-EINVAL, "ct_entries %u: expected 16 to %u", s.ct_entries,
-			       1u << 28);
+			       BGS_LIMIT_CT_ENTRIES);
 	if (out)
 		*out = s;
 	return 0;
@@ -350,6 +354,8 @@ static struct bgs *handle_new(const char *dir)
 	h->flip = MAP_FAILED;
 	h->maglev = MAP_FAILED;
 	h->revnat = MAP_FAILED;
+	h->lock_timeout_ms = bgs_lock_timeout_default;
+	h->history = NULL;
 	return h;
 }
 
@@ -377,6 +383,7 @@ void bgs_close(struct bgs *h)
 	if (h->sync_inner_fd >= 0)
 		close(h->sync_inner_fd);
 	bgs_entry__destroy(h->entry_skel);
+	bgs_change_finish(h, 0, NULL);
 	free(h);
 }
 
@@ -392,11 +399,33 @@ static int pin_get(const struct bgs *h, const char *name)
 }
 
 /* Opens every pinned map and program and maps the flip words and tables. h->meta is set. */
+/* Whoever can write the pin directory can replace a pin (a map, the switch) under root's
+ * feet: only a directory of root's that nobody else may write is used. */
+static int pin_dir_safe(const char *dir)
+{
+	struct stat st;
+
+	if (lstat(dir, &st))
+		return bgs_err(-errno, "cannot stat pin directory %s: %s", dir, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return bgs_err(-ENOTDIR, "pin directory %s is not a directory%s", dir,
+			       S_ISLNK(st.st_mode) ? " (a symbolic link)" : "");
+	if (st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH)))
+		return bgs_err(-EPERM, "pin directory %s is %s: refusing it (anyone who can write "
+			       "it can replace the switch's maps); chown root and chmod go-w it",
+			       dir, st.st_uid ? "not owned by root" : "writable by group or others");
+	return 0;
+}
+
 static int adopt_pins(struct bgs *h)
 {
 	LIBBPF_OPTS(bpf_map_create_opts, mopts);
 	char name[64];
 	int i, err;
+
+	err = pin_dir_safe(h->pin_dir);
+	if (err)
+		return err;
 
 	for (i = 0; i < BGS_M_NR; i++) {
 		if (h->map_fd[i] >= 0)
@@ -758,7 +787,7 @@ int bgs_init(const char *pin_dir, const struct bgs_sizes *sizes, struct bgs **ou
 	struct bgs_sizes s = {};
 	struct bgs *h = NULL;
 	int lock = -1, sw = -1, ck = -1, err;
-	bool present;
+	bool present, was_present;
 	__u64 jiffies;
 	__u32 hz;
 
@@ -777,14 +806,32 @@ int bgs_init(const char *pin_dir, const struct bgs_sizes *sizes, struct bgs **ou
 	err = ensure_bpffs(h, pin_dir);
 	if (err)
 		goto out;
+	/* State that exists: its entry program is verified before the lock, which only a
+	 * first creation (maps pinned by the load itself) holds across the verifier. */
+	err = meta_read(pin_dir, &h->meta, &present);
+	if (err)
+		goto out;
+	if (present) {
+		err = sizes_match(pin_dir, sizes, &h->meta);
+		if (!err)
+			err = load_entry(h);
+		if (err)
+			goto out;
+	}
 	lock = bgs_lock(h);
 	if (lock < 0) {
 		err = lock;
 		goto out;
 	}
+	was_present = present;
 	err = meta_read(pin_dir, &h->meta, &present);
 	if (err)
 		goto out;
+	if (was_present && !present) {
+		err = bgs_err(-EAGAIN, "the pinned state at %s was destroyed while bgctl init "
+			      "ran: run it again", pin_dir);
+		goto out;
+	}
 	if (present) {
 		err = sizes_match(pin_dir, sizes, &h->meta);
 		if (err)
@@ -798,10 +845,13 @@ int bgs_init(const char *pin_dir, const struct bgs_sizes *sizes, struct bgs **ou
 			.ct_entries = s.ct_entries,
 			.new_flow_rate = s.new_flow_rate,
 		};
+		/* what the program enforces from now on (it reads them from bgs_meta) */
+		bgs_flow_timeouts_default(&h->meta.timeouts);
 	}
 
 	/* The entry first: it owns the program array that the switch goes into. */
-	err = load_entry(h);
+	if (!h->entry_skel)
+		err = load_entry(h);
 	if (err)
 		goto out;
 	if (!present || !switch_installed(h)) {
@@ -831,7 +881,7 @@ out:
 		close(sw);
 	if (ck >= 0)
 		close(ck);
-	bgs_unlock(lock);
+	bgs_unlock(NULL, lock, err); /* a handle being made has no history yet */
 	bgs_close(h);
 	return err;
 }
@@ -843,12 +893,15 @@ int bgs_upgrade(struct bgs *h, const char *obj_path)
 	__u32 hz;
 
 	bgs_err_clear();
-	lock = bgs_lock(h);
-	if (lock < 0)
-		return lock;
+	/* The verifier runs before the lock (it may take seconds); the swap is under it. */
 	err = load_switch(h, obj_path, &sw, &ck);
 	if (err)
+		return err;
+	lock = bgs_lock(h);
+	if (lock < 0) {
+		err = lock;
 		goto out;
+	}
 	err = install_switch(h, sw, ck);
 	if (err)
 		goto out;
@@ -866,7 +919,7 @@ out:
 		close(sw);
 	if (ck >= 0)
 		close(ck);
-	bgs_unlock(lock);
+	bgs_unlock(h, lock, err);
 	return err;
 }
 
@@ -882,7 +935,7 @@ int bgs_destroy(const char *pin_dir)
 		pin_dir = BGS_DEFAULT_PIN_DIR;
 	if (!on_bpffs(pin_dir))
 		return bgs_err(-ENOENT, "%s is not a bpffs directory: nothing to destroy", pin_dir);
-	lock = lock_dir(pin_dir);
+	lock = bgs_lock_dir(pin_dir, bgs_lock_timeout_default);
 	if (lock < 0)
 		return lock;
 	d = opendir(pin_dir);
@@ -900,7 +953,7 @@ int bgs_destroy(const char *pin_dir)
 	}
 	closedir(d);
 out:
-	bgs_unlock(lock);
+	bgs_unlock(NULL, lock, err);
 	return err;
 }
 
@@ -963,6 +1016,26 @@ int bgs_switch_fd(const struct bgs *h)
 	if (h->switch_fd < 0)
 		return bgs_err(-ENOENT, "no switch program in %s", h->pin_dir);
 	return h->switch_fd;
+}
+
+int bgs_switch_info(struct bgs *h, struct bgs_switch_info *si)
+{
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info);
+	int fd, i;
+
+	memset(si, 0, sizeof(*si));
+	fd = bgs_switch_fd(h);
+	if (fd < 0)
+		return fd;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return bgs_err(-errno, "cannot read the switch program's info: %s",
+			       strerror(errno));
+	si->prog_id = info.id;
+	for (i = 0; i < 8; i++)
+		snprintf(si->tag + 2 * i, 3, "%02x", info.tag[i]);
+	si->loaded_s = info.load_time / 1000000000ULL;
+	return 0;
 }
 
 int bgs_clock(struct bgs *h, __u64 *jiffies, __u32 *hz)

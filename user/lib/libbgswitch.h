@@ -15,6 +15,7 @@
 #include <linux/types.h>
 
 #include "bgswitch.h"
+#include "bgswitch_flow.h"
 
 struct bgs; /* an open handle on one pin directory */
 
@@ -29,6 +30,15 @@ struct bgs_sizes {
 	__u32 ct_entries;    /* BGS_DEF_CT_ENTRIES */
 	__u32 new_flow_rate; /* BGS_DEF_NEW_FLOW_RATE; per CPU per second */
 };
+
+/* The largest sizes the control plane handles: a change reads every backend record (64
+ * bytes each: 64 MiB at 2^20), table rebuilds touch max_services x 4 x maglev_size
+ * entries. bgctl's options take the same limits. */
+#define BGS_LIMIT_MAX_SERVICES 65536
+#define BGS_LIMIT_MAX_BACKENDS (1u << 20)
+#define BGS_LIMIT_MAGLEV_SIZE 1000003
+#define BGS_LIMIT_CT_ENTRIES (1u << 26)
+#define BGS_LIMIT_NEW_FLOW_RATE 100000000 /* or UINT32_MAX: unlimited */
 
 /* Check sizes against what the program and the kernel accept, before anything is created;
  * out (may be NULL) gets them with the defaults filled in. The message begins with the
@@ -50,8 +60,21 @@ int bgs_open(const char *pin_dir, struct bgs **out);
 
 void bgs_close(struct bgs *h);
 
+/* Default time a change waits for the pin directory's lock (an flock, so an operator can
+ * hold off every change with `flock PIN_DIR CMD`). */
+#define BGS_LOCK_TIMEOUT_MS 5000
+/* How long changes through h wait for the lock before they fail with -EBUSY (the message
+ * says the lock is held, and by which pid where the kernel tells); < 0 waits as long as it
+ * takes, 0 tries once. h NULL sets the default of handles opened later and of bgs_init and
+ * bgs_destroy (process-wide: call it before any other thread uses the library). */
+void bgs_set_lock_timeout(struct bgs *h, int timeout_ms);
+
 /* Remove every pin under the directory (the state is gone once no program holds it). */
 int bgs_destroy(const char *pin_dir);
+/* Take the switch down: detach it from every interface it was attached to in the caller's
+ * namespace, then bgs_destroy. Refused (-EBUSY) while flows are live unless force; *live_flows
+ * (may be NULL) gets their number. The caller then closes h. */
+int bgs_teardown(struct bgs *h, bool force, __u64 *live_flows);
 
 const char *bgs_pin_dir(const struct bgs *h);
 /* Where bgs_init mounted a bpffs (mode 0700) to make its pin directory, or NULL if it mounted
@@ -60,14 +83,19 @@ const char *bgs_pin_dir(const struct bgs *h);
 const char *bgs_mounted(const struct bgs *h);
 void bgs_get_meta(const struct bgs *h, struct bgs_meta *meta);
 
-/* Fd of a pinned map by its name without the "bgs_" prefix ("ct", "vips", ...); -ENOENT. */
-int bgs_map_fd(const struct bgs *h, const char *name);
-
 /* Fd of the entry program (the one libxdp attaches) as loaded by bgs_init; for test runs.
  * -ENOENT after bgs_open (nothing loaded). */
 int bgs_entry_fd(const struct bgs *h);
 /* Fd of the switch program currently in the program array. */
 int bgs_switch_fd(const struct bgs *h);
+
+/* The switch program that runs now (the program array's entry). */
+struct bgs_switch_info {
+	__u32 prog_id;
+	char tag[17];	   /* the kernel's hex tag of its instructions */
+	__u64 loaded_s;	   /* load time, seconds since boot */
+};
+int bgs_switch_info(struct bgs *h, struct bgs_switch_info *si);
 
 /* Load a fresh switch program (from the object built into the library, or from obj_path),
  * reusing every pinned map, and swap it into the program array in one update. */
@@ -75,6 +103,52 @@ int bgs_upgrade(struct bgs *h, const char *obj_path);
 
 /* The program's clock: jiffies now and jiffies per second. */
 int bgs_clock(struct bgs *h, __u64 *jiffies, __u32 *hz);
+
+/* ---- Audit history ---- */
+
+/*
+ * Every change made through a handle with a history is recorded there the same way,
+ * whatever the front end: a JSON line "intent" (who: actor, user, uid, loginuid, sudo_user,
+ * pid; what: verb, service, reason, the caller's details) appended and fsync'ed under the
+ * pin directory's lock before the change touches anything, then its outcome ("done" or
+ * "failed" with the error, and the service's generation after) before the lock is released.
+ * An intent found without an outcome at the next change (its writer died midway) gets one:
+ * not applied if the generation it started from (detail "generation_before") is still live.
+ */
+#define BGS_DEFAULT_HISTORY "/var/lib/bgswitch/history.jsonl"
+struct bgs_history;
+/* Open (create, with its directories) an absolute path; actor names the front end in every
+ * record ("bgctl", "bgagent"). Refused (-EPERM) unless a regular file owned by root and not
+ * writable by group or others; opened with O_NOFOLLOW (-ELOOP on a symbolic link). */
+int bgs_history_open(const char *path, const char *actor, struct bgs_history **out);
+void bgs_history_close(struct bgs_history *hs);
+const char *bgs_history_path(const struct bgs_history *hs);
+/* Record the changes made through h in hs (NULL: none); hs must outlive that use. */
+void bgs_set_history(struct bgs *h, struct bgs_history *hs);
+
+/* The change applies even if its intent cannot be written (rollback, flip --force): an
+ * emergency must not depend on /var having space; bgs_change_finish then says so. */
+#define BGS_CHANGE_EMERGENCY (1u << 0)
+struct bgs_change_info {
+	const char *verb;	  /* "flip", "backend set", "failover", ... */
+	const char *service;	  /* name, or NULL */
+	__u32 svc_id;		  /* its id (outcome records its generation), or BGS_ALL_SERVICES */
+	const char *reason;	  /* free text ("rollout step 2/3"), or NULL */
+	const char *details_json; /* a JSON object merged into the records, or NULL */
+	unsigned int flags;	  /* BGS_CHANGE_* */
+};
+/* Describe the next change made through h (one call of a change function): it is recorded
+ * when that function takes the lock. Without a history attached, nothing is written. */
+int bgs_change_note(struct bgs *h, const struct bgs_change_info *ci);
+/* Call after the change function returned result: a change refused before it reached the
+ * lock (a bad value) is recorded now, as failed with error (NULL: bgs_errmsg()), and the
+ * note is dropped. Returns 0, or the -errno with which an emergency change's records
+ * could not be written (it applied: warn loudly). */
+int bgs_change_finish(struct bgs *h, int result, const char *error);
+
+/* Every backend record in one read (indexed by id, *n of them; free() it): for a front end
+ * that shows many pools at once. */
+int bgs_backend_read_all(struct bgs *h, struct bgs_backend **all, __u32 *n);
 
 /* ---- Interfaces ---- */
 
@@ -143,11 +217,43 @@ int bgs_backend_add(struct bgs *h, __u32 svc_id, __u32 color, const struct bgs_b
 /* Remove a backend: its table entries go first (published), then its record; the id's
  * next user gets a new incarnation so old flows never follow. */
 int bgs_backend_del(struct bgs *h, __u32 backend_id);
-/* Operator state; rebuilds and publishes the pool's table. */
+/* bgs_backend_del of the backend a caller found: incarnation (from bgs_backend_get; 0 =
+ * any) must still be the id's, else -ESTALE (the id was freed and given out again since). */
+int bgs_backend_remove(struct bgs *h, __u32 backend_id, __u32 incarnation);
+
+/* "Leave this field as it is" in a bgs_backend_change. */
+#define BGS_KEEP (-1)
+/* One backend's state change. */
+struct bgs_backend_change {
+	__u32 id;
+	__u32 incarnation; /* as read (bgs_backend_get); 0 = any; else -ESTALE on a reused id */
+	int admin;	   /* enum bgs_admin (the operator's), or BGS_KEEP */
+	int health;	   /* enum bgs_health (the agent's), or BGS_KEEP */
+};
+/* Apply n backend state changes as one: every one is checked under one lock before
+ * anything is written (all apply or none), and each pool whose usable set changes is
+ * published once, however many of its backends change (an agent marking many backends
+ * down at once). Bad state: -EINVAL; unknown id: -ENOENT; reused id: -ESTALE; the message
+ * names the backend. */
+int bgs_backend_set_state(struct bgs *h, const struct bgs_backend_change *c, __u32 n);
+/* Operator state of one backend (bgs_backend_set_state). */
 int bgs_backend_set_admin(struct bgs *h, __u32 backend_id, enum bgs_admin admin);
-/* Health state (the agent's); rebuilds and publishes the pool's table. */
+/* Health state of one backend (the agent's; bgs_backend_set_state). */
 int bgs_backend_set_health(struct bgs *h, __u32 backend_id, enum bgs_health health);
-/* Re-resolve the next hop of every backend (after neighbour or route changes). */
+#define BGS_ALL_SERVICES (~0u)
+struct bgs_resolve_result {
+	__u32 checked;	  /* backends resolved */
+	__u32 changed;	  /* whose next hop changed (updated in place) */
+	__u32 unresolved; /* left without a next hop */
+};
+/* Re-resolve the next hop of the backends of a service (BGS_ALL_SERVICES: all), after
+ * neighbour or route changes. Resolution runs without the lock; under it, each record is
+ * re-checked (same incarnation and address) and updated in place: the backend keeps its
+ * id, incarnation, counters and flows. While one record changes, the program sees that
+ * backend as unresolved for a few ms (nat: passed to the kernel; dsr: dropped, counted).
+ * res (may be NULL) gets the counts. */
+int bgs_backend_resolve(struct bgs *h, __u32 svc_id, struct bgs_resolve_result *res);
+/* bgs_backend_resolve of every service. */
 int bgs_backend_resolve_all(struct bgs *h);
 int bgs_backend_get(struct bgs *h, __u32 backend_id, struct bgs_backend *be);
 /* Backend id in a service by address and port (port 0 = VIP port); -ENOENT. */
@@ -157,7 +263,14 @@ int bgs_backend_find(struct bgs *h, __u32 svc_id, const struct bgs_ip *addr, __u
 int bgs_pool_list(struct bgs *h, __u32 svc_id, __u32 color, __u32 *ids, __u32 max);
 /* The nat service whose replies backend address:port/proto sends; -ENOENT. */
 int bgs_revnat_lookup(struct bgs *h, const struct bgs_revnat_key *k, __u32 *svc_id);
-/* True if the pool has a backend that may take new flows (admin up, health up). */
+/* What a pool can do with new flows, from its live table and those backends' records. */
+struct bgs_pool_state {
+	__u32 in_table; /* backends its table gives new flows to (admin up, health up) */
+	__u32 ready;	/* of those, with a resolved next hop: the pool's usable backends */
+};
+int bgs_pool_state(struct bgs *h, __u32 svc_id, __u32 color, struct bgs_pool_state *st);
+/* True if the pool has a usable backend: admin up, health up and its next hop resolved
+ * (a backend without one gets its new flows passed to the kernel in nat, dropped in dsr). */
 bool bgs_pool_usable(struct bgs *h, __u32 svc_id, __u32 color);
 
 /* ---- Routing changes (each one atomic publish of the flip word) ---- */
@@ -176,13 +289,23 @@ struct bgs_flip_opts {
 
 /* Flip live to the other color (reset canary, start draining the old one).
  * Returns 1 if it changed something, 0 if to_color was already live.
- * -ESTALE: generation mismatch; -EHOSTUNREACH: target pool unusable and no force. */
+ * A front end passes the generation it read as expect_gen: the flip is then a
+ * compare-and-swap on what it showed (checked under the lock, before the "already live"
+ * answer too). -ESTALE: generation mismatch, and after (if given) holds the state found, so
+ * the caller can say what changed; -EHOSTUNREACH: target pool unusable and no force. */
 int bgs_flip(struct bgs *h, __u32 svc_id, const struct bgs_flip_opts *opts, struct bgs_flip *after);
-/* Canary weight in basis points (0..10000) and stickiness. */
+/* Canary weight in basis points (0..10000) and stickiness. expect_gen as in bgs_flip
+ * (-ESTALE fills after with the state found). */
 int bgs_canary_set(struct bgs *h, __u32 svc_id, __u32 bps, bool sticky, long long expect_gen,
 		   struct bgs_flip *after);
 /* End the drain now: the old color's remaining flows are routed as new. */
 int bgs_drain_end(struct bgs *h, __u32 svc_id, struct bgs_flip *after);
+
+/* End the drain (bgs_drain_end) and delete the flows of color (BGS_ANY_COLOR: any) that
+ * is not live (bgs_flow_kill): returns how many. The entries go after the publish; if
+ * that fails the routing is already whole (they are routed as new) and a second call
+ * removes them; the message says so. */
+int bgs_drain_kill(struct bgs *h, __u32 svc_id, int color, struct bgs_flip *after);
 
 /* ---- Preview prefixes ---- */
 
@@ -227,6 +350,8 @@ int bgs_parse_port(const char *s, const char *what, __u16 *port);	     /* 1..655
 int bgs_parse_duration(const char *s, const char *what, bool allow_none, __u64 *ms);
 /* 0 to 100 with at most two decimals, optional '%', in basis points */
 int bgs_parse_percent(const char *s, __u32 *bps);
+/* seconds with at most three decimals ("5", "0.5"), 0..max_s, into milliseconds */
+int bgs_parse_seconds(const char *s, const char *what, unsigned int max_s, int *ms);
 int bgs_parse_ip(const char *s, struct bgs_ip *ip);
 /* ADDR, ADDR:PORT, [V6] or [V6]:PORT; port 0 when absent */
 int bgs_parse_addr_port(const char *s, struct bgs_ip *ip, __u16 *port);
@@ -235,6 +360,48 @@ int bgs_parse_vip(const char *s, struct bgs_ip *ip, __u16 *port, __u8 *proto);
 /* ADDR/LEN with no host bits set */
 int bgs_parse_prefix(const char *s, struct bgs_prefix *p);
 int bgs_parse_reason(const char *s);
+
+/* ---- Flows as the program sees them (its rule: bgswitch_flow.h) ---- */
+
+/* A walk that judges each entry with the program's own flow-liveness rule, the timeouts
+ * it enforces (bgs_meta) and the backends and flip states read once at the start. verdict
+ * is enum bgs_flow_verdict (BGS_FLOW_LIVE: the entry holds its flow); be is the flow's
+ * backend record or NULL. now and hz (may be NULL) get the clock the walk judged by. */
+typedef int (*bgs_flow_verdict_cb)(const struct bgs_flow_key *key, const struct bgs_flow *flow,
+				   int verdict, const struct bgs_backend *be, void *arg);
+int bgs_flow_walk_verdict(struct bgs *h, bgs_flow_verdict_cb cb, void *arg, __u64 *now,
+			  __u32 *hz);
+/* "live", "idle", "drained", ... */
+const char *bgs_flow_verdict_name(int verdict);
+
+/* Live flows per backend and per service and color, from one walk. */
+struct bgs_flow_counts {
+	__u32 max_backends, max_services;
+	__u64 *per_backend;   /* [max_backends] by backend id */
+	__u64 *per_svc_color; /* [max_services * 2] by svc_id * 2 + color */
+	__u64 total;
+};
+int bgs_flow_count(struct bgs *h, struct bgs_flow_counts *c);
+void bgs_flow_counts_free(struct bgs_flow_counts *c);
+
+/* The drain of a service: its color that is not live, and the live flows left there per
+ * backend of that pool (what `flip --wait` and `drain` show, and what an agent tracks). */
+struct bgs_drain_backend {
+	__u32 id;
+	__u64 flows;
+};
+struct bgs_drain_status {
+	__u32 color;	  /* the color that is not live */
+	__u32 generation; /* of the flip word read */
+	bool draining;	  /* its drain runs: those flows keep their backends until... */
+	__u64 deadline;	  /* ...this jiffy (BGS_NO_DEADLINE: none; 0: no drain) */
+	__u64 now;	  /* the program's clock at the read */
+	__u32 hz;
+	__u64 flows;	  /* live flows left on color */
+	__u32 nbackends;
+	struct bgs_drain_backend backends[BGS_MAX_POOL_BACKENDS];
+};
+int bgs_drain_status(struct bgs *h, __u32 svc_id, struct bgs_drain_status *st);
 
 /* ---- Maglev (exposed for tests and tools) ---- */
 

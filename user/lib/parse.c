@@ -169,40 +169,72 @@ bad:
 		       what, shown(s), allow_none ? ", 0 or none" : " or 0");
 }
 
-int bgs_parse_percent(const char *s, __u32 *bps)
+/*
+ * A decimal with at most nw whole digits and nf decimals ("10", "2.5"), scaled by 10^nf into
+ * *v; *pp is left after it. -1 if there is none.
+ */
+static int decimal(const char **pp, int nw, int nf, unsigned long *v)
 {
+	const char *p = *pp;
 	unsigned long whole = 0, frac = 0;
-	const char *p = s;
-	int nw = 0, nf = 0;
+	int w = 0, f = 0;
 
-	while (isdigit((unsigned char)*p) && nw < 4) {
+	while (isdigit((unsigned char)*p) && w <= nw) {
 		whole = whole * 10 + (unsigned long)(*p++ - '0');
-		nw++;
+		w++;
 	}
-	if (nw == 0)
-		goto bad;
+	if (w == 0 || w > nw)
+		return -1;
 	if (*p == '.') {
 		p++;
-		while (isdigit((unsigned char)*p) && nf < 3) {
+		while (isdigit((unsigned char)*p) && f <= nf) {
 			frac = frac * 10 + (unsigned long)(*p++ - '0');
-			nf++;
+			f++;
 		}
-		if (nf == 0 || nf > 2)
-			goto bad;
-		if (nf == 1)
-			frac *= 10;
+		if (f == 0 || f > nf)
+			return -1;
 	}
+	for (; f < nf; f++)
+		frac *= 10;
+	for (f = 0; f < nf; f++)
+		whole *= 10;
+	*v = whole + frac;
+	*pp = p;
+	return 0;
+}
+
+int bgs_parse_percent(const char *s, __u32 *bps)
+{
+	const char *p = s;
+	unsigned long v;
+
+	if (decimal(&p, 3, 2, &v))
+		goto bad;
 	if (*p == '%')
 		p++;
-	if (*p || whole * 100 + frac > BGS_CANARY_SCALE)
+	if (*p || v > BGS_CANARY_SCALE)
 		goto bad;
-	*bps = (__u32)(whole * 100 + frac);
+	*bps = (__u32)v;
 	return 0;
 bad:
 	return bgs_err(-EINVAL,
 		       "bad percentage '%s': expected 0 to 100 with at most two decimals "
 		       "(e.g. 10, 2.5, 0.25)",
 		       shown(s));
+}
+
+int bgs_parse_seconds(const char *s, const char *what, unsigned int max_s, int *ms)
+{
+	const char *p = s;
+	unsigned long v;
+
+	if (decimal(&p, 7, 3, &v) || *p || v > (unsigned long)max_s * 1000)
+		return bgs_err(-EINVAL,
+			       "bad %s '%s': expected seconds from 0 to %u with at most three "
+			       "decimals (e.g. 5, 0.5)",
+			       what, shown(s), max_s);
+	*ms = (int)v;
+	return 0;
 }
 
 int bgs_parse_ip(const char *s, struct bgs_ip *ip)

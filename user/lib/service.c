@@ -155,6 +155,7 @@ int bgs_service_add(struct bgs *h, const struct bgs_service_spec *spec, __u32 *s
 	struct bgs_vip_key k, pk;
 	struct bgs_vip_val v = {};
 	__u32 id, free_id = ~0u;
+	__u64 old_word = 0;
 	int lock = -1, err;
 	bool vip_in = false;
 
@@ -238,7 +239,10 @@ int bgs_service_add(struct bgs *h, const struct bgs_service_spec *spec, __u32 *s
 		goto out;
 	__atomic_store_n(&h->flip[id].drain_deadline, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&h->flip[id].drain_gen, 0, __ATOMIC_RELAXED);
-	bgs_word_publish(h, id, BGS_FW_ACTIVE | (1ULL << BGS_FW_GEN_SHIFT));
+	/* A free slot keeps the last generation it published: the new service continues
+	 * from it, so --expect-generation never matches an earlier service of that name. */
+	old_word = bgs_word_load(h, id);
+	bgs_word_publish(h, id, bgs_word_next_gen(old_word & BGS_FW_GEN_BITS) | BGS_FW_ACTIVE);
 
 	err = bgs_ports_sync(h, svc.port, bgs_port_vip_flag(svc.proto), ~0u);
 	if (!err && svc.preview_port)
@@ -271,7 +275,7 @@ undo:
 		bpf_map_delete_elem(h->map_fd[BGS_M_VIPS], &pk);
 	if (vip_in)
 		bpf_map_delete_elem(h->map_fd[BGS_M_VIPS], &k);
-	bgs_word_publish(h, id, 0);
+	bgs_word_publish(h, id, bgs_word_next_gen(old_word & BGS_FW_GEN_BITS));
 	k.port = svc.port;
 	pk.port = svc.preview_port;
 	memset(&svc, 0, sizeof(svc));
@@ -280,7 +284,7 @@ undo:
 	bgs_ports_sync(h, pk.port, 0, ~0u);
 out:
 	free(all);
-	bgs_unlock(lock);
+	bgs_unlock(h, lock, err);
 	return err;
 }
 
@@ -310,44 +314,60 @@ int bgs_service_del(struct bgs *h, __u32 svc_id)
 			      strerror(errno));
 		goto out;
 	}
+	/* From here on nothing is undone: every step is one a second delete redoes or
+	 * skips, so a failure says to run it again. */
 	err = addr_marker_sync(h, svc.vip, svc.family, svc_id);
+	if (!err)
+		err = bgs_fault("service_del_step");
 	if (err)
-		goto out;
+		goto partly;
 	err = bgs_svc_revnat_del(h, svc_id);
 	if (err)
-		goto out;
+		goto partly;
 	err = bgs_ports_sync(h, svc.port, 0, svc_id);
 	if (!err)
 		err = bgs_ports_sync(h, svc.preview_port, 0, svc_id);
 	if (err)
-		goto out;
+		goto partly;
 	bgs_word_publish(h, svc_id, bgs_word_next_gen(bgs_word_load(h, svc_id)) & ~BGS_FW_ACTIVE);
 	/* No running program still holds the service: free what it referred to. */
 	err = bgs_sync(h);
 	if (err)
-		goto out;
+		goto partly;
 	err = bgs_svc_backends_free(h, svc_id);
 	if (err)
-		goto out;
+		goto partly;
 	err = preview_delete_all(h, svc_id);
 	if (err)
-		goto out;
-	err = bgs_ct_delete(h, svc_id, BGS_ANY_COLOR, false, 0);
-	if (err < 0)
-		goto out;
+		goto partly;
 	err = tables_zero(h, svc_id);
 	if (err)
-		goto out;
+		goto partly;
 	bgs_percpu_zero(h, h->map_fd[BGS_M_SVC_STATS], svc_id * 2, sizeof(struct bgs_counter));
 	bgs_percpu_zero(h, h->map_fd[BGS_M_SVC_STATS], svc_id * 2 + 1,
 			sizeof(struct bgs_counter));
 	__atomic_store_n(&h->flip[svc_id].drain_deadline, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&h->flip[svc_id].drain_gen, 0, __ATOMIC_RELAXED);
-	bgs_word_publish(h, svc_id, 0);
-	memset(&svc, 0, sizeof(svc));
-	err = svc_write(h, svc_id, &svc);
+	/* Only the generation stays: the slot's next service goes on from it. */
+	bgs_word_publish(h, svc_id, bgs_word_next_gen(bgs_word_load(h, svc_id)) & BGS_FW_GEN_BITS);
+	err = svc_write(h, svc_id, &(struct bgs_service){});
+	if (!err)
+		goto out;
+partly:
+	{
+		char why[512];
+
+		snprintf(why, sizeof(why), "%s", bgs_errmsg());
+		err = bgs_err(err, "%s; service '%s' is partly deleted (it takes no new traffic): "
+			      "run the delete again to finish it", why, svc.name);
+	}
 out:
-	bgs_unlock(lock);
+	bgs_unlock(h, lock, err);
+	/* Its flows are dead already (their backends' records are gone); the walk that frees
+	 * their entries runs after the lock, and frees only flows of backends that are gone,
+	 * so it never touches a service that reused the id meanwhile. */
+	if (!err && bgs_ct_delete_orphans(h, svc_id) < 0)
+		bgs_err_clear(); /* the entries age out of the LRU map instead */
 	return err;
 }
 
@@ -371,6 +391,15 @@ int bgs_service_find(struct bgs *h, const char *name, __u32 *svc_id)
 	return bgs_err(-ENOENT, "no service named '%s'", name);
 }
 
+/* The flip state as the program sees it; leaves the error message alone. */
+static void flip_read(struct bgs *h, __u32 svc_id, struct bgs_flip *flip)
+{
+	flip->word = bgs_word_load(h, svc_id);
+	flip->drain_deadline = __atomic_load_n(&h->flip[svc_id].drain_deadline, __ATOMIC_RELAXED);
+	flip->drain_gen = __atomic_load_n(&h->flip[svc_id].drain_gen, __ATOMIC_RELAXED);
+	flip->pad = 0;
+}
+
 int bgs_service_get(struct bgs *h, __u32 svc_id, struct bgs_service *svc, struct bgs_flip *flip)
 {
 	struct bgs_service s;
@@ -382,13 +411,8 @@ int bgs_service_get(struct bgs *h, __u32 svc_id, struct bgs_service *svc, struct
 		return err;
 	if (svc)
 		*svc = s;
-	if (flip) {
-		flip->word = bgs_word_load(h, svc_id);
-		flip->drain_deadline = __atomic_load_n(&h->flip[svc_id].drain_deadline,
-						       __ATOMIC_RELAXED);
-		flip->drain_gen = __atomic_load_n(&h->flip[svc_id].drain_gen, __ATOMIC_RELAXED);
-		flip->pad = 0;
-	}
+	if (flip)
+		flip_read(h, svc_id, flip);
 	return 0;
 }
 
@@ -416,7 +440,7 @@ int bgs_service_list(struct bgs *h, __u32 *ids, __u32 max)
 static void flip_fill(struct bgs *h, __u32 svc_id, struct bgs_flip *after)
 {
 	if (after)
-		bgs_service_get(h, svc_id, NULL, after);
+		flip_read(h, svc_id, after);
 }
 
 static int gen_check(const struct bgs_service *svc, __u64 w, long long expect_gen)
@@ -453,16 +477,16 @@ int bgs_flip(struct bgs *h, __u32 svc_id, const struct bgs_flip_opts *opts, stru
 	w = bgs_word_load(h, svc_id);
 	live = bgs_fw_live(w);
 	target = o.to_color == BGS_ANY_COLOR ? !live : (__u32)o.to_color;
-	if (target == live) {
-		err = 0;
-		goto done;
-	}
+	/* Before the "already live" answer too: that answer is about the generation read. */
 	err = gen_check(&svc, w, o.expect_gen);
 	if (err)
-		goto out;
+		goto done;
+	if (target == live)
+		goto done;
 	if (!o.force && !bgs_pool_usable(h, svc_id, target)) {
 		err = bgs_err(-EHOSTUNREACH, "service '%s': pool %s has no usable backend (admin "
-			      "up and health up); force the flip to send traffic there anyway",
+			      "up, health up, next hop resolved); force the flip to send traffic "
+			      "there anyway",
 			      svc.name, bgs_color_name(target));
 		goto out;
 	}
@@ -492,7 +516,7 @@ int bgs_flip(struct bgs *h, __u32 svc_id, const struct bgs_flip_opts *opts, stru
 done:
 	flip_fill(h, svc_id, after);
 out:
-	bgs_unlock(lock);
+	bgs_unlock(h, lock, err);
 	return err;
 }
 
@@ -515,15 +539,17 @@ int bgs_canary_set(struct bgs *h, __u32 svc_id, __u32 bps, bool sticky, long lon
 		goto out;
 	w = bgs_word_load(h, svc_id);
 	err = gen_check(&svc, w, expect_gen);
-	if (err)
+	if (err) {
+		flip_fill(h, svc_id, after); /* the caller says what changed */
 		goto out;
+	}
 	nw = w & ~(BGS_FW_STICKY | (BGS_FW_CANARY_MASK << BGS_FW_CANARY_SHIFT));
 	nw |= (__u64)bps << BGS_FW_CANARY_SHIFT;
 	nw |= sticky ? BGS_FW_STICKY : 0;
 	bgs_word_publish(h, svc_id, bgs_word_next_gen(nw));
 	flip_fill(h, svc_id, after);
 out:
-	bgs_unlock(lock);
+	bgs_unlock(h, lock, err);
 	return err;
 }
 
@@ -545,7 +571,7 @@ int bgs_drain_end(struct bgs *h, __u32 svc_id, struct bgs_flip *after)
 		bgs_word_publish(h, svc_id, bgs_word_next_gen(w & ~BGS_FW_DRAINING));
 	flip_fill(h, svc_id, after);
 out:
-	bgs_unlock(lock);
+	bgs_unlock(h, lock, err);
 	return err;
 }
 
@@ -675,7 +701,7 @@ int bgs_preview_add(struct bgs *h, __u32 svc_id, const struct bgs_prefix *p)
 			bpf_map_delete_elem(h->map_fd[BGS_M_PREVIEW], &k);
 	}
 out:
-	bgs_unlock(lock);
+	bgs_unlock(h, lock, err);
 	return err;
 }
 
@@ -712,7 +738,7 @@ int bgs_preview_del(struct bgs *h, __u32 svc_id, const struct bgs_prefix *p)
 		err = svc_write(h, svc_id, &svc);
 	}
 out:
-	bgs_unlock(lock);
+	bgs_unlock(h, lock, err);
 	return err;
 }
 
