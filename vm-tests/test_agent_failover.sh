@@ -31,7 +31,7 @@ out=$(traffic "$NS_CL" http "$VIP_NAT" 80 40)
 check "40 new connections all served by green" jqt '.ok == 40 and .colors.green == 40' <<<"$out"
 h=$(lbctl -j history web)
 check "history: the flip, by bgagent, with the reason" \
-	jqt '[.records[] | select(.verb == "flip" and .user == "bgagent" and .status == "done"
+	jqt '[.records[] | select(.verb == "flip" and .actor == "bgagent" and .status == "done"
 		and .reason == "failover: blue 0/2 healthy < 50%" and .from == "blue"
 		and .to == "green")] | length == 1' <<<"$h"
 check "/metrics counts one failover flip" \

@@ -176,7 +176,7 @@ check "restart: no backend went up or down in the log" \
 check "restart: nothing re-attached or re-created" \
 	bash -c "! grep -Eq 'attached to|created service|added .* backend' '$AGENT_LOG'"
 check "upgrade_on_start: one switch upgrade at the first start, none at the restart" \
-	jqt '[.records[] | select(.verb == "upgrade" and .user == "bgagent")] | length == 1' \
+	jqt '[.records[] | select(.verb == "upgrade" and .actor == "bgagent")] | length == 1' \
 	< <(lbctl -j history)
 hold_stop "$BGS_RUN/hold1" "$hold1"
 check "the long-lived connection never saw an error" \

@@ -62,18 +62,44 @@ const char *color_str(int color)
 
 /* ---- Failover ---- */
 
-/* The backend's record, following it to a new id if the library moved it (see
- * al_backend_current); -ENOENT once it is gone (removed by hand: the next SIGHUP or restart
- * rebuilds the list). */
+/* The backend's record while it is still the one the agent knows: same id and incarnation
+ * (ids are stable for a backend's life, a next-hop change updates it in place); -ENOENT once
+ * it is gone (removed by hand: the next SIGHUP or restart rebuilds the list). */
 static int be_record(struct be_rt *b, struct bgs_backend *rec)
 {
-	__u32 old = b->id;
-	int err = al_backend_current(b->ag->h, b->svc->id, b->color, &b->ip, b->port, &b->id, rec);
+	int err = bgs_backend_get(b->ag->h, b->id, rec);
 
-	if (!err && b->id != old)
-		agent_log(LOG_I, "%s %s backend %s: now record %u (was %u: next hop changed)",
-			  b->svc->name, color_str(b->color), b->label, b->id, old);
+	if (err)
+		return err;
+	if (!(rec->flags & BGS_BE_IN_USE) || rec->incarnation != b->incarnation)
+		return -ENOENT;
+	return 0;
+}
+
+/* ---- Audit history: every change the agent makes goes through the library's ---- */
+
+int agent_note(struct agent *ag, const struct bgs_change_info *ci, json_object *details)
+{
+	struct bgs_change_info c = *ci;
+	int err;
+
+	c.details_json = details ? json_object_to_json_string(details) : NULL;
+	err = bgs_change_note(ag->h, &c);
+	if (err)
+		agent_log(LOG_E, "%s%s%s: cannot note the change for the history: %s",
+			  ci->verb, ci->service ? " " : "", ci->service ? ci->service : "",
+			  bgs_errmsg());
 	return err;
+}
+
+void agent_noted(struct agent *ag, int result)
+{
+	int lost = bgs_change_finish(ag->h, result, NULL);
+
+	if (lost)
+		agent_log(LOG_E, "WARNING: a change was applied, but its history record could not "
+				 "be written to %s (%s): it is NOT RECORDED",
+			  ag->history, strerror(-lost));
 }
 
 static void pool_views(struct svc_rt *s, struct pool_view pv[2])
@@ -90,31 +116,36 @@ static void pool_views(struct svc_rt *s, struct pool_view pv[2])
 		p->weight += rec.weight;
 		if (!b->hsm.known)
 			p->pending = true;
-		/* health as the checks decided it (its write may still be queued) */
-		if (rec.admin == BGS_ADMIN_UP && b->hsm.up) {
+		/* health as the checks decided it (its write may still be queued); usable also
+		 * needs a resolved next hop, as the library's bgs_pool_usable says */
+		if (rec.admin == BGS_ADMIN_UP && b->hsm.up && (rec.flags & BGS_BE_NEXTHOP)) {
 			p->n_usable++;
 			p->usable_weight += rec.weight;
 		}
 	}
 }
 
-void agent_failover(struct svc_rt *s)
+/* One decision on what was just read; returns -ESTALE if the flip's compare-and-swap was
+ * refused (the service changed between the read and the flip). */
+static int failover_once(struct svc_rt *s)
 {
 	struct agent *ag = s->ag;
 	struct failover_in in = {};
 	struct bgs_flip_opts opts = {};
+	struct bgs_change_info ci = {};
 	struct bgs_service svc;
 	struct bgs_flip before, after;
 	enum failover_verdict v;
-	json_object *d, *done;
-	struct al_hist hs;
+	json_object *d;
 	char why[200];
+	__u32 gen;
 	int err, to;
 
 	if (!s->cfg->fo.on || bgs_service_get(ag->h, s->id, &svc, &before))
-		return;
+		return 0;
 	in.enabled = true;
 	in.live = (int)bgs_fw_live(before.word);
+	gen = bgs_fw_gen(before.word);
 	pool_views(s, in.pool);
 	in.min_healthy_pct = s->cfg->fo.min_healthy_pct;
 	in.hold_down_ms = s->cfg->fo.hold_down_ms;
@@ -124,55 +155,79 @@ void agent_failover(struct svc_rt *s)
 	v = failover_decide(&in, why, sizeof(why));
 	if (v == FO_STAY) {
 		s->blocked_why[0] = '\0';
-		return;
+		return 0;
 	}
 	if (v == FO_BLOCKED) {
 		/* hold_down counts down in the message: compare the start only */
 		if (strncmp(s->blocked_why, why, 40))
 			agent_log(LOG_W, "%s: no failover: %s", s->name, why);
 		snprintf(s->blocked_why, sizeof(s->blocked_why), "%s", why);
-		return;
+		return 0;
 	}
 	to = !in.live;
-	/* to a color, not "the other one": a flip by bgctl to it meanwhile makes this a no-op.
-	 * No generation check: the agent's own health writes move the generation. */
+	/* A compare-and-swap on the generation the decision was made from: a flip by bgctl
+	 * (or anything else that moved the service) in between refuses it with -ESTALE. */
 	opts.to_color = to;
-	opts.expect_gen = BGS_ANY_GEN;
+	opts.expect_gen = gen;
 	opts.drain_ms = s->cfg->drain_ms;
 	d = json_object_new_object();
 	json_object_object_add(d, "from", json_object_new_string(color_str(in.live)));
 	json_object_object_add(d, "to", json_object_new_string(color_str(to)));
-	json_object_object_add(d, "reason", json_object_new_string(why));
-	err = al_hist_begin(&hs, ag->history, ag->pin_dir, "flip", s->name, d);
+	json_object_object_add(d, "generation_before", json_object_new_int64(gen));
+	json_object_object_add(d, "drain_timeout_ms",
+			       s->cfg->drain_ms == BGS_NO_DEADLINE ?
+				       NULL :
+				       json_object_new_int64((int64_t)s->cfg->drain_ms));
+	ci.verb = "flip";
+	ci.service = s->name;
+	ci.svc_id = s->id;
+	ci.reason = why;
+	/* the live pool is failing: like a rollback, it must not wait for /var to have space
+	 * (agent_noted says loudly if it went unrecorded) */
+	ci.flags = BGS_CHANGE_EMERGENCY;
+	err = agent_note(ag, &ci, d);
 	json_object_put(d);
 	if (err) {
-		agent_log(LOG_E, "%s: %s, but the history %s cannot be written (%s): not flipped",
-			  s->name, why, ag->history, strerror(-err));
-		return;
+		snprintf(s->blocked_why, sizeof(s->blocked_why), "flip not noted");
+		return 0;
 	}
 	err = bgs_flip(ag->h, s->id, &opts, &after);
-	done = json_object_new_object();
-	if (err < 0) {
-		json_object_object_add(done, "error", json_object_new_string(bgs_errmsg()));
-		al_hist_end(&hs, false, done);
-		agent_log(LOG_E, "%s: %s: flip failed: %s", s->name, why, bgs_errmsg());
-		/* tried again every tick until it succeeds or is no longer needed */
-		snprintf(s->blocked_why, sizeof(s->blocked_why), "flip failed");
-	} else {
-		json_object_object_add(done, "changed", json_object_new_boolean(err > 0));
-		json_object_object_add(done, "generation",
-				       json_object_new_int64(bgs_fw_gen(after.word)));
-		al_hist_end(&hs, true, done);
-		s->auto_flipped = true;
-		s->auto_flip_ms = in.now_ms;
-		s->flips_failover++;
-		s->seen = true;
-		s->gen = bgs_fw_gen(after.word);
-		s->live = (int)bgs_fw_live(after.word);
-		agent_log(LOG_N, "%s: flipped %s -> %s (generation %u): %s", s->name,
-			  color_str(in.live), color_str(to), s->gen, why);
+	agent_noted(ag, err);
+	if (err == -ESTALE) {
+		agent_log(LOG_I, "%s: %s, but the service moved (generation %u -> %u) before the "
+				 "flip: judging again",
+			  s->name, why, gen, bgs_fw_gen(after.word));
+		return err;
 	}
-	json_object_put(done);
+	if (err < 0) {
+		/* -EBUSY (the lock is held, by bgctl or `flock PIN_DIR`) and the rest: tried
+		 * again on the next tick until it succeeds or is no longer needed */
+		agent_log(err == -EBUSY ? LOG_W : LOG_E, "%s: %s: flip failed: %s", s->name, why,
+			  bgs_errmsg());
+		snprintf(s->blocked_why, sizeof(s->blocked_why), "flip failed");
+		return 0;
+	}
+	s->blocked_why[0] = '\0';
+	s->seen = true;
+	s->gen = bgs_fw_gen(after.word);
+	s->live = (int)bgs_fw_live(after.word);
+	if (err == 0)
+		return 0; /* to was live already (not after a read at the same generation) */
+	s->auto_flipped = true;
+	s->auto_flip_ms = in.now_ms;
+	s->flips_failover++;
+	agent_log(LOG_N, "%s: flipped %s -> %s (generation %u): %s", s->name,
+			  color_str(in.live), color_str(to), s->gen, why);
+	return 0;
+}
+
+void agent_failover(struct svc_rt *s)
+{
+	/* A refused compare-and-swap is judged once more on a fresh read (the change may have
+	 * been the agent's own health write, or a flip that made this one moot); if it is
+	 * refused again, the next tick judges (blocked_why keeps it asking). */
+	if (failover_once(s) == -ESTALE && failover_once(s) == -ESTALE)
+		snprintf(s->blocked_why, sizeof(s->blocked_why), "flip refused: service changed");
 }
 
 /* ---- Check results ---- */
@@ -183,8 +238,6 @@ void agent_check_done(struct be_rt *be, enum check_result r, const char *why)
 	const struct cfg_check *ck = &s->cfg->check;
 	bool was_known = be->hsm.known;
 	struct health_write w;
-	struct bgs_backend rec;
-	__u32 id = be->id;
 	bool up;
 
 	be->checks[r]++;
@@ -200,9 +253,8 @@ void agent_check_done(struct be_rt *be, enum check_result r, const char *why)
 		return;
 	}
 	up = be->hsm.up;
-	if (be_record(be, &rec) == 0)
-		id = be->id;
-	w.id = id;
+	w.id = be->id;
+	w.incarnation = be->incarnation;
 	w.up = up;
 	snprintf(w.label, sizeof(w.label), "%s %s backend %s", s->name, color_str(be->color),
 		 be->label);
@@ -271,7 +323,7 @@ static void drain_finish(struct svc_rt *s, enum drain_end how)
 {
 	uint64_t left = s->drain_counted ? s->drain_left : 0;
 	json_object *d = json_object_new_object();
-	struct al_hist hs;
+	struct bgs_change_info ci = { .verb = "drained", .service = s->name, .svc_id = s->id };
 	char why[160];
 
 	if (how == DRAIN_DRAINED)
@@ -285,10 +337,11 @@ static void drain_finish(struct svc_rt *s, enum drain_end how)
 	json_object_object_add(d, "color", json_object_new_string(color_str(s->drain_color)));
 	json_object_object_add(d, "result", json_object_new_string(drain_end_names[how]));
 	json_object_object_add(d, "flows_left", json_object_new_int64((int64_t)left));
-	json_object_object_add(d, "generation", json_object_new_int64(s->drain_gen));
-	json_object_object_add(d, "reason", json_object_new_string(why));
-	if (al_hist_begin(&hs, s->ag->history, s->ag->pin_dir, "drained", s->name, d) == 0)
-		al_hist_end(&hs, true, NULL);
+	json_object_object_add(d, "drain_generation", json_object_new_int64(s->drain_gen));
+	ci.reason = why;
+	/* no library change goes with it: noted and finished at once, it is one record */
+	if (agent_note(s->ag, &ci, d) == 0)
+		agent_noted(s->ag, 0);
 	json_object_put(d);
 	s->drains_done[how]++;
 	s->draining = false;
@@ -379,7 +432,7 @@ static int on_tick(sd_event_source *src, uint64_t usec, void *arg)
 	__u64 jiffies = 0;
 	__u32 hz;
 
-	if (al_clock(ag->h, &jiffies, &hz))
+	if (bgs_clock(ag->h, &jiffies, &hz))
 		jiffies = 0;
 
 	for (unsigned int i = 0; i < ag->nsvc; i++) {
@@ -533,8 +586,7 @@ int agent_main(const char *config_path, const char *version)
 	ag.state_file = strdup(ag.cfg->state_file ? ag.cfg->state_file : CFG_DEFAULT_STATE);
 	if (!ag.pin_dir || !ag.history || !ag.state_file)
 		goto out;
-	mkdir_parent(ag.history);
-	mkdir_parent(ag.state_file);
+	mkdir_parent(ag.state_file); /* the history's: bgs_history_open makes them */
 
 	/* before any thread or child: the loop takes these signals through signalfd/pidfd */
 	sigemptyset(&mask);
@@ -588,6 +640,7 @@ out:
 	checks_fini(&ag);
 	if (ag.h)
 		bgs_close(ag.h);
+	bgs_history_close(ag.hist);
 	json_object_put(ag.state);
 	sd_event_unref(ag.ev);
 	cfg_free(ag.cfg);

@@ -10,6 +10,7 @@
 
 #include <curl/curl.h>
 #include <systemd/sd-event.h>
+#include <json-c/json.h>
 
 #include "agent_lib.h"
 #include "config.h"
@@ -43,6 +44,7 @@ struct be_rt {
 	struct agent *ag;
 	struct svc_rt *svc;
 	__u32 id;
+	__u32 incarnation; /* of the record id when the agent took it: changes check it */
 	int color;
 	struct bgs_ip ip;
 	__u16 port;	  /* the backend's port (the VIP's in dsr) */
@@ -104,6 +106,7 @@ enum drain_end {
 struct agent {
 	sd_event *ev;
 	struct bgs *h;
+	struct bgs_history *hist; /* the audit history, attached to h */
 	struct cfg *cfg;
 	const char *cfg_path;
 	const char *version;
@@ -135,6 +138,16 @@ void agent_log(int level, const char *fmt, ...) __attribute__((format(printf, 2,
 uint64_t now_ms(void);
 const char *color_str(int color);
 
+/* agent.c: describe the next change made through ag->h for the audit history (details may
+ * be NULL, not consumed); the library writes the intent under its lock. Then, after the
+ * change function returned result (or at once, result 0, for a record with no change),
+ * agent_noted: it writes what was refused before the lock and warns of a lost record. */
+int agent_note(struct agent *ag, const struct bgs_change_info *ci, json_object *details);
+void agent_noted(struct agent *ag, int result);
+/* How long a change made on the loop waits for the pin directory's lock: a held lock must
+ * not stall the checks; what was refused is tried again on the next tick. */
+#define AGENT_LOOP_LOCK_MS 250
+
 /* apply.c: make the pins match the config where the agent owns them, report drift, and
  * build the runtime (services and backends) from the pins. */
 int apply_config(struct agent *ag, struct cfg *cfg, bool at_start);
@@ -165,6 +178,7 @@ void walker_resolve(struct agent *ag);
 /* A backend's new health, written by the writer thread. */
 struct health_write {
 	__u32 id;
+	__u32 incarnation; /* as the agent read it: a reused id is refused, not changed */
 	bool up;
 	char label[128]; /* for its log line */
 };

@@ -247,21 +247,16 @@ struct new_ids {
 	unsigned int n;
 };
 
-static void hist_simple(struct agent *ag, const char *verb, const char *svc,
-			json_object *details, int result)
+/* Note a change the config makes (reason "config") before its library call. */
+static bool note_config(struct agent *ag, const char *verb, const char *svc, __u32 svc_id,
+			json_object *details)
 {
-	struct al_hist hs;
+	struct bgs_change_info ci = { .verb = verb, .service = svc, .svc_id = svc_id,
+				      .reason = "config" };
+	int err = agent_note(ag, &ci, details);
 
-	if (al_hist_begin(&hs, ag->history, ag->pin_dir, verb, svc, details) == 0) {
-		json_object *done = json_object_new_object();
-
-		json_object_object_add(done, "reason", json_object_new_string("config"));
-		if (result)
-			json_object_object_add(done, "error", json_object_new_string(bgs_errmsg()));
-		al_hist_end(&hs, result == 0, done);
-		json_object_put(done);
-	}
 	json_object_put(details);
+	return err == 0;
 }
 
 static int add_backend(struct agent *ag, const struct cfg_service *s, __u32 svc_id, int color,
@@ -271,10 +266,14 @@ static int add_backend(struct agent *ag, const struct cfg_service *s, __u32 svc_
 	__u32 id = 0;
 	int err;
 
-	err = al_backend_add_down(ag->h, svc_id, (__u32)color, &b->spec, &id);
 	json_object_object_add(d, "color", json_object_new_string(color_str(color)));
 	json_object_object_add(d, "backend", json_object_new_string(b->address));
 	json_object_object_add(d, "weight", json_object_new_int64(b->spec.weight));
+	if (!note_config(ag, "backend add", s->name, svc_id, d))
+		return -EIO;
+	/* recorded: the add (its note is taken by bgs_backend_add's lock) */
+	err = al_backend_add_down(ag->h, svc_id, (__u32)color, &b->spec, &id, NULL);
+	agent_noted(ag, err);
 	if (err) {
 		agent_log(LOG_E, "%s: cannot add %s backend %s: %s", s->name, color_str(color),
 			  b->address, bgs_errmsg());
@@ -285,7 +284,6 @@ static int add_backend(struct agent *ag, const struct cfg_service *s, __u32 svc_
 		if (fresh->n < MAX_IDS)
 			fresh->ids[fresh->n++] = id;
 	}
-	hist_simple(ag, "backend add", s->name, d, err);
 	return err;
 }
 
@@ -297,10 +295,12 @@ static int create_service(struct agent *ag, const struct cfg_service *s, struct 
 	__u32 svc_id;
 	int err;
 
-	err = bgs_service_add(ag->h, &s->spec, &svc_id);
 	json_object_object_add(d, "vip", json_object_new_string(s->vip));
 	json_object_object_add(d, "mode", json_object_new_string(s->spec.mode ? "dsr" : "nat"));
-	hist_simple(ag, "service add", s->name, d, err);
+	if (!note_config(ag, "service add", s->name, BGS_ALL_SERVICES, d))
+		return -EIO;
+	err = bgs_service_add(ag->h, &s->spec, &svc_id);
+	agent_noted(ag, err);
 	if (err) {
 		agent_log(LOG_E, "%s: cannot create the service: %s", s->name, bgs_errmsg());
 		return err;
@@ -370,11 +370,15 @@ static void apply_diff(struct agent *ag, const struct cfg_service *s, __u32 svc_
 							       be.addr[3] } },
 				   a, sizeof(a));
 			json_object *d = json_object_new_object();
-			int err = bgs_backend_del(ag->h, ids[i]);
+			int err;
 
 			json_object_object_add(d, "color", json_object_new_string(color_str(c)));
 			json_object_object_add(d, "backend", json_object_new_string(a));
-			hist_simple(ag, "backend del", s->name, d, err);
+			if (!note_config(ag, "backend del", s->name, svc_id, d))
+				continue;
+			/* the record read above: refused if the id was freed and reused since */
+			err = bgs_backend_remove(ag->h, ids[i], be.incarnation);
+			agent_noted(ag, err);
 			if (err)
 				agent_log(LOG_E, "%s: cannot remove %s backend %s: %s", s->name,
 					  color_str(c), a, bgs_errmsg());
@@ -523,6 +527,7 @@ static void build_backends(struct agent *ag, struct svc_rt *s, const struct new_
 			b->ag = ag;
 			b->svc = s;
 			b->id = ids[c][i];
+			b->incarnation = rec.incarnation;
 			b->color = c;
 			b->fd = -1;
 			be_ip(&rec, &b->ip);
@@ -570,9 +575,10 @@ void drift_check(struct svc_rt *s)
  */
 static void upgrade_switch(struct agent *ag, const struct cfg *cfg)
 {
+	struct bgs_change_info ci = { .verb = "upgrade", .svc_id = BGS_ALL_SERVICES,
+				      .reason = "upgrade_on_start" };
 	json_object *v, *d;
 	const char *prev = NULL;
-	struct al_hist hs;
 	int err;
 
 	if (json_object_object_get_ex(ag->state, "switch_build", &v))
@@ -582,21 +588,14 @@ static void upgrade_switch(struct agent *ag, const struct cfg *cfg)
 	d = json_object_new_object();
 	json_object_object_add(d, "from", json_object_new_string(prev ? prev : "unknown"));
 	json_object_object_add(d, "to", json_object_new_string(ag->version));
-	json_object_object_add(d, "reason", json_object_new_string("upgrade_on_start"));
-	err = al_hist_begin(&hs, ag->history, ag->pin_dir, "upgrade", NULL, d);
+	err = agent_note(ag, &ci, d);
 	json_object_put(d);
-	if (err) {
-		agent_log(LOG_E, "upgrade_on_start: the history %s cannot be written (%s): switch "
-				 "left as it is",
-			  ag->history, strerror(-err));
-		return;
-	}
-	err = bgs_upgrade(ag->h, NULL);
-	d = json_object_new_object();
 	if (err)
-		json_object_object_add(d, "error", json_object_new_string(bgs_errmsg()));
-	al_hist_end(&hs, err == 0, d);
-	json_object_put(d);
+		return;
+	/* a history that cannot be written refuses it (the library says so): switch left as
+	 * it is */
+	err = bgs_upgrade(ag->h, NULL);
+	agent_noted(ag, err);
 	if (err) {
 		agent_log(LOG_E, "upgrade_on_start: the switch was not upgraded (the running one "
 				 "stays): %s",
@@ -613,19 +612,24 @@ static int attach_all(struct agent *ag, const struct cfg *cfg)
 {
 	for (unsigned int i = 0; i < cfg->interfaces_count; i++) {
 		const struct cfg_iface *ifc = &cfg->interfaces[i];
+		json_object *d;
 		bool done;
-		int err = al_attach(ag->h, ifc->name, ifc->xdp_mode, &done);
+		int err;
 
+		if (al_attached(ifc->name))
+			continue;
+		d = json_object_new_object();
+		json_object_object_add(d, "interface", json_object_new_string(ifc->name));
+		if (!note_config(ag, "attach", NULL, BGS_ALL_SERVICES, d))
+			return -EIO;
+		err = al_attach(ag->h, ifc->name, ifc->xdp_mode, &done);
+		agent_noted(ag, err);
 		if (err) {
 			agent_log(LOG_E, "interfaces[%u]: cannot attach to %s: %s", i, ifc->name,
 				  bgs_errmsg());
 			return err;
 		}
 		if (done) {
-			json_object *d = json_object_new_object();
-
-			json_object_object_add(d, "interface", json_object_new_string(ifc->name));
-			hist_simple(ag, "attach", NULL, d, 0);
 			agent_log(LOG_N, "attached to %s (%s)", ifc->name,
 				  ifc->xdp_mode == BGS_XDP_GENERIC ? "generic" : "native");
 		}
@@ -642,14 +646,27 @@ int apply_config(struct agent *ag, struct cfg *cfg, bool at_start)
 
 	if (!fresh)
 		return -ENOMEM;
+	/* applying a config (start, SIGHUP) waits for the lock as bgctl does; the loop's own
+	 * changes after it wait only briefly (AGENT_LOOP_LOCK_MS) */
+	if (ag->h)
+		bgs_set_lock_timeout(ag->h, BGS_LOCK_TIMEOUT_MS);
 	if (at_start) {
-		err = al_open(ag->pin_dir, &ag->h);
+		/* the history first: one that cannot be used stops the start before anything
+		 * is created or changed */
+		err = bgs_history_open(ag->history, AL_ACTOR, &ag->hist);
+		if (err) {
+			agent_log(LOG_E, "cannot use the history: %s", bgs_errmsg());
+			free(fresh);
+			return err;
+		}
+		err = bgs_init(ag->pin_dir, NULL, &ag->h);
 		if (err) {
 			agent_log(LOG_E, "cannot set up the pinned state in %s: %s", ag->pin_dir,
 				  bgs_errmsg());
 			free(fresh);
 			return err;
 		}
+		bgs_set_history(ag->h, ag->hist);
 		ag->state = state_load(ag->state_file);
 		upgrade_switch(ag, cfg);
 	}
@@ -723,5 +740,6 @@ int apply_config(struct agent *ag, struct cfg *cfg, bool at_start)
 		}
 	}
 	free(fresh);
+	bgs_set_lock_timeout(ag->h, AGENT_LOOP_LOCK_MS);
 	return 0;
 }

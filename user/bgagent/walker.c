@@ -37,12 +37,8 @@ struct walker {
 
 struct walk_ctx {
 	struct flow_snapshot *snap;
-	struct bgs *h;
-	struct bgs_backend *recs;
-	bool *have_rec;
 	struct bgs_flip *flips;
 	bool *svc_in_use;
-	__u32 hz;
 };
 
 void snapshot_free(struct flow_snapshot *s)
@@ -54,30 +50,27 @@ void snapshot_free(struct flow_snapshot *s)
 	free(s);
 }
 
-static int tally(const struct bgs_flow_key *key, const struct bgs_flow *f, void *arg)
+/* verdict is the data plane's own (bgswitch_flow.h, with the timeouts it enforces) */
+static int tally(const struct bgs_flow_key *key, const struct bgs_flow *f, int verdict,
+		 const struct bgs_backend *be, void *arg)
 {
 	struct walk_ctx *w = arg;
 	struct flow_snapshot *s = w->snap;
 	const struct bgs_flip *fl;
 
-	if (f->backend_id >= s->max_backends || f->svc_id >= s->max_services)
-		return 0;
-	if (!w->have_rec[f->backend_id]) {
-		w->have_rec[f->backend_id] = true;
-		if (bgs_backend_get(w->h, f->backend_id, &w->recs[f->backend_id]))
-			memset(&w->recs[f->backend_id], 0, sizeof(w->recs[0]));
-	}
-	if (!al_flow_alive(key, f, &w->recs[f->backend_id], s->jiffies, w->hz))
+	(void)key;
+	(void)be;
+	if (verdict != BGS_FLOW_LIVE || f->backend_id >= s->max_backends ||
+	    f->svc_id >= s->max_services)
 		return 0;
 	s->per_backend[f->backend_id]++;
 	if (!w->svc_in_use[f->svc_id])
 		return 0;
 	fl = &w->flips[f->svc_id];
-	/* what the data plane still drains: the old color's flows from before the flip, while
-	 * the draining bit is set and the deadline has not passed */
+	/* what a drain still waits on: the old color's flows from before its flip (a flow
+	 * live there after the drain ended is not one: the rule says DRAINED then) */
 	if ((fl->word & BGS_FW_DRAINING) && f->color != bgs_fw_live(fl->word) &&
-	    f->gen < fl->drain_gen &&
-	    (fl->drain_deadline == BGS_NO_DEADLINE || s->jiffies < fl->drain_deadline))
+	    f->gen < fl->drain_gen)
 		s->drain_left[f->svc_id * 2 + (f->color & 1)]++;
 	return 0;
 }
@@ -85,7 +78,7 @@ static int tally(const struct bgs_flow_key *key, const struct bgs_flow *f, void 
 static struct flow_snapshot *walk(struct bgs *h)
 {
 	struct flow_snapshot *s = calloc(1, sizeof(*s));
-	struct walk_ctx w = { .snap = s, .h = h };
+	struct walk_ctx w = { .snap = s };
 	struct bgs_meta meta;
 	__u32 *ids = NULL;
 	int n;
@@ -97,15 +90,13 @@ static struct flow_snapshot *walk(struct bgs *h)
 	s->max_services = meta.max_services;
 	s->per_backend = calloc(meta.max_backends, sizeof(*s->per_backend));
 	s->drain_left = calloc((size_t)meta.max_services * 2, sizeof(*s->drain_left));
-	w.recs = calloc(meta.max_backends, sizeof(*w.recs));
-	w.have_rec = calloc(meta.max_backends, sizeof(*w.have_rec));
 	w.flips = calloc(meta.max_services, sizeof(*w.flips));
 	w.svc_in_use = calloc(meta.max_services, sizeof(*w.svc_in_use));
 	ids = calloc(meta.max_services, sizeof(*ids));
-	if (!s->per_backend || !s->drain_left || !w.recs || !w.have_rec || !w.flips ||
-	    !w.svc_in_use || !ids)
+	if (!s->per_backend || !s->drain_left || !w.flips || !w.svc_in_use || !ids)
 		goto fail;
-	/* the flip words first, then the clock: a drain that ends meanwhile is not counted */
+	/* the flip words first, then the walk (which reads them again with the clock): a
+	 * drain that ends meanwhile is not counted */
 	n = bgs_service_list(h, ids, meta.max_services);
 	for (int i = 0; i < n && i < (int)meta.max_services; i++) {
 		struct bgs_service svc;
@@ -113,7 +104,7 @@ static struct flow_snapshot *walk(struct bgs *h)
 		if (bgs_service_get(h, ids[i], &svc, &w.flips[ids[i]]) == 0)
 			w.svc_in_use[ids[i]] = true;
 	}
-	if (al_clock(h, &s->jiffies, &w.hz) || bgs_flow_walk(h, tally, &w) < 0)
+	if (bgs_flow_walk_verdict(h, tally, &w, &s->jiffies, NULL) < 0)
 		goto fail;
 	s->ok = true;
 	goto out;
@@ -121,18 +112,26 @@ fail:
 	s->ok = false;
 	snprintf(s->err, sizeof(s->err), "%s", bgs_errmsg()[0] ? bgs_errmsg() : "out of memory");
 out:
-	free(w.recs);
-	free(w.have_rec);
 	free(w.flips);
 	free(w.svc_in_use);
 	free(ids);
 	return s;
 }
 
-/* The changes queued since the last batch, in order; a later change of the same backend wins
- * (the loop queues only changes, so that is rare). */
-static void apply_writes(struct bgs *h, const struct health_write *w, unsigned int n)
+/* Health changes queued since the last batch, as one library call: one publish per pool
+ * however many backends change. A later change of the same backend wins (the loop queues
+ * only changes, so that is rare). Returns -EBUSY if the lock could not be had: the caller
+ * queues the batch again. */
+static int apply_writes(struct bgs *h, const struct health_write *w, unsigned int n)
 {
+	struct bgs_backend_change *c = calloc(n ? n : 1, sizeof(*c));
+	unsigned int m = 0;
+	int err;
+
+	if (!c) {
+		agent_log(LOG_E, "cannot record %u health changes: out of memory", n);
+		return -ENOMEM;
+	}
 	for (unsigned int i = 0; i < n; i++) {
 		bool later = false;
 
@@ -140,10 +139,80 @@ static void apply_writes(struct bgs *h, const struct health_write *w, unsigned i
 			later = w[j].id == w[i].id;
 		if (later)
 			continue;
-		if (al_health_set(h, &w[i].id, &w[i].up, 1))
-			agent_log(LOG_E, "%s: cannot record health %s: %s", w[i].label,
-				  w[i].up ? "up" : "down", bgs_errmsg());
+		c[m++] = (struct bgs_backend_change){
+			.id = w[i].id,
+			.incarnation = w[i].incarnation,
+			.admin = BGS_KEEP,
+			.health = w[i].up ? BGS_HEALTH_UP : BGS_HEALTH_DOWN,
+		};
 	}
+	err = bgs_backend_set_state(h, c, m);
+	if (err && err != -EBUSY && m > 1) {
+		/* all or none: one backend gone (removed by hand, -ENOENT/-ESTALE) must not
+		 * hold back the others; each one alone, then */
+		agent_log(LOG_W, "%u health changes refused together (%s): one at a time", m,
+			  bgs_errmsg());
+		for (unsigned int i = 0; i < n; i++) {
+			for (unsigned int k = 0; k < m; k++) {
+				if (c[k].id != w[i].id || c[k].incarnation != w[i].incarnation ||
+				    (c[k].health == BGS_HEALTH_UP) != w[i].up)
+					continue;
+				if (bgs_backend_set_state(h, &c[k], 1))
+					agent_log(LOG_E, "%s: cannot record health %s: %s",
+						  w[i].label, w[i].up ? "up" : "down",
+						  bgs_errmsg());
+			}
+		}
+		err = 0;
+	} else if (err && err != -EBUSY) {
+		for (unsigned int i = 0; i < n; i++)
+			if (w[i].id == c[0].id)
+				agent_log(LOG_E, "%s: cannot record health %s: %s", w[i].label,
+					  w[i].up ? "up" : "down", bgs_errmsg());
+		err = 0;
+	} else if (err) {
+		agent_log(LOG_W, "%u health change%s waiting: %s", m, m == 1 ? "" : "s",
+			  bgs_errmsg());
+	}
+	free(c);
+	return err;
+}
+
+static int queue_locked(struct walker *wk, const struct health_write *w, unsigned int n)
+{
+	if (wk->nwrites + n > wk->capwrites) {
+		unsigned int cap = wk->capwrites ? wk->capwrites : 64;
+		struct health_write *nw;
+
+		while (cap < wk->nwrites + n)
+			cap *= 2;
+		nw = realloc(wk->writes, cap * sizeof(*nw));
+		if (!nw)
+			return -ENOMEM;
+		wk->writes = nw;
+		wk->capwrites = cap;
+	}
+	memcpy(wk->writes + wk->nwrites, w, n * sizeof(*w));
+	wk->nwrites += n;
+	return 0;
+}
+
+/* A batch refused for the lock goes back before what was queued since (a later change of
+ * a backend wins). */
+static void requeue(struct walker *wk, const struct health_write *w, unsigned int n)
+{
+	struct health_write *newer;
+	unsigned int nn;
+
+	pthread_mutex_lock(&wk->lock);
+	newer = wk->writes;
+	nn = wk->nwrites;
+	wk->writes = NULL;
+	wk->nwrites = wk->capwrites = 0;
+	if (queue_locked(wk, w, n) || (nn && queue_locked(wk, newer, nn)))
+		agent_log(LOG_E, "health changes lost: out of memory");
+	free(newer);
+	pthread_mutex_unlock(&wk->lock);
 }
 
 static void *worker(void *arg)
@@ -165,7 +234,8 @@ static void *worker(void *arg)
 			wk->writes = NULL;
 			wk->nwrites = wk->capwrites = 0;
 			pthread_mutex_unlock(&wk->lock);
-			apply_writes(wk->h, w, n);
+			if (apply_writes(wk->h, w, n) == -EBUSY && !wk->stop)
+				requeue(wk, w, n); /* the lock is held (bgctl, flock): again */
 			free(w);
 			pthread_mutex_lock(&wk->lock);
 			continue;
@@ -307,20 +377,9 @@ int writer_health(struct agent *ag, const struct health_write *w)
 	if (!wk)
 		return -ENOENT;
 	pthread_mutex_lock(&wk->lock);
-	if (wk->nwrites == wk->capwrites) {
-		unsigned int cap = wk->capwrites ? wk->capwrites * 2 : 64;
-		struct health_write *n = realloc(wk->writes, cap * sizeof(*n));
-
-		if (!n) {
-			err = -ENOMEM;
-			goto out;
-		}
-		wk->writes = n;
-		wk->capwrites = cap;
-	}
-	wk->writes[wk->nwrites++] = *w;
-	pthread_cond_signal(&wk->cond);
-out:
+	err = queue_locked(wk, w, 1);
+	if (!err)
+		pthread_cond_signal(&wk->cond);
 	pthread_mutex_unlock(&wk->lock);
 	return err;
 }
