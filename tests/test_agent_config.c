@@ -217,17 +217,19 @@ static bool test_errors_values(void)
 		 "      command: /bin/true\n"
 		 "    failover: {min_healthy: 150%%, hold_down: soon}\n",
 		 svc_head);
-	ok &= EXPECT(buf, "5: services[0].drain_timeout: '5 minutes' is not a duration",
+	ok &= EXPECT(buf,
+		     "5: services[0].drain_timeout: bad drain_timeout '5 minutes': expected a "
+		     "duration",
 		     "6: services[0].preview.port: a preview port needs mode nat",
-		     "6: services[0].preview.prefixes[0]: '198.51.100.1/24' has host bits set",
+		     "6: services[0].preview.prefixes[0]: bad prefix '198.51.100.1/24': bits set past /24",
 		     "8: services[0].pools.blue[0].address: in dsr the backend port must be",
-		     "8: services[0].pools.blue[1].address: 'nowhere' is not ADDRESS:PORT",
+		     "8: services[0].pools.blue[1].address: bad address 'nowhere'",
 		     "9: services[0].pools.green[0].weight: 0 is out of range 1..65535",
 		     "13: services[0].health_check.timeout: 1s is longer than the interval",
 		     "14: services[0].health_check.rise: 0 is out of range 1..100",
 		     "15: services[0].health_check.command: only for type exec",
-		     "16: services[0].failover.min_healthy: '150%' is not a percentage",
-		     "16: services[0].failover.hold_down: 'soon' is not a duration");
+		     "16: services[0].failover.min_healthy: bad percentage '150%'",
+		     "16: services[0].failover.hold_down: bad hold_down 'soon': expected a duration");
 	ok &= EXPECT("services:\n"
 		     "  - name: web\n"
 		     "    vip: \"10.100.0.1:80/sctp\"\n"
@@ -239,15 +241,23 @@ static bool test_errors_values(void)
 		     "      green: [{address: \"10.1.1.2:80\"}]\n"
 		     "    health_check: {type: exec}\n"
 		     "    rollout: {strategy: Sometimes}\n",
-		     "3: services[0].vip: '10.100.0.1:80/sctp' is not ADDRESS:PORT/tcp|udp",
+		     "3: services[0].vip: bad protocol 'sctp' in VIP '10.100.0.1:80/sctp'",
 		     "5: services[1].name: 'web' is also services[0]'s name",
 		     "9: services[1].pools.green[0].address: '10.1.1.2:80' is already in the blue",
 		     "10: services[1].health_check.command: type exec needs a command",
 		     "11: services[1].rollout.strategy: 'Sometimes' is not a strategy");
+	ok &= EXPECT("metrics: {listen: 127.0.0.1}\n",
+		     "1: metrics.listen: '127.0.0.1' needs a port");
+	ok &= EXPECT("services:\n"
+		     "  - name: web\n"
+		     "    vip: \"10.100.0.1:80/tcp\"\n"
+		     "    pools: {}\n"
+		     "    failover: {min_healthy: 50.5%}\n",
+		     "5: services[0].failover.min_healthy: '50.5%': a whole percentage");
 	ok &= EXPECT("metrics: {listen: localhost}\n"
 		     "interfaces: [{name: eth0}, {name: eth0}]\n",
 		     "2: interfaces[1].name: 'eth0' is listed twice",
-		     "1: metrics.listen: 'localhost' is not ADDRESS:PORT");
+		     "1: metrics.listen: bad address 'localhost'");
 	ok &= EXPECT("services:\n"
 		     "  - name: web\n"
 		     "    vip: \"10.100.0.1:80/tcp\"\n"
@@ -260,32 +270,40 @@ static bool test_errors_values(void)
 	return ok;
 }
 
+/* The config's values go through the library's parsers (user/lib/parse.c): the forms the
+ * config documents are accepted, with the key named in the message. */
 static bool test_parsers(void)
 {
-	uint64_t ms = 0;
-	uint32_t pct = 0;
+	__u64 ms = 0;
+	__u32 bps = 0;
 	struct bgs_ip ip;
-	uint16_t port;
+	__u16 port;
 	bool ok = true;
 
-	ok &= ASSERT_TRUE(!cfg_parse_duration("100ms", &ms) && ms == 100, "100ms");
-	ok &= ASSERT_TRUE(!cfg_parse_duration("2s", &ms) && ms == 2000, "2s");
-	ok &= ASSERT_TRUE(!cfg_parse_duration("5m", &ms) && ms == 300000, "5m");
-	ok &= ASSERT_TRUE(!cfg_parse_duration("1h", &ms) && ms == 3600000, "1h");
-	ok &= ASSERT_TRUE(!cfg_parse_duration("1m30s", &ms) && ms == 90000, "1m30s");
-	ok &= ASSERT_TRUE(cfg_parse_duration("5", &ms) < 0, "no unit");
-	ok &= ASSERT_TRUE(cfg_parse_duration("-1s", &ms) < 0, "negative");
-	ok &= ASSERT_TRUE(cfg_parse_duration("1d", &ms) < 0, "days");
-	ok &= ASSERT_TRUE(!cfg_parse_percent("50%", &pct) && pct == 50, "50%");
-	ok &= ASSERT_TRUE(!cfg_parse_percent("0", &pct) && pct == 0, "0");
-	ok &= ASSERT_TRUE(cfg_parse_percent("101%", &pct) < 0, "101%");
-	ok &= ASSERT_TRUE(cfg_parse_percent("5%%", &pct) < 0, "5%%");
-	ok &= ASSERT_TRUE(!cfg_parse_addr_port("[::1]:80", false, &ip, &port) && port == 80,
-			  "v6");
-	ok &= ASSERT_TRUE(cfg_parse_addr_port("::1", false, &ip, &port) < 0, "v6 no port");
-	ok &= ASSERT_TRUE(!cfg_parse_addr_port("::1", true, &ip, &port) && !port, "v6 optional");
-	ok &= ASSERT_TRUE(cfg_parse_addr_port("1.2.3.4:0", false, &ip, &port) < 0, "port 0");
-	ok &= ASSERT_TRUE(cfg_parse_addr_port("1.2.3.4:70000", false, &ip, &port) < 0, "big");
+	ok &= ASSERT_TRUE(!bgs_parse_duration("100ms", "interval", false, &ms) && ms == 100,
+			  "100ms");
+	ok &= ASSERT_TRUE(!bgs_parse_duration("2s", "interval", false, &ms) && ms == 2000, "2s");
+	ok &= ASSERT_TRUE(!bgs_parse_duration("5m", "interval", false, &ms) && ms == 300000, "5m");
+	ok &= ASSERT_TRUE(!bgs_parse_duration("1h", "interval", false, &ms) && ms == 3600000,
+			  "1h");
+	ok &= ASSERT_TRUE(!bgs_parse_duration("1m30s", "interval", false, &ms) && ms == 90000,
+			  "1m30s");
+	ok &= ASSERT_TRUE(bgs_parse_duration("5", "interval", false, &ms) < 0, "no unit");
+	ok &= ASSERT_TRUE(strstr(bgs_errmsg(), "interval") != NULL, "message names the key");
+	ok &= ASSERT_TRUE(bgs_parse_duration("-1s", "interval", false, &ms) < 0, "negative");
+	ok &= ASSERT_TRUE(bgs_parse_duration("8d", "interval", false, &ms) < 0, "over 7d");
+	ok &= ASSERT_TRUE(bgs_parse_duration("none", "interval", false, &ms) < 0, "none");
+	ok &= ASSERT_TRUE(!bgs_parse_duration("none", "drain_timeout", true, &ms) &&
+				  ms == BGS_NO_DEADLINE,
+			  "drain_timeout none");
+	ok &= ASSERT_TRUE(!bgs_parse_percent("50%", &bps) && bps == 5000, "50%");
+	ok &= ASSERT_TRUE(!bgs_parse_percent("0", &bps) && bps == 0, "0");
+	ok &= ASSERT_TRUE(bgs_parse_percent("101%", &bps) < 0, "101%");
+	ok &= ASSERT_TRUE(bgs_parse_percent("5%%", &bps) < 0, "5%%");
+	ok &= ASSERT_TRUE(!bgs_parse_addr_port("[::1]:80", &ip, &port) && port == 80, "v6");
+	ok &= ASSERT_TRUE(!bgs_parse_addr_port("::1", &ip, &port) && !port, "v6 without port");
+	ok &= ASSERT_TRUE(bgs_parse_addr_port("1.2.3.4:0", &ip, &port) < 0, "port 0");
+	ok &= ASSERT_TRUE(bgs_parse_addr_port("1.2.3.4:70000", &ip, &port) < 0, "big");
 	return ok;
 }
 

@@ -586,108 +586,19 @@ static int event_pass(struct loader *ld, FILE *f)
 	return err;
 }
 
-/* ---- Value parsers ---- */
+/* ---- Value parsers: the library's (user/lib/parse.c), as bgctl's command line has ---- */
 
-int cfg_parse_duration(const char *s, uint64_t *ms)
+/* ADDRESS:PORT (IPv6 as [ADDRESS]:PORT), the port optional where port_optional: NULL, or
+ * what is wrong (the library's message, or buf's). */
+static const char *addr_port_problem(const char *s, bool port_optional, struct bgs_ip *ip,
+				     uint16_t *port, char *buf, size_t len)
 {
-	static const struct {
-		const char *unit;
-		uint64_t ms;
-	} units[] = { { "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 } };
-	uint64_t total = 0;
-	const char *p = s;
-
-	if (!s || !*s)
-		return -EINVAL;
-	while (*p) {
-		unsigned long long n;
-		char *end;
-		size_t i;
-
-		if (*p < '0' || *p > '9')
-			return -EINVAL;
-		errno = 0;
-		n = strtoull(p, &end, 10);
-		if (errno || n > 1000000000ULL)
-			return -EINVAL;
-		p = end;
-		for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-			size_t l = strlen(units[i].unit);
-
-			/* "m" must not match the start of "ms" */
-			if (!strncmp(p, units[i].unit, l) && (l == 2 || p[1] != 's'))
-				break;
-		}
-		if (i == sizeof(units) / sizeof(units[0]))
-			return -EINVAL;
-		total += n * units[i].ms;
-		p += strlen(units[i].unit);
-	}
-	*ms = total;
-	return 0;
-}
-
-int cfg_parse_percent(const char *s, uint32_t *pct)
-{
-	unsigned long n;
-	char *end;
-
-	if (!s || *s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	n = strtoul(s, &end, 10);
-	if (errno || (*end && strcmp(end, "%")) || n > 100)
-		return -EINVAL;
-	*pct = (uint32_t)n;
-	return 0;
-}
-
-static int parse_port(const char *s, uint16_t *port)
-{
-	unsigned long n;
-	char *end;
-
-	if (*s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	n = strtoul(s, &end, 10);
-	if (errno || *end || n < 1 || n > 65535)
-		return -EINVAL;
-	*port = (uint16_t)n;
-	return 0;
-}
-
-int cfg_parse_addr_port(const char *s, bool port_optional, struct bgs_ip *ip, uint16_t *port)
-{
-	char buf[128], *host = buf, *colon;
-
-	*port = 0;
-	if (snprintf(buf, sizeof(buf), "%s", s) >= (int)sizeof(buf))
-		return -EINVAL;
-	if (*host == '[') {
-		char *close = strchr(host, ']');
-
-		if (!close)
-			return -EINVAL;
-		*close = '\0';
-		host++;
-		colon = close[1] == ':' ? close + 1 : NULL;
-		if (close[1] && !colon)
-			return -EINVAL;
-	} else {
-		colon = strrchr(host, ':');
-		/* a bare IPv6 address has several colons: no port given */
-		if (colon && strchr(host, ':') != colon)
-			colon = NULL;
-	}
-	if (colon) {
-		*colon = '\0';
-		if (parse_port(colon + 1, port))
-			return -EINVAL;
-	} else if (!port_optional) {
-		return -EINVAL;
-	}
-	return bgs_ip_parse(host, ip) ? -EINVAL : 0;
+	if (bgs_parse_addr_port(s, ip, port))
+		return bgs_errmsg();
+	if (*port || port_optional)
+		return NULL;
+	snprintf(buf, len, "'%s' needs a port: ADDRESS:PORT (IPv6 as [ADDRESS]:PORT)", s);
+	return buf;
 }
 
 const char *cfg_check_type_name(int type)
@@ -702,12 +613,28 @@ const char *cfg_check_type_name(int type)
 
 #define VERR(ld, path, ...) add_err(ld, line_of(ld, path), path, __VA_ARGS__)
 
-static void dur_or(struct loader *ld, const char *path, const char *s, uint64_t def,
-		   uint64_t *out)
+/* The key a path ends with ("drain_timeout" of "services[0].drain_timeout"): what a
+ * parser's message names. */
+static const char *key_of(const char *path)
 {
+	const char *dot = strrchr(path, '.');
+
+	return dot ? dot + 1 : path;
+}
+
+/* A duration (100ms, 2s, 5m, 1h, 1m30s; with allow_none also none|never) or def if absent. */
+static void dur_or(struct loader *ld, const char *path, const char *s, bool allow_none,
+		   uint64_t def, uint64_t *out)
+{
+	__u64 ms;
+
 	*out = def;
-	if (s && cfg_parse_duration(s, out))
-		VERR(ld, path, "'%s' is not a duration (like 100ms, 2s, 5m, 1h, 1m30s)", s);
+	if (!s)
+		return;
+	if (bgs_parse_duration(s, key_of(path), allow_none, &ms))
+		VERR(ld, path, "%s", bgs_errmsg());
+	else
+		*out = ms;
 }
 
 static const char *const strategies[] = {
@@ -756,7 +683,7 @@ static void check_rollout(struct loader *ld, struct cfg_rollout *r, const char *
 			VERR(ld, p, "%u is not a percentage 1..100", *st->canary);
 		}
 		pathf(p, sizeof(p), "%s.steps[%u].pause", base, i);
-		dur_or(ld, p, st->pause, 0, &st->pause_ms);
+		dur_or(ld, p, st->pause, false, 0, &st->pause_ms);
 		if (promote && i + 1 != r->steps_count) {
 			pathf(p, sizeof(p), "%s.steps[%u]", base, i);
 			VERR(ld, p, "promote must be the last step");
@@ -764,7 +691,7 @@ static void check_rollout(struct loader *ld, struct cfg_rollout *r, const char *
 	}
 	if (r->pre_flip_gate) {
 		pathf(p, sizeof(p), "%s.pre_flip_gate.timeout", base);
-		dur_or(ld, p, r->pre_flip_gate->timeout, 60000, &r->pre_flip_gate->timeout_ms);
+		dur_or(ld, p, r->pre_flip_gate->timeout, false, 60000, &r->pre_flip_gate->timeout_ms);
 		if (!r->pre_flip_gate->timeout_ms)
 			VERR(ld, p, "must be more than 0");
 	}
@@ -773,13 +700,15 @@ static void check_rollout(struct loader *ld, struct cfg_rollout *r, const char *
 static void check_backend(struct loader *ld, struct cfg_service *svc, struct cfg_backend *be,
 			  const char *base)
 {
-	char p[PATH_MAX_LEN];
+	char p[PATH_MAX_LEN], buf[200];
+	const char *bad;
 	uint16_t port;
 
 	pathf(p, sizeof(p), "%s.address", base);
-	if (cfg_parse_addr_port(be->address, svc->spec.mode == BGS_MODE_DSR, &be->spec.addr,
-				&port)) {
-		VERR(ld, p, "'%s' is not ADDRESS:PORT (IPv6 as [ADDRESS]:PORT)", be->address);
+	bad = addr_port_problem(be->address, svc->spec.mode == BGS_MODE_DSR, &be->spec.addr,
+				&port, buf, sizeof(buf));
+	if (bad) {
+		VERR(ld, p, "%s", bad);
 		return;
 	}
 	be->spec.port = port;
@@ -850,11 +779,11 @@ static void check_health(struct loader *ld, struct cfg_service *svc, const char 
 	if (!hc)
 		return (void)(ck->interval_ms = 1000, ck->timeout_ms = 500);
 	pathf(p, sizeof(p), "%s.health_check.interval", base);
-	dur_or(ld, p, hc->interval, 1000, &ck->interval_ms);
+	dur_or(ld, p, hc->interval, false, 1000, &ck->interval_ms);
 	if (ck->interval_ms < 10)
 		VERR(ld, p, "must be at least 10ms");
 	pathf(p, sizeof(p), "%s.health_check.timeout", base);
-	dur_or(ld, p, hc->timeout, ck->interval_ms < 500 ? ck->interval_ms : 500, &ck->timeout_ms);
+	dur_or(ld, p, hc->timeout, false, ck->interval_ms < 500 ? ck->interval_ms : 500, &ck->timeout_ms);
 	if (!ck->timeout_ms)
 		VERR(ld, p, "must be more than 0");
 	else if (ck->timeout_ms > ck->interval_ms && ck->interval_ms >= 10)
@@ -889,36 +818,22 @@ static void check_service(struct loader *ld, struct cfg *c, uint32_t idx)
 {
 	struct cfg_service *svc = &c->services[idx];
 	struct bgs_service_spec *sp = &svc->spec;
-	char base[64], p[PATH_MAX_LEN], addr[128], *slash;
-	uint16_t port;
+	char base[64], p[PATH_MAX_LEN];
 
 	pathf(base, sizeof(base), "services[%u]", idx);
 	sp->name = svc->name;
 	sp->mode = (__u8)svc->mode;
 	pathf(p, sizeof(p), "%s.name", base);
-	for (const char *s = svc->name; *s; s++) {
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-		      (*s >= '0' && *s <= '9') || *s == '_' || *s == '.' || *s == '-')) {
-			VERR(ld, p, "'%s': a name is letters, digits, '_', '.', '-'", svc->name);
-			break;
-		}
-	}
+	if (bgs_parse_name(svc->name))
+		VERR(ld, p, "%s", bgs_errmsg());
 	for (uint32_t j = 0; j < idx; j++)
 		if (!strcmp(c->services[j].name, svc->name))
 			VERR(ld, p, "'%s' is also services[%u]'s name", svc->name, j);
 
 	pathf(p, sizeof(p), "%s.vip", base);
-	snprintf(addr, sizeof(addr), "%s", svc->vip);
-	slash = strrchr(addr, '/');
-	if (slash)
-		*slash++ = '\0';
-	if (!slash || (strcmp(slash, "tcp") && strcmp(slash, "udp")) ||
-	    cfg_parse_addr_port(addr, false, &sp->vip, &port)) {
-		VERR(ld, p, "'%s' is not ADDRESS:PORT/tcp|udp (IPv6 as [ADDRESS]:PORT/tcp)",
-		     svc->vip);
+	if (bgs_parse_vip(svc->vip, &sp->vip, &sp->port, &sp->proto)) {
+		VERR(ld, p, "%s", bgs_errmsg());
 	} else {
-		sp->port = port;
-		sp->proto = strcmp(slash, "tcp") ? IPPROTO_UDP : IPPROTO_TCP;
 		for (uint32_t j = 0; j < idx; j++) {
 			const struct bgs_service_spec *o = &c->services[j].spec;
 
@@ -929,10 +844,7 @@ static void check_service(struct loader *ld, struct cfg *c, uint32_t idx)
 	}
 
 	pathf(p, sizeof(p), "%s.drain_timeout", base);
-	if (svc->drain_timeout && !strcmp(svc->drain_timeout, "none"))
-		svc->drain_ms = BGS_NO_DEADLINE;
-	else
-		dur_or(ld, p, svc->drain_timeout, 5 * 60 * 1000, &svc->drain_ms);
+	dur_or(ld, p, svc->drain_timeout, true, 5 * 60 * 1000, &svc->drain_ms);
 
 	if (svc->preview) {
 		struct cfg_preview *pv = svc->preview;
@@ -951,7 +863,7 @@ static void check_service(struct loader *ld, struct cfg *c, uint32_t idx)
 		pv->pfx = calloc(pv->prefixes_count ? pv->prefixes_count : 1, sizeof(*pv->pfx));
 		for (uint32_t i = 0; pv->pfx && i < pv->prefixes_count; i++) {
 			pathf(p, sizeof(p), "%s.preview.prefixes[%u]", base, i);
-			if (bgs_prefix_parse(pv->prefixes[i], &pv->pfx[i]))
+			if (bgs_parse_prefix(pv->prefixes[i], &pv->pfx[i]))
 				VERR(ld, p, "%s", bgs_errmsg());
 			else if (sp->vip.family && pv->pfx[i].ip.family != sp->vip.family)
 				VERR(ld, p, "'%s' is not of the VIP's address family",
@@ -967,16 +879,24 @@ static void check_service(struct loader *ld, struct cfg *c, uint32_t idx)
 	svc->fo.hold_down_ms = 60000;
 	if (svc->failover) {
 		pathf(p, sizeof(p), "%s.failover.min_healthy", base);
-		if (svc->failover->min_healthy &&
-		    cfg_parse_percent(svc->failover->min_healthy, &svc->fo.min_healthy_pct))
-			VERR(ld, p, "'%s' is not a percentage 0%%..100%%",
-			     svc->failover->min_healthy);
+		if (svc->failover->min_healthy) {
+			__u32 bps;
+
+			/* the failover policy judges in whole percents */
+			if (bgs_parse_percent(svc->failover->min_healthy, &bps))
+				VERR(ld, p, "%s", bgs_errmsg());
+			else if (bps % 100)
+				VERR(ld, p, "'%s': a whole percentage (0%%..100%%)",
+				     svc->failover->min_healthy);
+			else
+				svc->fo.min_healthy_pct = bps / 100;
+		}
 		pathf(p, sizeof(p), "%s.failover.hold_down", base);
-		dur_or(ld, p, svc->failover->hold_down, 60000, &svc->fo.hold_down_ms);
+		dur_or(ld, p, svc->failover->hold_down, false, 60000, &svc->fo.hold_down_ms);
 	}
 	if (svc->post_flip_check) {
 		pathf(p, sizeof(p), "%s.post_flip_check.bake_time", base);
-		dur_or(ld, p, svc->post_flip_check->bake_time, 120000,
+		dur_or(ld, p, svc->post_flip_check->bake_time, false, 120000,
 		       &svc->post_flip_check->bake_ms);
 	}
 	if (svc->rollout) {
@@ -989,7 +909,9 @@ static void check_values(struct loader *ld, struct cfg *c)
 {
 	const char *listen = c->metrics && c->metrics->listen ? c->metrics->listen :
 								 CFG_DEFAULT_LISTEN;
+	const char *bad;
 	struct bgs_ip ip;
+	char buf[200];
 
 	c->upgrade = !c->upgrade_on_start || *c->upgrade_on_start;
 	if (c->pin_dir && c->pin_dir[0] != '/')
@@ -1008,9 +930,9 @@ static void check_values(struct loader *ld, struct cfg *c)
 			VERR(ld, p, "'%s' is listed twice", c->interfaces[i].name);
 		}
 	}
-	if (cfg_parse_addr_port(listen, false, &ip, &c->listen_port))
-		VERR(ld, "metrics.listen", "'%s' is not ADDRESS:PORT (IPv6 as [ADDRESS]:PORT)",
-		     listen);
+	bad = addr_port_problem(listen, false, &ip, &c->listen_port, buf, sizeof(buf));
+	if (bad)
+		VERR(ld, "metrics.listen", "%s", bad);
 	else
 		bgs_ip_str(&ip, c->listen_host, sizeof(c->listen_host));
 	for (uint32_t i = 0; i < c->services_count; i++)

@@ -156,13 +156,6 @@ int cfg_load(const char *file, struct cfg **out, struct cfg_errors *errs);
 void cfg_free(struct cfg *c);
 void cfg_errors_free(struct cfg_errors *errs);
 
-/* "100ms", "2s", "5m", "1h", "1m30s" -> milliseconds; -EINVAL. */
-int cfg_parse_duration(const char *s, uint64_t *ms);
-/* "50%" or "50" -> 50; -EINVAL unless 0..100. */
-int cfg_parse_percent(const char *s, uint32_t *pct);
-/* "ADDR:PORT" or "[V6]:PORT"; port_optional: plain "ADDR" gives port 0. */
-int cfg_parse_addr_port(const char *s, bool port_optional, struct bgs_ip *ip, uint16_t *port);
-
 const char *cfg_check_type_name(int type);
 
 #endif /* BGAGENT_CONFIG_H */
