@@ -202,9 +202,13 @@ static int failover_once(struct svc_rt *s)
 	if (err < 0) {
 		/* -EBUSY (the lock is held, by bgctl or `flock PIN_DIR`) and the rest: tried
 		 * again on the next tick until it succeeds or is no longer needed */
-		agent_log(err == -EBUSY ? LOG_W : LOG_E, "%s: %s: flip failed: %s", s->name, why,
-			  bgs_errmsg());
-		snprintf(s->blocked_why, sizeof(s->blocked_why), "flip failed");
+		char was[sizeof(s->blocked_why)];
+
+		snprintf(was, sizeof(was), "%s", s->blocked_why);
+		snprintf(s->blocked_why, sizeof(s->blocked_why), "flip failed: %s", bgs_errmsg());
+		if (strcmp(was, s->blocked_why)) /* logged once while it fails the same way */
+			agent_log(err == -EBUSY ? LOG_W : LOG_E, "%s: %s: flip failed: %s", s->name,
+				  why, bgs_errmsg());
 		return 0;
 	}
 	s->blocked_why[0] = '\0';

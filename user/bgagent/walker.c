@@ -125,12 +125,13 @@ out:
 static int apply_writes(struct bgs *h, const struct health_write *w, unsigned int n)
 {
 	struct bgs_backend_change *c = calloc(n ? n : 1, sizeof(*c));
+	const struct health_write **of = calloc(n ? n : 1, sizeof(*of)); /* c[k] is of[k] */
 	unsigned int m = 0;
-	int err;
+	int err = -ENOMEM;
 
-	if (!c) {
+	if (!c || !of) {
 		agent_log(LOG_E, "cannot record %u health changes: out of memory", n);
-		return -ENOMEM;
+		goto out;
 	}
 	for (unsigned int i = 0; i < n; i++) {
 		bool later = false;
@@ -139,6 +140,7 @@ static int apply_writes(struct bgs *h, const struct health_write *w, unsigned in
 			later = w[j].id == w[i].id;
 		if (later)
 			continue;
+		of[m] = &w[i];
 		c[m++] = (struct bgs_backend_change){
 			.id = w[i].id,
 			.incarnation = w[i].incarnation,
@@ -147,33 +149,22 @@ static int apply_writes(struct bgs *h, const struct health_write *w, unsigned in
 		};
 	}
 	err = bgs_backend_set_state(h, c, m);
-	if (err && err != -EBUSY && m > 1) {
-		/* all or none: one backend gone (removed by hand, -ENOENT/-ESTALE) must not
-		 * hold back the others; each one alone, then */
-		agent_log(LOG_W, "%u health changes refused together (%s): one at a time", m,
-			  bgs_errmsg());
-		for (unsigned int i = 0; i < n; i++) {
-			for (unsigned int k = 0; k < m; k++) {
-				if (c[k].id != w[i].id || c[k].incarnation != w[i].incarnation ||
-				    (c[k].health == BGS_HEALTH_UP) != w[i].up)
-					continue;
-				if (bgs_backend_set_state(h, &c[k], 1))
-					agent_log(LOG_E, "%s: cannot record health %s: %s",
-						  w[i].label, w[i].up ? "up" : "down",
-						  bgs_errmsg());
-			}
-		}
-		err = 0;
-	} else if (err && err != -EBUSY) {
-		for (unsigned int i = 0; i < n; i++)
-			if (w[i].id == c[0].id)
-				agent_log(LOG_E, "%s: cannot record health %s: %s", w[i].label,
-					  w[i].up ? "up" : "down", bgs_errmsg());
-		err = 0;
-	} else if (err) {
+	if (err == -EBUSY) {
 		agent_log(LOG_W, "%u health change%s waiting: %s", m, m == 1 ? "" : "s",
 			  bgs_errmsg());
+		goto out;
 	}
+	/* all or none: one backend gone (removed by hand: -ENOENT, -ESTALE) must not hold
+	 * back the others, so a refused batch goes again one change at a time */
+	for (unsigned int k = 0; err && k < m; k++) {
+		if (m > 1 && !bgs_backend_set_state(h, &c[k], 1))
+			continue;
+		agent_log(LOG_E, "%s: cannot record health %s: %s", of[k]->label,
+			  of[k]->up ? "up" : "down", bgs_errmsg());
+	}
+	err = 0;
+out:
+	free(of);
 	free(c);
 	return err;
 }

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+# bgagent and a held lock: while an operator holds every change off (`flock PIN_DIR CMD`),
+# the live pool dies. The agent keeps running and checking (its loop waits for the lock only
+# briefly), logs the refused failover once, and flips on a later tick once the lock is free:
+# one flip, recorded once, with its reason.
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/agent_lib.sh"
+
+agent_topo_up
+agent_config 100ms
+agent_start_healthy
+
+flock "$BGSWITCH_PIN_DIR" sleep 3 &
+locker=$!
+BGS_PIDS+=($locker)
+sleep 0.2 # the lock taken
+responder_stop b1 || fail "cannot stop b1"
+responder_stop b2 || fail "cannot stop b2"
+agent_wait_log "web: failover: blue 0/2 healthy < 50%: flip failed: .*lock" ||
+	fail "no refused failover logged: $(tail -3 "$AGENT_LOG")"
+check "the agent keeps running while the lock is held" kill -0 "$AGENT_PID"
+check "still blue while the lock is held" test "$(lbjq '.services[0].live' -j status web)" = blue
+check "the refusal is logged once" \
+	test "$(grep -c 'flip failed' "$AGENT_LOG")" = 1
+wait "$locker"
+agent_wait_log "web: flipped blue -> green" || fail "no failover after the lock was released"
+check "web is live on green" test "$(lbjq '.services[0].live' -j status web)" = green
+check "one flip recorded, by bgagent, done" \
+	jqt '[.records[] | select(.verb == "flip" and .actor == "bgagent" and .status == "done"
+		and .reason == "failover: blue 0/2 healthy < 50%")] | length == 1' \
+	< <(lbctl -j history web)
