@@ -38,7 +38,7 @@ check "a bad config exits 1" test $rc -eq 1
 for want in "$bad:8: services\[0\].colour: unknown key" \
 	"$bad:1: pin_dir: 'relative/dir' must be an absolute path" \
 	"$bad:6: services\[0\].pools.blue\[0\].weight: 0 is out of range" \
-	"$bad:7: services\[0\].health_check.interval: '1x' is not a duration"; do
+	"$bad:7: services\[0\].health_check.interval: bad interval '1x': expected a duration"; do
 	grep -q "^$want" <<<"$out" || fail "missing error line '$want' in: $out"
 done
 ok "every error as FILE:LINE: key: problem"
