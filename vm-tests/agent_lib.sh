@@ -85,6 +85,13 @@ agent_start_healthy() {
 	check "agent started, all four backends up" test "$(backends_up)" -eq 4
 }
 
+# The one-service scenario: topology, config (agent_config's arguments), agent up and healthy.
+agent_up_healthy() {
+	agent_topo_up
+	agent_config "$@"
+	agent_start_healthy
+}
+
 metrics() { nsx "$NS_LB" curl -sf --max-time 5 "http://$AGENT_METRICS/metrics"; }
 
 # Value of one metric line (exact name and labels as printed), or empty.

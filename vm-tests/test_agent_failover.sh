@@ -9,9 +9,7 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/agent_lib.sh"
 
-agent_topo_up
-agent_config 100ms
-agent_start_healthy
+agent_up_healthy 100ms
 out=$(traffic "$NS_CL" http "$VIP_NAT" 80 20)
 check "served by blue before" jqt '.ok == 20 and .colors.blue == 20' <<<"$out"
 

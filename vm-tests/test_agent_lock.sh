@@ -8,9 +8,7 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/agent_lib.sh"
 
-agent_topo_up
-agent_config 100ms
-agent_start_healthy
+agent_up_healthy 100ms
 
 flock "$BGSWITCH_PIN_DIR" sleep 3 &
 locker=$!
