@@ -144,15 +144,17 @@ $(BUILD)/tests/%: tests/%.c $(TESTLIB_OBJS) $(LIB) $(wildcard tests/lib/*.h) $(H
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -Itests/lib $< $(TESTLIB_OBJS) $(LIB) -o $@ $(LDFLAGS) $(LIBS) -lpthread -lm
 
-$(BUILD)/tests/test_fuzz_%: fuzz/fuzz_%.c fuzz/replay.c $(LIB) $(HDRS)
+# (fuzz targets may call the agent's code, e.g. its config loader)
+$(BUILD)/tests/test_fuzz_%: fuzz/fuzz_%.c fuzz/replay.c $(AGENT_CORE) $(LIB) $(HDRS)
 	$(call msg,CCLD,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(CFLAGS) -DFUZZ_NAME='"fuzz_$*"' -DFUZZ_CORPUS='"fuzz/corpus/$*"' $< fuzz/replay.c \
-		$(LIB) -o $@ $(LDFLAGS) $(LIBS)
+	$(Q)$(CC) $(CFLAGS) -Iuser/bgagent -DFUZZ_NAME='"fuzz_$*"' -DFUZZ_CORPUS='"fuzz/corpus/$*"' \
+		$< fuzz/replay.c $(AGENT_CORE) $(LIB) -o $@ $(LDFLAGS) $(LIBS) $(AGENT_LIBS) -lpthread
 
-build/fuzz/fuzz_%: fuzz/fuzz_%.c $(LIB) $(HDRS)
+build/fuzz/fuzz_%: fuzz/fuzz_%.c $(AGENT_CORE) $(LIB) $(HDRS)
 	$(call msg,CCLD,$@)
-	$(Q)$(CC) $(CFLAGS) -fsanitize=fuzzer $< $(LIB) -o $@ $(LIBS)
+	$(Q)$(CC) $(CFLAGS) -Iuser/bgagent -fsanitize=fuzzer $< $(AGENT_CORE) $(LIB) -o $@ $(LIBS) \
+		$(AGENT_LIBS) -lpthread
 
 # bgagent's unit tests link the agent's code (all but its main).
 $(BUILD)/tests/test_agent_%: tests/test_agent_%.c $(AGENT_CORE) $(TESTLIB_OBJS) $(LIB) \

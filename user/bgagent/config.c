@@ -239,6 +239,10 @@ __attribute__((format(printf, 4, 5))) static void add_err(struct loader *ld, uns
 	if (asprintf(&s, "%s:%u: %s: %s", ld->file, line, key && *key ? key : "(document)", msg) <
 	    0)
 		return;
+	/* one line each: a multi-line scalar or key quoted in it shows its breaks as '?' */
+	for (char *c = s; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?';
 	n = realloc(ld->errs->lines, (ld->errs->n + 1) * sizeof(*n));
 	if (!n) {
 		free(s);
