@@ -14,6 +14,7 @@
 #include "maps.h"
 #include "switch_maps.h"
 #include "bgswitch_hash.h"
+#include "bgswitch_flow.h"
 
 /* Jiffies per second; libbpf fills it from the kernel config. */
 extern unsigned int CONFIG_HZ __kconfig;
@@ -22,12 +23,9 @@ extern unsigned int CONFIG_HZ __kconfig;
 
 /* Everything the routing of one packet decides, from one read of the flip word. */
 struct route {
-	__u64 word;	 /* the flip word as read */
+	struct bgs_flip_view v; /* the flip word as read, its drain fields, the live color */
 	__u64 now;	 /* jiffies */
 	__u32 svc_id;
-	__u32 live;	 /* live color */
-	__u32 drain_gen; /* generation of the current drain, 0 if not trusted */
-	__u32 draining;	 /* the previous color still has its drain time */
 	__u32 color;	 /* color chosen for this packet */
 	__u32 backend_id;
 	__u8 is_new;	 /* counts as a new flow */
@@ -78,7 +76,7 @@ static __always_inline __u32 table_pick(struct route *r, __u32 color, __u32 h)
 	/* ids come from our own maps; the bound keeps the index arithmetic in its table */
 	if (!m || r->svc_id >= cfg_max_services)
 		return 0;
-	key = (__u32)bgs_maglev_index(r->svc_id, color, bgs_fw_slot(r->word, color), m, h % m);
+	key = (__u32)bgs_maglev_index(r->svc_id, color, bgs_fw_slot(r->v.word, color), m, h % m);
 	id = bpf_map_lookup_elem(&bgs_maglev, &key);
 	return id ? *id : 0;
 }
@@ -101,7 +99,7 @@ static __always_inline __u32 pick_backend(struct route *r, struct pkt *p)
 static __always_inline __u32 new_flow_color(struct route *r, struct pkt *p,
 					    struct bgs_vip_val *vv, struct bgs_service *svc)
 {
-	__u32 idle = r->live ^ 1, canary = bgs_fw_canary(r->word), h;
+	__u32 idle = r->v.live ^ 1, canary = bgs_fw_canary(r->v.word), h;
 	struct bgs_preview_key pk;
 
 	if (vv->flags & BGS_VIP_PREVIEW_PORT)
@@ -114,14 +112,14 @@ static __always_inline __u32 new_flow_color(struct route *r, struct pkt *p,
 			return idle;
 	}
 	if (canary) {
-		if (r->word & BGS_FW_STICKY)
+		if (r->v.word & BGS_FW_STICKY)
 			h = bgs_hash_addr(p->key.src, BGS_CANARY_SEED);
 		else
 			h = bgs_hash_flow(&p->key, BGS_CANARY_SEED);
 		if (h % BGS_CANARY_SCALE < canary)
 			return idle;
 	}
-	return r->live;
+	return r->v.live;
 }
 
 /* SYN-flood guard: false once this CPU inserted cfg_new_flow_rate entries this second. */
@@ -145,21 +143,6 @@ static __always_inline bool flood_allow(struct route *r)
 	return true;
 }
 
-static __always_inline __u64 flow_timeout(struct bgs_flow *f, __u8 proto)
-{
-	__u32 s;
-
-	if (proto != IPPROTO_TCP)
-		s = cfg_timeout_udp;
-	else if (f->tcp_state & (BGS_TCP_FIN | BGS_TCP_RST))
-		s = cfg_timeout_tcp_close;
-	else if (f->tcp_state & BGS_TCP_EST)
-		s = cfg_timeout_tcp_est;
-	else
-		s = cfg_timeout_tcp_syn;
-	return (__u64)s * CONFIG_HZ;
-}
-
 static __always_inline __u8 tcp_state_next(__u8 st, __u8 fl)
 {
 	if ((fl & TCP_FL_ACK) && (st & BGS_TCP_SYN))
@@ -177,27 +160,24 @@ static __always_inline bool is_syn(struct pkt *p)
 }
 
 /*
- * Whether a known flow must be routed as new: its backend is gone, down or another
- * incarnation; it idled out; a SYN reuses the tuple of a closed flow; or it belongs to the
- * color being drained and the drain is over.
+ * The flow-liveness rule (bgswitch_flow.h) for a known flow and this packet, with the loaded
+ * timeouts of bgs_meta; *bep gets the backend record. Anything but BGS_FLOW_LIVE routes the
+ * packet as new.
  */
-static __always_inline bool flow_stale(struct route *r, struct pkt *p, struct bgs_flow *f,
-				       struct bgs_backend **bep)
+static __always_inline int flow_verdict(struct route *r, struct pkt *p, struct bgs_flow *f,
+					struct bgs_backend **bep)
 {
 	struct bgs_backend *be;
-	__u32 id = f->backend_id;
+	struct bgs_meta *m;
+	__u32 id = f->backend_id, zero = 0;
 
+	m = bpf_map_lookup_elem(&bgs_meta, &zero);
+	if (!m)
+		return BGS_FLOW_BACKEND_GONE;
 	be = bpf_map_lookup_elem(&bgs_backends, &id);
-	if (!be || !backend_ok(be, f->incarnation))
-		return true;
 	*bep = be;
-	if (r->now - f->last_seen > flow_timeout(f, p->proto))
-		return true;
-	if (is_syn(p) && (f->tcp_state & (BGS_TCP_FIN | BGS_TCP_RST)))
-		return true;
-	if (f->color != r->live && f->gen < r->drain_gen && !r->draining)
-		return true;
-	return false;
+	return bgs_flow_verdict(f, p->proto, is_syn(p) ? BGS_FLOW_PKT_SYN : 0, r->now, CONFIG_HZ,
+				&m->timeouts, be, &r->v);
 }
 
 /* Sends the frame out ifindex: XDP_TX when it is where the frame came in. */
@@ -330,23 +310,17 @@ static __always_inline int forward(struct xdp_md *ctx, struct pkt *p, struct rou
 static __always_inline int route_init(struct route *r, __u32 svc_id)
 {
 	struct bgs_flip *fl = bpf_map_lookup_elem(&bgs_flip, &svc_id);
-	__u64 deadline;
+	__u64 word;
 
 	if (!fl)
 		return -1;
 	r->svc_id = svc_id;
-	r->word = READ_ONCE_U64(fl->word);
-	if (!(r->word & BGS_FW_ACTIVE))
+	word = READ_ONCE_U64(fl->word);
+	if (!(word & BGS_FW_ACTIVE))
 		return -1;
 	r->now = bpf_jiffies64();
-	r->live = bgs_fw_live(r->word);
-	/* drain fields are written before the word that refers to them: trust them only if
-	 * they are not newer than the word we read */
-	r->drain_gen = fl->drain_gen;
-	deadline = fl->drain_deadline;
-	if (r->drain_gen > bgs_fw_gen(r->word))
-		r->drain_gen = 0;
-	r->draining = r->drain_gen && (r->word & BGS_FW_DRAINING) && r->now < deadline;
+	/* the drain fields are trusted only when not newer than the word (bgswitch_flow.h) */
+	bgs_flip_view_init(&r->v, word, fl, r->now);
 	return 0;
 }
 
@@ -373,7 +347,7 @@ static __always_inline int known_flow(struct xdp_md *ctx, struct pkt *p, struct 
 		return -1;
 	if (svc->mode == BGS_MODE_NAT && p->ttl <= 1)
 		return count(p, BGS_R_PASS_TTL, XDP_PASS);
-	if (flow_stale(&r, p, f, &be) || !be)
+	if (flow_verdict(&r, p, f, &be) != BGS_FLOW_LIVE || !be)
 		return -1;
 	/* a known flow: its backend, whatever the live color */
 	r.color = f->color;
@@ -417,9 +391,9 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct pkt *p, struct bg
 		/* mid-flow without an entry (restart, eviction, another LB's flow): the color it
 		 * most likely started on */
 		if (vv->flags & BGS_VIP_PREVIEW_PORT)
-			r.color = r.live ^ 1;
+			r.color = r.v.live ^ 1;
 		else
-			r.color = r.draining ? r.live ^ 1 : r.live;
+			r.color = r.v.draining ? r.v.live ^ 1 : r.v.live;
 		nf.tcp_state = tcp_state_next(BGS_TCP_SYN, p->tcp_flags | TCP_FL_ACK);
 	} else {
 		r.color = new_flow_color(&r, p, vv, svc);
@@ -435,7 +409,7 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct pkt *p, struct bg
 
 	nf.backend_id = r.backend_id;
 	nf.incarnation = be->incarnation;
-	nf.gen = bgs_fw_gen(r.word);
+	nf.gen = bgs_fw_gen(r.v.word);
 	nf.svc_id = svc_id;
 	nf.last_seen = r.now;
 	nf.rev_ifindex = ctx->ingress_ifindex;

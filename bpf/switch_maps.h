@@ -18,13 +18,10 @@ const volatile __u32 cfg_max_services = BGS_DEF_MAX_SERVICES;
 const volatile __u32 cfg_new_flow_rate = BGS_DEF_NEW_FLOW_RATE;
 /* bgs_revnat's size - 1 (a power of two minus one). */
 const volatile __u32 cfg_revnat_mask = 63;
-/* Idle timeouts, seconds. */
-const volatile __u32 cfg_timeout_tcp_syn = BGS_DEF_TIMEOUT_TCP_SYN;
-const volatile __u32 cfg_timeout_tcp_est = BGS_DEF_TIMEOUT_TCP_EST;
-const volatile __u32 cfg_timeout_tcp_close = BGS_DEF_TIMEOUT_TCP_CLOSE;
-const volatile __u32 cfg_timeout_udp = BGS_DEF_TIMEOUT_UDP;
+/* Idle timeouts are not here: the program reads them from bgs_meta (bgswitch_flow.h). */
 
-/* Layout version and the sizes the state was created with (one entry). */
+/* Layout version, the sizes the state was created with and the loaded flow timeouts (one
+ * entry; the program reads the timeouts on every known-flow packet). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);

@@ -10,7 +10,7 @@
 #include <linux/types.h>
 
 /* Layout of the pinned state; a program or tool refuses pins of another version. */
-#define BGS_LAYOUT_VERSION 1
+#define BGS_LAYOUT_VERSION 2
 
 /* Default pin directory (a bpffs); the loader mounts one there if none is mounted. */
 #define BGS_DEFAULT_PIN_DIR "/sys/fs/bpf/bgswitch"
@@ -71,6 +71,22 @@ enum bgs_health {
 #define BGS_DEF_TIMEOUT_TCP_EST 900
 #define BGS_DEF_TIMEOUT_TCP_CLOSE 30
 #define BGS_DEF_TIMEOUT_UDP 300
+/* A SYN re-picks the backend of a closed (FIN/RST) flow only after the flow has been quiet
+ * this long (TIME_WAIT-like), and a flow stays on a health-down backend this long. */
+#define BGS_DEF_TIME_WAIT 0
+#define BGS_DEF_HEALTH_GRACE 0
+
+/* The loaded idle timeouts and intervals of the flow-liveness rule (bgswitch_flow.h), in
+ * seconds. Stored in bgs_meta when the pinned state is created; the program reads them
+ * from there on every packet, so what user space reads is what the program enforces. */
+struct bgs_flow_timeouts {
+	__u32 tcp_syn;	    /* TCP, SYN seen, not established */
+	__u32 tcp_est;	    /* TCP established */
+	__u32 tcp_close;    /* TCP after FIN or RST */
+	__u32 udp;	    /* UDP */
+	__u32 time_wait;    /* a SYN re-picks a closed flow only once it has been quiet this long */
+	__u32 health_grace; /* flows stay on a health-down backend this long (admin down: none) */
+};
 
 /* Seeds: every LB host with the same config picks the same backend (Maglev) and the
  * canary draw is independent of the backend draw. */
@@ -215,6 +231,8 @@ struct bgs_backend {
 	__u32 ifindex; /* egress interface, in the LB's namespace; 0 = next hop unresolved */
 	__u8 dmac[6];  /* next hop's MAC */
 	__u8 smac[6];  /* egress interface's MAC */
+	__u64 health_down_at; /* jiffies when health went down; written while health is up,
+			       * before the health byte (bgswitch_flow.h: the grace period) */
 };
 #define BGS_BE_IN_USE (1u << 0)
 #define BGS_BE_NEXTHOP (1u << 1) /* ifindex/dmac/smac are resolved */
@@ -347,6 +365,7 @@ struct bgs_meta {
 	__u32 new_flow_rate;
 	__u32 hz; /* kernel CONFIG_HZ: jiffies per second */
 	__u32 pad;
+	struct bgs_flow_timeouts timeouts; /* what the program enforces (read per packet) */
 };
 
 /* Context of the bgs_clock syscall program: how user space reads the program's clock. */

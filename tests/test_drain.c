@@ -10,11 +10,13 @@
  */
 #include <errno.h>
 #include <netinet/in.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
 
 #include "fixture.h"
+#include "bgswitch_flow.h"
 
 struct variant {
 	const char *name;
@@ -399,6 +401,55 @@ static bool test_idle_timeouts(void)
 	return fx_svc_del(&st) && ok;
 }
 
+/*
+ * The program enforces the timeouts stored in bgs_meta (what user space reads), not a copy:
+ * bgs_init stored the defaults there; with the established timeout rewritten to 100 s an
+ * established flow idle 95 s keeps its backend and one idle 105 s is routed as new.
+ */
+static bool test_timeouts_from_meta(void)
+{
+	struct bgs_flip_opts fo = { .to_color = BGS_GREEN, .expect_gen = BGS_ANY_GEN,
+				    .drain_ms = BGS_NO_DEADLINE };
+	const struct variant v = { "v4_tcp", BGS_AF_INET, IPPROTO_TCP, BGS_MODE_DSR };
+	struct bgs_flow_timeouts def;
+	struct bgs_meta m, saved;
+	struct bgs_flow_key k;
+	__u64 hz = fx.meta.hz;
+	__u32 zero = 0, be0, be1, id;
+	int meta_fd = bgs_map_fd(fx.h, "meta");
+	struct fx_svc s;
+	struct pkt p;
+	bool ok = true;
+
+	bgs_flow_timeouts_default(&def);
+	if (!ASSERT_GE(meta_fd, 0, "meta fd") ||
+	    !ASSERT_OK(bpf_map_lookup_elem(meta_fd, &zero, &saved) ? -errno : 0, "read meta"))
+		return false;
+	ok &= ASSERT_EQ(memcmp(&saved.timeouts, &def, sizeof(def)), 0, "defaults stored");
+	bgs_get_meta(fx.h, &m);
+	ok &= ASSERT_EQ(memcmp(&m.timeouts, &def, sizeof(def)), 0, "handle's copy");
+	ok &= ASSERT_EQ(saved.timeouts.tcp_est, BGS_DEF_TIMEOUT_TCP_EST, "established");
+	if (!ok || !svc_setup(&v, 43, &s, 3))
+		return false;
+	ok &= fx_flow_new(&s, 1, 28000, BGS_BLUE, &be0);
+	ok &= fx_flow_new(&s, 1, 28001, BGS_BLUE, &be1);
+	ok &= fx_flow_next(&s, 1, 28000, be0) && fx_flow_next(&s, 1, 28001, be1);
+	ok &= ASSERT_EQ(bgs_flip(fx.h, s.id, &fo, NULL), 1, "flip");
+	m = saved;
+	m.timeouts.tcp_est = 100;
+	ok &= ASSERT_OK(bpf_map_update_elem(meta_fd, &zero, &m, BPF_ANY) ? -errno : 0, "write");
+	fx_client_pkt(&p, &s, 1, 28000, PKT_ACK);
+	ok &= age_flow(&p, 95 * hz) && fx_expect_fwd(&s, &p, be0);
+	fx_client_pkt(&p, &s, 1, 28001, PKT_ACK);
+	ok &= age_flow(&p, 105 * hz);
+	pkt_flow_key(&p, &k);
+	id = fx_table_pick(&s, BGS_GREEN, &k);
+	ok &= fx_expect_fwd(&s, &p, id) && fx_flow_check_ct(&s, &p, id, BGS_GREEN, FX_ANY_GEN);
+	ok &= ASSERT_OK(bpf_map_update_elem(meta_fd, &zero, &saved, BPF_ANY) ? -errno : 0,
+			"restore");
+	return fx_svc_del(&s) && ok;
+}
+
 /* last_seen moves at most about once a second: many packets within a second leave it, a
  * packet a second later moves it. */
 static bool test_last_seen_coarse(void)
@@ -435,6 +486,7 @@ static const struct test_case tests[] = {
 	{ "drain_end_now", test_drain_end_now },
 	{ "backend_id_reuse", test_backend_id_reuse },
 	{ "idle_timeouts", test_idle_timeouts },
+	{ "timeouts_from_meta", test_timeouts_from_meta },
 	{ "last_seen_coarse", test_last_seen_coarse },
 };
 

@@ -22,6 +22,7 @@
 #include <bpf/libbpf.h>
 
 #include "bgs_priv.h"
+#include "bgswitch_flow.h"
 #include "bgswitch.skel.h"
 #include "bgs_entry.skel.h"
 
@@ -798,6 +799,8 @@ int bgs_init(const char *pin_dir, const struct bgs_sizes *sizes, struct bgs **ou
 			.ct_entries = s.ct_entries,
 			.new_flow_rate = s.new_flow_rate,
 		};
+		/* what the program enforces from now on (it reads them from bgs_meta) */
+		bgs_flow_timeouts_default(&h->meta.timeouts);
 	}
 
 	/* The entry first: it owns the program array that the switch goes into. */
