@@ -95,9 +95,15 @@ static __always_inline __u32 pick_backend(struct route *r, struct pkt *p)
 	return id;
 }
 
-/* Color of a new flow: preview -> idle; canary draw -> idle; else live. */
-static __always_inline __u32 new_flow_color(struct route *r, struct pkt *p,
-					    struct bgs_vip_val *vv, struct bgs_service *svc)
+/*
+ * Color of a flow without a usable entry: preview port or prefix -> idle; canary draw ->
+ * idle; else, for a mid-flow packet while a drain runs, the drained color (where such a flow
+ * most likely started); else live. Preview and canary come first: both are deterministic,
+ * so a flow keeps its color when its entry is missing (eviction, restart, ECMP move).
+ * *drained is set when the drain rule chose the color.
+ */
+static __always_inline __u32 flow_color(struct route *r, struct pkt *p, struct bgs_vip_val *vv,
+					struct bgs_service *svc, bool midflow, bool *drained)
 {
 	__u32 idle = r->v.live ^ 1, canary = bgs_fw_canary(r->v.word), h;
 	struct bgs_preview_key pk;
@@ -118,6 +124,10 @@ static __always_inline __u32 new_flow_color(struct route *r, struct pkt *p,
 			h = bgs_hash_flow(&p->key, BGS_CANARY_SEED);
 		if (h % BGS_CANARY_SCALE < canary)
 			return idle;
+	}
+	if (midflow && r->v.draining) {
+		*drained = true;
+		return idle;
 	}
 	return r->v.live;
 }
@@ -329,26 +339,34 @@ static __always_inline int route_init(struct route *r, __u32 svc_id)
  * Returns the verdict, or -1 when the flow must be routed as new (stale entry, or an entry
  * that does not belong to the service this packet is for).
  */
-static __always_inline int known_flow(struct xdp_md *ctx, struct pkt *p, struct bgs_flow *f)
+static __always_inline int known_flow(struct xdp_md *ctx, struct pkt *p, struct bgs_flow *f,
+				      bool *as_missing)
 {
 	struct bgs_backend *be = NULL;
 	struct bgs_service *svc;
 	struct route r = {};
 	__u32 svc_id = f->svc_id;
+	int verdict;
 	__u8 st;
 
 	svc = bpf_map_lookup_elem(&bgs_svcs, &svc_id);
 	if (!svc || !(svc->flags & BGS_SVC_IN_USE) || svc->proto != p->proto ||
 	    (svc->port != p->key.dport && svc->preview_port != p->key.dport) ||
 	    svc->vip[0] != p->key.dst[0] || svc->vip[1] != p->key.dst[1] ||
-	    svc->vip[2] != p->key.dst[2] || svc->vip[3] != p->key.dst[3])
+	    svc->vip[2] != p->key.dst[2] || svc->vip[3] != p->key.dst[3]) {
+		*as_missing = true; /* another service's entry */
 		return -1;
+	}
 	if (route_init(&r, svc_id))
 		return -1;
 	if (svc->mode == BGS_MODE_NAT && p->ttl <= 1)
 		return count(p, BGS_R_PASS_TTL, XDP_PASS);
-	if (flow_verdict(&r, p, f, &be) != BGS_FLOW_LIVE || !be)
+	verdict = flow_verdict(&r, p, f, &be);
+	if (verdict != BGS_FLOW_LIVE || !be) {
+		/* a flow that only idled out is still a flow: its non-SYN packets are mid-flow */
+		*as_missing = verdict == BGS_FLOW_IDLE;
 		return -1;
+	}
 	/* a known flow: its backend, whatever the live color */
 	r.color = f->color;
 	r.backend_id = f->backend_id;
@@ -362,11 +380,13 @@ static __always_inline int known_flow(struct xdp_md *ctx, struct pkt *p, struct 
 	return forward(ctx, p, &r, be, svc->mode);
 }
 
-/* A packet to a service that starts a flow, continues one we have no entry for (f NULL),
- * or belongs to a stale entry f. */
+/* A packet to a service that starts a flow, continues one we have no entry for (f NULL, or
+ * f_missing: an entry that idled out or is another service's), or belongs to a stale entry
+ * f. */
 static __always_inline int new_flow(struct xdp_md *ctx, struct pkt *p, struct bgs_vip_val *vv,
-				    struct bgs_flow *f)
+				    struct bgs_flow *f, bool f_missing)
 {
+	bool midflow, drained = false;
 	struct bgs_backend *be;
 	struct bgs_service *svc;
 	struct bgs_flow nf = {};
@@ -387,16 +407,13 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct pkt *p, struct bg
 	if (svc->mode == BGS_MODE_NAT && p->ttl <= 1)
 		return count(p, BGS_R_PASS_TTL, XDP_PASS);
 
-	if (p->proto == IPPROTO_TCP && !is_syn(p) && !f) {
-		/* mid-flow without an entry (restart, eviction, another LB's flow): the color it
-		 * most likely started on */
-		if (vv->flags & BGS_VIP_PREVIEW_PORT)
-			r.color = r.v.live ^ 1;
-		else
-			r.color = r.v.draining ? r.v.live ^ 1 : r.v.live;
+	/* mid-flow without an entry (restart, eviction, idle timeout, another LB's flow): the
+	 * color it most likely started on */
+	midflow = p->proto == IPPROTO_TCP && !is_syn(p) && (!f || f_missing);
+	r.color = flow_color(&r, p, vv, svc, midflow, &drained);
+	if (midflow) {
 		nf.tcp_state = tcp_state_next(BGS_TCP_SYN, p->tcp_flags | TCP_FL_ACK);
 	} else {
-		r.color = new_flow_color(&r, p, vv, svc);
 		r.is_new = 1;
 		nf.tcp_state = p->proto == IPPROTO_TCP ?
 			tcp_state_next(BGS_TCP_SYN, p->tcp_flags) : 0;
@@ -409,7 +426,9 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct pkt *p, struct bg
 
 	nf.backend_id = r.backend_id;
 	nf.incarnation = be->incarnation;
-	nf.gen = bgs_fw_gen(r.v.word);
+	/* a flow sent to the drained color belongs to before the drain's flip: the drain ends
+	 * for it too (unless the drained pool was empty and it went live) */
+	nf.gen = drained && r.color != r.v.live ? r.v.drain_gen - 1 : bgs_fw_gen(r.v.word);
 	nf.svc_id = svc_id;
 	nf.last_seen = r.now;
 	nf.rev_ifindex = ctx->ingress_ifindex;
@@ -708,6 +727,7 @@ int bgs_switch(struct xdp_md *ctx)
 {
 	struct bgs_revnat_key rk = {};
 	struct bgs_flow *f = NULL;
+	bool f_missing = false;
 	union vip_key_u vk;
 	struct bgs_vip_val *vv;
 	struct pkt p = {};
@@ -753,7 +773,7 @@ int bgs_switch(struct xdp_md *ctx)
 		if (p.l4_whole && !p.frag && !p.ext) {
 			f = bpf_map_lookup_elem(&bgs_ct, &p.key);
 			if (f) {
-				err = known_flow(ctx, &p, f);
+				err = known_flow(ctx, &p, f, &f_missing);
 				if (err >= 0)
 					return err;
 			}
@@ -761,7 +781,7 @@ int bgs_switch(struct xdp_md *ctx)
 		vip_key(&vk, &p, p.key.dport, p.proto);
 		vv = bpf_map_lookup_elem(&bgs_vips, &vk.key);
 		if (vv)
-			return new_flow(ctx, &p, vv, f);
+			return new_flow(ctx, &p, vv, f, f_missing);
 	}
 
 	/* from a nat backend's port: a reply */

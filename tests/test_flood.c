@@ -82,6 +82,58 @@ out:
 	return fx_svc_del(&s) && ok;
 }
 
+/*
+ * Past the guard a canary SYN goes to the idle color untracked; its ACK (no entry) must
+ * follow it there, not to the live color (item 4), IPv4 and IPv6.
+ */
+static bool test_flood_canary(void)
+{
+	static const __u8 fams[] = { BGS_AF_INET, BGS_AF_INET6 };
+	__u32 be[BURST], id, n_idle = 0;
+	struct bgs_flow f;
+	struct fx_svc s;
+	struct pkt p;
+	unsigned long untracked = 0;
+	bool ok = true;
+	size_t v;
+	int i;
+
+	if (!pin_cpu0())
+		return false;
+	for (v = 0; v < ARRAY_SIZE(fams) && ok; v++) {
+		test_ctx("%s", fams[v] == BGS_AF_INET ? "v4" : "v6");
+		if (!fx_svc_add(&s, fams[v] == BGS_AF_INET ? "floodc4" : "floodc6", fams[v],
+				2 + (int)v, 80, IPPROTO_TCP, BGS_MODE_DSR, 0))
+			return false;
+		for (i = 0; i < 3; i++) {
+			ok &= fx_be_add(&s, BGS_BLUE, FX_NET_BACKEND, 20 + (int)v * 10 + i, 0, 0, &id);
+			ok &= fx_be_add(&s, BGS_GREEN, FX_NET_BACKEND, 25 + (int)v * 10 + i, 0, 0,
+					&id);
+		}
+		ok &= ASSERT_OK(bgs_canary_set(fx.h, s.id, 5000, false, BGS_ANY_GEN, NULL), "canary");
+		sleep(1);
+		for (i = 0; i < BURST && ok; i++) {
+			fx_client_pkt(&p, &s, (__u32)i, 5100, PKT_SYN);
+			be[i] = fx_send(&s, &p);
+			ok &= ASSERT_NEQ(be[i], 0, "SYN forwarded");
+		}
+		for (i = 0; i < BURST && ok; i++) {
+			fx_client_pkt(&p, &s, (__u32)i, 5100, PKT_ACK);
+			if (fx_ct_get(&p, &f))
+				continue;
+			untracked++;
+			n_idle += fx.be[be[i]].color == BGS_GREEN;
+			ok &= fx_expect_fwd(&s, &p, be[i]);
+		}
+		ok &= fx_svc_del(&s);
+	}
+	test_ctx("%s", "");
+	test_logf("%lu untracked flows, %u of them canary flows on the idle color", untracked,
+		  n_idle);
+	ok &= ASSERT_GT(untracked, 0, "flows past the guard") && ASSERT_GT(n_idle, 0, "canary");
+	return ok;
+}
+
 static bool test_reason_names(void)
 {
 	const char *names[BGS_R_MAX];
@@ -108,6 +160,7 @@ static bool test_reason_names(void)
 
 static const struct test_case tests[] = {
 	{ "flood_guard", test_flood_guard },
+	{ "flood_canary", test_flood_canary },
 	{ "reason_names", test_reason_names },
 };
 
