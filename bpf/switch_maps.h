@@ -144,6 +144,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } bgs_flood SEC(".maps");
 
+/* When a SYN-flood guard last refused an insert (one entry, all CPUs): see bgs_guard. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bgs_guard);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bgs_guard SEC(".maps");
+
 /* Egress interfaces for XDP_REDIRECT, keyed by ifindex (in the LB's namespace). */
 struct {
 	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);

@@ -22,6 +22,9 @@
 
 #include "bgswitch.h"
 
+/* Always inlined: a BPF function call takes at most five arguments. */
+#define BGS_FLOW_INLINE static inline __attribute__((always_inline))
+
 /* Protocol numbers as the key stores them (no <netinet/in.h> on the BPF side). */
 #define BGS_PROTO_TCP 6
 #define BGS_PROTO_UDP 17
@@ -55,17 +58,20 @@ struct bgs_flip_view {
 };
 
 /*
- * Fills v from word (read once, with acquire semantics in user space) and the drain fields
- * of the same bgs_flip entry, at time now. The drain fields are trusted only when they are
- * not newer than the word (they are published before the word that refers to them).
+ * Fills v from word (read once, with acquire semantics in user space) and the drain copy
+ * it selects in the same bgs_flip entry, at time now: deadline first, then gen (the
+ * writer's order reversed, see struct bgs_flip). The copy is trusted only when its gen is
+ * not newer than the word.
  */
-static inline void bgs_flip_view_init(struct bgs_flip_view *v, __u64 word,
+BGS_FLOW_INLINE void bgs_flip_view_init(struct bgs_flip_view *v, __u64 word,
 				      const struct bgs_flip *fl, __u64 now)
 {
-	__u32 drain_gen = fl->drain_gen;
+	const struct bgs_drain *d = &fl->drain[bgs_fw_drain_copy(word)];
+	__u32 drain_gen;
 
+	v->deadline = *(const volatile __u64 *)&d->deadline;
+	drain_gen = *(const volatile __u32 *)&d->gen;
 	v->word = word;
-	v->deadline = fl->drain_deadline;
 	v->live = bgs_fw_live(word);
 	if (drain_gen > bgs_fw_gen(word))
 		drain_gen = 0;
@@ -75,7 +81,7 @@ static inline void bgs_flip_view_init(struct bgs_flip_view *v, __u64 word,
 }
 
 /* The idle timeout of entry f of protocol proto, in jiffies. */
-static inline __u64 bgs_flow_timeout(const struct bgs_flow *f, __u8 proto,
+BGS_FLOW_INLINE __u64 bgs_flow_timeout(const struct bgs_flow *f, __u8 proto,
 				     const struct bgs_flow_timeouts *t, __u32 hz)
 {
 	__u32 s;
@@ -92,7 +98,7 @@ static inline __u64 bgs_flow_timeout(const struct bgs_flow *f, __u8 proto,
 }
 
 /* How long entry f has been idle at now, in jiffies (0 if it was seen after now). */
-static inline __u64 bgs_flow_idle(const struct bgs_flow *f, __u64 now)
+BGS_FLOW_INLINE __u64 bgs_flow_idle(const struct bgs_flow *f, __u64 now)
 {
 	return now > f->last_seen ? now - f->last_seen : 0;
 }
@@ -103,7 +109,7 @@ static inline __u64 bgs_flow_idle(const struct bgs_flow *f, __u64 now)
  * live as a new flow (or, for BGS_FLOW_IDLE and a packet other than a SYN, as a mid-flow
  * packet without an entry); user space counts an entry with pkt 0 as a flow left.
  */
-static inline enum bgs_flow_verdict
+BGS_FLOW_INLINE enum bgs_flow_verdict
 bgs_flow_verdict(const struct bgs_flow *f, __u8 proto, __u32 pkt, __u64 now, __u32 hz,
 		 const struct bgs_flow_timeouts *t, const struct bgs_backend *be,
 		 const struct bgs_flip_view *v)
@@ -129,7 +135,7 @@ bgs_flow_verdict(const struct bgs_flow *f, __u8 proto, __u32 pkt, __u64 now, __u
 }
 
 /* The defaults of the loaded timeouts (bgs_init fills bgs_meta.timeouts with these). */
-static inline void bgs_flow_timeouts_default(struct bgs_flow_timeouts *t)
+BGS_FLOW_INLINE void bgs_flow_timeouts_default(struct bgs_flow_timeouts *t)
 {
 	t->tcp_syn = BGS_DEF_TIMEOUT_TCP_SYN;
 	t->tcp_est = BGS_DEF_TIMEOUT_TCP_EST;

@@ -55,7 +55,7 @@ static bool canary_phase(const struct fx_svc *s, int ph, __u32 bps, __u32 *first
 	for (i = 0; i < NFLOWS; i++) {
 		flow_pkt(&p, s, ph, i, PKT_SYN);
 		pkt_flow_key(&p, &k);
-		want_color = bgs_hash_flow(&k, BGS_CANARY_SEED) % BGS_CANARY_SCALE < bps ?
+		want_color = bgs_hash_flow(&k, fx.meta.canary_seed) % BGS_CANARY_SCALE < bps ?
 				     !live : live;
 		want_be = fx_table_pick_word(s, after.word, want_color, &k);
 		id = fx_send(s, &p);
@@ -150,7 +150,7 @@ static bool sticky(const char *name, __u8 family, int vip, __u8 proto, int n0)
 	for (src = 0; src < sources && ok; src++) {
 		test_ctx("%s sticky source %u", name, src);
 		fx_client_pkt(&p, &s, src, 1, PKT_SYN);
-		want = bgs_hash_addr(p.src, BGS_CANARY_SEED) % BGS_CANARY_SCALE < bps;
+		want = bgs_hash_addr(p.src, fx.meta.canary_seed) % BGS_CANARY_SCALE < bps;
 		want = want ? !live : live;
 		idle_sources += want != live;
 		for (j = 0; j < per_source; j++) {

@@ -108,9 +108,9 @@ static bool test_drain_deadline(void)
 			return false;
 		gen0[v] = bgs_fw_gen(flip[v].word);
 		ok &= ASSERT_TRUE(flip[v].word & BGS_FW_DRAINING, "draining");
-		ok &= ASSERT_EQ(flip[v].drain_gen, gen0[v], "drain generation is the flip's");
-		if (flip[v].drain_deadline > deadline)
-			deadline = flip[v].drain_deadline;
+		ok &= ASSERT_EQ(bgs_flip_drain(&flip[v])->gen, gen0[v], "drain generation is the flip's");
+		if (bgs_flip_drain(&flip[v])->deadline > deadline)
+			deadline = bgs_flip_drain(&flip[v])->deadline;
 	}
 	if (!ASSERT_OK(bgs_clock(fx.h, &jiffies, &hz), "bgs_clock") || !ASSERT_GT(hz, 0, "HZ"))
 		return false;
@@ -218,7 +218,7 @@ static bool test_drain_end_now(void)
 	for (i = 0; i < NFLOWS; i++)
 		ok &= fx_flow_new(&s, (__u32)i, (__u16)(24000 + i), BGS_BLUE, &old_be[i]);
 	ok &= ASSERT_EQ(bgs_flip(fx.h, s.id, &fo, &after), 1, "flip without a deadline");
-	ok &= ASSERT_EQ(after.drain_deadline, BGS_NO_DEADLINE, "no deadline");
+	ok &= ASSERT_EQ(bgs_flip_drain(&after)->deadline, BGS_NO_DEADLINE, "no deadline");
 	for (i = 0; i < NFLOWS; i++)
 		ok &= fx_flow_next(&s, (__u32)i, (__u16)(24000 + i), old_be[i]);
 	ok &= ASSERT_OK(bgs_drain_end(fx.h, s.id, &after), "drain end");
@@ -391,7 +391,8 @@ static bool test_idle_timeouts(void)
 	};
 	struct bgs_flip_opts fo = { .to_color = BGS_GREEN, .expect_gen = BGS_ANY_GEN,
 				    .drain_ms = BGS_NO_DEADLINE };
-	const struct variant v4tcp = { "v4_tcp", BGS_AF_INET, IPPROTO_TCP, BGS_MODE_NAT };
+	/* dsr: the client's FIN and RST close (in nat only the backend's do, test_routing) */
+	const struct variant v4tcp = { "v4_tcp", BGS_AF_INET, IPPROTO_TCP, BGS_MODE_DSR };
 	const struct variant v6udp = { "v6_udp", BGS_AF_INET6, IPPROTO_UDP, BGS_MODE_NAT };
 	__u64 hz = fx.meta.hz;
 	struct fx_svc st, su;
@@ -563,6 +564,92 @@ static bool test_idle_is_midflow(void)
 	return ok;
 }
 
+/* Flows (client, 30000 + i) of s, i < n, and mid-flow packets without an entry (client,
+ * 30100 + round * 20 + i) all go to blue: the first to their backends, the others to blue's
+ * table picks. */
+static bool all_blue(const struct fx_svc *s, const __u32 *be, int n, int round)
+{
+	bool ok = true;
+	int i;
+
+	for (i = 0; i < n; i++)
+		ok &= fx_flow_next(s, (__u32)i, (__u16)(30000 + i), be[i]);
+	for (i = 0; i < 20; i++)
+		ok &= midflow(s, (__u32)i, (__u16)(30100 + round * 20 + i), BGS_BLUE);
+	return ok;
+}
+
+/*
+ * Drain fields are read consistently (item 8). While green is live and blue drains for
+ * ever (word W1), a writer prepares the next flip (to blue, drain 0: deadline 0 and a new
+ * drain generation) but has not published its word yet. A packet that holds W1 must
+ * decide by W1 whatever the writer has stored so far: blue's old flows keep their
+ * backends and mid-flow packets go to blue. The writer stores into the copy W1 does not
+ * select, gen first, then deadline; each partial state is checked. (With the fields
+ * rewritten in place, the state "deadline 0 stored, gen not yet" pairs W1 with a drain
+ * that is over: blue's flows would be re-chosen onto green just before the flip sends
+ * new flows to blue.)
+ */
+static bool test_drain_fields_consistent(void)
+{
+	static const struct variant vs[] = {
+		{ "v4_tcp_dsr", BGS_AF_INET, IPPROTO_TCP, BGS_MODE_DSR },
+		{ "v6_tcp_nat", BGS_AF_INET6, IPPROTO_TCP, BGS_MODE_NAT },
+	};
+	struct bgs_flip_opts fo = { .to_color = BGS_GREEN, .expect_gen = BGS_ANY_GEN,
+				    .drain_ms = BGS_NO_DEADLINE };
+	struct bgs_flip w1, fl;
+	struct fx_svc s;
+	__u32 be[10], key, next, g1;
+	bool ok = true;
+	size_t v;
+	int i;
+
+	for (v = 0; v < ARRAY_SIZE(vs) && ok; v++) {
+		test_ctx("%s", vs[v].name);
+		if (!svc_setup(&vs[v], 46 + (int)v, &s, 3))
+			return false;
+		for (i = 0; i < 10; i++) {
+			ok &= fx_flow_new(&s, (__u32)i, (__u16)(30000 + i), BGS_BLUE, &be[i]);
+			ok &= fx_flow_next(&s, (__u32)i, (__u16)(30000 + i), be[i]);
+		}
+		ok &= ASSERT_EQ(bgs_flip(fx.h, s.id, &fo, &w1), 1, "flip, blue drains for ever");
+		g1 = bgs_fw_gen(w1.word);
+		ok &= all_blue(&s, be, 10, 0);
+		key = s.id;
+		next = bgs_fw_drain_copy(w1.word) ^ 1; /* the copy the next publish selects */
+		ok &= ASSERT_OK(bpf_map_lookup_elem(fx.flip_fd, &key, &fl) ? -errno : 0, "read");
+		fl.drain[next].gen = g1 + 1;
+		ok &= ASSERT_OK(bpf_map_update_elem(fx.flip_fd, &key, &fl, BPF_ANY) ? -errno : 0,
+				"gen staged");
+		test_ctx("%s: gen staged", vs[v].name);
+		ok &= all_blue(&s, be, 10, 1);
+		fl.drain[next].deadline = 0;
+		ok &= ASSERT_OK(bpf_map_update_elem(fx.flip_fd, &key, &fl, BPF_ANY) ? -errno : 0,
+				"deadline staged");
+		test_ctx("%s: gen and deadline staged", vs[v].name);
+		ok &= all_blue(&s, be, 10, 2);
+		/* the library's writer stages the same way */
+		fl.drain[next].gen = 0;
+		fl.drain[next].deadline = 12345;
+		ok &= ASSERT_OK(bpf_map_update_elem(fx.flip_fd, &key, &fl, BPF_ANY) ? -errno : 0,
+				"reset");
+		ok &= ASSERT_EQ(bgs_flip_drain_stage(&fl, w1.word, 0, g1 + 1),
+				w1.word ^ BGS_FW_DRAIN_COPY, "staged word selects the other copy");
+		ok &= ASSERT_EQ(fl.drain[next].gen, g1 + 1, "gen in the other copy") &&
+		      ASSERT_EQ(fl.drain[next].deadline, 0, "deadline in the other copy");
+		ok &= ASSERT_MEMEQ(bgs_flip_drain(&fl), bgs_flip_drain(&w1),
+				   sizeof(struct bgs_drain), "the current copy untouched");
+		ok &= ASSERT_OK(bpf_map_update_elem(fx.flip_fd, &key, &fl, BPF_ANY) ? -errno : 0,
+				"staged by bgs_flip_drain_stage");
+		test_ctx("%s: staged by the library's writer", vs[v].name);
+		ok &= all_blue(&s, be, 10, 3);
+		ok &= fx_svc_del(&s);
+	}
+	test_ctx("%s", "");
+	return ok;
+}
+
 /* last_seen moves at most about once a second: many packets within a second leave it, a
  * packet a second later moves it. */
 static bool test_last_seen_coarse(void)
@@ -601,6 +688,7 @@ static const struct test_case tests[] = {
 	{ "idle_timeouts", test_idle_timeouts },
 	{ "timeouts_from_meta", test_timeouts_from_meta },
 	{ "idle_is_midflow", test_idle_is_midflow },
+	{ "drain_fields_consistent", test_drain_fields_consistent },
 	{ "last_seen_coarse", test_last_seen_coarse },
 };
 

@@ -156,11 +156,18 @@ static bool test_flip_and_rollback(void)
 	return ok;
 }
 
-/* TCP: a retransmitted SYN keeps its backend across a flip; a SYN reusing the tuple of a
- * closed (FIN or RST) flow is a new flow. */
+/*
+ * TCP: a retransmitted SYN keeps its backend across a flip. A SYN reusing the tuple of a
+ * closed (FIN or RST) flow is a new flow only once the flow has been quiet for the
+ * TIME_WAIT-like interval (item 2): an off-path RST then SYN on the client's tuple cannot
+ * move a live connection. In dsr the client's FIN/RST close; in nat only the backend's
+ * own FIN/RST (reply path, from its interface) do, and a RST with the backend's address
+ * arriving on the client-facing interface is dropped and changes nothing (item 6).
+ */
 static bool scenario_retransmit(const struct variant *v)
 {
 	__u32 be[4], first[NFLOWS], id;
+	__u64 hz = fx.meta.hz;
 	struct bgs_flip before, after;
 	struct fx_svc s;
 	struct pkt p;
@@ -182,11 +189,53 @@ static bool scenario_retransmit(const struct variant *v)
 		ok &= fx_flow_check_ct(&s, &p, first[i], BGS_BLUE, bgs_fw_gen(before.word));
 	}
 
-	test_ctx("%s: close, then a SYN on the same tuple", v->name);
+	test_ctx("%s: the client's RST or FIN, then at once a SYN on the tuple", v->name);
 	for (i = 0; i < NFLOWS; i++) {
 		fx_client_pkt(&p, &s, (__u32)i, (__u16)(21000 + i),
 			      (i & 1) ? (PKT_FIN | PKT_ACK) : PKT_RST);
 		ok &= fx_expect_fwd(&s, &p, first[i]);
+		fx_client_pkt(&p, &s, (__u32)i, (__u16)(21000 + i), PKT_SYN);
+		ok &= fx_expect_fwd(&s, &p, first[i]);
+	}
+	if (v->mode == BGS_MODE_NAT) {
+		struct pkt r;
+
+		test_ctx("%s: nat, quiet for TIME_WAIT after the client's RST/FIN", v->name);
+		for (i = 0; i < NFLOWS; i++) {
+			fx_client_pkt(&p, &s, (__u32)i, (__u16)(21000 + i), PKT_SYN);
+			ok &= fx_age_flow(&p, (BGS_DEF_TIME_WAIT + 2) * hz);
+			ok &= fx_expect_fwd(&s, &p, first[i]);
+		}
+		test_ctx("%s: nat, the backend's RST from the client-facing interface", v->name);
+		for (i = 0; i < NFLOWS; i++) {
+			fx_client_pkt(&p, &s, (__u32)i, (__u16)(21000 + i), PKT_ACK);
+			fx_reply_pkt(&r, &p, first[i], PKT_RST | PKT_ACK);
+			ok &= fx_expect_reply(&r, fx.if_lb0, XDP_DROP, BGS_R_DROP_REPLY_IFACE, NULL,
+					      "backend's RST on the clients' interface");
+			fx_client_pkt(&p, &s, (__u32)i, (__u16)(21000 + i), PKT_SYN);
+			ok &= fx_age_flow(&p, (BGS_DEF_TIME_WAIT + 2) * hz);
+			ok &= fx_expect_fwd(&s, &p, first[i]);
+		}
+		test_ctx("%s: nat, the backend's own FIN/RST close", v->name);
+		for (i = 0; i < NFLOWS; i++) {
+			struct pkt e;
+
+			fx_client_pkt(&p, &s, (__u32)i, (__u16)(21000 + i), PKT_ACK);
+			fx_reply_pkt(&r, &p, first[i], (i & 1) ? (PKT_FIN | PKT_ACK) : PKT_RST);
+			fx_expected_reply(&s, &p, &r, s.port, &e);
+			ok &= fx_expect_reply(&r, fx.be[first[i]].ifindex,
+					      fx.be[first[i]].ifindex == fx.if_lb0 ? XDP_TX :
+					      XDP_REDIRECT, fx.be[first[i]].ifindex == fx.if_lb0 ?
+					      BGS_R_REPLY_TX : BGS_R_REPLY_REDIRECT, &e,
+					      "backend's own close");
+		}
+	}
+	test_ctx("%s: closed, a SYN before TIME_WAIT keeps, after it re-picks", v->name);
+	for (i = 0; i < NFLOWS; i++) {
+		fx_client_pkt(&p, &s, (__u32)i, (__u16)(21000 + i), PKT_SYN);
+		ok &= fx_age_flow(&p, (BGS_DEF_TIME_WAIT - 2) * hz);
+		ok &= fx_expect_fwd(&s, &p, first[i]);
+		ok &= fx_age_flow(&p, (BGS_DEF_TIME_WAIT + 2) * hz);
 		ok &= fx_flow_new(&s, (__u32)i, (__u16)(21000 + i), BGS_GREEN, &id);
 	}
 out:

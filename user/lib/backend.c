@@ -30,9 +30,26 @@ int bgs_be_read(struct bgs *h, __u32 id, struct bgs_backend *be)
 	return 0;
 }
 
+/*
+ * Writes a backend record. An array update is a plain copy, so a reader running meanwhile
+ * may see any mix of old and new bytes: a record that becomes in use under a new
+ * incarnation is therefore written twice, first not in use, then in use, so that no
+ * reader can pair the new "in use" flag with the old incarnation (and follow an old flow
+ * into a new backend).
+ */
 static int be_write(struct bgs *h, __u32 id, const struct bgs_backend *be)
 {
-	if (bpf_map_update_elem(h->map_fd[BGS_M_BACKENDS], &id, be, BPF_ANY))
+	struct bgs_backend cur, staged;
+	int fd = h->map_fd[BGS_M_BACKENDS];
+
+	if ((be->flags & BGS_BE_IN_USE) && !bpf_map_lookup_elem(fd, &id, &cur) &&
+	    (!(cur.flags & BGS_BE_IN_USE) || cur.incarnation != be->incarnation)) {
+		staged = *be;
+		staged.flags = 0;
+		if (bpf_map_update_elem(fd, &id, &staged, BPF_ANY))
+			return bgs_err(-errno, "cannot write backend %u: %s", id, strerror(errno));
+	}
+	if (bpf_map_update_elem(fd, &id, be, BPF_ANY))
 		return bgs_err(-errno, "cannot write backend %u: %s", id, strerror(errno));
 	return 0;
 }
@@ -165,6 +182,18 @@ static void revnat_key(const struct bgs_backend *be, __u8 proto, struct bgs_revn
 	k->port = be->port;
 	k->proto = proto;
 	k->family = be->family;
+}
+
+/* A nat backend's reply slot follows its record to a new id or next hop. */
+static void revnat_follow(struct bgs *h, __u32 id, const struct bgs_backend *be)
+{
+	struct bgs_revnat_key rk;
+	struct bgs_service svc;
+
+	if (bgs_svc_read(h, be->svc_id, &svc) || svc.mode != BGS_MODE_NAT)
+		return;
+	revnat_key(be, svc.proto, &rk);
+	bgs_revnat_set_backend(h, &rk, id, be);
 }
 
 int bgs_svc_revnat_del(struct bgs *h, __u32 svc_id)
@@ -348,7 +377,7 @@ int bgs_backend_add(struct bgs *h, __u32 svc_id, __u32 color, const struct bgs_b
 		err = bgs_ports_sync(h, rk.port, bgs_port_nat_flag(svc.proto), ~0u);
 		if (err)
 			goto undo;
-		err = bgs_revnat_insert(h, &rk, svc_id);
+		err = bgs_revnat_insert(h, &rk, svc_id, &svc, id, &be);
 		if (err) {
 			char why[512];
 
@@ -441,6 +470,21 @@ static int be_set_state(struct bgs *h, __u32 id, int which, __u8 val)
 	err = be_read_used(h, id, &be);
 	if (err)
 		goto out;
+	if (which && val == BGS_HEALTH_DOWN && be.health != BGS_HEALTH_DOWN) {
+		__u64 jiffies;
+		__u32 hz;
+
+		/* The grace period (bgswitch_flow.h) runs from now. Stamped in a write of its
+		 * own while health still reads up, so no reader pairs "down" with an older
+		 * stamp. */
+		err = bgs_clock(h, &jiffies, &hz);
+		if (err)
+			goto out;
+		be.health_down_at = jiffies;
+		err = be_write(h, id, &be);
+		if (err)
+			goto out;
+	}
 	nb = be;
 	if (which)
 		nb.health = val;
@@ -552,6 +596,7 @@ int bgs_backend_resolve_all(struct bgs *h)
 		err = be_write(h, free_id, &nb);
 		if (err)
 			goto out;
+		revnat_follow(h, free_id, &nb);
 		all[free_id] = nb;
 		old_ids[n] = id;
 		new_ids[n] = free_id;

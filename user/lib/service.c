@@ -236,8 +236,7 @@ int bgs_service_add(struct bgs *h, const struct bgs_service_spec *spec, __u32 *s
 	err = svc_write(h, id, &svc);
 	if (err)
 		goto out;
-	__atomic_store_n(&h->flip[id].drain_deadline, 0, __ATOMIC_RELAXED);
-	__atomic_store_n(&h->flip[id].drain_gen, 0, __ATOMIC_RELAXED);
+	memset(h->flip[id].drain, 0, sizeof(h->flip[id].drain)); /* the word is 0: unused */
 	bgs_word_publish(h, id, BGS_FW_ACTIVE | (1ULL << BGS_FW_GEN_SHIFT));
 
 	err = bgs_ports_sync(h, svc.port, bgs_port_vip_flag(svc.proto), ~0u);
@@ -341,9 +340,8 @@ int bgs_service_del(struct bgs *h, __u32 svc_id)
 	bgs_percpu_zero(h, h->map_fd[BGS_M_SVC_STATS], svc_id * 2, sizeof(struct bgs_counter));
 	bgs_percpu_zero(h, h->map_fd[BGS_M_SVC_STATS], svc_id * 2 + 1,
 			sizeof(struct bgs_counter));
-	__atomic_store_n(&h->flip[svc_id].drain_deadline, 0, __ATOMIC_RELAXED);
-	__atomic_store_n(&h->flip[svc_id].drain_gen, 0, __ATOMIC_RELAXED);
 	bgs_word_publish(h, svc_id, 0);
+	memset(h->flip[svc_id].drain, 0, sizeof(h->flip[svc_id].drain));
 	memset(&svc, 0, sizeof(svc));
 	err = svc_write(h, svc_id, &svc);
 out:
@@ -383,11 +381,16 @@ int bgs_service_get(struct bgs *h, __u32 svc_id, struct bgs_service *svc, struct
 	if (svc)
 		*svc = s;
 	if (flip) {
+		int c;
+
 		flip->word = bgs_word_load(h, svc_id);
-		flip->drain_deadline = __atomic_load_n(&h->flip[svc_id].drain_deadline,
-						       __ATOMIC_RELAXED);
-		flip->drain_gen = __atomic_load_n(&h->flip[svc_id].drain_gen, __ATOMIC_RELAXED);
-		flip->pad = 0;
+		for (c = 0; c < 2; c++) {
+			flip->drain[c].deadline = __atomic_load_n(&h->flip[svc_id].drain[c].deadline,
+								  __ATOMIC_RELAXED);
+			flip->drain[c].gen = __atomic_load_n(&h->flip[svc_id].drain[c].gen,
+							     __ATOMIC_RELAXED);
+			flip->drain[c].pad = 0;
+		}
 	}
 	return 0;
 }
@@ -484,9 +487,8 @@ int bgs_flip(struct bgs *h, __u32 svc_id, const struct bgs_flip_opts *opts, stru
 	nw = bgs_word_next_gen(nw);
 	/* drain_gen is set even without a drain: flows of the old color created before this
 	 * flip are then routed as new at once (drain_ms 0 = "the drain ends now") */
-	__atomic_store_n(&h->flip[svc_id].drain_deadline, o.drain_ms ? deadline : 0,
-			 __ATOMIC_RELAXED);
-	__atomic_store_n(&h->flip[svc_id].drain_gen, bgs_fw_gen(nw), __ATOMIC_RELAXED);
+	nw = bgs_flip_drain_stage(&h->flip[svc_id], nw, o.drain_ms ? deadline : 0,
+				  bgs_fw_gen(nw));
 	bgs_word_publish(h, svc_id, nw);
 	err = 1;
 done:
