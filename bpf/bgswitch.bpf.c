@@ -126,6 +126,20 @@ static __always_inline __u32 flow_color(struct route *r, struct pkt *p, struct b
 	return r->v.live;
 }
 
+/* Whether some CPU's SYN-flood guard refused an insert within the last `within` jiffies. */
+static __always_inline bool guard_within(__u64 within)
+{
+	struct bgs_guard *g;
+	__u32 zero = 0;
+	__u64 t;
+
+	g = bpf_map_lookup_elem(&bgs_guard, &zero);
+	if (!g)
+		return false;
+	t = g->tripped_at;
+	return t && bpf_jiffies64() - t < within;
+}
+
 /* SYN-flood guard: false once this CPU inserted cfg_new_flow_rate entries this second. */
 static __always_inline bool flood_allow(struct route *r)
 {
@@ -343,28 +357,23 @@ static __always_inline int known_flow(struct xdp_md *ctx, struct pkt *p, struct 
 				      bool *as_missing)
 {
 	struct bgs_backend *be = NULL;
-	struct bgs_service *svc;
 	struct route r = {};
-	__u32 svc_id = f->svc_id;
 	int verdict;
 	__u8 st;
 
-	svc = bpf_map_lookup_elem(&bgs_svcs, &svc_id);
-	if (!svc || !(svc->flags & BGS_SVC_IN_USE) || svc->proto != p->proto ||
-	    (svc->port != p->key.dport && svc->preview_port != p->key.dport) ||
-	    svc->vip[0] != p->key.dst[0] || svc->vip[1] != p->key.dst[1] ||
-	    svc->vip[2] != p->key.dst[2] || svc->vip[3] != p->key.dst[3]) {
-		*as_missing = true; /* another service's entry */
+	/* the entry names its service and the service's epoch: the key (the packet's tuple)
+	 * matched, so the epoch alone says whether it is this service's (no record read) */
+	if (route_init(&r, f->svc_id)) {
+		*as_missing = true; /* a service that is gone */
 		return -1;
 	}
-	if (route_init(&r, svc_id))
-		return -1;
-	if (svc->mode == BGS_MODE_NAT && p->ttl <= 1)
+	if (f->mode == BGS_MODE_NAT && p->ttl <= 1)
 		return count(p, BGS_R_PASS_TTL, XDP_PASS);
 	verdict = flow_verdict(&r, p, f, &be);
 	if (verdict != BGS_FLOW_LIVE || !be) {
-		/* a flow that only idled out is still a flow: its non-SYN packets are mid-flow */
-		*as_missing = verdict == BGS_FLOW_IDLE;
+		/* a flow that only idled out is still a flow: its non-SYN packets are mid-flow;
+		 * an entry of another epoch is as good as none */
+		*as_missing = verdict == BGS_FLOW_IDLE || verdict == BGS_FLOW_SERVICE_GONE;
 		return -1;
 	}
 	/* a known flow: its backend, whatever the live color */
@@ -373,14 +382,14 @@ static __always_inline int known_flow(struct xdp_md *ctx, struct pkt *p, struct 
 	if (p->proto == IPPROTO_TCP) {
 		/* in nat only the backend's FIN or RST (reply path) close a flow: an off-path
 		 * RST with the client's tuple changes nothing */
-		st = tcp_state_next(f->tcp_state, svc->mode == BGS_MODE_NAT ?
+		st = tcp_state_next(f->tcp_state, f->mode == BGS_MODE_NAT ?
 				    p->tcp_flags & ~(TCP_FL_FIN | TCP_FL_RST) : p->tcp_flags);
 		if (st != f->tcp_state)
 			f->tcp_state = st;
 	}
 	if (r.now - f->last_seen >= CONFIG_HZ)
 		f->last_seen = r.now;
-	return forward(ctx, p, &r, be, svc->mode);
+	return forward(ctx, p, &r, be, f->mode);
 }
 
 /* A packet to a service that starts a flow, continues one we have no entry for (f NULL, or
@@ -438,6 +447,8 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct pkt *p, struct bg
 	 * for it too (unless the drained pool was empty and it went live) */
 	nf.gen = drained && r.color != r.v.live ? r.v.drain_gen - 1 : bgs_fw_gen(r.v.word);
 	nf.svc_id = svc_id;
+	nf.epoch = r.v.epoch;
+	nf.mode = svc->mode;
 	nf.last_seen = r.now;
 	nf.rev_ifindex = ctx->ingress_ifindex;
 	nf.color = r.color;
@@ -446,7 +457,9 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct pkt *p, struct bg
 		return count(p, BGS_R_DROP_MALFORMED, XDP_DROP);
 	__builtin_memcpy(nf.rev_dmac, eth->h_source, ETH_ALEN);
 	__builtin_memcpy(nf.rev_smac, eth->h_dest, ETH_ALEN);
-	if (!flood_allow(&r)) {
+	/* a mid-flow packet without an entry inserts none while some CPU's guard refuses
+	 * inserts (random ACKs of a flood must not take the budget; such flows still work) */
+	if ((midflow && guard_within(CONFIG_HZ)) || !flood_allow(&r)) {
 		tracked = false;
 		count(p, BGS_R_CT_SKIPPED, 0);
 	} else if (bpf_map_update_elem(&bgs_ct, &p->key, &nf, BPF_ANY)) {
@@ -543,19 +556,6 @@ static __always_inline int not_reply(struct xdp_md *ctx, struct pkt *p, const __
 	return count(p, reason, XDP_DROP);
 }
 
-/* Whether some CPU's SYN-flood guard refused an insert within BGS_GUARD_HOLD_S. */
-static __always_inline bool guard_recent(void)
-{
-	struct bgs_guard *g;
-	__u32 zero = 0;
-	__u64 t;
-
-	g = bpf_map_lookup_elem(&bgs_guard, &zero);
-	if (!g)
-		return false;
-	t = g->tripped_at;
-	return t && bpf_jiffies64() - t < (__u64)BGS_GUARD_HOLD_S * CONFIG_HZ;
-}
 
 /*
  * A packet from nat backend e with no entry of its flow (conflict: an entry of the tuple
@@ -583,7 +583,7 @@ static __always_inline int reply_untracked(struct xdp_md *ctx, struct pkt *p,
 	if (p->proto == IPPROTO_TCP) {
 		synack = (p->tcp_flags & (TCP_FL_SYN | TCP_FL_ACK | TCP_FL_RST)) ==
 			 (TCP_FL_SYN | TCP_FL_ACK);
-		ok = synack || guard_recent();
+		ok = synack || guard_within((__u64)BGS_GUARD_HOLD_S * CONFIG_HZ);
 	} else {
 		ok = true;
 	}
@@ -662,8 +662,11 @@ static __always_inline int from_backend(struct xdp_md *ctx, struct pkt *p,
 	if (p->ttl <= 1)
 		return count(p, BGS_R_PASS_TTL, XDP_PASS);
 	if (p->proto == IPPROTO_TCP) {
-		/* the backend's own FIN or RST close the flow (a client's do not, in nat) */
+		/* the backend's own FIN or RST close the flow (a client's do not, in nat): a
+		 * confirmed close, so a SYN on the tuple is a new connection at once */
 		st = tcp_state_next(f->tcp_state, p->tcp_flags);
+		if (p->tcp_flags & (TCP_FL_FIN | TCP_FL_RST))
+			st |= BGS_TCP_BE_CLOSED;
 		if (st != f->tcp_state)
 			f->tcp_state = st;
 	}
@@ -695,6 +698,26 @@ static __always_inline void vip_key(union vip_key_u *vk, struct pkt *p, __be16 p
 	vk->w[0] = p->key_w[2];
 	vk->w[1] = p->key_w[3];
 	vk->w32[4] = (__u32)port | (__u32)proto << 16 | (__u32)p->family << 24;
+}
+
+/* Whether p is the key of service id's VIP (its port or preview port): vv gets what the
+ * bgs_vips entry says. For a port only that service uses with p's protocol. */
+static __always_inline bool vip_hint(struct pkt *p, __u32 id, struct bgs_vip_val *vv)
+{
+	struct bgs_service *svc = bpf_map_lookup_elem(&bgs_svcs, &id);
+
+	if (!svc || svc->proto != p->proto || svc->family != p->family ||
+	    svc->vip[0] != p->key.dst[0] || svc->vip[1] != p->key.dst[1] ||
+	    svc->vip[2] != p->key.dst[2] || svc->vip[3] != p->key.dst[3])
+		return false;
+	vv->svc_id = id;
+	if (svc->port == p->key.dport)
+		vv->flags = 0;
+	else if (svc->preview_port && svc->preview_port == p->key.dport)
+		vv->flags = BGS_VIP_PREVIEW_PORT;
+	else
+		return false;
+	return true;
 }
 
 /* Offsets of an ICMP error's parts when the outer IP header has no options/extensions. */
@@ -1012,13 +1035,15 @@ SEC("xdp")
 int bgs_switch(struct xdp_md *ctx)
 {
 	struct bgs_revnat_key rk = {};
+	struct bgs_vip_val vv_hint;
 	struct bgs_revnat_slot *e;
 	struct bgs_flow *f = NULL;
+	struct bgs_port *pf;
 	bool f_missing = false;
 	union vip_key_u vk;
 	struct bgs_vip_val *vv;
 	struct pkt p = {};
-	__u32 port, *pf;
+	__u32 port, hint;
 	int err;
 
 	err = parse_packet(ctx, &p);
@@ -1060,10 +1085,12 @@ int bgs_switch(struct xdp_md *ctx)
 		return count(&p, BGS_R_PASS_PROTO, XDP_PASS);
 	}
 
-	/* to a VIP port: conntrack first, so a known flow costs one hash lookup */
+	/* to a VIP port and a VIP address (as far as the filter knows): conntrack first, so a
+	 * known flow costs one hash lookup and other traffic none */
 	port = bpf_ntohs(p.key.dport);
 	pf = bpf_map_lookup_elem(&bgs_ports, &port);
-	if (pf && (*pf & (p.proto == IPPROTO_UDP ? BGS_PORT_VIP_UDP : BGS_PORT_VIP_TCP))) {
+	if (pf && (pf->flags & (p.proto == IPPROTO_UDP ? BGS_PORT_VIP_UDP : BGS_PORT_VIP_TCP)) &&
+	    (pf->vip_bloom & bgs_addr_bloom_bit(p.key.dst))) {
 		if (p.l4_whole && !p.frag && !p.ext) {
 			f = bpf_map_lookup_elem(&bgs_ct, &p.key);
 			if (f) {
@@ -1072,16 +1099,24 @@ int bgs_switch(struct xdp_md *ctx)
 					return err;
 			}
 		}
-		vip_key(&vk, &p, p.key.dport, p.proto);
-		vv = bpf_map_lookup_elem(&bgs_vips, &vk.key);
-		if (vv)
-			return new_flow(ctx, &p, vv, f, f_missing);
+		hint = pf->vip_svc[p.proto == IPPROTO_UDP];
+		if (hint) {
+			/* one service alone uses this port: its record says whether this is
+			 * its key, no bgs_vips lookup */
+			if (vip_hint(&p, hint - 1, &vv_hint))
+				return new_flow(ctx, &p, &vv_hint, f, f_missing);
+		} else {
+			vip_key(&vk, &p, p.key.dport, p.proto);
+			vv = bpf_map_lookup_elem(&bgs_vips, &vk.key);
+			if (vv)
+				return new_flow(ctx, &p, vv, f, f_missing);
+		}
 	}
 
 	/* from a nat backend's port: a reply */
 	port = bpf_ntohs(p.key.sport);
 	pf = bpf_map_lookup_elem(&bgs_ports, &port);
-	if (pf && (*pf & (p.proto == IPPROTO_UDP ? BGS_PORT_NAT_UDP : BGS_PORT_NAT_TCP))) {
+	if (pf && (pf->flags & (p.proto == IPPROTO_UDP ? BGS_PORT_NAT_UDP : BGS_PORT_NAT_TCP))) {
 		__builtin_memcpy(rk.addr, p.key.src, 16);
 		rk.port = p.key.sport;
 		rk.proto = p.proto;

@@ -57,8 +57,19 @@ enum bgs_health {
 #define BGS_DEF_CT_ENTRIES 1048576
 /* Default Maglev table size per color and slot: a prime near 16k. */
 #define BGS_DEF_MAGLEV_SIZE 16381
-/* Default SYN-flood guard: new conntrack entries per CPU per second (0 = no limit). */
-#define BGS_DEF_NEW_FLOW_RATE 500000
+/* Default SYN-flood guard (new conntrack entries per CPU per second): derived from the
+ * table size so that, with every CPU inserting at the limit, each CPU's share of the table
+ * (an LRU list per CPU) turns over at most once per BGS_GUARD_TURNOVER_S seconds; at least
+ * BGS_MIN_NEW_FLOW_RATE. 1,048,576 entries on 16 CPUs: 8,192 per CPU, 131,072 in all.
+ * Flows past it still work, untracked (docs/datapath.md). */
+#define BGS_GUARD_TURNOVER_S 8
+#define BGS_MIN_NEW_FLOW_RATE 1024
+static inline __u32 bgs_default_new_flow_rate(__u32 ct_entries, __u32 ncpus)
+{
+	__u32 r = ct_entries / ((ncpus ? ncpus : 1) * BGS_GUARD_TURNOVER_S);
+
+	return r > BGS_MIN_NEW_FLOW_RATE ? r : BGS_MIN_NEW_FLOW_RATE;
+}
 /* Most backends one pool may hold. */
 #define BGS_MAX_POOL_BACKENDS 256
 /* Largest backend weight. */
@@ -168,6 +179,11 @@ struct bgs_drain {
 struct bgs_flip {
 	__u64 word;		 /* the flip word above; read once per packet */
 	struct bgs_drain drain[2]; /* the one word bit 6 selects is current */
+	__u32 epoch; /* the service's incarnation: +1 every time the id is given a service (or
+		      * the service's VIP, ports, protocol or mode change); stored before the
+		      * word that activates it. A flow records it: an entry of another epoch is
+		      * not this service's (the known-flow path compares it, not the record) */
+	__u32 pad;
 };
 
 /* The drain copy a snapshot's own word selects. */
@@ -238,10 +254,24 @@ struct bgs_service {
 #define BGS_SVC_IN_USE (1u << 0)
 #define BGS_SVC_HAS_PREVIEW (1u << 1) /* preview prefixes exist: consult the LPM for new flows */
 
-/* Value of bgs_ports (index: port, host order): which protocols use the port as a VIP port
- * (or preview port) and as a nat backend's port. The program looks up a conntrack entry,
- * a VIP or a nat backend only for ports flagged here, so other traffic costs no hash
- * lookup. Set before the keys they announce are inserted, cleared after they are gone. */
+/*
+ * Value of bgs_ports (index: port, host order): which protocols use the port as a VIP port
+ * (or preview port) and as a nat backend's port, and which VIP addresses use it. The
+ * program looks up a conntrack entry, a VIP or a nat backend only for ports flagged here
+ * and (VIPs) destination addresses whose bit is set in vip_bloom, so other traffic costs no
+ * hash lookup; when one service alone uses the port with a protocol, vip_svc names it and
+ * a new flow needs no bgs_vips lookup either (its record is compared with the packet).
+ * Written before the keys it announces are inserted, recomputed after they are gone; a
+ * reader that sees a mix of old and new fields only does a lookup that misses, or (the
+ * hint) names a service whose key is not there yet.
+ */
+struct bgs_port {
+	__u32 flags;	  /* BGS_PORT_* */
+	__u32 vip_svc[2]; /* [0] TCP, [1] UDP: 1 + the service id when exactly one service's
+			   * VIP key (port or preview port) has this port and protocol */
+	__u32 pad;
+	__u64 vip_bloom;  /* bit bgs_addr_bloom_bit(addr) of every VIP address using the port */
+};
 #define BGS_PORT_VIP_TCP (1u << 0)
 #define BGS_PORT_VIP_UDP (1u << 1)
 #define BGS_PORT_NAT_TCP (1u << 2)
@@ -345,6 +375,9 @@ struct bgs_flow_key {
 #define BGS_TCP_EST (1u << 1)
 #define BGS_TCP_FIN (1u << 2)
 #define BGS_TCP_RST (1u << 3)
+/* nat: the FIN or RST came from the backend itself (reply path, its interface): the close
+ * is confirmed, a SYN on the tuple is a new connection at once (no TIME_WAIT wait). */
+#define BGS_TCP_BE_CLOSED (1u << 4)
 
 /* Value of bgs_ct; changed in place, last_seen at most about once a second. */
 struct bgs_flow {
@@ -358,7 +391,9 @@ struct bgs_flow {
 	__u8 rev_smac[6];  /* MAC it was sent to: replies come from it */
 	__u8 color;
 	__u8 tcp_state; /* BGS_TCP_* */
-	__u8 pad[2];
+	__u8 mode;	/* the service's bgs_mode */
+	__u8 pad;
+	__u32 epoch;	/* the service's epoch (struct bgs_flip) at creation */
 };
 
 /* ---- Counters (per CPU) ---- */

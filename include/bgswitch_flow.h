@@ -32,7 +32,8 @@
 /* What asks about the entry. */
 #define BGS_FLOW_PKT_SYN (1u << 0) /* a TCP SYN without ACK on the entry's tuple */
 
-/* Why an entry no longer holds its flow (first match in this order), or LIVE. */
+/* Why an entry no longer holds its flow, or LIVE; checked in this order, SERVICE_GONE
+ * first (it was added last: the values stay). */
 enum bgs_flow_verdict {
 	BGS_FLOW_LIVE = 0,     /* the flow keeps its color and backend */
 	BGS_FLOW_BACKEND_GONE, /* no record, not in use, or the id given out again (incarnation) */
@@ -40,9 +41,12 @@ enum bgs_flow_verdict {
 	BGS_FLOW_HEALTH_DOWN,  /* health down for longer than timeouts.health_grace */
 	BGS_FLOW_IDLE,	       /* idle longer than its timeout (the program routes its non-SYN
 				* packets as mid-flow packets without an entry) */
-	BGS_FLOW_CLOSED,       /* asked by a SYN: the flow saw FIN or RST and has been quiet for
+	BGS_FLOW_CLOSED,       /* asked by a SYN: the flow saw FIN or RST and either the backend
+				* sent it (BGS_TCP_BE_CLOSED, nat) or the flow has been quiet for
 				* timeouts.time_wait (the tuple is reused by a new connection) */
 	BGS_FLOW_DRAINED,      /* on the drained color, older than the drain's flip, drain over */
+	BGS_FLOW_SERVICE_GONE, /* (checked first) the service is inactive, or the entry is of
+				* another epoch of its id (deleted, re-created, redefined) */
 	BGS_FLOW_NR,
 };
 
@@ -54,7 +58,7 @@ struct bgs_flip_view {
 	__u32 drain_gen; /* generation of the flip that started the current drain; 0 when the
 			  * drain fields cannot be trusted with this word */
 	__u32 draining;	 /* 1: the drain runs, so the drained color's flows still hold */
-	__u32 pad;
+	__u32 epoch;	 /* the service's epoch */
 };
 
 /*
@@ -77,7 +81,7 @@ BGS_FLOW_INLINE void bgs_flip_view_init(struct bgs_flip_view *v, __u64 word,
 		drain_gen = 0;
 	v->drain_gen = drain_gen;
 	v->draining = drain_gen && (word & BGS_FW_DRAINING) && now < v->deadline;
-	v->pad = 0;
+	v->epoch = fl->epoch;
 }
 
 /* The idle timeout of entry f of protocol proto, in jiffies. */
@@ -116,6 +120,8 @@ bgs_flow_verdict(const struct bgs_flow *f, __u8 proto, __u32 pkt, __u64 now, __u
 {
 	__u64 idle;
 
+	if (!(v->word & BGS_FW_ACTIVE) || f->epoch != v->epoch)
+		return BGS_FLOW_SERVICE_GONE;
 	if (!be || !(be->flags & BGS_BE_IN_USE) || be->incarnation != f->incarnation)
 		return BGS_FLOW_BACKEND_GONE;
 	if (be->admin == BGS_ADMIN_DOWN)
@@ -127,7 +133,7 @@ bgs_flow_verdict(const struct bgs_flow *f, __u8 proto, __u32 pkt, __u64 now, __u
 	if (idle > bgs_flow_timeout(f, proto, t, hz))
 		return BGS_FLOW_IDLE;
 	if ((pkt & BGS_FLOW_PKT_SYN) && (f->tcp_state & (BGS_TCP_FIN | BGS_TCP_RST)) &&
-	    idle >= (__u64)t->time_wait * hz)
+	    ((f->tcp_state & BGS_TCP_BE_CLOSED) || idle >= (__u64)t->time_wait * hz))
 		return BGS_FLOW_CLOSED;
 	if (f->color != v->live && f->gen < v->drain_gen && !v->draining)
 		return BGS_FLOW_DRAINED;

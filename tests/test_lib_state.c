@@ -1442,11 +1442,12 @@ static bool test_concurrent_fork(void)
 
 static __u32 port_flags(__u16 port)
 {
-	__u32 key = port, v = ~0u;
+	struct bgs_port v = { .flags = ~0u };
+	__u32 key = port;
 
 	if (bpf_map_lookup_elem(bgs_map_fd(fx.h, "ports"), &key, &v))
 		FAILF("bgs_ports[%u]: %s", port, strerror(errno));
-	return v;
+	return v.flags;
 }
 
 /* Flags appear before the keys they announce and go with the last user of the port. */

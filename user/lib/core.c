@@ -209,8 +209,12 @@ int bgs_sizes_check(const struct bgs_sizes *in, struct bgs_sizes *out)
 		s.maglev_size = BGS_DEF_MAGLEV_SIZE;
 	if (!s.ct_entries)
 		s.ct_entries = BGS_DEF_CT_ENTRIES;
-	if (!in || !in->new_flow_rate)
-		s.new_flow_rate = BGS_DEF_NEW_FLOW_RATE;
+	if (!in || !in->new_flow_rate) {
+		int ncpus = libbpf_num_possible_cpus();
+
+		s.new_flow_rate = bgs_default_new_flow_rate(s.ct_entries,
+							    ncpus > 0 ? (__u32)ncpus : 1);
+	}
 	if (!s.maglev_seed)
 		s.maglev_seed = BGS_MAGLEV_SEED;
 	if (!s.canary_seed)

@@ -27,7 +27,8 @@ struct bgs_sizes {
 	__u32 max_backends;  /* BGS_DEF_MAX_BACKENDS */
 	__u32 maglev_size;   /* BGS_DEF_MAGLEV_SIZE; must be prime */
 	__u32 ct_entries;    /* BGS_DEF_CT_ENTRIES */
-	__u32 new_flow_rate; /* BGS_DEF_NEW_FLOW_RATE; per CPU per second */
+	__u32 new_flow_rate; /* per CPU per second; 0: bgs_default_new_flow_rate(ct_entries,
+			      * possible CPUs); UINT32_MAX: no limit in practice */
 	/* The flow-liveness rule's timeouts in seconds (include/bgswitch_flow.h), stored in
 	 * bgs_meta and enforced from there: each 0 takes its BGS_DEF_*, BGS_TIMEOUT_ZERO
 	 * means 0 s (time_wait and health_grace only: a SYN re-picks a closed flow at once,

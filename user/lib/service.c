@@ -237,11 +237,14 @@ int bgs_service_add(struct bgs *h, const struct bgs_service_spec *spec, __u32 *s
 	if (err)
 		goto out;
 	memset(h->flip[id].drain, 0, sizeof(h->flip[id].drain)); /* the word is 0: unused */
+	/* a new incarnation of the id: entries of the one before are not this service's */
+	__atomic_store_n(&h->flip[id].epoch, h->flip[id].epoch + 1, __ATOMIC_RELAXED);
 	bgs_word_publish(h, id, BGS_FW_ACTIVE | (1ULL << BGS_FW_GEN_SHIFT));
 
-	err = bgs_ports_sync(h, svc.port, bgs_port_vip_flag(svc.proto), ~0u);
+	/* the record is written: the filter takes its VIP, ports and protocol from it */
+	err = bgs_ports_sync(h, svc.port, 0, ~0u);
 	if (!err && svc.preview_port)
-		err = bgs_ports_sync(h, svc.preview_port, bgs_port_vip_flag(svc.proto), ~0u);
+		err = bgs_ports_sync(h, svc.preview_port, 0, ~0u);
 	if (err)
 		goto undo;
 	v.svc_id = id;
@@ -391,6 +394,8 @@ int bgs_service_get(struct bgs *h, __u32 svc_id, struct bgs_service *svc, struct
 							     __ATOMIC_RELAXED);
 			flip->drain[c].pad = 0;
 		}
+		flip->epoch = __atomic_load_n(&h->flip[svc_id].epoch, __ATOMIC_RELAXED);
+		flip->pad = 0;
 	}
 	return 0;
 }
