@@ -988,12 +988,19 @@ struct row {
 
 /* Medians, their ratios, and the spread of the per-round net ratios (rounds are paired). */
 struct figures {
-	double wrap, base, sw, ratio, net, lo, hi;
+	double wrap, base, sw, ratio, net, lo, hi, paired;
 };
+
+static int cmp_dbl(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
 
 static void figures(const struct row *r, struct figures *f)
 {
-	double x;
+	double x, pr[64];
 	int i;
 
 	f->wrap = median(r->w);
@@ -1007,14 +1014,20 @@ static void figures(const struct row *r, struct figures *f)
 		x = (r->sw->ns[i] - r->w->ns[i]) / (r->bl->ns[i] - r->w->ns[i]);
 		f->lo = x < f->lo ? x : f->lo;
 		f->hi = x > f->hi ? x : f->hi;
+		pr[i] = x;
 	}
+	/* the median of the per-round net ratios: each round measures wrapper, baseline and
+	 * switch back to back, so a load change on the shared machine moves all three */
+	qsort(pr, (size_t)r->sw->n, sizeof(pr[0]), cmp_dbl);
+	f->paired = r->sw->n ? (r->sw->n % 2 ? pr[r->sw->n / 2] :
+				(pr[r->sw->n / 2 - 1] + pr[r->sw->n / 2]) / 2) : f->net;
 }
 
 static const char *verdict(const struct row *r, const struct figures *f, bool md)
 {
 	if (!r->target)
 		return "(breakdown)";
-	if (f->net <= r->target)
+	if (f->paired <= r->target)
 		return "met";
 	return md ? "**missed**" : "MISSED";
 }
@@ -1032,15 +1045,16 @@ static void report(struct bench *b, const struct row *rows, int n)
 	       b->o.ct_entries, b->ct_present, b->lru_present, b->hash_present + 3 * BENCH_NR_FLOWS,
 	       BENCH_NR_FLOWS);
 	printf("ns/pkt include the wrapper (restore/vary + tail call); net = minus the wrapper "
-	       "alone;\nrounds: lowest and highest net ratio of the single rounds\n\n");
-	printf("%-16s %-20s %7s %8s %8s %6s %6s %11s %6s\n", "case", "baseline", "wrapper",
-	       "baseline", "bgswitch", "ratio", "net", "rounds", "target");
+	       "alone;\nrounds: lowest and highest net ratio of the single rounds; paired: "
+	       "their median (judged)\n\n");
+	printf("%-16s %-22s %7s %8s %8s %6s %6s %11s %6s %6s\n", "case", "baseline", "wrapper",
+	       "baseline", "bgswitch", "ratio", "net", "rounds", "paired", "target");
 	for (i = 0; i < n; i++) {
 		figures(&rows[i], &f);
 		snprintf(tgt, sizeof(tgt), rows[i].target ? "%.2fx" : "-", rows[i].target);
-		printf("%-16s %-20s %7.1f %8.1f %8.1f %5.2fx %5.2fx %5.2f-%5.2f %6s %s\n",
+		printf("%-16s %-22s %7.1f %8.1f %8.1f %5.2fx %5.2fx %5.2f-%5.2f %5.2fx %6s %s\n",
 		       rows[i].name, rows[i].baseline, f.wrap, f.base, f.sw, f.ratio, f.net, f.lo,
-		       f.hi, tgt, verdict(&rows[i], &f, false));
+		       f.hi, f.paired, tgt, verdict(&rows[i], &f, false));
 	}
 	if (!b->md)
 		return;
@@ -1050,19 +1064,21 @@ static void report(struct bench *b, const struct row *rows, int n)
 		"known-flow cases cycle through %d tracked flows. Every ns/packet figure includes "
 		"the wrapper (restore or vary the packet, tail call); *net* subtracts the wrapper "
 		"alone, measured in the same rounds; *rounds* is the lowest and highest net ratio "
-		"of the single rounds.\n\n", b->o.repeat, b->o.rounds, b->o.cpu,
+		"of the single rounds and *paired* their median, the figure the targets are "
+		"judged on (each round runs wrapper, baseline and switch back to back, so a load "
+		"change on the shared machine moves all three).\n\n", b->o.repeat, b->o.rounds, b->o.cpu,
 		b->o.ct_entries, b->ct_present, b->lru_present,
 		b->hash_present + 3 * BENCH_NR_FLOWS, BENCH_NR_FLOWS);
 	fprintf(b->md, "| case | baseline | wrapper ns | baseline ns | bgswitch ns | ratio | "
-		"net ratio | rounds | target (net) |\n"
-		"|---|---|---:|---:|---:|---:|---:|---:|---|\n");
+		"net ratio | rounds | paired | target (paired) |\n"
+		"|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n");
 	for (i = 0; i < n; i++) {
 		figures(&rows[i], &f);
 		snprintf(tgt, sizeof(tgt), rows[i].target ? "<= %.2fx " : "", rows[i].target);
 		fprintf(b->md,
-			"| %s | %s | %.1f | %.1f | %.1f | %.2fx | %.2fx | %.2f-%.2f | %s%s |\n",
+			"| %s | %s | %.1f | %.1f | %.1f | %.2fx | %.2fx | %.2f-%.2f | %.2fx | %s%s |\n",
 			rows[i].name, rows[i].baseline, f.wrap, f.base, f.sw, f.ratio, f.net, f.lo,
-			f.hi, tgt, verdict(&rows[i], &f, true));
+			f.hi, f.paired, tgt, verdict(&rows[i], &f, true));
 	}
 }
 
@@ -1156,7 +1172,7 @@ static int bench_all(struct bench *b)
 		if (err)
 			goto out;
 		rows[n++] = (struct row){"established TCP", "minimal (hash hit)",
-						 &est[0], &est[1], &est[2], 2.0};
+						 &est[0], &est[1], &est[2], 1.6};
 	}
 
 	/* UDP flow: datagrams of the tracked flows, in turn. */
@@ -1167,7 +1183,7 @@ static int bench_all(struct bench *b)
 		if (err)
 			goto out;
 		rows[n++] = (struct row){"UDP flow", "minimal (hash hit)",
-						 &udp[0], &udp[1], &udp[2], 2.0};
+						 &udp[0], &udp[1], &udp[2], 1.6};
 	}
 
 	/* nat replies of the TCP flows, from their backend. */
@@ -1180,7 +1196,7 @@ static int bench_all(struct bench *b)
 		if (err)
 			goto out;
 		rows[n++] = (struct row){"nat reply", "minimal (hash hit)",
-						 &rep[0], &rep[1], &rep[2], 2.0};
+						 &rep[0], &rep[1], &rep[2], 1.6};
 	}
 
 	/* New flows: a distinct SYN every run into full LRUs. */
@@ -1212,7 +1228,7 @@ static int bench_all(struct bench *b)
 	/* Where the established flow's time goes: as attached, and the design's floor. */
 	if (want(b, "est")) {
 		rows[n++] = (struct row){"est. TCP, entry", "minimal (hash hit)",
-						 &est[0], &est[1], &est[3], 2.0};
+						 &est[0], &est[1], &est[3], 0};
 		rows[n++] = (struct row){"established TCP", "two lookups (floor)",
 						 &est[0], &est[4], &est[2], 0};
 	}

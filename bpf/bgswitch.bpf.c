@@ -357,7 +357,7 @@ static __always_inline int known_flow(struct xdp_md *ctx, struct pkt *p, struct 
 				      bool *as_missing)
 {
 	struct bgs_backend *be = NULL;
-	struct route r = {};
+	struct route r;
 	int verdict;
 	__u8 st;
 
@@ -379,6 +379,7 @@ static __always_inline int known_flow(struct xdp_md *ctx, struct pkt *p, struct 
 	/* a known flow: its backend, whatever the live color */
 	r.color = f->color;
 	r.backend_id = f->backend_id;
+	r.is_new = 0;
 	if (p->proto == IPPROTO_TCP) {
 		/* in nat only the backend's FIN or RST (reply path) close a flow: an off-path
 		 * RST with the client's tuple changes nothing */
