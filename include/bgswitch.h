@@ -340,10 +340,10 @@ struct bgs_revnat_slot {
 	__u32 incarnation; /* ... and this incarnation for the reply to be the flow's */
 	__u32 ifindex;	   /* its next hop's interface: replies must arrive there (0: its next
 			    * hop is unresolved, the kernel routes: any interface) */
-	__u32 vip[4];	   /* the service's VIP and ports (network order): the reply's source */
+	__u32 vip[4];	   /* the service's VIP and ports (network order): a reply's source */
 	__be16 vip_port;
 	__be16 preview_port; /* 0: none */
-	__u32 pad;	     /* 64 bytes: the array's element stride (user space indexes its mmap) */
+	__u32 pad;	     /* 64 bytes: the element stride (user space indexes its mmap) */
 };
 #define BGS_REVNAT_PROBES 8
 

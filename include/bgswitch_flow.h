@@ -14,6 +14,11 @@
  *   - the backend record of f->backend_id as read now (NULL when there is none);
  *   - the service's flip state as one read of its word gives it (bgs_flip_view_init).
  *
+ * User space: take a snapshot of the service's bgs_flip entry (bgs_service_get: word with
+ * acquire semantics, both drain copies, epoch), bgs_flip_view_init over it, and for each
+ * entry of that service (f->svc_id) its backend record; an entry is a flow left exactly
+ * when bgs_flow_verdict(..., pkt 0, ...) is BGS_FLOW_LIVE.
+ *
  * Interface stability: the signatures of bgs_flip_view_init and bgs_flow_verdict and the
  * meaning of each verdict are fixed; new verdicts may be added before BGS_FLOW_NR.
  */
@@ -68,7 +73,7 @@ struct bgs_flip_view {
  * not newer than the word.
  */
 BGS_FLOW_INLINE void bgs_flip_view_init(struct bgs_flip_view *v, __u64 word,
-				      const struct bgs_flip *fl, __u64 now)
+					const struct bgs_flip *fl, __u64 now)
 {
 	const struct bgs_drain *d = &fl->drain[bgs_fw_drain_copy(word)];
 	__u32 drain_gen;
@@ -86,7 +91,7 @@ BGS_FLOW_INLINE void bgs_flip_view_init(struct bgs_flip_view *v, __u64 word,
 
 /* The idle timeout of entry f of protocol proto, in jiffies. */
 BGS_FLOW_INLINE __u64 bgs_flow_timeout(const struct bgs_flow *f, __u8 proto,
-				     const struct bgs_flow_timeouts *t, __u32 hz)
+				       const struct bgs_flow_timeouts *t, __u32 hz)
 {
 	__u32 s;
 
@@ -127,7 +132,8 @@ bgs_flow_verdict(const struct bgs_flow *f, __u8 proto, __u32 pkt, __u64 now, __u
 	if (be->admin == BGS_ADMIN_DOWN)
 		return BGS_FLOW_ADMIN_DOWN;
 	if (be->health == BGS_HEALTH_DOWN &&
-	    (now < be->health_down_at ? 0 : now - be->health_down_at) >= (__u64)t->health_grace * hz)
+	    (now < be->health_down_at ? 0 : now - be->health_down_at) >=
+		    (__u64)t->health_grace * hz)
 		return BGS_FLOW_HEALTH_DOWN;
 	idle = bgs_flow_idle(f, now);
 	if (idle > bgs_flow_timeout(f, proto, t, hz))
