@@ -5,11 +5,13 @@
  * made them (for timing the tools that walk conntrack). Batch updates of 8192.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 
 #include "libbgswitch.h"
 #include "bgs_test.h" /* bgs_map_fd */
@@ -23,6 +25,8 @@ int main(int argc, char **argv)
 	struct bgs_backend be[2 * BGS_MAX_POOL_BACKENDS];
 	__u32 ids[2 * BGS_MAX_POOL_BACKENDS], nbe = 0, svc_id, hz, i, j, n, c;
 	struct bgs_service svc;
+	struct bgs_flip flip;
+	int ncpus = libbpf_num_possible_cpus(), batch = 0;
 	struct bgs *h = NULL;
 	__u64 jiffies;
 	int err = 1, fd, k;
@@ -32,7 +36,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (bgs_open(argv[1], &h) || bgs_service_find(h, argv[2], &svc_id) ||
-	    bgs_service_get(h, svc_id, &svc, NULL) || bgs_clock(h, &jiffies, &hz)) {
+	    bgs_service_get(h, svc_id, &svc, &flip) || bgs_clock(h, &jiffies, &hz)) {
 		fprintf(stderr, "ct_fill: %s\n", bgs_errmsg());
 		goto out;
 	}
@@ -58,6 +62,13 @@ int main(int argc, char **argv)
 	for (i = 0; i < n;) {
 		__u32 count = 0;
 		LIBBPF_OPTS(bpf_map_batch_opts, opts);
+		cpu_set_t set;
+
+		/* conntrack has an LRU list per CPU: an insert takes a node of its CPU's share,
+		 * so the batches go round the CPUs (from one CPU only its share would stay) */
+		CPU_ZERO(&set);
+		CPU_SET(batch++ % (ncpus > 0 ? ncpus : 1), &set);
+		sched_setaffinity(0, sizeof(set), &set);
 
 		for (; count < BATCH && i < n; count++, i++) {
 			struct bgs_flow_key *key = &keys[count];
@@ -81,6 +92,8 @@ int main(int argc, char **argv)
 			f->backend_id = ids[i % nbe];
 			f->incarnation = b->incarnation;
 			f->svc_id = svc_id;
+			f->epoch = flip.epoch;
+			f->mode = svc.mode;
 			f->last_seen = jiffies;
 			f->color = b->color;
 			f->tcp_state = BGS_TCP_SYN | BGS_TCP_EST;

@@ -79,6 +79,19 @@ if [ "$rc" -ne 0 ]; then
 fi
 
 echo
+echo "== Conntrack layouts under churn: $build/bench/ct_churn"
+if [ "$(nproc)" -ge 2 ] && [ -x "$build/bench/ct_churn" ]; then
+	run_child "$build/bench/ct_churn" --md "$tmp/churn.md" || rc=$?
+	child=
+	if [ "$rc" -ne 0 ]; then
+		echo "bench: ct_churn failed (exit $rc)" >&2
+		exit "$rc"
+	fi
+else
+	echo "skipped (needs two CPUs)" | tee "$tmp/churn.md"
+fi
+
+echo
 echo "== bgctl wall time"
 ip netns del "$ns"
 if [ "${BENCH_BGCTL:-1}" = 0 ]; then
@@ -126,7 +139,12 @@ How it is measured (bench/xdp_bench.c, bench/xdp_bench.bpf.c):
 - Baselines: *minimal* parses Ethernet/IPv4/TCP|UDP, looks the 5-tuple up in a hash map,
   rewrites both MACs and returns \`XDP_TX\`; *minimal + LRU insert* looks the 5-tuple up in
   an LRU hash with the switch's conntrack key, value and size (a miss), inserts it, rewrites
-  the MACs and returns \`XDP_TX\`. For the breakdown only, *two lookups* is the floor of the
+  the MACs and returns \`XDP_TX\`; it is measured on three layouts of that LRU, the same
+  total size, full: *common LRU* (one LRU list for all CPUs), *no common LRU*
+  (\`BPF_F_NO_COMMON_LRU\`: a list per CPU, filled from the bench's CPU, which thus evicts
+  from its own share) and *LRU per CPU* (an array of maps, one LRU per CPU of 1/ncpus the
+  size, the bench CPU's filled). The new-flow target is judged against the cheapest of the
+  three, measured in the same rounds. For the breakdown only, *two lookups* is the floor of the
   switch's design for a known flow: parse, a service lookup (the switch's VIP key and map
   kind), a conntrack lookup (that LRU), MAC rewrite, \`XDP_TX\`.
 - State: a nat TCP service and a nat UDP service on one VIP, two blue and two green
@@ -160,6 +178,18 @@ To try a change to the switch before committing it, build its object and measure
 place of the library's: \`bench/run.sh build/rel --only est,udp --switch-obj FILE.bpf.o\`
 (cases: est, udp, reply, new; \`BENCH_BGCTL=0\` skips bgctl, \`BENCH_MD=-\` keeps this
 page).
+
+## Conntrack layouts
+
+Three layouts of the same conntrack (key, value, total size), measured by
+\`bench/ct_churn\` (bench/ct_churn.c, bench/ct_churn.bpf.c): inserts run as an XDP program
+(\`BPF_PROG_TEST_RUN\`, \`bpf_loop\` over distinct flows) pinned to a CPU; *established left*
+counts the established flows still in the table after an attacker inserted one full
+turnover of distinct flows. The per-packet cost of an insert into each layout, full, is
+the *new flow* rows above. The decision is recorded in docs/datapath.md ("Conntrack under
+pressure").
+
+$(cat "$tmp/churn.md")
 
 ## bgctl wall time
 

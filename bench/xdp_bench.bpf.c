@@ -15,7 +15,8 @@
  *                 XDP_TX;
  *   bl_min_insert the same with a conntrack-like LRU (key and value of the switch's, same
  *                 size, full): lookup (a miss for a new flow), one insert, MAC rewrite,
- *                 XDP_TX;
+ *                 XDP_TX; _nc with BPF_F_NO_COMMON_LRU, _pc with one LRU per CPU (an
+ *                 array of maps, Katran's layout), the same total size;
  *   bl_two        the floor of the switch's design for a known flow: parse, a service
  *                 lookup (the switch's VIP key, same map kind) and a conntrack lookup (the
  *                 LRU above), MAC rewrite, XDP_TX;
@@ -84,6 +85,31 @@ struct {
 	__type(key, struct bgs_flow_key);
 	__type(value, struct bgs_flow);
 } bl_lru SEC(".maps");
+
+/* The same with an LRU list per CPU (BPF_F_NO_COMMON_LRU), for bl_min_insert_nc. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, BGS_DEF_CT_ENTRIES);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
+	__type(key, struct bgs_flow_key);
+	__type(value, struct bgs_flow);
+} bl_lru_nc SEC(".maps");
+
+/* One LRU per CPU (Katran): an array of maps indexed by CPU, each 1/ncpus of the size;
+ * user space creates the inner maps. For bl_min_insert_pc. */
+struct bl_lru_inner {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1);
+	__type(key, struct bgs_flow_key);
+	__type(value, struct bgs_flow);
+} bl_lru_inner SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct bl_lru_inner);
+} bl_lru_pc SEC(".maps");
 
 /* Services, as bgs_vips holds them, for bl_two. */
 struct {
@@ -206,17 +232,17 @@ int bl_min(struct xdp_md *ctx)
 	return XDP_TX;
 }
 
-SEC("xdp")
-int bl_min_insert(struct xdp_md *ctx)
+/* Lookup (a miss), insert, MAC rewrite, XDP_TX: the floor of a new flow with map lru. */
+static __always_inline int min_insert(struct xdp_md *ctx, void *lru)
 {
 	struct bgs_flow_key k = {};
 	struct bgs_flow f = {};
 	struct ethhdr *eth;
 
 	eth = parse(ctx, &k);
-	if (!eth)
+	if (!eth || !lru)
 		return XDP_PASS;
-	if (bpf_map_lookup_elem(&bl_lru, &k)) {
+	if (bpf_map_lookup_elem(lru, &k)) {
 		bl_ins_fail++;
 		return XDP_PASS;
 	}
@@ -224,7 +250,7 @@ int bl_min_insert(struct xdp_md *ctx)
 	f.incarnation = 1;
 	f.color = BGS_BLUE;
 	f.tcp_state = BGS_TCP_SYN;
-	if (bpf_map_update_elem(&bl_lru, &k, &f, BPF_ANY)) {
+	if (bpf_map_update_elem(lru, &k, &f, BPF_ANY)) {
 		bl_ins_fail++;
 		return XDP_PASS;
 	}
@@ -232,6 +258,26 @@ int bl_min_insert(struct xdp_md *ctx)
 	__builtin_memcpy(eth->h_source, bl_smac, ETH_ALEN);
 	bl_ins_ok++;
 	return XDP_TX;
+}
+
+SEC("xdp")
+int bl_min_insert(struct xdp_md *ctx)
+{
+	return min_insert(ctx, &bl_lru);
+}
+
+SEC("xdp")
+int bl_min_insert_nc(struct xdp_md *ctx)
+{
+	return min_insert(ctx, &bl_lru_nc);
+}
+
+SEC("xdp")
+int bl_min_insert_pc(struct xdp_md *ctx)
+{
+	__u32 cpu = bpf_get_smp_processor_id();
+
+	return min_insert(ctx, bpf_map_lookup_elem(&bl_lru_pc, &cpu));
 }
 
 SEC("xdp")

@@ -126,7 +126,8 @@ struct bench {
 	__u32 tcp_be;	     /* index of the backend the established TCP flow is on */
 	__u32 udp_be;
 	int wrap_fd, target_fd;
-	int ct_present, lru_present, hash_present;
+	int ct_present, lru_present, hash_present, nc_present, pc_present;
+	int ncpus, pc_inner_fd;
 	__u16 tcp_ports[BENCH_NR_FLOWS]; /* client ports of the tracked TCP flows */
 	__u16 udp_ports[BENCH_NR_FLOWS];
 	FILE *md;
@@ -623,7 +624,10 @@ static int check_new(struct bench *b, const struct prog *pr, const struct pkt *o
 		err = check_baseline(b, pr, out);
 		if (err)
 			return err;
-		fd = bpf_map__fd(b->skel->maps.bl_lru);
+		fd = pr->fd == bpf_program__fd(b->skel->progs.bl_min_insert_nc) ?
+			     bpf_map__fd(b->skel->maps.bl_lru_nc) :
+		     pr->fd == bpf_program__fd(b->skel->progs.bl_min_insert_pc) ?
+			     b->pc_inner_fd : bpf_map__fd(b->skel->maps.bl_lru);
 		if (bpf_map_lookup_elem(fd, &k, v))
 			return bad_output(pr, "last flow missing from the LRU");
 		return 0;
@@ -830,7 +834,15 @@ static int setup(struct bench *b)
 		fail("opening the bench programs: %s", strerror(errno));
 		return -errno;
 	}
+	b->ncpus = libbpf_num_possible_cpus();
 	err = bpf_map__set_max_entries(b->skel->maps.bl_lru, meta.ct_entries);
+	if (!err)
+		err = bpf_map__set_max_entries(b->skel->maps.bl_lru_nc, meta.ct_entries);
+	if (!err)
+		err = bpf_map__set_max_entries(b->skel->maps.bl_lru_pc, (__u32)b->ncpus);
+	if (!err)
+		err = bpf_map__set_max_entries(b->skel->maps.bl_lru_inner,
+					       meta.ct_entries / (__u32)b->ncpus);
 	if (!err)
 		err = bpf_map__set_max_entries(b->skel->maps.bl_flows, meta.ct_entries);
 	if (!err)
@@ -838,6 +850,21 @@ static int setup(struct bench *b)
 	if (err) {
 		fail("loading the bench programs: %s", strerror(-err));
 		return err;
+	}
+	for (int c = 0; c < b->ncpus; c++) {
+		int ifd = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "bl_lru_cpu",
+					 sizeof(struct bgs_flow_key), sizeof(struct bgs_flow),
+					 meta.ct_entries / (__u32)b->ncpus, NULL);
+
+		if (ifd < 0 || bpf_map_update_elem(bpf_map__fd(b->skel->maps.bl_lru_pc), &c, &ifd,
+						   0)) {
+			fail("per-CPU LRU %d: %s", c, strerror(errno));
+			return -errno;
+		}
+		if (c == b->o.cpu)
+			b->pc_inner_fd = ifd;
+		else
+			close(ifd);
 	}
 	memcpy(b->skel->bss->bl_dmac, bl_dmac, ETH_ALEN);
 	memcpy(b->skel->bss->bl_smac, bl_smac, ETH_ALEN);
@@ -856,6 +883,14 @@ static int setup(struct bench *b)
 	if (!err)
 		err = prefill(bpf_map__fd(b->skel->maps.bl_lru), meta.ct_entries, &fv, sizeof(fv),
 			      &b->lru_present);
+	/* With an LRU list per CPU, inserts on this (the bench's) CPU fill its own list,
+	 * 1/ncpus of the map, then evict from it; the per-CPU LRU of this CPU: all of it. */
+	if (!err)
+		err = prefill(bpf_map__fd(b->skel->maps.bl_lru_nc), meta.ct_entries, &fv,
+			      sizeof(fv), &b->nc_present);
+	if (!err)
+		err = prefill(b->pc_inner_fd, meta.ct_entries / (__u32)b->ncpus, &fv, sizeof(fv),
+			      &b->pc_present);
 	/* The minimal program's hash: as full, leaving room for the bench flows. */
 	memcpy(mac.dmac, bl_dmac, ETH_ALEN);
 	memcpy(mac.smac, bl_smac, ETH_ALEN);
@@ -954,12 +989,19 @@ struct row {
 
 /* Medians, their ratios, and the spread of the per-round net ratios (rounds are paired). */
 struct figures {
-	double wrap, base, sw, ratio, net, lo, hi;
+	double wrap, base, sw, ratio, net, lo, hi, paired;
 };
+
+static int cmp_dbl(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
 
 static void figures(const struct row *r, struct figures *f)
 {
-	double x;
+	double x, pr[64];
 	int i;
 
 	f->wrap = median(r->w);
@@ -973,14 +1015,20 @@ static void figures(const struct row *r, struct figures *f)
 		x = (r->sw->ns[i] - r->w->ns[i]) / (r->bl->ns[i] - r->w->ns[i]);
 		f->lo = x < f->lo ? x : f->lo;
 		f->hi = x > f->hi ? x : f->hi;
+		pr[i] = x;
 	}
+	/* the median of the per-round net ratios: each round measures wrapper, baseline and
+	 * switch back to back, so a load change on the shared machine moves all three */
+	qsort(pr, (size_t)r->sw->n, sizeof(pr[0]), cmp_dbl);
+	f->paired = r->sw->n ? (r->sw->n % 2 ? pr[r->sw->n / 2] :
+				(pr[r->sw->n / 2 - 1] + pr[r->sw->n / 2]) / 2) : f->net;
 }
 
 static const char *verdict(const struct row *r, const struct figures *f, bool md)
 {
 	if (!r->target)
 		return "(breakdown)";
-	if (f->net <= r->target)
+	if (f->paired <= r->target)
 		return "met";
 	return md ? "**missed**" : "MISSED";
 }
@@ -998,15 +1046,16 @@ static void report(struct bench *b, const struct row *rows, int n)
 	       b->o.ct_entries, b->ct_present, b->lru_present, b->hash_present + 3 * BENCH_NR_FLOWS,
 	       BENCH_NR_FLOWS);
 	printf("ns/pkt include the wrapper (restore/vary + tail call); net = minus the wrapper "
-	       "alone;\nrounds: lowest and highest net ratio of the single rounds\n\n");
-	printf("%-16s %-20s %7s %8s %8s %6s %6s %11s %6s\n", "case", "baseline", "wrapper",
-	       "baseline", "bgswitch", "ratio", "net", "rounds", "target");
+	       "alone;\nrounds: lowest and highest net ratio of the single rounds; paired: "
+	       "their median (judged)\n\n");
+	printf("%-16s %-22s %7s %8s %8s %6s %6s %11s %6s %6s\n", "case", "baseline", "wrapper",
+	       "baseline", "bgswitch", "ratio", "net", "rounds", "paired", "target");
 	for (i = 0; i < n; i++) {
 		figures(&rows[i], &f);
 		snprintf(tgt, sizeof(tgt), rows[i].target ? "%.2fx" : "-", rows[i].target);
-		printf("%-16s %-20s %7.1f %8.1f %8.1f %5.2fx %5.2fx %5.2f-%5.2f %6s %s\n",
+		printf("%-16s %-22s %7.1f %8.1f %8.1f %5.2fx %5.2fx %5.2f-%5.2f %5.2fx %6s %s\n",
 		       rows[i].name, rows[i].baseline, f.wrap, f.base, f.sw, f.ratio, f.net, f.lo,
-		       f.hi, tgt, verdict(&rows[i], &f, false));
+		       f.hi, f.paired, tgt, verdict(&rows[i], &f, false));
 	}
 	if (!b->md)
 		return;
@@ -1016,19 +1065,21 @@ static void report(struct bench *b, const struct row *rows, int n)
 		"known-flow cases cycle through %d tracked flows. Every ns/packet figure includes "
 		"the wrapper (restore or vary the packet, tail call); *net* subtracts the wrapper "
 		"alone, measured in the same rounds; *rounds* is the lowest and highest net ratio "
-		"of the single rounds.\n\n", b->o.repeat, b->o.rounds, b->o.cpu,
+		"of the single rounds and *paired* their median, the figure the targets are "
+		"judged on (each round runs wrapper, baseline and switch back to back, so a load "
+		"change on the shared machine moves all three).\n\n", b->o.repeat, b->o.rounds, b->o.cpu,
 		b->o.ct_entries, b->ct_present, b->lru_present,
 		b->hash_present + 3 * BENCH_NR_FLOWS, BENCH_NR_FLOWS);
 	fprintf(b->md, "| case | baseline | wrapper ns | baseline ns | bgswitch ns | ratio | "
-		"net ratio | rounds | target (net) |\n"
-		"|---|---|---:|---:|---:|---:|---:|---:|---|\n");
+		"net ratio | rounds | paired | target (paired) |\n"
+		"|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n");
 	for (i = 0; i < n; i++) {
 		figures(&rows[i], &f);
 		snprintf(tgt, sizeof(tgt), rows[i].target ? "<= %.2fx " : "", rows[i].target);
 		fprintf(b->md,
-			"| %s | %s | %.1f | %.1f | %.1f | %.2fx | %.2fx | %.2f-%.2f | %s%s |\n",
+			"| %s | %s | %.1f | %.1f | %.1f | %.2fx | %.2fx | %.2f-%.2f | %.2fx | %s%s |\n",
 			rows[i].name, rows[i].baseline, f.wrap, f.base, f.sw, f.ratio, f.net, f.lo,
-			f.hi, tgt, verdict(&rows[i], &f, true));
+			f.hi, f.paired, tgt, verdict(&rows[i], &f, true));
 	}
 }
 
@@ -1066,6 +1117,8 @@ static int bench_all(struct bench *b)
 	int fd_min = bpf_program__fd(b->skel->progs.bl_min);
 	int fd_two = bpf_program__fd(b->skel->progs.bl_two);
 	int fd_ins = bpf_program__fd(b->skel->progs.bl_min_insert);
+	int fd_ins_nc = bpf_program__fd(b->skel->progs.bl_min_insert_nc);
+	int fd_ins_pc = bpf_program__fd(b->skel->progs.bl_min_insert_pc);
 	int fd_sw = bgs_switch_fd(b->h);
 	struct prog est[5] = {
 		{.label = "wrapper", .fd = fd_tx, .path = P_WRAP},
@@ -1076,12 +1129,17 @@ static int bench_all(struct bench *b)
 		 .path = P_SW_FWD},
 		{.label = "two lookups", .fd = fd_two, .path = P_BL_TWO},
 	};
-	struct prog udp[3], rep[3], nf[3] = {
+	struct prog udp[3], rep[3], nf[5] = {
 		{.label = "wrapper (new flows)", .fd = fd_tx, .path = P_WRAP},
 		{.label = "minimal + LRU insert", .fd = fd_ins, .path = P_BL_INSERT},
 		{.label = "switch, new flow", .fd = fd_sw, .path = P_SW_NEW},
+		{.label = "minimal + LRU insert, no common LRU", .fd = fd_ins_nc,
+		 .path = P_BL_INSERT},
+		{.label = "minimal + LRU insert, LRU per CPU", .fd = fd_ins_pc,
+		 .path = P_BL_INSERT},
 	};
-	struct row rows[6];
+	const struct prog *cheapest;
+	struct row rows[10];
 	struct pkt ack, u, reply, nsyn;
 	char be[32], src[32];
 	int err, n = 0;
@@ -1115,7 +1173,7 @@ static int bench_all(struct bench *b)
 		if (err)
 			goto out;
 		rows[n++] = (struct row){"established TCP", "minimal (hash hit)",
-						 &est[0], &est[1], &est[2], 2.0};
+						 &est[0], &est[1], &est[2], 1.6};
 	}
 
 	/* UDP flow: datagrams of the tracked flows, in turn. */
@@ -1126,7 +1184,7 @@ static int bench_all(struct bench *b)
 		if (err)
 			goto out;
 		rows[n++] = (struct row){"UDP flow", "minimal (hash hit)",
-						 &udp[0], &udp[1], &udp[2], 2.0};
+						 &udp[0], &udp[1], &udp[2], 1.6};
 	}
 
 	/* nat replies of the TCP flows, from their backend. */
@@ -1139,7 +1197,7 @@ static int bench_all(struct bench *b)
 		if (err)
 			goto out;
 		rows[n++] = (struct row){"nat reply", "minimal (hash hit)",
-						 &rep[0], &rep[1], &rep[2], 2.0};
+						 &rep[0], &rep[1], &rep[2], 1.6};
 	}
 
 	/* New flows: a distinct SYN every run into full LRUs. */
@@ -1148,17 +1206,30 @@ static int bench_all(struct bench *b)
 		  54);
 	b->skel->bss->cfg.seq = 0;
 	if (want(b, "new")) {
-		err = measure(b, nf, 3, &nsyn, BENCH_NEW, 0, NULL, 0, check_new);
+		err = measure(b, nf, 5, &nsyn, BENCH_NEW, 0, NULL, 0, check_new);
 		if (err)
 			goto out;
-		rows[n++] = (struct row){"new flow (SYN)", "minimal + LRU insert",
-						 &nf[0], &nf[1], &nf[2], 1.3};
+		/* the target is judged against the cheapest insert of the three map layouts */
+		cheapest = &nf[1];
+		if (median(&nf[3]) < median(cheapest))
+			cheapest = &nf[3];
+		if (median(&nf[4]) < median(cheapest))
+			cheapest = &nf[4];
+		rows[n++] = (struct row){"new flow (SYN)", cheapest == &nf[1] ? "insert, common LRU" :
+					 cheapest == &nf[3] ? "insert, no common LRU" :
+					 "insert, LRU per CPU", &nf[0], cheapest, &nf[2], 1.2};
+		rows[n++] = (struct row){"new flow (SYN)", "insert, common LRU", &nf[0], &nf[1],
+					 &nf[2], 0};
+		rows[n++] = (struct row){"new flow (SYN)", "insert, no common LRU", &nf[0], &nf[3],
+					 &nf[2], 0};
+		rows[n++] = (struct row){"new flow (SYN)", "insert, LRU per CPU", &nf[0], &nf[4],
+					 &nf[2], 0};
 	}
 
 	/* Where the established flow's time goes: as attached, and the design's floor. */
 	if (want(b, "est")) {
 		rows[n++] = (struct row){"est. TCP, entry", "minimal (hash hit)",
-						 &est[0], &est[1], &est[3], 2.0};
+						 &est[0], &est[1], &est[3], 0};
 		rows[n++] = (struct row){"established TCP", "two lookups (floor)",
 						 &est[0], &est[4], &est[2], 0};
 	}

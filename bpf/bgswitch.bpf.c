@@ -61,13 +61,6 @@ static __always_inline void count_flow(struct pkt *p, struct route *r)
 	}
 }
 
-/* A usable backend for flows that exist: in use, same incarnation, not down. */
-static __always_inline bool backend_ok(struct bgs_backend *be, __u32 incarnation)
-{
-	return (be->flags & BGS_BE_IN_USE) && be->incarnation == incarnation &&
-	       be->admin != BGS_ADMIN_DOWN && be->health != BGS_HEALTH_DOWN;
-}
-
 /* Backend id for hash h from a color's live table slot, 0 if that pool is empty. */
 static __always_inline __u32 table_pick(struct route *r, __u32 color, __u32 h)
 {
@@ -82,9 +75,9 @@ static __always_inline __u32 table_pick(struct route *r, __u32 color, __u32 h)
 }
 
 /* Picks a backend of r->color, or of the other color when that pool is empty. */
-static __always_inline __u32 pick_backend(struct route *r, struct pkt *p)
+static __always_inline __u32 pick_backend(struct route *r, struct pkt *p, __u32 seed)
 {
-	__u32 h = bgs_hash_flow(&p->key, BGS_MAGLEV_SEED), id;
+	__u32 h = bgs_hash_flow(&p->key, seed), id;
 
 	id = table_pick(r, r->color, h);
 	if (!id) {
@@ -95,9 +88,16 @@ static __always_inline __u32 pick_backend(struct route *r, struct pkt *p)
 	return id;
 }
 
-/* Color of a new flow: preview -> idle; canary draw -> idle; else live. */
-static __always_inline __u32 new_flow_color(struct route *r, struct pkt *p,
-					    struct bgs_vip_val *vv, struct bgs_service *svc)
+/*
+ * Color of a flow without a usable entry: preview port or prefix -> idle; canary draw ->
+ * idle; else, for a mid-flow packet while a drain runs, the drained color (where such a flow
+ * most likely started); else live. Preview and canary come first: both are deterministic,
+ * so a flow keeps its color when its entry is missing (eviction, restart, ECMP move).
+ * *drained is set when the drain rule chose the color.
+ */
+static __always_inline __u32 flow_color(struct route *r, struct pkt *p, struct bgs_vip_val *vv,
+					struct bgs_service *svc, __u32 seed, bool midflow,
+					bool *drained)
 {
 	__u32 idle = r->v.live ^ 1, canary = bgs_fw_canary(r->v.word), h;
 	struct bgs_preview_key pk;
@@ -113,13 +113,31 @@ static __always_inline __u32 new_flow_color(struct route *r, struct pkt *p,
 	}
 	if (canary) {
 		if (r->v.word & BGS_FW_STICKY)
-			h = bgs_hash_addr(p->key.src, BGS_CANARY_SEED);
+			h = bgs_hash_addr(p->key.src, seed);
 		else
-			h = bgs_hash_flow(&p->key, BGS_CANARY_SEED);
+			h = bgs_hash_flow(&p->key, seed);
 		if (h % BGS_CANARY_SCALE < canary)
 			return idle;
 	}
+	if (midflow && r->v.draining) {
+		*drained = true;
+		return idle;
+	}
 	return r->v.live;
+}
+
+/* Whether some CPU's SYN-flood guard refused an insert within the last `within` jiffies. */
+static __always_inline bool guard_within(__u64 within)
+{
+	struct bgs_guard *g;
+	__u32 zero = 0;
+	__u64 t;
+
+	g = bpf_map_lookup_elem(&bgs_guard, &zero);
+	if (!g)
+		return false;
+	t = g->tripped_at;
+	return t && bpf_jiffies64() - t < within;
 }
 
 /* SYN-flood guard: false once this CPU inserted cfg_new_flow_rate entries this second. */
@@ -137,8 +155,14 @@ static __always_inline bool flood_allow(struct route *r)
 		f->window = r->now;
 		f->count = 0;
 	}
-	if (f->count >= cfg_new_flow_rate)
+	if (f->count >= cfg_new_flow_rate) {
+		struct bgs_guard *g = bpf_map_lookup_elem(&bgs_guard, &zero);
+
+		/* for the reply path: flows go untracked (one write per 1/8 s at most) */
+		if (g && g->tripped_at + CONFIG_HZ / 8 <= r->now)
+			g->tripped_at = r->now;
 		return false;
+	}
 	f->count++;
 	return true;
 }
@@ -329,44 +353,55 @@ static __always_inline int route_init(struct route *r, __u32 svc_id)
  * Returns the verdict, or -1 when the flow must be routed as new (stale entry, or an entry
  * that does not belong to the service this packet is for).
  */
-static __always_inline int known_flow(struct xdp_md *ctx, struct pkt *p, struct bgs_flow *f)
+static __always_inline int known_flow(struct xdp_md *ctx, struct pkt *p, struct bgs_flow *f,
+				      bool *as_missing)
 {
 	struct bgs_backend *be = NULL;
-	struct bgs_service *svc;
-	struct route r = {};
-	__u32 svc_id = f->svc_id;
+	struct route r;
+	int verdict;
 	__u8 st;
 
-	svc = bpf_map_lookup_elem(&bgs_svcs, &svc_id);
-	if (!svc || !(svc->flags & BGS_SVC_IN_USE) || svc->proto != p->proto ||
-	    (svc->port != p->key.dport && svc->preview_port != p->key.dport) ||
-	    svc->vip[0] != p->key.dst[0] || svc->vip[1] != p->key.dst[1] ||
-	    svc->vip[2] != p->key.dst[2] || svc->vip[3] != p->key.dst[3])
+	/* the entry names its service and the service's epoch: the key (the packet's tuple)
+	 * matched, so the epoch alone says whether it is this service's (no record read) */
+	if (route_init(&r, f->svc_id)) {
+		*as_missing = true; /* a service that is gone */
 		return -1;
-	if (route_init(&r, svc_id))
-		return -1;
-	if (svc->mode == BGS_MODE_NAT && p->ttl <= 1)
+	}
+	if (f->mode == BGS_MODE_NAT && p->ttl <= 1)
 		return count(p, BGS_R_PASS_TTL, XDP_PASS);
-	if (flow_verdict(&r, p, f, &be) != BGS_FLOW_LIVE || !be)
+	verdict = flow_verdict(&r, p, f, &be);
+	if (verdict != BGS_FLOW_LIVE || !be) {
+		/* a flow that only idled out is still a flow: its non-SYN packets are mid-flow;
+		 * an entry of another epoch is as good as none */
+		*as_missing = verdict == BGS_FLOW_IDLE || verdict == BGS_FLOW_SERVICE_GONE;
 		return -1;
+	}
 	/* a known flow: its backend, whatever the live color */
 	r.color = f->color;
 	r.backend_id = f->backend_id;
+	r.is_new = 0;
 	if (p->proto == IPPROTO_TCP) {
-		st = tcp_state_next(f->tcp_state, p->tcp_flags);
+		/* in nat only the backend's FIN or RST (reply path) close a flow: an off-path
+		 * RST with the client's tuple changes nothing */
+		st = tcp_state_next(f->tcp_state, f->mode == BGS_MODE_NAT ?
+				    p->tcp_flags & ~(TCP_FL_FIN | TCP_FL_RST) : p->tcp_flags);
 		if (st != f->tcp_state)
 			f->tcp_state = st;
 	}
 	if (r.now - f->last_seen >= CONFIG_HZ)
 		f->last_seen = r.now;
-	return forward(ctx, p, &r, be, svc->mode);
+	return forward(ctx, p, &r, be, f->mode);
 }
 
-/* A packet to a service that starts a flow, continues one we have no entry for (f NULL),
- * or belongs to a stale entry f. */
+/* A packet to a service that starts a flow, continues one we have no entry for (f NULL, or
+ * f_missing: an entry that idled out or is another service's), or belongs to a stale entry
+ * f. */
 static __always_inline int new_flow(struct xdp_md *ctx, struct pkt *p, struct bgs_vip_val *vv,
-				    struct bgs_flow *f)
+				    struct bgs_flow *f, bool f_missing)
 {
+	bool midflow, drained = false, tracked = true;
+	struct bgs_meta *m;
+	__u32 zero = 0;
 	struct bgs_backend *be;
 	struct bgs_service *svc;
 	struct bgs_flow nf = {};
@@ -387,21 +422,21 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct pkt *p, struct bg
 	if (svc->mode == BGS_MODE_NAT && p->ttl <= 1)
 		return count(p, BGS_R_PASS_TTL, XDP_PASS);
 
-	if (p->proto == IPPROTO_TCP && !is_syn(p) && !f) {
-		/* mid-flow without an entry (restart, eviction, another LB's flow): the color it
-		 * most likely started on */
-		if (vv->flags & BGS_VIP_PREVIEW_PORT)
-			r.color = r.v.live ^ 1;
-		else
-			r.color = r.v.draining ? r.v.live ^ 1 : r.v.live;
+	/* mid-flow without an entry (restart, eviction, idle timeout, another LB's flow): the
+	 * color it most likely started on */
+	midflow = p->proto == IPPROTO_TCP && !is_syn(p) && (!f || f_missing);
+	m = bpf_map_lookup_elem(&bgs_meta, &zero);
+	if (!m)
+		return count(p, BGS_R_DROP_INACTIVE, XDP_DROP);
+	r.color = flow_color(&r, p, vv, svc, m->canary_seed, midflow, &drained);
+	if (midflow) {
 		nf.tcp_state = tcp_state_next(BGS_TCP_SYN, p->tcp_flags | TCP_FL_ACK);
 	} else {
-		r.color = new_flow_color(&r, p, vv, svc);
 		r.is_new = 1;
 		nf.tcp_state = p->proto == IPPROTO_TCP ?
 			tcp_state_next(BGS_TCP_SYN, p->tcp_flags) : 0;
 	}
-	if (!pick_backend(&r, p))
+	if (!pick_backend(&r, p, m->maglev_seed))
 		return count(p, BGS_R_DROP_NO_BACKEND, XDP_DROP);
 	be = bpf_map_lookup_elem(&bgs_backends, &r.backend_id);
 	if (!be || !(be->flags & BGS_BE_IN_USE))
@@ -409,8 +444,12 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct pkt *p, struct bg
 
 	nf.backend_id = r.backend_id;
 	nf.incarnation = be->incarnation;
-	nf.gen = bgs_fw_gen(r.v.word);
+	/* a flow sent to the drained color belongs to before the drain's flip: the drain ends
+	 * for it too (unless the drained pool was empty and it went live) */
+	nf.gen = drained && r.color != r.v.live ? r.v.drain_gen - 1 : bgs_fw_gen(r.v.word);
 	nf.svc_id = svc_id;
+	nf.epoch = r.v.epoch;
+	nf.mode = svc->mode;
 	nf.last_seen = r.now;
 	nf.rev_ifindex = ctx->ingress_ifindex;
 	nf.color = r.color;
@@ -419,103 +458,224 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct pkt *p, struct bg
 		return count(p, BGS_R_DROP_MALFORMED, XDP_DROP);
 	__builtin_memcpy(nf.rev_dmac, eth->h_source, ETH_ALEN);
 	__builtin_memcpy(nf.rev_smac, eth->h_dest, ETH_ALEN);
-	if (!flood_allow(&r))
+	/* a mid-flow packet without an entry inserts none while some CPU's guard refuses
+	 * inserts (random ACKs of a flood must not take the budget; such flows still work) */
+	if ((midflow && guard_within(CONFIG_HZ)) || !flood_allow(&r)) {
+		tracked = false;
 		count(p, BGS_R_CT_SKIPPED, 0);
-	else if (bpf_map_update_elem(&bgs_ct, &p->key, &nf, BPF_ANY))
+	} else if (bpf_map_update_elem(&bgs_ct, &p->key, &nf, BPF_ANY)) {
+		tracked = false;
 		count(p, BGS_R_CT_FULL, 0);
+	}
+	/* replies of an untracked nat flow are translated to the service port: one on the
+	 * preview port cannot be served */
+	if (!tracked && svc->mode == BGS_MODE_NAT && (vv->flags & BGS_VIP_PREVIEW_PORT))
+		return count(p, BGS_R_DROP_UNTRACKABLE, XDP_DROP);
 	return forward(ctx, p, &r, be, svc->mode);
 }
 
-/* Whether a packet from a nat backend comes from flow f's own backend (only it may
- * answer for the VIP). */
-static __always_inline bool reply_of(struct bgs_flow *f, struct pkt *p)
+/* Whether f is the entry of a flow of the backend slot e describes (its id, incarnation and
+ * service): only that backend may answer for the flow. */
+static __always_inline bool reply_of(struct bgs_flow *f, const struct bgs_revnat_slot *e)
 {
-	struct bgs_backend *be;
-	__u32 id;
-
-	if (!f)
-		return false;
-	id = f->backend_id;
-	be = bpf_map_lookup_elem(&bgs_backends, &id);
-	return be && be->incarnation == f->incarnation && be->port == p->key.sport &&
-	       be->addr[0] == p->key.src[0] && be->addr[1] == p->key.src[1] &&
-	       be->addr[2] == p->key.src[2] && be->addr[3] == p->key.src[3];
+	return f && f->backend_id == e->backend_id && f->incarnation == e->incarnation &&
+	       f->svc_id == e->svc_id;
 }
 
-/* Whether slot holds key kw; its service in *svc_id if so. */
-static __always_inline bool revnat_slot_match(__u32 slot, const __u32 *kw, __u32 *svc_id)
+/* Slot of bgs_revnat holding key kw, or NULL. */
+static __always_inline struct bgs_revnat_slot *revnat_slot_match(__u32 slot, const __u32 *kw)
 {
 	struct bgs_revnat_slot *e = bpf_map_lookup_elem(&bgs_revnat, &slot);
 	const __u32 *ew;
 
 	if (!e || !*(volatile __u32 *)&e->used)
-		return false;
+		return NULL;
 	ew = (const __u32 *)&e->key;
 	if (ew[0] != kw[0] || ew[1] != kw[1] || ew[2] != kw[2] || ew[3] != kw[3] ||
 	    ew[4] != kw[4])
-		return false;
-	*svc_id = e->svc_id;
-	return true;
+		return NULL;
+	return e;
 }
 
-/* The service a nat backend answers for: probes its slots in bgs_revnat; 0 if found. */
-static __always_inline int revnat_find(const struct bgs_revnat_key *k, __u32 *svc_id)
+/* The slot of a nat backend (its service, id, interface, VIP): probes bgs_revnat. */
+static __always_inline struct bgs_revnat_slot *revnat_find(const struct bgs_revnat_key *k)
 {
 	const __u32 *kw = (const __u32 *)k;
+	struct bgs_revnat_slot *e;
 	__u32 h = bgs_revnat_hash(k), i;
 
 #pragma unroll
-	for (i = 0; i < BGS_REVNAT_PROBES; i++)
-		if (revnat_slot_match((h + i) & cfg_revnat_mask, kw, svc_id))
-			return 0;
-	return -1;
+	for (i = 0; i < BGS_REVNAT_PROBES; i++) {
+		e = revnat_slot_match((h + i) & cfg_revnat_mask, kw);
+		if (e)
+			return e;
+	}
+	return NULL;
 }
 
-/* A packet from a nat backend: back to the client, from the VIP. */
-static __always_inline int from_backend(struct xdp_md *ctx, struct pkt *p, __u32 svc_id)
+/* Address families of struct bpf_fib_lookup (no socket headers here). */
+#define FIB_AF_INET 2
+#define FIB_AF_INET6 10
+
+/* The kernel's route for p's destination, as if sent from src (a VIP): BPF_FIB_LKUP_RET_*;
+ * on success fp holds the next hop's MACs and interface. */
+static __always_inline long fib_route(struct xdp_md *ctx, struct pkt *p, const __u32 *src,
+				      struct bpf_fib_lookup *fp)
+{
+	__builtin_memset(fp, 0, sizeof(*fp));
+	fp->l4_protocol = p->proto;
+	fp->sport = p->key.sport;
+	fp->dport = p->key.dport;
+	fp->ifindex = ctx->ingress_ifindex;
+	if (p->family == BGS_AF_INET) {
+		fp->family = FIB_AF_INET;
+		fp->ipv4_src = src[0];
+		fp->ipv4_dst = p->key.dst[0];
+	} else {
+		fp->family = FIB_AF_INET6;
+		__builtin_memcpy(fp->ipv6_src, src, 16);
+		__builtin_memcpy(fp->ipv6_dst, p->key.dst, 16);
+	}
+	return bpf_fib_lookup(ctx, fp, sizeof(*fp), 0);
+}
+
+/* Whether the FIB says p is for this host (or the kernel forwards nothing anyway). */
+static __always_inline bool fib_local(long rc)
+{
+	return rc == BPF_FIB_LKUP_RET_NOT_FWDED || rc == BPF_FIB_LKUP_RET_FWD_DISABLED;
+}
+
+/* A packet from a nat backend's address that is no reply: the kernel's if it is for this
+ * host (health checks, an operator's own connections), else dropped and counted. */
+static __always_inline int not_reply(struct xdp_md *ctx, struct pkt *p, const __u32 *vip,
+				     __u32 reason)
+{
+	struct bpf_fib_lookup fp;
+
+	if (fib_local(fib_route(ctx, p, vip, &fp)))
+		return count(p, BGS_R_PASS_REPLY_NO_FLOW, XDP_PASS);
+	return count(p, reason, XDP_DROP);
+}
+
+
+/*
+ * A packet from nat backend e with no entry of its flow (conflict: an entry of the tuple
+ * names another backend). A SYN-ACK (whose SYN the flood guard or a failed insert left
+ * untracked), a UDP datagram, and during a flood any TCP packet, are translated without an
+ * entry: the slot knows the VIP and port, the kernel's FIB the way to the client. The
+ * source becomes the service port: a flow on the preview port is always tracked (or
+ * dropped, DROP_UNTRACKABLE), so an untracked one is the service port's. Anything else that
+ * is not for this host is dropped and counted.
+ */
+static __always_inline int reply_untracked(struct xdp_md *ctx, struct pkt *p,
+					   const struct bgs_revnat_slot *e, __u32 conflict)
+{
+	void *data, *data_end;
+	struct bpf_fib_lookup fp;
+	struct ethhdr *eth;
+	bool synack, ok;
+	long rc;
+
+	rc = fib_route(ctx, p, e->vip, &fp);
+	if (fib_local(rc))
+		return count(p, BGS_R_PASS_REPLY_NO_FLOW, XDP_PASS);
+	if (conflict)
+		return count(p, BGS_R_DROP_REPLY_NO_FLOW, XDP_DROP);
+	if (p->proto == IPPROTO_TCP) {
+		synack = (p->tcp_flags & (TCP_FL_SYN | TCP_FL_ACK | TCP_FL_RST)) ==
+			 (TCP_FL_SYN | TCP_FL_ACK);
+		ok = synack || guard_within((__u64)BGS_GUARD_HOLD_S * CONFIG_HZ);
+	} else {
+		ok = true;
+	}
+	if (!ok)
+		return count(p, BGS_R_DROP_REPLY_NO_FLOW, XDP_DROP);
+	if (p->ttl <= 1)
+		return count(p, BGS_R_PASS_TTL, XDP_PASS);
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
+		/* the kernel resolves the neighbour, forwards and decrements the TTL */
+		if (nat_rewrite(ctx, p, e->vip, e->vip_port, true, false))
+			return count(p, BGS_R_DROP_MALFORMED, XDP_DROP);
+		return count(p, BGS_R_PASS_REPLY_UNTRACKED, XDP_PASS);
+	}
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+		return count(p, BGS_R_DROP_REPLY_NO_FLOW, XDP_DROP);
+	if (nat_rewrite(ctx, p, e->vip, e->vip_port, true, true))
+		return count(p, BGS_R_DROP_MALFORMED, XDP_DROP);
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return count(p, BGS_R_DROP_MALFORMED, XDP_DROP);
+	__builtin_memcpy(eth->h_dest, fp.dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, fp.smac, ETH_ALEN);
+	return emit(ctx, p, fp.ifindex, BGS_R_REPLY_UNTRACKED, BGS_R_REPLY_UNTRACKED);
+}
+
+/*
+ * A packet from nat backend e: back to the client, from the VIP. It must come in on the
+ * backend's own interface (its next hop's); only then may its FIN or RST close the flow.
+ */
+static __always_inline int from_backend(struct xdp_md *ctx, struct pkt *p,
+					const struct bgs_revnat_slot *e)
 {
 	void *data, *data_end;
 	union {
 		struct bgs_flow_key key;
 		__u64 w[5];
 	} k;
-	struct bgs_service *svc;
 	struct ethhdr *eth;
-	struct bgs_flow *f;
+	struct bgs_flow *f, *g;
+	__u32 conflict;
+	__u64 now;
 	__u8 st;
 
-	svc = bpf_map_lookup_elem(&bgs_svcs, &svc_id);
-	if (!svc || !(svc->flags & BGS_SVC_IN_USE) || svc->mode != BGS_MODE_NAT)
-		return count(p, BGS_R_PASS_REPLY_NO_FLOW, XDP_PASS);
 	if (p->frag || p->ext || !p->l4_whole)
 		return count(p, BGS_R_PASS_REPLY_NO_FLOW, XDP_PASS);
+	if (e->ifindex && e->ifindex != ctx->ingress_ifindex)
+		return not_reply(ctx, p, e->vip, BGS_R_DROP_REPLY_IFACE);
 	/* the client-side key, in whole words (see parse.h) */
 	k.w[0] = p->key_w[2];
 	k.w[1] = p->key_w[3];
-	k.w[2] = *(__u64 *)&svc->vip[0];
-	k.w[3] = *(__u64 *)&svc->vip[2];
-	k.w[4] = key_tail(p->key.dport, svc->port, p->proto, p->family);
+	k.w[2] = *(const __u64 *)&e->vip[0];
+	k.w[3] = *(const __u64 *)&e->vip[2];
+	k.w[4] = key_tail(p->key.dport, e->vip_port, p->proto, p->family);
 	/* a client may use one source port towards both the service port and the preview
 	 * port: the flow is the one whose backend this reply comes from */
 	f = bpf_map_lookup_elem(&bgs_ct, &k.key);
-	if (!reply_of(f, p)) {
-		if (!svc->preview_port)
-			return count(p, BGS_R_PASS_REPLY_NO_FLOW, XDP_PASS);
-		k.w[4] = key_tail(p->key.dport, svc->preview_port, p->proto, p->family);
-		f = bpf_map_lookup_elem(&bgs_ct, &k.key);
-		if (!reply_of(f, p))
-			return count(p, BGS_R_PASS_REPLY_NO_FLOW, XDP_PASS);
+	conflict = 0;
+	if (!reply_of(f, e)) {
+		if (f)
+			conflict = 1;
+		f = NULL;
+		if (e->preview_port) {
+			k.w[4] = key_tail(p->key.dport, e->preview_port, p->proto, p->family);
+			g = bpf_map_lookup_elem(&bgs_ct, &k.key);
+			if (reply_of(g, e))
+				f = g;
+			else if (g)
+				conflict = 1;
+		}
 	}
+	barrier_var(conflict); /* a scalar, not an OR of the two pointers */
 	if (!f)
-		return count(p, BGS_R_PASS_REPLY_NO_FLOW, XDP_PASS);
+		return reply_untracked(ctx, p, e, conflict);
 	if (p->ttl <= 1)
 		return count(p, BGS_R_PASS_TTL, XDP_PASS);
 	if (p->proto == IPPROTO_TCP) {
+		/* the backend's own FIN or RST close the flow (a client's do not, in nat): a
+		 * confirmed close, so a SYN on the tuple is a new connection at once */
 		st = tcp_state_next(f->tcp_state, p->tcp_flags);
+		if (p->tcp_flags & (TCP_FL_FIN | TCP_FL_RST))
+			st |= BGS_TCP_BE_CLOSED;
 		if (st != f->tcp_state)
 			f->tcp_state = st;
 	}
-	if (nat_rewrite(ctx, p, svc->vip, k.key.dport, true, true))
+	/* replies keep a flow alive too (a server-push UDP flow) */
+	now = bpf_jiffies64();
+	if (now - f->last_seen >= CONFIG_HZ)
+		f->last_seen = now;
+	if (nat_rewrite(ctx, p, e->vip, k.key.dport, true, true))
 		return count(p, BGS_R_DROP_MALFORMED, XDP_DROP);
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
@@ -539,6 +699,26 @@ static __always_inline void vip_key(union vip_key_u *vk, struct pkt *p, __be16 p
 	vk->w[0] = p->key_w[2];
 	vk->w[1] = p->key_w[3];
 	vk->w32[4] = (__u32)port | (__u32)proto << 16 | (__u32)p->family << 24;
+}
+
+/* Whether p is the key of service id's VIP (its port or preview port): vv gets what the
+ * bgs_vips entry says. For a port only that service uses with p's protocol. */
+static __always_inline bool vip_hint(struct pkt *p, __u32 id, struct bgs_vip_val *vv)
+{
+	struct bgs_service *svc = bpf_map_lookup_elem(&bgs_svcs, &id);
+
+	if (!svc || svc->proto != p->proto || svc->family != p->family ||
+	    svc->vip[0] != p->key.dst[0] || svc->vip[1] != p->key.dst[1] ||
+	    svc->vip[2] != p->key.dst[2] || svc->vip[3] != p->key.dst[3])
+		return false;
+	vv->svc_id = id;
+	if (svc->port == p->key.dport)
+		vv->flags = 0;
+	else if (svc->preview_port && svc->preview_port == p->key.dport)
+		vv->flags = BGS_VIP_PREVIEW_PORT;
+	else
+		return false;
+	return true;
 }
 
 /* Offsets of an ICMP error's parts when the outer IP header has no options/extensions. */
@@ -572,11 +752,13 @@ static __always_inline int icmp_error(struct xdp_md *ctx, struct pkt *p)
 	void *data_end = (void *)(long)ctx->data_end;
 	struct bgs_flow_key key = {};
 	struct bgs_vip_key vk = {};
+	struct route r = {};
+	struct bgs_meta *m;
 	struct bgs_service *svc;
 	struct bgs_backend *be;
 	struct bgs_vip_val *vv;
 	struct bgs_flow *f;
-	__u32 svc_id, id, i, icd = 0, ipd = 0, ind = 0;
+	__u32 svc_id, id, i, icd = 0, ipd = 0, ind = 0, zero = 0;
 	__u8 *icmp, *inner, *inl4;
 	__be16 *ports;
 	__u16 *icsum;
@@ -639,11 +821,14 @@ static __always_inline int icmp_error(struct xdp_md *ctx, struct pkt *p)
 	svc_id = vv->svc_id;
 	svc = bpf_map_lookup_elem(&bgs_svcs, &svc_id);
 	f = bpf_map_lookup_elem(&bgs_ct, &key);
-	if (!svc || !f)
+	m = bpf_map_lookup_elem(&bgs_meta, &zero);
+	if (!svc || !f || !m || route_init(&r, svc_id))
 		return count(p, BGS_R_PASS_ICMP, XDP_PASS);
 	id = f->backend_id;
 	be = bpf_map_lookup_elem(&bgs_backends, &id);
-	if (!be || !backend_ok(be, f->incarnation) || !(be->flags & BGS_BE_NEXTHOP))
+	/* the flow's backend by the same liveness rule its packets follow */
+	if (bgs_flow_verdict(f, key.proto, 0, r.now, CONFIG_HZ, &m->timeouts, be, &r.v) !=
+		    BGS_FLOW_LIVE || !be || !(be->flags & BGS_BE_NEXTHOP))
 		return count(p, BGS_R_PASS_ICMP, XDP_PASS);
 
 	if (svc->mode == BGS_MODE_NAT) {
@@ -703,15 +888,163 @@ static __always_inline int icmp_error(struct xdp_md *ctx, struct pkt *p)
 	return emit(ctx, p, be->ifindex, BGS_R_ICMP_FWD, BGS_R_ICMP_FWD);
 }
 
+/*
+ * An ICMP error from the backend side about a nat flow's packet to its backend: a router
+ * between the LB and the backend sends Fragmentation Needed / Packet Too Big (or another
+ * error) to the client, quoting client -> backend:port. The client's stack finds its
+ * connection only by the quote it sent, client -> VIP:port, so the quoted destination
+ * address and port become the VIP's (with the quoted IPv4 header and the ICMP checksums
+ * kept right; the outer addresses stay), and the error goes the flow's way back to the
+ * client, TTL one less. Returns -1 for anything else, for the caller to classify.
+ */
+static __always_inline int icmp_error_backend(struct xdp_md *ctx, struct pkt *p)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct bgs_revnat_key rk = {};
+	struct bgs_revnat_slot *e;
+	union {
+		struct bgs_flow_key key;
+		__u64 w[5];
+	} k = {};
+	struct bgs_flow *f, *g;
+	__u32 i, icd = 0, ind = 0, *qd;
+	__u8 *icmp, *inner, *inl4;
+	__be16 *ports;
+	__u16 *icsum;
+
+	if (p->ext || p->frag)
+		return -1;
+	if (p->family == BGS_AF_INET) {
+		struct iphdr *iip;
+
+		icmp = data + ICMP4_OFF;
+		inner = icmp + ICMP_HLEN;
+		iip = (struct iphdr *)inner;
+		if (ICMP4_OFF + ICMP_HLEN + sizeof(*iip) + INNER_L4_LEN > p->l3_end ||
+		    (void *)(iip + 1) + INNER_L4_LEN > data_end)
+			return -1;
+		if (!icmp_is_error(BGS_AF_INET, icmp[0]))
+			return -1;
+		if (iip->ihl != 5 || (iip->protocol != IPPROTO_TCP && iip->protocol != IPPROTO_UDP))
+			return -1;
+		inl4 = inner + sizeof(*iip);
+		/* the quoted packet went client -> backend; the error goes to the client */
+		if (iip->saddr != p->key.dst[0])
+			return -1;
+		rk.addr[0] = iip->daddr;
+		rk.proto = iip->protocol;
+		k.key.src[0] = iip->saddr;
+		qd = &iip->daddr;
+	} else {
+		struct ipv6hdr *iip6;
+
+		icmp = data + ICMP6_OFF;
+		inner = icmp + ICMP_HLEN;
+		iip6 = (struct ipv6hdr *)inner;
+		if (ICMP6_OFF + ICMP_HLEN + sizeof(*iip6) + INNER_L4_LEN > p->l3_end ||
+		    (void *)(iip6 + 1) + INNER_L4_LEN > data_end)
+			return -1;
+		if (!icmp_is_error(BGS_AF_INET6, icmp[0]))
+			return -1;
+		if (iip6->nexthdr != IPPROTO_TCP && iip6->nexthdr != IPPROTO_UDP)
+			return -1;
+		inl4 = inner + sizeof(*iip6);
+		__builtin_memcpy(k.key.src, &iip6->saddr, 16);
+		if (k.key.src[0] != p->key.dst[0] || k.key.src[1] != p->key.dst[1] ||
+		    k.key.src[2] != p->key.dst[2] || k.key.src[3] != p->key.dst[3])
+			return -1;
+		__builtin_memcpy(rk.addr, &iip6->daddr, 16);
+		rk.proto = iip6->nexthdr;
+		qd = (__u32 *)&iip6->daddr;
+	}
+	ports = (__be16 *)inl4;
+	rk.port = ports[1];
+	rk.family = p->family;
+	e = revnat_find(&rk);
+	if (!e)
+		return -1;
+	if (e->ifindex && e->ifindex != ctx->ingress_ifindex)
+		return -1;
+	k.key.sport = ports[0];
+	k.key.proto = rk.proto;
+	k.key.family = p->family;
+	__builtin_memcpy(k.key.dst, e->vip, 16);
+	k.key.dport = e->vip_port;
+	f = bpf_map_lookup_elem(&bgs_ct, &k.key);
+	if (!reply_of(f, e)) {
+		f = NULL;
+		if (e->preview_port) {
+			k.key.dport = e->preview_port;
+			g = bpf_map_lookup_elem(&bgs_ct, &k.key);
+			if (reply_of(g, e))
+				f = g;
+		}
+	}
+	if (!f)
+		return count(p, BGS_R_PASS_ICMP, XDP_PASS);
+	if (p->ttl <= 1)
+		return count(p, BGS_R_PASS_TTL, XDP_PASS);
+
+	icsum = (__u16 *)(icmp + 2);
+	/* quoted destination port */
+	icd = csum_delta16(icd, ports[1], k.key.dport);
+	ports[1] = k.key.dport;
+	if (p->family == BGS_AF_INET) {
+		struct iphdr *ip = data + ETH_HLEN, *iip = (struct iphdr *)inner;
+		__u16 old_ttl_word, new_ttl_word, old_check;
+		__u32 ipd = 0;
+
+		if ((void *)(ip + 1) > data_end || (void *)(qd + 1) > data_end ||
+		    (void *)(iip + 1) > data_end)
+			return count(p, BGS_R_DROP_MALFORMED, XDP_DROP);
+		ind = csum_delta32(ind, *qd, e->vip[0]);
+		icd = csum_delta32(icd, *qd, e->vip[0]);
+		*qd = e->vip[0];
+		old_check = iip->check;
+		iip->check = csum_apply(iip->check, ind);
+		icd = csum_delta16(icd, old_check, iip->check);
+		old_ttl_word = *(__u16 *)((void *)ip + 8);
+		new_ttl_word = ttl_word_dec(old_ttl_word);
+		ip->ttl = *(__u8 *)&new_ttl_word;
+		ipd = csum_delta16(ipd, old_ttl_word, new_ttl_word);
+		ip->check = csum_apply(ip->check, ipd);
+	} else {
+		struct ipv6hdr *ip6 = data + ETH_HLEN;
+
+		if ((void *)(ip6 + 1) > data_end || (void *)(qd + 4) > data_end)
+			return count(p, BGS_R_DROP_MALFORMED, XDP_DROP);
+		/* the pseudo-header (outer addresses) is unchanged; the quote is summed */
+#pragma unroll
+		for (i = 0; i < 4; i++) {
+			icd = csum_delta32(icd, qd[i], e->vip[i]);
+			qd[i] = e->vip[i];
+		}
+		ip6->hop_limit--;
+	}
+	*icsum = csum_apply(*icsum, icd);
+	{
+		struct ethhdr *eth = data;
+
+		__builtin_memcpy(eth->h_dest, f->rev_dmac, ETH_ALEN);
+		__builtin_memcpy(eth->h_source, f->rev_smac, ETH_ALEN);
+	}
+	return emit(ctx, p, f->rev_ifindex, BGS_R_ICMP_TO_CLIENT, BGS_R_ICMP_TO_CLIENT);
+}
+
 SEC("xdp")
 int bgs_switch(struct xdp_md *ctx)
 {
 	struct bgs_revnat_key rk = {};
+	struct bgs_vip_val vv_hint;
+	struct bgs_revnat_slot *e;
 	struct bgs_flow *f = NULL;
+	struct bgs_port *pf;
+	bool f_missing = false;
 	union vip_key_u vk;
 	struct bgs_vip_val *vv;
 	struct pkt p = {};
-	__u32 port, *pf, svc_id;
+	__u32 port, hint;
 	int err;
 
 	err = parse_packet(ctx, &p);
@@ -735,6 +1068,9 @@ int bgs_switch(struct xdp_md *ctx)
 		err = icmp_error(ctx, &p);
 		if (err >= 0)
 			return err;
+		err = icmp_error_backend(ctx, &p);
+		if (err >= 0)
+			return err;
 	}
 	if ((p.proto != IPPROTO_TCP && p.proto != IPPROTO_UDP) || p.frag == 2) {
 		/* no ports: all that can be known is whether the address is a VIP's */
@@ -742,38 +1078,53 @@ int bgs_switch(struct xdp_md *ctx)
 		if (!bpf_map_lookup_elem(&bgs_vips, &vk.key))
 			return count(&p, p.frag == 2 ? BGS_R_PASS_FRAGMENT : BGS_R_PASS_NOT_VIP,
 				     XDP_PASS);
-		return p.frag == 2 ? count(&p, BGS_R_DROP_FRAGMENT, XDP_DROP) :
-				     count(&p, BGS_R_PASS_PROTO, XDP_PASS);
+		if (p.frag == 2)
+			return count(&p, BGS_R_DROP_FRAGMENT, XDP_DROP);
+		/* more extension headers than the parser walks: to a VIP, it cannot be routed */
+		if (p.ext_over)
+			return count(&p, BGS_R_DROP_EXT_HDR, XDP_DROP);
+		return count(&p, BGS_R_PASS_PROTO, XDP_PASS);
 	}
 
-	/* to a VIP port: conntrack first, so a known flow costs one hash lookup */
+	/* to a VIP port and a VIP address (as far as the filter knows): conntrack first, so a
+	 * known flow costs one hash lookup and other traffic none */
 	port = bpf_ntohs(p.key.dport);
 	pf = bpf_map_lookup_elem(&bgs_ports, &port);
-	if (pf && (*pf & (p.proto == IPPROTO_UDP ? BGS_PORT_VIP_UDP : BGS_PORT_VIP_TCP))) {
+	if (pf && (pf->flags & (p.proto == IPPROTO_UDP ? BGS_PORT_VIP_UDP : BGS_PORT_VIP_TCP)) &&
+	    (pf->vip_bloom & bgs_addr_bloom_bit(p.key.dst))) {
 		if (p.l4_whole && !p.frag && !p.ext) {
 			f = bpf_map_lookup_elem(&bgs_ct, &p.key);
 			if (f) {
-				err = known_flow(ctx, &p, f);
+				err = known_flow(ctx, &p, f, &f_missing);
 				if (err >= 0)
 					return err;
 			}
 		}
-		vip_key(&vk, &p, p.key.dport, p.proto);
-		vv = bpf_map_lookup_elem(&bgs_vips, &vk.key);
-		if (vv)
-			return new_flow(ctx, &p, vv, f);
+		hint = pf->vip_svc[p.proto == IPPROTO_UDP];
+		if (hint) {
+			/* one service alone uses this port: its record says whether this is
+			 * its key, no bgs_vips lookup */
+			if (vip_hint(&p, hint - 1, &vv_hint))
+				return new_flow(ctx, &p, &vv_hint, f, f_missing);
+		} else {
+			vip_key(&vk, &p, p.key.dport, p.proto);
+			vv = bpf_map_lookup_elem(&bgs_vips, &vk.key);
+			if (vv)
+				return new_flow(ctx, &p, vv, f, f_missing);
+		}
 	}
 
 	/* from a nat backend's port: a reply */
 	port = bpf_ntohs(p.key.sport);
 	pf = bpf_map_lookup_elem(&bgs_ports, &port);
-	if (pf && (*pf & (p.proto == IPPROTO_UDP ? BGS_PORT_NAT_UDP : BGS_PORT_NAT_TCP))) {
+	if (pf && (pf->flags & (p.proto == IPPROTO_UDP ? BGS_PORT_NAT_UDP : BGS_PORT_NAT_TCP))) {
 		__builtin_memcpy(rk.addr, p.key.src, 16);
 		rk.port = p.key.sport;
 		rk.proto = p.proto;
 		rk.family = p.family;
-		if (!revnat_find(&rk, &svc_id))
-			return from_backend(ctx, &p, svc_id);
+		e = revnat_find(&rk);
+		if (e)
+			return from_backend(ctx, &p, e);
 	}
 	return count(&p, BGS_R_PASS_NOT_VIP, XDP_PASS);
 }

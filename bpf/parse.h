@@ -60,6 +60,7 @@ struct pkt {
 	__u8 l4_whole;	 /* the whole TCP (20 B) / UDP (8 B) header is inside */
 	__u8 frag;	 /* 0 none, 1 first fragment, 2 later fragment */
 	__u8 ext;	 /* IPv4 options or IPv6 extension headers present */
+	__u8 ext_over;	 /* IPv6: more extension headers than MAX_EXT_HDRS: ports unknown */
 	union {
 		struct bgs_flow_key key; /* src/dst addresses, ports, proto, family */
 		__u64 key_w[5];		 /* the same, as the words it is written with */
@@ -172,7 +173,7 @@ static __always_inline int parse_ipv6(struct xdp_md *ctx, struct pkt *p)
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ipv6hdr *ip6 = data + ETH_HLEN;
-	__u32 off, i;
+	__u32 off, i, fo;
 	__u8 nh, *h;
 
 	if ((void *)(ip6 + 1) > data_end)
@@ -202,10 +203,12 @@ static __always_inline int parse_ipv6(struct xdp_md *ctx, struct pkt *p)
 			return PARSE_MALFORMED;
 		p->ext = 1;
 		if (nh == NEXTHDR_FRAGMENT) {
-			/* offset in the top 13 bits of bytes 2-3, M flag the lowest bit */
-			if ((((__u32)h[2] << 8) | h[3]) & 0xfff8)
+			/* offset in the top 13 bits of bytes 2-3, M flag the lowest bit; offset 0
+			 * and M 0 is an atomic fragment (RFC 6946): a whole packet, no fragment */
+			fo = ((__u32)h[2] << 8) | h[3];
+			if (fo & 0xfff8)
 				p->frag = 2;
-			else
+			else if (fo & 1)
 				p->frag = 1;
 			off += 8;
 		} else if (nh == NEXTHDR_AUTH) {
@@ -217,6 +220,10 @@ static __always_inline int parse_ipv6(struct xdp_md *ctx, struct pkt *p)
 	}
 	if (off > MAX_L3_LEN + ETH_HLEN)
 		return PARSE_MALFORMED;
+	/* still an extension header after MAX_EXT_HDRS: where the ports are is not known */
+	if (nh == NEXTHDR_HOP || nh == NEXTHDR_ROUTING || nh == NEXTHDR_FRAGMENT ||
+	    nh == NEXTHDR_AUTH || nh == NEXTHDR_DEST)
+		p->ext_over = 1;
 	p->l4_off = off;
 	p->proto = nh;
 	p->key_w[4] = key_tail(0, 0, nh, BGS_AF_INET6);

@@ -15,7 +15,7 @@ const volatile __u32 cfg_maglev_size = BGS_DEF_MAGLEV_SIZE;
 /* Number of service ids; bounds svc_id before table arithmetic. */
 const volatile __u32 cfg_max_services = BGS_DEF_MAX_SERVICES;
 /* New conntrack entries allowed per CPU per second; 0 = unlimited. */
-const volatile __u32 cfg_new_flow_rate = BGS_DEF_NEW_FLOW_RATE;
+const volatile __u32 cfg_new_flow_rate = 0; /* set from bgs_meta at every load */
 /* bgs_revnat's size - 1 (a power of two minus one). */
 const volatile __u32 cfg_revnat_mask = 63;
 /* Idle timeouts are not here: the program reads them from bgs_meta (bgswitch_flow.h). */
@@ -40,12 +40,12 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } bgs_vips SEC(".maps");
 
-/* Port filter: BGS_PORT_* flags by port (host order). */
+/* Port filter: struct bgs_port by port (host order). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, BGS_NR_PORTS);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, struct bgs_port);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } bgs_ports SEC(".maps");
 
@@ -108,9 +108,13 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } bgs_preview SEC(".maps");
 
-/* Conntrack: client-side tuple -> flow, one LRU shared by all CPUs. Load time: ct entries. */
+/* Conntrack: client-side tuple -> flow. One hash shared by all CPUs (a flow is found from
+ * any CPU: nat replies arrive on another queue than their client's) with an LRU list per
+ * CPU (an insert locks its CPU's list only; a CPU evicts from its own share). Load time:
+ * ct entries. docs/datapath.md: "Conntrack under pressure". */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
 	__uint(max_entries, 1);
 	__type(key, struct bgs_flow_key);
 	__type(value, struct bgs_flow);
@@ -143,6 +147,15 @@ struct {
 	__type(value, struct bgs_flood);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } bgs_flood SEC(".maps");
+
+/* When a SYN-flood guard last refused an insert (one entry, all CPUs): see bgs_guard. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bgs_guard);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bgs_guard SEC(".maps");
 
 /* Egress interfaces for XDP_REDIRECT, keyed by ifindex (in the LB's namespace). */
 struct {

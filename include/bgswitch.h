@@ -57,8 +57,19 @@ enum bgs_health {
 #define BGS_DEF_CT_ENTRIES 1048576
 /* Default Maglev table size per color and slot: a prime near 16k. */
 #define BGS_DEF_MAGLEV_SIZE 16381
-/* Default SYN-flood guard: new conntrack entries per CPU per second (0 = no limit). */
-#define BGS_DEF_NEW_FLOW_RATE 500000
+/* Default SYN-flood guard (new conntrack entries per CPU per second): derived from the
+ * table size so that, with every CPU inserting at the limit, each CPU's share of the table
+ * (an LRU list per CPU) turns over at most once per BGS_GUARD_TURNOVER_S seconds; at least
+ * BGS_MIN_NEW_FLOW_RATE. 1,048,576 entries on 16 CPUs: 8,192 per CPU, 131,072 in all.
+ * Flows past it still work, untracked (docs/datapath.md). */
+#define BGS_GUARD_TURNOVER_S 8
+#define BGS_MIN_NEW_FLOW_RATE 1024
+static inline __u32 bgs_default_new_flow_rate(__u32 ct_entries, __u32 ncpus)
+{
+	__u32 r = ct_entries / ((ncpus ? ncpus : 1) * BGS_GUARD_TURNOVER_S);
+
+	return r > BGS_MIN_NEW_FLOW_RATE ? r : BGS_MIN_NEW_FLOW_RATE;
+}
 /* Most backends one pool may hold. */
 #define BGS_MAX_POOL_BACKENDS 256
 /* Largest backend weight. */
@@ -73,8 +84,8 @@ enum bgs_health {
 #define BGS_DEF_TIMEOUT_UDP 300
 /* A SYN re-picks the backend of a closed (FIN/RST) flow only after the flow has been quiet
  * this long (TIME_WAIT-like), and a flow stays on a health-down backend this long. */
-#define BGS_DEF_TIME_WAIT 0
-#define BGS_DEF_HEALTH_GRACE 0
+#define BGS_DEF_TIME_WAIT 10
+#define BGS_DEF_HEALTH_GRACE 10
 
 /* The loaded idle timeouts and intervals of the flow-liveness rule (bgswitch_flow.h), in
  * seconds. Stored in bgs_meta when the pinned state is created; the program reads them
@@ -88,8 +99,10 @@ struct bgs_flow_timeouts {
 	__u32 health_grace; /* flows stay on a health-down backend this long (admin down: none) */
 };
 
-/* Seeds: every LB host with the same config picks the same backend (Maglev) and the
- * canary draw is independent of the backend draw. */
+/* Default seeds of the flow hashes: every LB host with the same config picks the same
+ * backend (Maglev) and the canary draw is independent of the backend draw. A deployment
+ * can choose its own (bgs_sizes.maglev_seed/canary_seed, stored in bgs_meta) to keep the
+ * draws private; hosts that share them still pick alike. */
 #define BGS_MAGLEV_SEED 0x6267736du
 #define BGS_CANARY_SEED 0x63616e61u
 /* Seeds of the two permutation hashes a Maglev table is built from (user space only). */
@@ -107,6 +120,7 @@ struct bgs_flow_timeouts {
  * bit 3      table slot green uses (0/1)
  * bit 4      canary is sticky: drawn by source address, not by flow
  * bit 5      service active (set once its config is complete)
+ * bit 6      which copy of the drain fields (struct bgs_flip.drain[]) goes with this word
  * bits 8-23  canary weight in basis points (0..10000)
  * bits 32-63 generation, +1 on every publish
  */
@@ -115,6 +129,7 @@ struct bgs_flow_timeouts {
 #define BGS_FW_SLOT_SHIFT 2
 #define BGS_FW_STICKY (1ULL << 4)
 #define BGS_FW_ACTIVE (1ULL << 5)
+#define BGS_FW_DRAIN_COPY (1ULL << 6)
 #define BGS_FW_CANARY_SHIFT 8
 #define BGS_FW_CANARY_MASK 0xffffULL
 #define BGS_FW_GEN_SHIFT 32
@@ -139,15 +154,60 @@ static inline __u32 bgs_fw_gen(__u64 w)
 	return (__u32)(w >> BGS_FW_GEN_SHIFT);
 }
 
-/* Value of the mmapable flip array (bgs_flip), one per service id. The drain fields are
- * stored before the word that refers to them; the program trusts them only when
- * drain_gen <= the generation of the word it read. */
-struct bgs_flip {
-	__u64 word;	      /* the flip word above; read once per packet */
-	__u64 drain_deadline; /* jiffies when the current drain ends (~0 = never) */
-	__u32 drain_gen;      /* generation of the flip that started the current drain */
+static inline __u32 bgs_fw_drain_copy(__u64 w)
+{
+	return (__u32)((w & BGS_FW_DRAIN_COPY) >> 6);
+}
+
+/* One copy of a service's drain fields. */
+struct bgs_drain {
+	__u64 deadline; /* jiffies when the drain ends (~0 = never) */
+	__u32 gen;	/* generation of the flip that started the drain */
 	__u32 pad;
 };
+
+/*
+ * Value of the mmapable flip array (bgs_flip), one per service id. The drain fields are
+ * double-buffered: a writer fills the copy the current word does not select (gen first,
+ * then deadline), then publishes a word whose BGS_FW_DRAIN_COPY bit selects it, so one
+ * read of the word selects a consistent set whatever a writer is doing to the other copy.
+ * A reader reads the word, then the selected deadline, then its gen, and trusts the copy
+ * only when gen <= the word's generation (so even a copy rewritten under a slow reader,
+ * two drain changes later, is either whole-old or refused). bgs_flip_view_init()
+ * (bgswitch_flow.h) is that reader.
+ */
+struct bgs_flip {
+	__u64 word;		 /* the flip word above; read once per packet */
+	struct bgs_drain drain[2]; /* the one word bit 6 selects is current */
+	__u32 epoch; /* the service's incarnation: +1 every time the id is given a service (or
+		      * the service's VIP, ports, protocol or mode change); stored before the
+		      * word that activates it. A flow records it: an entry of another epoch is
+		      * not this service's (the known-flow path compares it, not the record) */
+	__u32 pad;
+};
+
+/* The drain copy a snapshot's own word selects. */
+static inline const struct bgs_drain *bgs_flip_drain(const struct bgs_flip *fl)
+{
+	return &fl->drain[bgs_fw_drain_copy(fl->word)];
+}
+
+#ifndef __bpf__
+/*
+ * The writer's half (user space, under the pin-directory lock): fills the drain copy that
+ * word w (the one about to be replaced) does not select, gen first, then deadline, and
+ * returns w with BGS_FW_DRAIN_COPY selecting it. The caller then publishes the returned
+ * word (with its other changes) with one release store.
+ */
+static inline __u64 bgs_flip_drain_stage(struct bgs_flip *fl, __u64 w, __u64 deadline, __u32 gen)
+{
+	struct bgs_drain *d = &fl->drain[bgs_fw_drain_copy(w) ^ 1];
+
+	__atomic_store_n(&d->gen, gen, __ATOMIC_RELAXED);
+	__atomic_store_n(&d->deadline, deadline, __ATOMIC_RELEASE);
+	return w ^ BGS_FW_DRAIN_COPY;
+}
+#endif
 
 /* Index of table entry h of (svc, color, slot) in bgs_maglev; M = Maglev table size. */
 static inline __u64 bgs_maglev_index(__u32 svc_id, __u32 color, __u32 slot, __u32 m, __u32 h)
@@ -194,10 +254,24 @@ struct bgs_service {
 #define BGS_SVC_IN_USE (1u << 0)
 #define BGS_SVC_HAS_PREVIEW (1u << 1) /* preview prefixes exist: consult the LPM for new flows */
 
-/* Value of bgs_ports (index: port, host order): which protocols use the port as a VIP port
- * (or preview port) and as a nat backend's port. The program looks up a conntrack entry,
- * a VIP or a nat backend only for ports flagged here, so other traffic costs no hash
- * lookup. Set before the keys they announce are inserted, cleared after they are gone. */
+/*
+ * Value of bgs_ports (index: port, host order): which protocols use the port as a VIP port
+ * (or preview port) and as a nat backend's port, and which VIP addresses use it. The
+ * program looks up a conntrack entry, a VIP or a nat backend only for ports flagged here
+ * and (VIPs) destination addresses whose bit is set in vip_bloom, so other traffic costs no
+ * hash lookup; when one service alone uses the port with a protocol, vip_svc names it and
+ * a new flow needs no bgs_vips lookup either (its record is compared with the packet).
+ * Written before the keys it announces are inserted, recomputed after they are gone; a
+ * reader that sees a mix of old and new fields only does a lookup that misses, or (the
+ * hint) names a service whose key is not there yet.
+ */
+struct bgs_port {
+	__u32 flags;	  /* BGS_PORT_* */
+	__u32 vip_svc[2]; /* [0] TCP, [1] UDP: 1 + the service id when exactly one service's
+			   * VIP key (port or preview port) has this port and protocol */
+	__u32 pad;
+	__u64 vip_bloom;  /* bit bgs_addr_bloom_bit(addr) of every VIP address using the port */
+};
 #define BGS_PORT_VIP_TCP (1u << 0)
 #define BGS_PORT_VIP_UDP (1u << 1)
 #define BGS_PORT_NAT_TCP (1u << 2)
@@ -214,8 +288,11 @@ struct bgs_preview_key {
 
 /* ---- Backends ---- */
 
-/* Value of bgs_backends, one per backend id. Never rewritten in place except the admin
- * and health bytes: a changed address or next hop is a new id (or incarnation). */
+/* Value of bgs_backends, one per backend id. An array update is a plain copy (a reader
+ * may see old and new bytes mixed), so: a record that becomes in use under a new
+ * incarnation is written first not in use, then in use (no reader pairs the new "in use"
+ * with the old incarnation); in place only the admin and health bytes change, and
+ * health_down_at in a write of its own while health reads up. */
 struct bgs_backend {
 	__u32 addr[4];
 	__be16 port;
@@ -248,15 +325,25 @@ struct bgs_revnat_key {
 /*
  * Value of bgs_revnat, an open-addressing table in an array (the reply path's lookup is
  * then inlined array reads, not a hash-map helper call): a key lives in one of the
- * BGS_REVNAT_PROBES slots from bgs_revnat_hash(key) & (size - 1). User space writes key
- * and svc_id first and sets `used` last (release store); it reuses a freed slot only after
- * the kernel has let running programs finish.
+ * BGS_REVNAT_PROBES slots from bgs_revnat_hash(key) & (size - 1). It holds all a reply
+ * needs, so a reply reads no service or backend record. User space writes every field
+ * first and sets `used` last (release store); it reuses a freed slot only after the kernel
+ * has let running programs finish. Changed in place while used (each an aligned 32-bit
+ * store): ifindex when the backend's next hop changes; backend_id and incarnation when the
+ * backend's record moves to another id.
  */
 struct bgs_revnat_slot {
 	struct bgs_revnat_key key;
-	__u32 svc_id; /* the service whose VIP the reply's source becomes */
-	__u32 used;   /* 1: key and svc_id are valid */
-	__u32 pad;    /* 32 bytes: the array's element stride, so user space can index its mmap */
+	__u32 svc_id;	   /* the service whose VIP the reply's source becomes */
+	__u32 used;	   /* 1: the slot is valid */
+	__u32 backend_id;  /* the backend with this address: a flow's entry must name it ... */
+	__u32 incarnation; /* ... and this incarnation for the reply to be the flow's */
+	__u32 ifindex;	   /* its next hop's interface: replies must arrive there (0: its next
+			    * hop is unresolved, the kernel routes: any interface) */
+	__u32 vip[4];	   /* the service's VIP and ports (network order): a reply's source */
+	__be16 vip_port;
+	__be16 preview_port; /* 0: none */
+	__u32 pad;	     /* 64 bytes: the element stride (user space indexes its mmap) */
 };
 #define BGS_REVNAT_PROBES 8
 
@@ -289,6 +376,9 @@ struct bgs_flow_key {
 #define BGS_TCP_EST (1u << 1)
 #define BGS_TCP_FIN (1u << 2)
 #define BGS_TCP_RST (1u << 3)
+/* nat: the FIN or RST came from the backend itself (reply path, its interface): the close
+ * is confirmed, a SYN on the tuple is a new connection at once (no TIME_WAIT wait). */
+#define BGS_TCP_BE_CLOSED (1u << 4)
 
 /* Value of bgs_ct; changed in place, last_seen at most about once a second. */
 struct bgs_flow {
@@ -302,7 +392,9 @@ struct bgs_flow {
 	__u8 rev_smac[6];  /* MAC it was sent to: replies come from it */
 	__u8 color;
 	__u8 tcp_state; /* BGS_TCP_* */
-	__u8 pad[2];
+	__u8 mode;	/* the service's bgs_mode */
+	__u8 pad;
+	__u32 epoch;	/* the service's epoch (struct bgs_flip) at creation */
 };
 
 /* ---- Counters (per CPU) ---- */
@@ -341,6 +433,17 @@ enum bgs_reason {
 	BGS_R_CT_SKIPPED,	 /* not a verdict: new flow routed without an entry (flood guard) */
 	BGS_R_CT_FULL,		 /* not a verdict: conntrack insert failed */
 	BGS_R_PASS_NO_SWITCH,	 /* entry: switch program missing from the program array */
+	BGS_R_REPLY_UNTRACKED,	 /* nat reply without an entry, rewritten to the VIP, out the
+				  * FIB's next hop (SYN-ACK, UDP; any TCP during a flood) */
+	BGS_R_PASS_REPLY_UNTRACKED, /* the same, next hop unknown: rewritten, kernel forwards */
+	BGS_R_DROP_REPLY_NO_FLOW, /* from a nat backend, not to this host, no flow and not
+				   * translatable without one */
+	BGS_R_DROP_REPLY_IFACE,	 /* from a nat backend's address on another interface than
+				  * its next hop's, not to this host (spoofed) */
+	BGS_R_DROP_UNTRACKABLE,	 /* nat preview-port new flow that cannot be tracked (guard,
+				  * full table): its replies could not be told apart */
+	BGS_R_ICMP_TO_CLIENT,	 /* ICMP error from the backend side about a nat flow,
+				  * its quote rewritten to the VIP, sent to the client */
 	BGS_R_MAX,
 };
 
@@ -356,6 +459,14 @@ struct bgs_flood {
 	__u64 count;  /* entries inserted in it */
 };
 
+/* Value of bgs_guard (one entry, all CPUs): when a CPU's SYN-flood guard last refused an
+ * insert. While one did within BGS_GUARD_HOLD_S, nat replies of any TCP flow without an
+ * entry are translated (the flows the guard left untracked); otherwise only SYN-ACKs. */
+struct bgs_guard {
+	__u64 tripped_at; /* jiffies; 0 never */
+};
+#define BGS_GUARD_HOLD_S 60
+
 /* Value of bgs_meta (one entry): what the pinned state was created with. */
 struct bgs_meta {
 	__u32 layout_version;
@@ -367,6 +478,8 @@ struct bgs_meta {
 	__u32 hz; /* kernel CONFIG_HZ: jiffies per second */
 	__u32 pad;
 	struct bgs_flow_timeouts timeouts; /* what the program enforces (read per packet) */
+	__u32 maglev_seed; /* seed of the flow hash that indexes the Maglev tables */
+	__u32 canary_seed; /* seed of the canary draw */
 };
 
 /* Context of the bgs_clock syscall program: how user space reads the program's clock. */

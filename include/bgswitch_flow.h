@@ -14,6 +14,11 @@
  *   - the backend record of f->backend_id as read now (NULL when there is none);
  *   - the service's flip state as one read of its word gives it (bgs_flip_view_init).
  *
+ * User space: take a snapshot of the service's bgs_flip entry (bgs_service_get: word with
+ * acquire semantics, both drain copies, epoch), bgs_flip_view_init over it, and for each
+ * entry of that service (f->svc_id) its backend record; an entry is a flow left exactly
+ * when bgs_flow_verdict(..., pkt 0, ...) is BGS_FLOW_LIVE.
+ *
  * Interface stability: the signatures of bgs_flip_view_init and bgs_flow_verdict and the
  * meaning of each verdict are fixed; new verdicts may be added before BGS_FLOW_NR.
  */
@@ -22,6 +27,9 @@
 
 #include "bgswitch.h"
 
+/* Always inlined: a BPF function call takes at most five arguments. */
+#define BGS_FLOW_INLINE static inline __attribute__((always_inline))
+
 /* Protocol numbers as the key stores them (no <netinet/in.h> on the BPF side). */
 #define BGS_PROTO_TCP 6
 #define BGS_PROTO_UDP 17
@@ -29,7 +37,8 @@
 /* What asks about the entry. */
 #define BGS_FLOW_PKT_SYN (1u << 0) /* a TCP SYN without ACK on the entry's tuple */
 
-/* Why an entry no longer holds its flow (first match in this order), or LIVE. */
+/* Why an entry no longer holds its flow, or LIVE; checked in this order, SERVICE_GONE
+ * first (it was added last: the values stay). */
 enum bgs_flow_verdict {
 	BGS_FLOW_LIVE = 0,     /* the flow keeps its color and backend */
 	BGS_FLOW_BACKEND_GONE, /* no record, not in use, or the id given out again (incarnation) */
@@ -37,9 +46,12 @@ enum bgs_flow_verdict {
 	BGS_FLOW_HEALTH_DOWN,  /* health down for longer than timeouts.health_grace */
 	BGS_FLOW_IDLE,	       /* idle longer than its timeout (the program routes its non-SYN
 				* packets as mid-flow packets without an entry) */
-	BGS_FLOW_CLOSED,       /* asked by a SYN: the flow saw FIN or RST and has been quiet for
+	BGS_FLOW_CLOSED,       /* asked by a SYN: the flow saw FIN or RST and either the backend
+				* sent it (BGS_TCP_BE_CLOSED, nat) or the flow has been quiet for
 				* timeouts.time_wait (the tuple is reused by a new connection) */
 	BGS_FLOW_DRAINED,      /* on the drained color, older than the drain's flip, drain over */
+	BGS_FLOW_SERVICE_GONE, /* (checked first) the service is inactive, or the entry is of
+				* another epoch of its id (deleted, re-created, redefined) */
 	BGS_FLOW_NR,
 };
 
@@ -51,32 +63,35 @@ struct bgs_flip_view {
 	__u32 drain_gen; /* generation of the flip that started the current drain; 0 when the
 			  * drain fields cannot be trusted with this word */
 	__u32 draining;	 /* 1: the drain runs, so the drained color's flows still hold */
-	__u32 pad;
+	__u32 epoch;	 /* the service's epoch */
 };
 
 /*
- * Fills v from word (read once, with acquire semantics in user space) and the drain fields
- * of the same bgs_flip entry, at time now. The drain fields are trusted only when they are
- * not newer than the word (they are published before the word that refers to them).
+ * Fills v from word (read once, with acquire semantics in user space) and the drain copy
+ * it selects in the same bgs_flip entry, at time now: deadline first, then gen (the
+ * writer's order reversed, see struct bgs_flip). The copy is trusted only when its gen is
+ * not newer than the word.
  */
-static inline void bgs_flip_view_init(struct bgs_flip_view *v, __u64 word,
-				      const struct bgs_flip *fl, __u64 now)
+BGS_FLOW_INLINE void bgs_flip_view_init(struct bgs_flip_view *v, __u64 word,
+					const struct bgs_flip *fl, __u64 now)
 {
-	__u32 drain_gen = fl->drain_gen;
+	const struct bgs_drain *d = &fl->drain[bgs_fw_drain_copy(word)];
+	__u32 drain_gen;
 
+	v->deadline = *(const volatile __u64 *)&d->deadline;
+	drain_gen = *(const volatile __u32 *)&d->gen;
 	v->word = word;
-	v->deadline = fl->drain_deadline;
 	v->live = bgs_fw_live(word);
 	if (drain_gen > bgs_fw_gen(word))
 		drain_gen = 0;
 	v->drain_gen = drain_gen;
 	v->draining = drain_gen && (word & BGS_FW_DRAINING) && now < v->deadline;
-	v->pad = 0;
+	v->epoch = fl->epoch;
 }
 
 /* The idle timeout of entry f of protocol proto, in jiffies. */
-static inline __u64 bgs_flow_timeout(const struct bgs_flow *f, __u8 proto,
-				     const struct bgs_flow_timeouts *t, __u32 hz)
+BGS_FLOW_INLINE __u64 bgs_flow_timeout(const struct bgs_flow *f, __u8 proto,
+				       const struct bgs_flow_timeouts *t, __u32 hz)
 {
 	__u32 s;
 
@@ -92,7 +107,7 @@ static inline __u64 bgs_flow_timeout(const struct bgs_flow *f, __u8 proto,
 }
 
 /* How long entry f has been idle at now, in jiffies (0 if it was seen after now). */
-static inline __u64 bgs_flow_idle(const struct bgs_flow *f, __u64 now)
+BGS_FLOW_INLINE __u64 bgs_flow_idle(const struct bgs_flow *f, __u64 now)
 {
 	return now > f->last_seen ? now - f->last_seen : 0;
 }
@@ -103,25 +118,28 @@ static inline __u64 bgs_flow_idle(const struct bgs_flow *f, __u64 now)
  * live as a new flow (or, for BGS_FLOW_IDLE and a packet other than a SYN, as a mid-flow
  * packet without an entry); user space counts an entry with pkt 0 as a flow left.
  */
-static inline enum bgs_flow_verdict
+BGS_FLOW_INLINE enum bgs_flow_verdict
 bgs_flow_verdict(const struct bgs_flow *f, __u8 proto, __u32 pkt, __u64 now, __u32 hz,
 		 const struct bgs_flow_timeouts *t, const struct bgs_backend *be,
 		 const struct bgs_flip_view *v)
 {
 	__u64 idle;
 
+	if (!(v->word & BGS_FW_ACTIVE) || f->epoch != v->epoch)
+		return BGS_FLOW_SERVICE_GONE;
 	if (!be || !(be->flags & BGS_BE_IN_USE) || be->incarnation != f->incarnation)
 		return BGS_FLOW_BACKEND_GONE;
 	if (be->admin == BGS_ADMIN_DOWN)
 		return BGS_FLOW_ADMIN_DOWN;
 	if (be->health == BGS_HEALTH_DOWN &&
-	    (now < be->health_down_at ? 0 : now - be->health_down_at) >= (__u64)t->health_grace * hz)
+	    (now < be->health_down_at ? 0 : now - be->health_down_at) >=
+		    (__u64)t->health_grace * hz)
 		return BGS_FLOW_HEALTH_DOWN;
 	idle = bgs_flow_idle(f, now);
 	if (idle > bgs_flow_timeout(f, proto, t, hz))
 		return BGS_FLOW_IDLE;
 	if ((pkt & BGS_FLOW_PKT_SYN) && (f->tcp_state & (BGS_TCP_FIN | BGS_TCP_RST)) &&
-	    idle >= (__u64)t->time_wait * hz)
+	    ((f->tcp_state & BGS_TCP_BE_CLOSED) || idle >= (__u64)t->time_wait * hz))
 		return BGS_FLOW_CLOSED;
 	if (f->color != v->live && f->gen < v->drain_gen && !v->draining)
 		return BGS_FLOW_DRAINED;
@@ -129,7 +147,7 @@ bgs_flow_verdict(const struct bgs_flow *f, __u8 proto, __u32 pkt, __u64 now, __u
 }
 
 /* The defaults of the loaded timeouts (bgs_init fills bgs_meta.timeouts with these). */
-static inline void bgs_flow_timeouts_default(struct bgs_flow_timeouts *t)
+BGS_FLOW_INLINE void bgs_flow_timeouts_default(struct bgs_flow_timeouts *t)
 {
 	t->tcp_syn = BGS_DEF_TIMEOUT_TCP_SYN;
 	t->tcp_est = BGS_DEF_TIMEOUT_TCP_EST;

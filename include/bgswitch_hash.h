@@ -80,6 +80,17 @@ static inline __u32 bgs_revnat_hash(const struct bgs_revnat_key *k)
 	return x ^ (x >> 16);
 }
 
+/* Bit of an address in bgs_port.vip_bloom: the folded words through one multiply, the
+ * top six bits (cheap: the hot path computes it for every packet to a VIP port). */
+static inline __u64 bgs_addr_bloom_bit(const __u32 *addr)
+{
+	__u32 x = addr[0] ^ addr[1] ^ addr[2] ^ addr[3];
+
+	x ^= x >> 16;
+	x *= 0x9e3779b1u;
+	return 1ULL << (x >> 26);
+}
+
 /* Hash of a byte string (user space: Maglev permutations of backend identities). */
 static inline __u32 bgs_hash_bytes(const void *data, __u32 len, __u32 seed)
 {

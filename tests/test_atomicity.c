@@ -251,6 +251,7 @@ static bool check(const struct reader *rd, unsigned long *distinct_gens)
 
 static bool test_flip_atomicity(void)
 {
+	struct bgs_reason_counter rs0[BGS_R_MAX], rs1[BGS_R_MAX];
 	struct reader rd[READERS];
 	struct pub_stats ps = {};
 	pthread_t pt, rt[READERS];
@@ -277,6 +278,7 @@ static bool test_flip_atomicity(void)
 		if (!rd[i].runs)
 			return false;
 	}
+	fx_reasons(rs0);
 	pthread_create(&pt, NULL, publisher, &ps);
 	for (i = 0; i < READERS; i++)
 		pthread_create(&rt[i], NULL, reader, &rd[i]);
@@ -284,6 +286,11 @@ static bool test_flip_atomicity(void)
 		pthread_join(rt[i], NULL);
 	pthread_join(pt, NULL);
 
+	fx_reasons(rs1);
+	for (i = 0; i < BGS_R_MAX; i++)
+		if (i != BGS_R_FWD_REDIRECT && rs1[i].packets != rs0[i].packets)
+			test_logf("verdict %s: %llu packets", bgs_reason_name((enum bgs_reason)i),
+				  (unsigned long long)(rs1[i].packets - rs0[i].packets));
 	for (i = 0; i < READERS; i++) {
 		ok &= check(&rd[i], &distinct);
 		total += rd[i].done;

@@ -55,7 +55,7 @@ static bool canary_phase(const struct fx_svc *s, int ph, __u32 bps, __u32 *first
 	for (i = 0; i < NFLOWS; i++) {
 		flow_pkt(&p, s, ph, i, PKT_SYN);
 		pkt_flow_key(&p, &k);
-		want_color = bgs_hash_flow(&k, BGS_CANARY_SEED) % BGS_CANARY_SCALE < bps ?
+		want_color = bgs_hash_flow(&k, fx.meta.canary_seed) % BGS_CANARY_SCALE < bps ?
 				     !live : live;
 		want_be = fx_table_pick_word(s, after.word, want_color, &k);
 		id = fx_send(s, &p);
@@ -150,7 +150,7 @@ static bool sticky(const char *name, __u8 family, int vip, __u8 proto, int n0)
 	for (src = 0; src < sources && ok; src++) {
 		test_ctx("%s sticky source %u", name, src);
 		fx_client_pkt(&p, &s, src, 1, PKT_SYN);
-		want = bgs_hash_addr(p.src, BGS_CANARY_SEED) % BGS_CANARY_SCALE < bps;
+		want = bgs_hash_addr(p.src, fx.meta.canary_seed) % BGS_CANARY_SCALE < bps;
 		want = want ? !live : live;
 		idle_sources += want != live;
 		for (j = 0; j < per_source; j++) {
@@ -187,6 +187,50 @@ static bool test_sticky(void)
 	return sticky("sticky6", BGS_AF_INET6, 4, IPPROTO_UDP, 40) && ok;
 }
 
+/*
+ * A canary flow keeps its color when its entry is missing (item 4): the canary draw is
+ * deterministic, so the next ACK of a flow whose entry was evicted goes where its SYN went,
+ * per-flow and sticky, IPv4 and IPv6.
+ */
+static bool canary_midflow(const char *name, __u8 family, int vip, bool sticky_mode, int n0)
+{
+	const __u32 bps = 4000;
+	__u32 i, id, n_idle = 0;
+	struct fx_svc s;
+	struct pkt p;
+	bool ok = true;
+
+	if (!pools(&s, name, family, vip, IPPROTO_TCP, n0))
+		return false;
+	if (!ASSERT_OK(bgs_canary_set(fx.h, s.id, bps, sticky_mode, BGS_ANY_GEN, NULL), "canary"))
+		goto out;
+	for (i = 0; i < 400 && ok; i++) {
+		test_ctx("%s flow %u", name, i);
+		fx_client_pkt(&p, &s, i, (__u16)(7000 + i), PKT_SYN);
+		id = fx_send(&s, &p);
+		if (!ASSERT_NEQ(id, 0, "SYN forwarded"))
+			break;
+		n_idle += fx.be[id].color == BGS_GREEN;
+		ok &= ASSERT_OK(fx_ct_delete(&p), "entry evicted");
+		fx_client_pkt(&p, &s, i, (__u16)(7000 + i), PKT_ACK);
+		ok &= fx_expect_fwd(&s, &p, id);
+		ok &= fx_flow_check_ct(&s, &p, id, fx.be[id].color, FX_ANY_GEN);
+	}
+	test_ctx("%s", "");
+	test_logf("%s: %u of 400 canary-drawn flows on the idle color", name, n_idle);
+	ok &= ASSERT_GT(n_idle, 50, "some flows on the idle color");
+out:
+	return fx_svc_del(&s) && ok;
+}
+
+static bool test_canary_midflow(void)
+{
+	bool ok = canary_midflow("cmid4", BGS_AF_INET, 6, false, 60);
+
+	ok &= canary_midflow("cmid6", BGS_AF_INET6, 7, false, 70);
+	return canary_midflow("cmid4s", BGS_AF_INET, 8, true, 80) && ok;
+}
+
 static bool test_canary_bounds(void)
 {
 	struct bgs_flip before, now;
@@ -210,6 +254,7 @@ static const struct test_case tests[] = {
 	{ "canary_v6_udp", test_canary_v6_udp },
 	{ "sticky", test_sticky },
 	{ "canary_bounds", test_canary_bounds },
+	{ "canary_midflow", test_canary_midflow },
 };
 
 int main(int argc, char **argv)

@@ -108,9 +108,9 @@ static bool test_drain_deadline(void)
 			return false;
 		gen0[v] = bgs_fw_gen(flip[v].word);
 		ok &= ASSERT_TRUE(flip[v].word & BGS_FW_DRAINING, "draining");
-		ok &= ASSERT_EQ(flip[v].drain_gen, gen0[v], "drain generation is the flip's");
-		if (flip[v].drain_deadline > deadline)
-			deadline = flip[v].drain_deadline;
+		ok &= ASSERT_EQ(bgs_flip_drain(&flip[v])->gen, gen0[v], "drain generation is the flip's");
+		if (bgs_flip_drain(&flip[v])->deadline > deadline)
+			deadline = bgs_flip_drain(&flip[v])->deadline;
 	}
 	if (!ASSERT_OK(bgs_clock(fx.h, &jiffies, &hz), "bgs_clock") || !ASSERT_GT(hz, 0, "HZ"))
 		return false;
@@ -178,6 +178,17 @@ static bool test_drain_deadline(void)
 			test_ctx("%s: drain over, mid-flow to green", var->name);
 			for (i = 0; i < 20; i++)
 				ok &= midflow(&s[v], (__u32)i, (__u16)(23000 + i), BGS_GREEN);
+			/* the mid-flow packets without an entry sent to blue during the drain
+			 * (evicted flows, another LB's flows, an outsider's ACKs) made entries:
+			 * the drain ends for them too */
+			test_ctx("%s: drain over, mid-flow entries made during it", var->name);
+			for (i = 0; i < 20; i++) {
+				fx_client_pkt(&p, &s[v], (__u32)i, (__u16)(21000 + i), PKT_ACK);
+				pkt_flow_key(&p, &k);
+				id = fx_table_pick(&s[v], BGS_GREEN, &k);
+				ok &= fx_expect_fwd(&s[v], &p, id);
+				ok &= fx_flow_check_ct(&s[v], &p, id, BGS_GREEN, gen);
+			}
 		}
 		test_ctx("%s: drain over, blue flows begun after the flip stay", var->name);
 		for (i = 0; i < 20; i++)
@@ -207,7 +218,7 @@ static bool test_drain_end_now(void)
 	for (i = 0; i < NFLOWS; i++)
 		ok &= fx_flow_new(&s, (__u32)i, (__u16)(24000 + i), BGS_BLUE, &old_be[i]);
 	ok &= ASSERT_EQ(bgs_flip(fx.h, s.id, &fo, &after), 1, "flip without a deadline");
-	ok &= ASSERT_EQ(after.drain_deadline, BGS_NO_DEADLINE, "no deadline");
+	ok &= ASSERT_EQ(bgs_flip_drain(&after)->deadline, BGS_NO_DEADLINE, "no deadline");
 	for (i = 0; i < NFLOWS; i++)
 		ok &= fx_flow_next(&s, (__u32)i, (__u16)(24000 + i), old_be[i]);
 	ok &= ASSERT_OK(bgs_drain_end(fx.h, s.id, &after), "drain end");
@@ -326,9 +337,43 @@ static bool age_flow(const struct pkt *p, __u64 by_jiffies)
 }
 
 /*
+ * Points a flow's entry at another backend of the same color that the table does not give
+ * it (in use, current incarnation), so that whether the entry was followed or the flow was
+ * re-chosen shows in where the next packet goes. Returns that backend, 0 on failure.
+ */
+static __u32 retarget_flow(const struct fx_svc *s, const struct pkt *p, __u32 color)
+{
+	struct bgs_backend rec;
+	struct bgs_flow_key k;
+	struct bgs_flow f;
+	__u32 id, pick;
+
+	pkt_flow_key(p, &k);
+	pick = fx_table_pick(s, color, &k);
+	if (!ASSERT_OK(bpf_map_lookup_elem(fx.ct_fd, &k, &f) ? -errno : 0, "ct lookup"))
+		return 0;
+	for (id = 1; id < fx.meta.max_backends; id++)
+		if (fx.be[id].in_use && fx.be[id].svc_id == s->id && fx.be[id].color == color &&
+		    id != pick)
+			break;
+	if (!ASSERT_LT(id, fx.meta.max_backends, "another backend of the color") ||
+	    !ASSERT_OK(bgs_backend_get(fx.h, id, &rec), "backend get"))
+		return 0;
+	f.backend_id = id;
+	f.incarnation = rec.incarnation;
+	if (!ASSERT_OK(bpf_map_update_elem(fx.ct_fd, &k, &f, BPF_EXIST) ? -errno : 0,
+		       "ct update"))
+		return 0;
+	return id;
+}
+
+/*
  * The documented idle timeouts (TCP SYN seen 60 s, established 900 s, after FIN/RST 30 s,
  * UDP 300 s): a flow idle a little less than its timeout keeps its backend; a little more
- * and it is routed as new (here: to green, the live color, after a flip without deadline).
+ * and it is re-chosen: a UDP flow as new (green, the live color, after a flip whose drain
+ * runs), a TCP flow's ACK as a mid-flow packet without an entry (blue, the drained color).
+ * Each entry is first pointed at a blue backend its table pick is not, so that "kept" and
+ * "re-chosen" differ.
  */
 static bool test_idle_timeouts(void)
 {
@@ -346,7 +391,8 @@ static bool test_idle_timeouts(void)
 	};
 	struct bgs_flip_opts fo = { .to_color = BGS_GREEN, .expect_gen = BGS_ANY_GEN,
 				    .drain_ms = BGS_NO_DEADLINE };
-	const struct variant v4tcp = { "v4_tcp", BGS_AF_INET, IPPROTO_TCP, BGS_MODE_NAT };
+	/* dsr: the client's FIN and RST close (in nat only the backend's do, test_routing) */
+	const struct variant v4tcp = { "v4_tcp", BGS_AF_INET, IPPROTO_TCP, BGS_MODE_DSR };
 	const struct variant v6udp = { "v6_udp", BGS_AF_INET6, IPPROTO_UDP, BGS_MODE_NAT };
 	__u64 hz = fx.meta.hz;
 	struct fx_svc st, su;
@@ -383,18 +429,22 @@ static bool test_idle_timeouts(void)
 		__u16 sp = (__u16)(26000 + c * 10);
 		struct bgs_flow f;
 
+		__u32 to = cases[c].proto == IPPROTO_TCP ? BGS_BLUE : BGS_GREEN;
+
 		test_ctx("%s, timeout %u s", cases[c].name, cases[c].timeout);
 		/* young: idle timeout - 5 s; old: timeout + 5 s */
 		fx_client_pkt(&p, s, (__u32)c, sp, PKT_ACK);
-		ok &= fx_ct_get(&p, &f) && age_flow(&p, (cases[c].timeout - 5) * hz);
-		be_young = f.backend_id;
+		be_young = retarget_flow(s, &p, BGS_BLUE);
+		ok &= ASSERT_GT(be_young, 0, "retarget") && fx_ct_get(&p, &f) &&
+		      age_flow(&p, (cases[c].timeout - 5) * hz);
 		ok &= fx_expect_fwd(s, &p, be_young);
 		fx_client_pkt(&p, s, (__u32)c, sp + 1, PKT_ACK);
-		ok &= fx_ct_get(&p, &f) && age_flow(&p, (cases[c].timeout + 5) * hz);
+		ok &= ASSERT_GT(retarget_flow(s, &p, BGS_BLUE), 0, "retarget") &&
+		      fx_ct_get(&p, &f) && age_flow(&p, (cases[c].timeout + 5) * hz);
 		pkt_flow_key(&p, &k);
-		id = fx_table_pick(s, BGS_GREEN, &k);
+		id = fx_table_pick(s, to, &k);
 		ok &= fx_expect_fwd(s, &p, id);
-		ok &= fx_flow_check_ct(s, &p, id, BGS_GREEN, FX_ANY_GEN);
+		ok &= fx_flow_check_ct(s, &p, id, to, FX_ANY_GEN);
 	}
 	test_ctx("%s", "");
 	ok &= fx_svc_del(&su);
@@ -404,7 +454,7 @@ static bool test_idle_timeouts(void)
 /*
  * The program enforces the timeouts stored in bgs_meta (what user space reads), not a copy:
  * bgs_init stored the defaults there; with the established timeout rewritten to 100 s an
- * established flow idle 95 s keeps its backend and one idle 105 s is routed as new.
+ * established flow idle 95 s keeps its backend and one idle 105 s is re-chosen.
  */
 static bool test_timeouts_from_meta(void)
 {
@@ -439,15 +489,165 @@ static bool test_timeouts_from_meta(void)
 	m.timeouts.tcp_est = 100;
 	ok &= ASSERT_OK(bpf_map_update_elem(meta_fd, &zero, &m, BPF_ANY) ? -errno : 0, "write");
 	fx_client_pkt(&p, &s, 1, 28000, PKT_ACK);
-	ok &= age_flow(&p, 95 * hz) && fx_expect_fwd(&s, &p, be0);
+	be0 = retarget_flow(&s, &p, BGS_BLUE);
+	ok &= ASSERT_GT(be0, 0, "retarget") && age_flow(&p, 95 * hz) && fx_expect_fwd(&s, &p, be0);
 	fx_client_pkt(&p, &s, 1, 28001, PKT_ACK);
-	ok &= age_flow(&p, 105 * hz);
+	ok &= ASSERT_GT(retarget_flow(&s, &p, BGS_BLUE), 0, "retarget") && age_flow(&p, 105 * hz);
 	pkt_flow_key(&p, &k);
-	id = fx_table_pick(&s, BGS_GREEN, &k);
-	ok &= fx_expect_fwd(&s, &p, id) && fx_flow_check_ct(&s, &p, id, BGS_GREEN, FX_ANY_GEN);
+	id = fx_table_pick(&s, BGS_BLUE, &k);
+	ok &= fx_expect_fwd(&s, &p, id) && fx_flow_check_ct(&s, &p, id, BGS_BLUE, FX_ANY_GEN);
 	ok &= ASSERT_OK(bpf_map_update_elem(meta_fd, &zero, &saved, BPF_ANY) ? -errno : 0,
 			"restore");
 	return fx_svc_del(&s) && ok;
+}
+
+/*
+ * A flow that only idled out is treated as mid-flow, not new (item 5): during a drain, an
+ * established blue flow idle past its timeout sends an ACK: it goes where a mid-flow packet
+ * without an entry goes (blue, the drained color), with an entry the drain ends for; a SYN
+ * on such a flow is a new flow (green). After the drain, the ACK's flow moves to green.
+ */
+static bool test_idle_is_midflow(void)
+{
+	static const struct variant vs[] = {
+		{ "v4_tcp_nat", BGS_AF_INET, IPPROTO_TCP, BGS_MODE_NAT },
+		{ "v6_tcp_dsr", BGS_AF_INET6, IPPROTO_TCP, BGS_MODE_DSR },
+	};
+	struct bgs_flip_opts fo = { .to_color = BGS_GREEN, .expect_gen = BGS_ANY_GEN,
+				    .drain_ms = BGS_NO_DEADLINE };
+	__u64 hz = fx.meta.hz;
+	struct bgs_flow_key k;
+	struct bgs_flip after;
+	struct bgs_flow f;
+	struct fx_svc s;
+	struct pkt p;
+	__u32 be[10], id, gen;
+	bool ok = true;
+	size_t v;
+	int i;
+
+	for (v = 0; v < ARRAY_SIZE(vs) && ok; v++) {
+		test_ctx("%s", vs[v].name);
+		if (!svc_setup(&vs[v], 44 + (int)v, &s, 3))
+			return false;
+		for (i = 0; i < 10; i++) {
+			ok &= fx_flow_new(&s, (__u32)i, (__u16)(29000 + i), BGS_BLUE, &be[i]);
+			ok &= fx_flow_next(&s, (__u32)i, (__u16)(29000 + i), be[i]);
+		}
+		ok &= ASSERT_EQ(bgs_flip(fx.h, s.id, &fo, &after), 1, "flip, drain runs");
+		gen = bgs_fw_gen(after.word);
+		for (i = 0; i < 10; i++) {
+			fx_client_pkt(&p, &s, (__u32)i, (__u16)(29000 + i), i < 5 ? PKT_ACK : PKT_SYN);
+			ok &= fx_ct_get(&p, &f) && age_flow(&p, (BGS_DEF_TIMEOUT_TCP_EST + 5) * hz);
+			pkt_flow_key(&p, &k);
+			if (i < 5) {
+				/* idle ACK: mid-flow, the drained color, drained with it */
+				id = fx_table_pick(&s, BGS_BLUE, &k);
+				ok &= fx_expect_fwd(&s, &p, id);
+				ok &= fx_flow_check_ct(&s, &p, id, BGS_BLUE, gen - 1);
+			} else {
+				/* idle SYN: a new connection on the tuple */
+				id = fx_table_pick(&s, BGS_GREEN, &k);
+				ok &= fx_expect_fwd(&s, &p, id);
+				ok &= fx_flow_check_ct(&s, &p, id, BGS_GREEN, gen);
+			}
+		}
+		ok &= ASSERT_OK(bgs_drain_end(fx.h, s.id, &after), "drain end");
+		for (i = 0; i < 5; i++) {
+			fx_client_pkt(&p, &s, (__u32)i, (__u16)(29000 + i), PKT_ACK);
+			pkt_flow_key(&p, &k);
+			ok &= fx_expect_fwd(&s, &p, fx_table_pick(&s, BGS_GREEN, &k));
+		}
+		ok &= fx_svc_del(&s);
+	}
+	test_ctx("%s", "");
+	return ok;
+}
+
+/* Flows (client, 30000 + i) of s, i < n, and mid-flow packets without an entry (client,
+ * 30100 + round * 20 + i) all go to blue: the first to their backends, the others to blue's
+ * table picks. */
+static bool all_blue(const struct fx_svc *s, const __u32 *be, int n, int round)
+{
+	bool ok = true;
+	int i;
+
+	for (i = 0; i < n; i++)
+		ok &= fx_flow_next(s, (__u32)i, (__u16)(30000 + i), be[i]);
+	for (i = 0; i < 20; i++)
+		ok &= midflow(s, (__u32)i, (__u16)(30100 + round * 20 + i), BGS_BLUE);
+	return ok;
+}
+
+/*
+ * Drain fields are read consistently (item 8). While green is live and blue drains for
+ * ever (word W1), a writer prepares the next flip (to blue, drain 0: deadline 0 and a new
+ * drain generation) but has not published its word yet. A packet that holds W1 must
+ * decide by W1 whatever the writer has stored so far: blue's old flows keep their
+ * backends and mid-flow packets go to blue. The writer stores into the copy W1 does not
+ * select, gen first, then deadline; each partial state is checked. (With the fields
+ * rewritten in place, the state "deadline 0 stored, gen not yet" pairs W1 with a drain
+ * that is over: blue's flows would be re-chosen onto green just before the flip sends
+ * new flows to blue.)
+ */
+static bool test_drain_fields_consistent(void)
+{
+	static const struct variant vs[] = {
+		{ "v4_tcp_dsr", BGS_AF_INET, IPPROTO_TCP, BGS_MODE_DSR },
+		{ "v6_tcp_nat", BGS_AF_INET6, IPPROTO_TCP, BGS_MODE_NAT },
+	};
+	struct bgs_flip_opts fo = { .to_color = BGS_GREEN, .expect_gen = BGS_ANY_GEN,
+				    .drain_ms = BGS_NO_DEADLINE };
+	struct bgs_flip w1, fl;
+	struct fx_svc s;
+	__u32 be[10], key, next, g1;
+	bool ok = true;
+	size_t v;
+	int i;
+
+	for (v = 0; v < ARRAY_SIZE(vs) && ok; v++) {
+		test_ctx("%s", vs[v].name);
+		if (!svc_setup(&vs[v], 46 + (int)v, &s, 3))
+			return false;
+		for (i = 0; i < 10; i++) {
+			ok &= fx_flow_new(&s, (__u32)i, (__u16)(30000 + i), BGS_BLUE, &be[i]);
+			ok &= fx_flow_next(&s, (__u32)i, (__u16)(30000 + i), be[i]);
+		}
+		ok &= ASSERT_EQ(bgs_flip(fx.h, s.id, &fo, &w1), 1, "flip, blue drains for ever");
+		g1 = bgs_fw_gen(w1.word);
+		ok &= all_blue(&s, be, 10, 0);
+		key = s.id;
+		next = bgs_fw_drain_copy(w1.word) ^ 1; /* the copy the next publish selects */
+		ok &= ASSERT_OK(bpf_map_lookup_elem(fx.flip_fd, &key, &fl) ? -errno : 0, "read");
+		fl.drain[next].gen = g1 + 1;
+		ok &= ASSERT_OK(bpf_map_update_elem(fx.flip_fd, &key, &fl, BPF_ANY) ? -errno : 0,
+				"gen staged");
+		test_ctx("%s: gen staged", vs[v].name);
+		ok &= all_blue(&s, be, 10, 1);
+		fl.drain[next].deadline = 0;
+		ok &= ASSERT_OK(bpf_map_update_elem(fx.flip_fd, &key, &fl, BPF_ANY) ? -errno : 0,
+				"deadline staged");
+		test_ctx("%s: gen and deadline staged", vs[v].name);
+		ok &= all_blue(&s, be, 10, 2);
+		/* the library's writer stages the same way */
+		fl.drain[next].gen = 0;
+		fl.drain[next].deadline = 12345;
+		ok &= ASSERT_OK(bpf_map_update_elem(fx.flip_fd, &key, &fl, BPF_ANY) ? -errno : 0,
+				"reset");
+		ok &= ASSERT_EQ(bgs_flip_drain_stage(&fl, w1.word, 0, g1 + 1),
+				w1.word ^ BGS_FW_DRAIN_COPY, "staged word selects the other copy");
+		ok &= ASSERT_EQ(fl.drain[next].gen, g1 + 1, "gen in the other copy") &&
+		      ASSERT_EQ(fl.drain[next].deadline, 0, "deadline in the other copy");
+		ok &= ASSERT_MEMEQ(bgs_flip_drain(&fl), bgs_flip_drain(&w1),
+				   sizeof(struct bgs_drain), "the current copy untouched");
+		ok &= ASSERT_OK(bpf_map_update_elem(fx.flip_fd, &key, &fl, BPF_ANY) ? -errno : 0,
+				"staged by bgs_flip_drain_stage");
+		test_ctx("%s: staged by the library's writer", vs[v].name);
+		ok &= all_blue(&s, be, 10, 3);
+		ok &= fx_svc_del(&s);
+	}
+	test_ctx("%s", "");
+	return ok;
 }
 
 /* last_seen moves at most about once a second: many packets within a second leave it, a
@@ -487,6 +687,8 @@ static const struct test_case tests[] = {
 	{ "backend_id_reuse", test_backend_id_reuse },
 	{ "idle_timeouts", test_idle_timeouts },
 	{ "timeouts_from_meta", test_timeouts_from_meta },
+	{ "idle_is_midflow", test_idle_is_midflow },
+	{ "drain_fields_consistent", test_drain_fields_consistent },
 	{ "last_seen_coarse", test_last_seen_coarse },
 };
 

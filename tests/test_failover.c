@@ -1,14 +1,17 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * Failover and down backends (issue item 7), IPv4 and IPv6, TCP and UDP: a live color with
- * no healthy backend sends new flows to the other color; a backend that goes down (health
- * or admin) has its flows re-chosen, the others keep theirs; a draining backend keeps its
+ * no healthy backend sends new flows to the other color; a backend that goes down (admin
+ * at once, health after a grace period: a blip moves nothing) has its flows re-chosen, the
+ * others keep theirs; a draining backend keeps its
  * flows and takes no new one; health never overrides an admin drain; with no usable
  * backend anywhere, packets are dropped and counted; a flip to an unusable pool is refused
  * unless forced.
  */
 #include <errno.h>
 #include <netinet/in.h>
+
+#include <bpf/bpf.h>
 
 #include "fixture.h"
 
@@ -61,8 +64,25 @@ static bool health_all(__u32 *ids, enum bgs_health h)
 	return ok;
 }
 
-/* Live pool down: new flows to the other color, old flows re-chosen there; back up: new
- * flows to the live color again, while the failed-over flows stay where they are. */
+/* Moves a health-down backend's stamp back by the grace period and a second, as if it had
+ * stayed down that long (waiting is not an option; the one thing a test fakes). */
+static bool past_grace(__u32 id)
+{
+	struct bgs_backend be;
+
+	if (!ASSERT_OK(bpf_map_lookup_elem(fx.backends_fd, &id, &be) ? -errno : 0, "read"))
+		return false;
+	if (!ASSERT_EQ(be.health, BGS_HEALTH_DOWN, "health down") ||
+	    !ASSERT_GT(be.health_down_at, 0, "stamped"))
+		return false;
+	be.health_down_at -= ((__u64)fx.meta.timeouts.health_grace + 1) * fx.meta.hz;
+	return ASSERT_OK(bpf_map_update_elem(fx.backends_fd, &id, &be, BPF_EXIST) ? -errno : 0,
+			 "write");
+}
+
+/* Live pool down: new flows to the other color at once; old flows stay for the health
+ * grace period, then are re-chosen there; back up: new flows to the live color again,
+ * while the failed-over flows stay where they are. */
 static bool scenario_pool_down(const struct variant *v)
 {
 	__u32 first[NFLOWS], moved[NFLOWS], id;
@@ -85,7 +105,12 @@ static bool scenario_pool_down(const struct variant *v)
 	test_ctx("%s: blue down, new flows fail over to green", v->name);
 	for (i = 0; i < NFLOWS; i++)
 		ok &= fx_flow_new(&f.s, (__u32)i, (__u16)(21000 + i), BGS_GREEN, &id);
-	test_ctx("%s: blue down, old flows re-chosen on green", v->name);
+	test_ctx("%s: blue down, old flows stay during the grace period", v->name);
+	for (i = 0; i < NFLOWS; i++)
+		ok &= fx_flow_next(&f.s, (__u32)i, (__u16)(20000 + i), first[i]);
+	for (i = 0; i < NB; i++)
+		ok &= past_grace(f.blue[i]);
+	test_ctx("%s: blue down past the grace period, old flows re-chosen on green", v->name);
 	for (i = 0; i < NFLOWS; i++) {
 		fx_client_pkt(&p, &f.s, (__u32)i, (__u16)(20000 + i), PKT_ACK);
 		pkt_flow_key(&p, &k);
@@ -138,11 +163,29 @@ static bool scenario_one_down(const struct variant *v, bool by_admin)
 	victim = f.blue[1];
 	if (!ok)
 		goto fail;
-	if (by_admin)
+	if (by_admin) {
 		ok &= ASSERT_OK(bgs_backend_set_admin(fx.h, victim, BGS_ADMIN_DOWN), "admin down");
-	else
+	} else {
+		/* a health blip (item 7): down and up again within the grace period moves no
+		 * established flow; down for longer than it does */
 		ok &= ASSERT_OK(bgs_backend_set_health(fx.h, victim, BGS_HEALTH_DOWN),
 				"health down");
+		test_ctx("%s: backend %u health down, in the grace period", v->name, victim);
+		for (i = 0; i < NFLOWS; i++)
+			ok &= fx_flow_next(&f.s, (__u32)i, (__u16)(23000 + i), first[i]);
+		for (i = 0; i < 20; i++) {
+			fx_client_pkt(&p, &f.s, (__u32)i, (__u16)(23500 + i), PKT_SYN);
+			id = fx_send(&f.s, &p);
+			ok &= ASSERT_NEQ(id, victim, "no new flow on a health-down backend");
+		}
+		ok &= ASSERT_OK(bgs_backend_set_health(fx.h, victim, BGS_HEALTH_UP), "health up");
+		test_ctx("%s: backend %u health back up", v->name, victim);
+		for (i = 0; i < NFLOWS; i++)
+			ok &= fx_flow_next(&f.s, (__u32)i, (__u16)(23000 + i), first[i]);
+		ok &= ASSERT_OK(bgs_backend_set_health(fx.h, victim, BGS_HEALTH_DOWN),
+				"health down again");
+		ok &= past_grace(victim);
+	}
 	test_ctx("%s: backend %u %s down", v->name, victim, by_admin ? "admin" : "health");
 	for (i = 0; i < NFLOWS; i++) {
 		fx_client_pkt(&p, &f.s, (__u32)i, (__u16)(23000 + i), PKT_ACK);
@@ -280,7 +323,13 @@ static bool test_no_backend(void)
 		ok &= fx_expect_untouched(&p, fx.if_lb0, XDP_DROP, "no backend");
 		ok &= fx_expect_reason(before, BGS_R_DROP_NO_BACKEND, 1, (__u64)len);
 		ok &= ASSERT_FALSE(fx_ct_get(&p, &(struct bgs_flow){}), "no flow created");
-		/* and the flows whose backends are all down are not forwarded either */
+	}
+	/* the flows whose backends are all down (past the grace period) are not forwarded
+	 * either */
+	for (i = 0; i < NB; i++)
+		ok &= past_grace(f.blue[i]);
+	for (i = 0; i < 50; i++) {
+		test_ctx("no usable backend, flow %d", i);
 		fx_client_pkt(&p, &f.s, (__u32)i, (__u16)(28000 + i), PKT_ACK);
 		ok &= fx_expect_untouched(&p, fx.if_lb0, XDP_DROP, "known flow, no backend");
 	}

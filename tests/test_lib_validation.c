@@ -1526,8 +1526,8 @@ static bool state_consistent(struct fuzz *z, const struct snap *s)
 		      "service %u preview port", i);
 		CHECK(fl->word & BGS_FW_ACTIVE, "service %u not active", i);
 		CHECK(bgs_fw_canary(fl->word) <= BGS_CANARY_SCALE, "service %u canary", i);
-		CHECK(fl->drain_gen <= bgs_fw_gen(fl->word), "service %u drain_gen %u > gen %u", i,
-		      fl->drain_gen, bgs_fw_gen(fl->word));
+		CHECK(bgs_flip_drain(fl)->gen <= bgs_fw_gen(fl->word), "service %u drain_gen %u > gen %u", i,
+		      bgs_flip_drain(fl)->gen, bgs_fw_gen(fl->word));
 
 		memcpy(k.addr, sv->vip, 16);
 		k.family = sv->family;
@@ -1698,7 +1698,7 @@ static bool service_is(struct bgs *h, __u32 id, const struct bgs_service_spec *s
 	ok &= ASSERT_EQ(sv.mode, sp->mode, "mode stored");
 	ok &= ASSERT_EQ(f.word & low, BGS_FW_ACTIVE, "new flip word: active, blue, no canary");
 	ok &= ASSERT_GE(bgs_fw_gen(f.word), 1, "a generation");
-	ok &= ASSERT_EQ(f.drain_gen, 0, "no drain");
+	ok &= ASSERT_EQ(bgs_flip_drain(&f)->gen, 0, "no drain");
 	return ok;
 }
 
@@ -1886,7 +1886,7 @@ static long long fuzz_one(struct fuzz *z, int op, char *what, size_t wlen, bool 
 			ok &= ASSERT_NEQ(bgs_fw_live(after.word), bgs_fw_live(before.word), "live");
 			ok &= ASSERT_EQ(bgs_fw_canary(after.word), 0, "canary reset");
 			ok &= ASSERT_EQ(bgs_fw_gen(after.word), bgs_fw_gen(before.word) + 1, "gen");
-			ok &= ASSERT_EQ(after.drain_gen, bgs_fw_gen(after.word), "drain gen");
+			ok &= ASSERT_EQ(bgs_flip_drain(&after)->gen, bgs_fw_gen(after.word), "drain gen");
 		}
 		break;
 	}

@@ -393,6 +393,49 @@ static bool test_fragments(void)
 	return ok;
 }
 
+/*
+ * IPv6: an atomic fragment (fragment header, offset 0, M 0; RFC 6946) is a whole packet,
+ * not a fragment: to a VIP it is an extension header (DROP_EXT_HDR, not DROP_FRAGMENT).
+ * More extension headers than the parser walks (MAX_EXT_HDRS, 4): the ports cannot be
+ * found; to a VIP address DROP_EXT_HDR, to anyone else PASS_NOT_VIP (documented).
+ */
+static bool test_v6_atomic_fragment_and_ext_chain(void)
+{
+	static const __u8 chain[5] = { IPPROTO_HOPOPTS, IPPROTO_DSTOPTS, IPPROTO_ROUTING,
+				       IPPROTO_DSTOPTS, IPPROTO_DSTOPTS };
+	struct pkt p;
+	bool ok = true;
+	size_t i, n;
+
+	if (!services_up())
+		return false;
+	for (i = 0; i < ARRAY_SIZE(variants); i++) {
+		const struct variant *v = &variants[i];
+
+		if (v->family != BGS_AF_INET6)
+			continue;
+		test_ctx("%s atomic fragment", v->name);
+		base_pkt(&p, v, PKT_SYN);
+		p.n_ext = 1;
+		p.ext[0] = IPPROTO_FRAGMENT;
+		p.v6_frag = 0; /* offset 0, no more fragments */
+		ok &= expect_pkt(&p, XDP_DROP, BGS_R_DROP_EXT_HDR, "to a VIP");
+		pkt_addr(BGS_AF_INET6, "fd00:99:251::1", p.dst);
+		ok &= expect_pkt(&p, XDP_PASS, BGS_R_PASS_NOT_VIP, "not to a VIP");
+		for (n = 4; n <= 5; n++) {
+			test_ctx("%s %zu extension headers", v->name, n);
+			base_pkt(&p, v, PKT_SYN);
+			p.n_ext = (__u8)n;
+			memcpy(p.ext, chain, n);
+			ok &= expect_pkt(&p, XDP_DROP, BGS_R_DROP_EXT_HDR, "to a VIP");
+			pkt_addr(BGS_AF_INET6, "fd00:99:251::1", p.dst);
+			ok &= expect_pkt(&p, XDP_PASS, BGS_R_PASS_NOT_VIP, "not to a VIP");
+		}
+	}
+	test_ctx("%s", "");
+	return ok;
+}
+
 /* VLAN-tagged and non-IP frames go to the kernel untouched. */
 static bool test_vlan_and_not_ip(void)
 {
@@ -616,6 +659,7 @@ static const struct test_case tests[] = {
 	{ "ttl", test_ttl },
 	{ "other_traffic", test_other_traffic },
 	{ "truncated_icmp_errors", test_truncated_icmp_errors },
+	{ "v6_atomic_fragment_and_ext_chain", test_v6_atomic_fragment_and_ext_chain },
 };
 
 int main(int argc, char **argv)

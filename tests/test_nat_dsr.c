@@ -147,6 +147,61 @@ static long ct_entries_of(const struct fx_svc *s)
 	return n;
 }
 
+/*
+ * Replies without a flow (item 3 and "backend-sourced packets"): a SYN-ACK (its SYN went
+ * untracked past the flood guard) and a UDP datagram are translated without an entry, to
+ * the FIB's next hop (the kernel's when the client's neighbour is unknown); other TCP is
+ * dropped and counted; a packet to this host (the agent's health check, an operator's
+ * curl to the backend) goes to the kernel untouched.
+ */
+static bool untracked_replies(const struct variant *v, const struct fx_svc *s, __u32 be_id)
+{
+	const struct fx_be *b = &fx.be[be_id];
+	struct pkt c, r, e;
+	char a[INET6_ADDRSTRLEN];
+	__u8 flags = v->proto == IPPROTO_TCP ? PKT_SYN | PKT_ACK : 0;
+	bool ok = true;
+
+	test_ctx("nat %s: replies without a flow", v->name);
+	fx_client_pkt(&c, s, 9999, 33999, PKT_SYN);
+	reply_pkt(&r, &c, be_id, PKT_ACK);
+	if (v->proto == IPPROTO_TCP)
+		ok &= fx_expect_reply(&r, b->ifindex, XDP_DROP, BGS_R_DROP_REPLY_NO_FLOW, NULL,
+				      "TCP ACK without a flow");
+	reply_pkt(&r, &c, be_id, flags);
+	fx_expected_reply(s, &c, &r, s->port, &e);
+	/* no neighbour for the client: rewritten, the kernel forwards (TTL and MACs its job) */
+	e.ttl = r.ttl;
+	memcpy(e.dmac, r.dmac, 6);
+	memcpy(e.smac, r.smac, 6);
+	ok &= fx_expect_reply(&r, b->ifindex, XDP_PASS, BGS_R_PASS_REPLY_UNTRACKED, &e,
+			      "untracked reply, neighbour unknown");
+	/* with the client's neighbour known: out lb0 to it */
+	inet_ntop(v->family == BGS_AF_INET ? AF_INET : AF_INET6, c.src, a, sizeof(a));
+	ok &= ASSERT_OK(fx_sh("ip neigh replace %s lladdr 02:c1:00:00:99:99 dev lb0 nud "
+			      "permanent", a), "client neighbour");
+	fx_expected_reply(s, &c, &r, s->port, &e);
+	memcpy(e.dmac, (__u8[]){ 0x02, 0xc1, 0, 0, 0x99, 0x99 }, 6);
+	memcpy(e.smac, fx.mac_lb0, 6);
+	ok &= fx_expect_reply(&r, b->ifindex, XDP_REDIRECT, BGS_R_REPLY_UNTRACKED, &e,
+			      "untracked reply");
+	ok &= ASSERT_OK(fx_sh("ip neigh del %s dev lb0", a), "client neighbour gone");
+	/* to this host's own address on lb1: the kernel's, untouched */
+	reply_pkt(&r, &c, be_id, v->proto == IPPROTO_TCP ? PKT_ACK : 0);
+	if (v->family == BGS_AF_INET)
+		inet_pton(AF_INET, "10.99.1.1", r.dst);
+	else
+		inet_pton(AF_INET6, "fd00:99:1::1", r.dst);
+	ok &= fx_expect_reply(&r, b->ifindex, XDP_PASS, BGS_R_PASS_REPLY_NO_FLOW, NULL,
+			      "the host's own connection to a backend");
+	/* and from the backend's address on the clients' interface: spoofed */
+	reply_pkt(&r, &c, be_id, flags);
+	ok &= fx_expect_reply(&r, fx.if_lb0, XDP_DROP, BGS_R_DROP_REPLY_IFACE, NULL,
+			      "backend's address on the clients' interface");
+	test_ctx("%s", "");
+	return ok;
+}
+
 static bool scenario_nat(const struct variant *v, bool udp_no_csum)
 {
 	struct bgs_reason_counter before[BGS_R_MAX];
@@ -186,15 +241,14 @@ static bool scenario_nat(const struct variant *v, bool udp_no_csum)
 		if (!ok)
 			break;
 
-		/* the other backend answering for this flow is not the flow's backend */
+		/* the other backend answering for this flow is not the flow's backend: dropped,
+		 * not passed untranslated to a kernel that forwards */
 		fx_client_pkt(&c, &s, (__u32)i, (__u16)(33000 + i), PKT_ACK);
 		c.udp_csum_zero = udp_no_csum;
 		reply_pkt(&r, &c, id == be[0] ? be[1] : be[0], PKT_ACK);
-		len = pkt_build(&r, tmp, sizeof(tmp));
-		fx_reasons(before);
-		ok &= fx_expect_untouched(&r, fx.be[id == be[0] ? be[1] : be[0]].ifindex, XDP_PASS,
-					  "reply from a backend that is not the flow's");
-		ok &= fx_expect_reason(before, BGS_R_PASS_REPLY_NO_FLOW, 1, (__u64)len);
+		ok &= fx_expect_reply(&r, fx.be[id == be[0] ? be[1] : be[0]].ifindex, XDP_DROP,
+				      BGS_R_DROP_REPLY_NO_FLOW, NULL,
+				      "reply from a backend that is not the flow's");
 
 		/* a reply about to expire goes to the kernel, untouched */
 		reply_pkt(&r, &c, id, PKT_ACK);
@@ -204,13 +258,7 @@ static bool scenario_nat(const struct variant *v, bool udp_no_csum)
 		ok &= fx_expect_untouched(&r, fx.be[id].ifindex, XDP_PASS, "reply with TTL 1");
 		ok &= fx_expect_reason(before, BGS_R_PASS_TTL, 1, (__u64)len);
 	}
-	test_ctx("nat %s: replies to unknown clients", v->name);
-	fx_client_pkt(&c, &s, 9999, 33999, PKT_ACK);
-	reply_pkt(&r, &c, be[0], PKT_ACK);
-	len = pkt_build(&r, tmp, sizeof(tmp));
-	fx_reasons(before);
-	ok &= fx_expect_untouched(&r, fx.if_lb1, XDP_PASS, "reply without a flow");
-	ok &= fx_expect_reason(before, BGS_R_PASS_REPLY_NO_FLOW, 1, (__u64)len);
+	ok &= untracked_replies(v, &s, be[0]);
 
 	/* one conntrack entry per flow serves both directions */
 	ok &= ASSERT_EQ(ct_entries_of(&s), NFLOWS, "conntrack entries of the service");
@@ -489,11 +537,172 @@ static bool test_icmp_errors_follow_flow(void)
 	return ok;
 }
 
+/*
+ * An ICMP error from the backend side about a nat flow (a router between the LB and the
+ * backend sends Fragmentation Needed / Packet Too Big to the client, quoting client ->
+ * backend:port): the quote is rewritten to client -> VIP:port (quoted IPv4 header and ICMP
+ * checksums right) and the error goes the flow's way to the client, TTL one less, so the
+ * client's path-MTU discovery works. From the clients' interface it is not taken.
+ */
+static bool icmp_from_backend_case(const struct fx_svc *s, __u32 client, __u16 sport,
+				   __u32 be_id)
+{
+	const struct fx_be *b = &fx.be[be_id];
+	__u8 quote[PKT_MAX], equote[PKT_MAX];
+	struct pkt c, q, err, e;
+	int qlen, hl = s->family == BGS_AF_INET ? 20 : 40, keep;
+	bool ok = true;
+
+	fx_client_pkt(&c, s, client, sport, PKT_ACK);
+	/* the packet as the backend's side saw it: client:sport -> backend:port */
+	memset(&q, 0, sizeof(q));
+	q.family = s->family;
+	memcpy(q.src, c.src, 16);
+	memcpy(q.dst, b->ip.addr, 16);
+	q.proto = s->proto;
+	q.ttl = 62;
+	q.sport = sport;
+	q.dport = b->port;
+	q.tcp_flags = PKT_ACK;
+	q.seq = 77;
+	q.payload_len = 1400;
+	qlen = pkt_build_l3(&q, quote, sizeof(quote));
+	keep = hl + (s->family == BGS_AF_INET ? 8 : 28);
+	if (!ASSERT_GT(qlen, keep, "quote built"))
+		return false;
+	/* expected quote: destination VIP:port, the quoted IPv4 header checksum redone */
+	memcpy(equote, quote, (size_t)keep);
+	if (s->family == BGS_AF_INET) {
+		__u16 cs;
+
+		memcpy(equote + 16, s->vip.addr, 4);
+		equote[10] = equote[11] = 0;
+		cs = pkt_csum_fold(pkt_csum_partial(equote, 20, 0));
+		equote[10] = (__u8)(cs >> 8);
+		equote[11] = (__u8)cs;
+	} else {
+		memcpy(equote + 24, s->vip.addr, 16);
+	}
+	equote[hl + 2] = (__u8)(s->port >> 8);
+	equote[hl + 3] = (__u8)s->port;
+
+	memset(&err, 0, sizeof(err));
+	memcpy(err.dmac, b->smac, 6);
+	memcpy(err.smac, b->mac, 6);
+	err.family = s->family;
+	if (s->family == BGS_AF_INET)
+		pkt_addr(BGS_AF_INET, "10.99.1.254", err.src); /* a router on the backends' side */
+	else
+		pkt_addr(BGS_AF_INET6, "fd00:99:1::fe", err.src);
+	memcpy(err.dst, c.src, 16);
+	err.ttl = 60;
+	if (s->family == BGS_AF_INET) {
+		err.proto = IPPROTO_ICMP;
+		err.icmp_type = 3;
+		err.icmp_code = 4;
+		err.icmp_rest = 1300;
+	} else {
+		err.proto = IPPROTO_ICMPV6;
+		err.icmp_type = 2;
+		err.icmp_rest = 1300;
+	}
+	err.payload = quote;
+	err.payload_len = (__u16)keep;
+	e = err;
+	memcpy(e.dmac, c.smac, 6);
+	memcpy(e.smac, c.dmac, 6);
+	e.ttl = err.ttl - 1;
+	e.payload = equote;
+	ok &= fx_expect_reply(&err, b->ifindex, b->ifindex == fx.if_lb0 ? XDP_TX : XDP_REDIRECT,
+			      BGS_R_ICMP_TO_CLIENT, &e, "ICMP error from the backend side");
+	if (b->ifindex != fx.if_lb0) {
+		/* the same error arriving on the clients' interface is not the backend side's */
+		struct bgs_reason_counter before[BGS_R_MAX];
+		__u8 tmp[PKT_MAX];
+		int len = pkt_build(&err, tmp, sizeof(tmp));
+
+		fx_reasons(before);
+		ok &= fx_expect_untouched(&err, fx.if_lb0, XDP_PASS, "from the clients' side");
+		ok &= fx_expect_reason(before, BGS_R_PASS_NOT_VIP, 1, (__u64)len);
+	}
+	return ok;
+}
+
+static bool test_icmp_from_backend_side(void)
+{
+	bool ok = true;
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(variants); i++) {
+		const struct variant *v = &variants[i];
+		struct fx_svc s;
+		__u32 be[2], id;
+		int f;
+
+		if (!svc_setup(v, BGS_MODE_NAT, &s, be))
+			return false;
+		for (f = 0; f < 8; f++) {
+			test_ctx("ICMP error from the backend side, %s flow %d", v->name, f);
+			if (!fx_flow_new(&s, (__u32)f, (__u16)(37000 + f), BGS_BLUE, &id)) {
+				ok = false;
+				continue;
+			}
+			ok &= icmp_from_backend_case(&s, (__u32)f, (__u16)(37000 + f), id);
+		}
+		test_ctx("%s", "");
+		ok &= fx_svc_del(&s);
+	}
+	return ok;
+}
+
+/*
+ * The reply path refreshes last_seen: a server-push UDP nat flow whose client stays quiet
+ * longer than the UDP timeout keeps its backend while the backend keeps sending.
+ */
+static bool test_reply_keeps_flow_alive(void)
+{
+	struct bgs_flip_opts fo = { .to_color = BGS_GREEN, .expect_gen = BGS_ANY_GEN,
+				    .drain_ms = BGS_NO_DEADLINE };
+	const __u64 step = (BGS_DEF_TIMEOUT_UDP - 20) * (__u64)fx.meta.hz;
+	size_t vi;
+	bool ok = true;
+
+	for (vi = 1; vi < ARRAY_SIZE(variants); vi += 2) { /* v4 and v6 UDP */
+		const struct variant *v = &variants[vi];
+		struct fx_svc s;
+		struct pkt c, r, e;
+		__u32 be[2], id, gid;
+
+		test_ctx("%s", v->name);
+		if (!svc_setup(v, BGS_MODE_NAT, &s, be) ||
+		    !fx_be_add(&s, BGS_GREEN, FX_NET_BACKEND, next_n++, 8080, 0, &gid))
+			return false;
+		ok &= fx_flow_new(&s, 1, 38000, BGS_BLUE, &id);
+		ok &= ASSERT_EQ(bgs_flip(fx.h, s.id, &fo, NULL), 1, "flip, blue drains");
+		fx_client_pkt(&c, &s, 1, 38000, 0);
+		/* the backend sends, the client is quiet: twice nearly the UDP timeout */
+		ok &= fx_age_flow(&c, step);
+		fx_reply_pkt(&r, &c, id, 0);
+		fx_expected_reply(&s, &c, &r, s.port, &e);
+		ok &= fx_expect_reply(&r, fx.be[id].ifindex, fx.be[id].ifindex == fx.if_lb0 ?
+				      XDP_TX : XDP_REDIRECT, fx.be[id].ifindex == fx.if_lb0 ?
+				      BGS_R_REPLY_TX : BGS_R_REPLY_REDIRECT, &e, "server push");
+		ok &= fx_age_flow(&c, step);
+		/* the client's next datagram: still its blue backend, not a new flow on green */
+		ok &= fx_expect_fwd(&s, &c, id);
+		ok &= fx_svc_del(&s);
+	}
+	test_ctx("%s", "");
+	return ok;
+}
+
 static const struct test_case tests[] = {
 	{ "nat_forward_and_reply", test_nat_forward_and_reply },
 	{ "dsr_rewrites_only_macs", test_dsr_rewrites_only_macs },
 	{ "unresolved_next_hop", test_unresolved_next_hop },
 	{ "icmp_errors_follow_flow", test_icmp_errors_follow_flow },
+	{ "icmp_from_backend_side", test_icmp_from_backend_side },
+	{ "reply_keeps_flow_alive", test_reply_keeps_flow_alive },
 };
 
 int main(int argc, char **argv)

@@ -260,6 +260,48 @@ static bool test_preview_port_midflow(void)
 	return fx_svc_del(&s) && ok;
 }
 
+/*
+ * A preview-prefix flow keeps the idle color when its entry is missing (eviction, LB
+ * restart, ECMP move; item 4): the next ACK goes where the prefix says, to the backend
+ * the SYN went to, also while a drain runs (preview comes before the drain rule).
+ */
+static bool test_preview_prefix_midflow(void)
+{
+	struct bgs_flip_opts fo = { .to_color = BGS_GREEN, .expect_gen = BGS_ANY_GEN,
+				    .drain_ms = BGS_NO_DEADLINE };
+	__u32 be[32], c, i, idle;
+	struct bgs_prefix pfx;
+	struct fx_svc s;
+	struct pkt p;
+	bool ok = true;
+	int round;
+	size_t v;
+
+	for (v = 0; v < ARRAY_SIZE(variants); v += 2) { /* v4 and v6 TCP */
+		if (!setup(&variants[v], &s, &pfx))
+			return false;
+		/* round 0: blue live; round 1: green live, blue draining */
+		for (round = 0; round < 2 && ok; round++) {
+			test_ctx("%s, round %d", variants[v].name, round);
+			idle = round ? BGS_BLUE : BGS_GREEN;
+			for (i = 0; i < 32; i++) {
+				c = preview_client(variants[v].family, i);
+				ok &= new_flow_to(&s, c, (__u16)(14000 + round * 100 + i), 80, idle,
+						  &be[i], &p);
+				ok &= ASSERT_OK(fx_ct_delete(&p), "entry evicted");
+				fx_client_pkt(&p, &s, c, (__u16)(14000 + round * 100 + i), PKT_ACK);
+				ok &= fx_expect_fwd(&s, &p, be[i]);
+				ok &= fx_flow_check_ct(&s, &p, be[i], idle, FX_ANY_GEN);
+			}
+			if (!round)
+				ok &= ASSERT_EQ(bgs_flip(fx.h, s.id, &fo, NULL), 1, "flip");
+		}
+		test_ctx("%s", "");
+		ok &= fx_svc_del(&s);
+	}
+	return ok;
+}
+
 /* Preview outranks the canary: at canary 100% everyone goes idle, preview sources too;
  * the preview source keeps the idle color whatever the canary. */
 static bool test_preview_before_canary(void)
@@ -310,6 +352,7 @@ static const struct test_case tests[] = {
 	{ "preview_prefix_and_port", test_preview_prefix_and_port },
 	{ "preview_reply_same_client_port", test_preview_reply_same_client_port },
 	{ "preview_port_midflow", test_preview_port_midflow },
+	{ "preview_prefix_midflow", test_preview_prefix_midflow },
 	{ "preview_before_canary", test_preview_before_canary },
 	{ "preview_refusals", test_preview_refusals },
 };

@@ -10,6 +10,10 @@
 #include <errno.h>
 #include <netinet/in.h>
 
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+
+#include "bgswitch_hash.h"
 #include "fixture.h"
 
 struct variant {
@@ -156,11 +160,19 @@ static bool test_flip_and_rollback(void)
 	return ok;
 }
 
-/* TCP: a retransmitted SYN keeps its backend across a flip; a SYN reusing the tuple of a
- * closed (FIN or RST) flow is a new flow. */
+/*
+ * TCP: a retransmitted SYN keeps its backend across a flip. A SYN reusing the tuple of a
+ * closed (FIN or RST) flow is a new flow only once the flow has been quiet for the
+ * TIME_WAIT-like interval (item 2): an off-path RST then SYN on the client's tuple cannot
+ * move a live connection. In dsr the client's FIN/RST close; in nat only the backend's
+ * own FIN/RST (reply path, from its interface) do — a confirmed close, after which a SYN is
+ * a new connection at once — and a RST with the backend's address arriving on the
+ * client-facing interface is dropped and changes nothing (item 6).
+ */
 static bool scenario_retransmit(const struct variant *v)
 {
 	__u32 be[4], first[NFLOWS], id;
+	__u64 hz = fx.meta.hz;
 	struct bgs_flip before, after;
 	struct fx_svc s;
 	struct pkt p;
@@ -182,11 +194,61 @@ static bool scenario_retransmit(const struct variant *v)
 		ok &= fx_flow_check_ct(&s, &p, first[i], BGS_BLUE, bgs_fw_gen(before.word));
 	}
 
-	test_ctx("%s: close, then a SYN on the same tuple", v->name);
+	test_ctx("%s: the client's RST or FIN, then at once a SYN on the tuple", v->name);
 	for (i = 0; i < NFLOWS; i++) {
 		fx_client_pkt(&p, &s, (__u32)i, (__u16)(21000 + i),
 			      (i & 1) ? (PKT_FIN | PKT_ACK) : PKT_RST);
 		ok &= fx_expect_fwd(&s, &p, first[i]);
+		fx_client_pkt(&p, &s, (__u32)i, (__u16)(21000 + i), PKT_SYN);
+		ok &= fx_expect_fwd(&s, &p, first[i]);
+	}
+	if (v->mode == BGS_MODE_NAT) {
+		struct pkt r;
+
+		test_ctx("%s: nat, quiet for TIME_WAIT after the client's RST/FIN", v->name);
+		for (i = 0; i < NFLOWS; i++) {
+			fx_client_pkt(&p, &s, (__u32)i, (__u16)(21000 + i), PKT_SYN);
+			ok &= fx_age_flow(&p, (BGS_DEF_TIME_WAIT + 2) * hz);
+			ok &= fx_expect_fwd(&s, &p, first[i]);
+		}
+		test_ctx("%s: nat, the backend's RST from the client-facing interface", v->name);
+		for (i = 0; i < NFLOWS; i++) {
+			fx_client_pkt(&p, &s, (__u32)i, (__u16)(21000 + i), PKT_ACK);
+			fx_reply_pkt(&r, &p, first[i], PKT_RST | PKT_ACK);
+			ok &= fx_expect_reply(&r, fx.if_lb0, XDP_DROP, BGS_R_DROP_REPLY_IFACE, NULL,
+					      "backend's RST on the clients' interface");
+			fx_client_pkt(&p, &s, (__u32)i, (__u16)(21000 + i), PKT_SYN);
+			ok &= fx_age_flow(&p, (BGS_DEF_TIME_WAIT + 2) * hz);
+			ok &= fx_expect_fwd(&s, &p, first[i]);
+		}
+		test_ctx("%s: nat, the backend's own FIN/RST close", v->name);
+		for (i = 0; i < NFLOWS; i++) {
+			struct pkt e;
+
+			fx_client_pkt(&p, &s, (__u32)i, (__u16)(21000 + i), PKT_ACK);
+			fx_reply_pkt(&r, &p, first[i], (i & 1) ? (PKT_FIN | PKT_ACK) : PKT_RST);
+			fx_expected_reply(&s, &p, &r, s.port, &e);
+			ok &= fx_expect_reply(&r, fx.be[first[i]].ifindex,
+					      fx.be[first[i]].ifindex == fx.if_lb0 ? XDP_TX :
+					      XDP_REDIRECT, fx.be[first[i]].ifindex == fx.if_lb0 ?
+					      BGS_R_REPLY_TX : BGS_R_REPLY_REDIRECT, &e,
+					      "backend's own close");
+		}
+	}
+	if (v->mode == BGS_MODE_NAT) {
+		/* closed by the backend itself: a SYN is a new connection at once (a client that
+		 * reuses its port at once gets today's choice) */
+		test_ctx("%s: closed by the backend, a SYN at once re-picks", v->name);
+		for (i = 0; i < NFLOWS; i++)
+			ok &= fx_flow_new(&s, (__u32)i, (__u16)(21000 + i), BGS_GREEN, &id);
+		goto out;
+	}
+	test_ctx("%s: closed, a SYN before TIME_WAIT keeps, after it re-picks", v->name);
+	for (i = 0; i < NFLOWS; i++) {
+		fx_client_pkt(&p, &s, (__u32)i, (__u16)(21000 + i), PKT_SYN);
+		ok &= fx_age_flow(&p, (BGS_DEF_TIME_WAIT - 2) * hz);
+		ok &= fx_expect_fwd(&s, &p, first[i]);
+		ok &= fx_age_flow(&p, (BGS_DEF_TIME_WAIT + 2) * hz);
 		ok &= fx_flow_new(&s, (__u32)i, (__u16)(21000 + i), BGS_GREEN, &id);
 	}
 out:
@@ -209,7 +271,9 @@ static bool test_retransmitted_syn(void)
 }
 
 /* A mid-flow TCP packet without an entry: live color before any flip, the draining color
- * while a drain runs, the live color once the drain ended. It is tracked from then on. */
+ * while a drain runs, the live color once the drain ended. It is tracked from then on; an
+ * entry on the draining color records the generation before the drain's flip (the drain
+ * ends for it too). */
 static bool midflow(const struct fx_svc *s, __u32 client, __u16 sport, __u32 color)
 {
 	struct bgs_flow_key k;
@@ -225,7 +289,9 @@ static bool midflow(const struct fx_svc *s, __u32 client, __u16 sport, __u32 col
 		return false;
 	id = fx_table_pick_word(s, fl.word, color, &k);
 	ok = fx_expect_fwd(s, &p, id);
-	ok &= fx_flow_check_ct(s, &p, id, color, bgs_fw_gen(fl.word));
+	ok &= fx_flow_check_ct(s, &p, id, color,
+			       color != bgs_fw_live(fl.word) ? bgs_fw_gen(fl.word) - 1 :
+							       bgs_fw_gen(fl.word));
 	/* and the flow stays there */
 	ok &= fx_flow_next(s, client, sport, id);
 	return ok;
@@ -302,11 +368,78 @@ static bool test_flip_expect_generation(void)
 	return fx_svc_del(&s) && ok;
 }
 
+static struct bgs_port port_entry(__u16 port)
+{
+	struct bgs_port v = {};
+	__u32 key = port;
+
+	if (bpf_map_lookup_elem(bgs_map_fd(fx.h, "ports"), &key, &v))
+		FAILF("bgs_ports[%u]: %s", port, strerror(errno));
+	return v;
+}
+
+/*
+ * The port filter (cheaper hot path): a VIP port's entry carries a bloom bit per VIP
+ * address using it and, when one service alone uses the port with a protocol, that
+ * service (a new flow then needs no bgs_vips lookup; other traffic to the port on a
+ * non-VIP address none at all). Routing through the hint is the same as through the map:
+ * a second service on the port turns the hint off, deleting it turns it back on.
+ */
+static bool test_port_filter_hint(void)
+{
+	const struct variant v4 = { "v4_tcp_nat", BGS_AF_INET, IPPROTO_TCP, BGS_MODE_NAT };
+	const struct variant v6 = { "v6_udp_nat", BGS_AF_INET6, IPPROTO_UDP, BGS_MODE_NAT };
+	struct fx_svc a, b, c;
+	struct bgs_port pe;
+	struct pkt p;
+	__u32 be[4], id;
+	bool ok = true;
+	int i;
+
+	if (!setup(&v4, &a, be) || !setup(&v6, &c, be))
+		return false;
+	pe = port_entry(80);
+	ok &= ASSERT_EQ(pe.flags & (BGS_PORT_VIP_TCP | BGS_PORT_VIP_UDP),
+			BGS_PORT_VIP_TCP | BGS_PORT_VIP_UDP, "flags");
+	ok &= ASSERT_EQ(pe.vip_svc[0], a.id + 1, "one TCP service: hinted");
+	ok &= ASSERT_EQ(pe.vip_svc[1], c.id + 1, "one UDP service: hinted");
+	ok &= ASSERT_TRUE(pe.vip_bloom & bgs_addr_bloom_bit(a.vip.addr), "A's bloom bit");
+	ok &= ASSERT_TRUE(pe.vip_bloom & bgs_addr_bloom_bit(c.vip.addr), "C's bloom bit");
+	for (i = 0; i < 8; i++)
+		ok &= fx_flow_new(&a, (__u32)i, (__u16)(26000 + i), BGS_BLUE, &id);
+	if (!setup(&v4, &b, be))
+		return false;
+	pe = port_entry(80);
+	ok &= ASSERT_EQ(pe.vip_svc[0], 0, "two TCP services: no hint");
+	for (i = 0; i < 8; i++) {
+		ok &= fx_flow_new(&a, (__u32)i, (__u16)(26100 + i), BGS_BLUE, &id);
+		ok &= fx_flow_new(&b, (__u32)i, (__u16)(26100 + i), BGS_BLUE, &id);
+	}
+	ok &= fx_svc_del(&b);
+	pe = port_entry(80);
+	ok &= ASSERT_EQ(pe.vip_svc[0], a.id + 1, "one again: hinted");
+	/* B's VIP, gone: the hint names A, whose record says no */
+	fx_client_pkt(&p, &b, 1, 26200, PKT_SYN);
+	ok &= fx_expect_untouched(&p, fx.if_lb0, XDP_PASS, "a deleted VIP through the hint");
+	/* port 80 on an address no VIP has, its bloom bit clear */
+	for (i = 0; i < 64; i++) {
+		fx_client_pkt(&p, &a, 1, 26300, PKT_SYN);
+		pkt_addr(BGS_AF_INET, "10.99.251.0", p.dst);
+		p.dst[0] = htonl(ntohl(p.dst[0]) + (__u32)i);
+		if (pe.vip_bloom & bgs_addr_bloom_bit(p.dst))
+			continue;
+		ok &= fx_expect_untouched(&p, fx.if_lb0, XDP_PASS, "VIP port, no VIP address");
+	}
+	ok &= fx_svc_del(&c);
+	return fx_svc_del(&a) && ok;
+}
+
 static const struct test_case tests[] = {
 	{ "flip_and_rollback", test_flip_and_rollback },
 	{ "retransmitted_syn", test_retransmitted_syn },
 	{ "midflow_without_entry", test_midflow_without_entry },
 	{ "flip_expect_generation", test_flip_expect_generation },
+	{ "port_filter_hint", test_port_filter_hint },
 };
 
 int main(int argc, char **argv)

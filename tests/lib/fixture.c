@@ -264,9 +264,17 @@ static int net_setup(char *why, size_t why_len)
 
 static int bgs_setup(const struct bgs_sizes *sizes, char *why, size_t why_len)
 {
+	struct bgs_sizes sz = {};
 	int err;
 
-	err = bgs_init(fx.pin_dir, sizes, &fx.h);
+	/* The SYN-flood guard's derived default (a few thousand new entries per CPU per
+	 * second for test-sized tables) would leave the flows of a fast test untracked: off
+	 * unless the test sets a rate (test_flood does). */
+	if (sizes)
+		sz = *sizes;
+	if (!sz.new_flow_rate)
+		sz.new_flow_rate = UINT32_MAX;
+	err = bgs_init(fx.pin_dir, &sz, &fx.h);
 	if (err) {
 		snprintf(why, why_len, "bgs_init(%s): %s (%s)", fx.pin_dir, strerror(-err),
 			 bgs_errmsg());
@@ -449,7 +457,7 @@ bool fx_flip_get(const struct fx_svc *s, struct bgs_flip *f)
 __u32 fx_table_pick_word(const struct fx_svc *s, __u64 word, __u32 color,
 			 const struct bgs_flow_key *key)
 {
-	__u32 m = fx.meta.maglev_size, h = bgs_hash_flow(key, BGS_MAGLEV_SEED), idx, id = 0;
+	__u32 m = fx.meta.maglev_size, h = bgs_hash_flow(key, fx.meta.maglev_seed), idx, id = 0;
 
 	idx = (__u32)bgs_maglev_index(s->id, color, bgs_fw_slot(word, color), m, h % m);
 	if (bpf_map_lookup_elem(fx.maglev_fd, &idx, &id))
@@ -767,4 +775,82 @@ bool fx_flow_next(const struct fx_svc *s, __u32 client, __u16 sport, __u32 be_id
 
 	fx_client_pkt(&p, s, client, sport, PKT_ACK);
 	return fx_expect_fwd(s, &p, be_id);
+}
+
+/* ---- nat replies ---- */
+
+void fx_reply_pkt(struct pkt *r, const struct pkt *c, __u32 be_id, __u8 tcp_flags)
+{
+	const struct fx_be *b = &fx.be[be_id];
+
+	memset(r, 0, sizeof(*r));
+	memcpy(r->dmac, b->smac, 6);
+	memcpy(r->smac, b->mac, 6);
+	r->family = c->family;
+	memcpy(r->src, b->ip.addr, 16);
+	memcpy(r->dst, c->src, 16);
+	r->proto = c->proto;
+	r->ttl = 64;
+	r->ip_id = 4243;
+	r->sport = b->port;
+	r->dport = c->sport;
+	if (c->proto == IPPROTO_TCP) {
+		r->tcp_flags = tcp_flags;
+		r->seq = 700000;
+		r->ack_seq = c->seq + 1;
+		r->window = 1024;
+	}
+	r->payload_len = 40;
+	r->pay_seed = 0x3c;
+}
+
+void fx_expected_reply(const struct fx_svc *s, const struct pkt *c, const struct pkt *r,
+		       __u16 vip_port, struct pkt *exp)
+{
+	*exp = *r;
+	memcpy(exp->src, s->vip.addr, 16);
+	exp->sport = vip_port;
+	exp->ttl = r->ttl - 1;
+	memcpy(exp->dmac, c->smac, 6);
+	memcpy(exp->smac, c->dmac, 6);
+}
+
+bool fx_expect_reply(const struct pkt *r, __u32 ifindex, __u32 verdict, enum bgs_reason reason,
+		     const struct pkt *exp, const char *what)
+{
+	struct bgs_reason_counter before[BGS_R_MAX];
+	__u8 in[PKT_MAX], eb[PKT_MAX];
+	struct fx_out o;
+	int len, elen;
+	bool ok;
+
+	len = pkt_build(r, in, sizeof(in));
+	elen = pkt_build(exp ? exp : r, eb, sizeof(eb));
+	if (!ASSERT_GT(len, 0, "reply built") || !ASSERT_GT(elen, 0, "expected built"))
+		return false;
+	fx_reasons(before);
+	if (!ASSERT_OK(fx_run(in, (__u32)len, ifindex, &o), "test run"))
+		return false;
+	if (o.retval != verdict) {
+		FAILF("%s: verdict %s, expected %s", what, fx_xdp_str(o.retval),
+		      fx_xdp_str(verdict));
+		return false;
+	}
+	ok = fx_expect_reason(before, reason, 1, (__u64)len);
+	if (verdict != XDP_DROP)
+		ok &= pkt_expect_frame(what, o.data, o.len, eb, (size_t)elen, true);
+	return ok;
+}
+
+bool fx_age_flow(const struct pkt *p, __u64 by_jiffies)
+{
+	struct bgs_flow_key k;
+	struct bgs_flow f;
+
+	pkt_flow_key(p, &k);
+	if (!ASSERT_OK(bpf_map_lookup_elem(fx.ct_fd, &k, &f) ? -errno : 0, "ct lookup"))
+		return false;
+	f.last_seen -= by_jiffies;
+	return ASSERT_OK(bpf_map_update_elem(fx.ct_fd, &k, &f, BPF_EXIST) ? -errno : 0,
+			 "ct update");
 }

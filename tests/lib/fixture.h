@@ -163,4 +163,21 @@ bool fx_flow_new(const struct fx_svc *s, __u32 client, __u16 sport, __u32 color,
 /* Next packet of a known flow (TCP ACK / datagram): it must go to be_id. */
 bool fx_flow_next(const struct fx_svc *s, __u32 client, __u16 sport, __u32 be_id);
 
+/* ---- nat replies ---- */
+
+/* A packet from backend be_id answering client packet c (MACs of its next hop, TTL 64,
+ * 40 bytes of payload; TCP flags as given). */
+void fx_reply_pkt(struct pkt *r, const struct pkt *c, __u32 be_id, __u8 tcp_flags);
+/* The frame reply r must become: from VIP:vip_port (host order), TTL - 1, to the MACs of
+ * client packet c. */
+void fx_expected_reply(const struct fx_svc *s, const struct pkt *c, const struct pkt *r,
+		       __u16 vip_port, struct pkt *exp);
+/* Run reply r arriving on ifindex; expect verdict and reason, and (when exp is not NULL)
+ * exactly frame exp out, else the frame untouched. */
+bool fx_expect_reply(const struct pkt *r, __u32 ifindex, __u32 verdict, enum bgs_reason reason,
+		     const struct pkt *exp, const char *what);
+
+/* Move p's flow's last_seen back by by_jiffies (waiting minutes is not an option). */
+bool fx_age_flow(const struct pkt *p, __u64 by_jiffies);
+
 #endif /* BGS_FIXTURE_H */

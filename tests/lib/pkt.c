@@ -192,7 +192,7 @@ int pkt_build_l3(const struct pkt *p, __u8 *buf, size_t cap)
 	}
 
 	hl = 40 + 8 * (size_t)p->n_ext;
-	if (hl + l4len > cap || p->n_ext > 4)
+	if (hl + l4len > cap || p->n_ext > 6)
 		return -1;
 	memset(buf, 0, hl);
 	put32(buf, (__u32)(p->version || p->raw_vi ? p->version : 6) << 28 | (__u32)p->tos << 20 |
@@ -407,7 +407,7 @@ int pkt_parse(const __u8 *buf, size_t len, struct pkt *p, char *why, size_t why_
 	hl = 40;
 	while (nh == IPPROTO_HOPOPTS || nh == IPPROTO_ROUTING || nh == IPPROTO_DSTOPTS ||
 	       nh == IPPROTO_FRAGMENT) {
-		if (p->n_ext >= 4 || hl + 8 > iplen)
+		if (p->n_ext >= 6 || hl + 8 > iplen)
 			WHY("extension headers truncated");
 		p->ext[p->n_ext++] = nh;
 		if (nh == IPPROTO_FRAGMENT) {

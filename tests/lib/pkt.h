@@ -50,7 +50,7 @@ struct pkt {
 	int tot_len_adj;  /* added to the IPv4 total / IPv6 payload length field */
 	__u32 flowlabel;
 	__u8 n_ext;	  /* IPv6 extension headers, in this order, before the L4 header */
-	__u8 ext[4];	  /* IPPROTO_HOPOPTS, _ROUTING, _DSTOPTS, _FRAGMENT */
+	__u8 ext[6];	  /* IPPROTO_HOPOPTS, _ROUTING, _DSTOPTS, _FRAGMENT */
 	__u16 v6_frag;	  /* fragment header offset/flags, host order (offset << 3 | M) */
 	__u16 sport;	  /* host order */
 	__u16 dport;

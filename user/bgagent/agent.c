@@ -362,13 +362,13 @@ static void drain_track(struct svc_rt *s, const struct bgs_flip *fl, __u64 jiffi
 {
 	bool on = fl->word & BGS_FW_DRAINING;
 
-	if (s->draining && (!on || fl->drain_gen != s->drain_gen))
+	if (s->draining && (!on || bgs_flip_drain(fl)->gen != s->drain_gen))
 		drain_finish(s, !on ? DRAIN_ENDED : DRAIN_SUPERSEDED);
-	if (!s->draining && on && fl->drain_gen != s->drain_done_gen) {
+	if (!s->draining && on && bgs_flip_drain(fl)->gen != s->drain_done_gen) {
 		s->draining = true;
-		s->drain_gen = fl->drain_gen;
+		s->drain_gen = bgs_flip_drain(fl)->gen;
 		s->drain_color = !bgs_fw_live(fl->word);
-		s->drain_deadline = fl->drain_deadline;
+		s->drain_deadline = bgs_flip_drain(fl)->deadline;
 		s->drain_seen_ms = now_ms();
 		s->drain_counted = false;
 		s->drain_left = 0;

@@ -70,7 +70,7 @@ static int tally(const struct bgs_flow_key *key, const struct bgs_flow *f, int v
 	/* what a drain still waits on: the old color's flows from before its flip (a flow
 	 * live there after the drain ended is not one: the rule says DRAINED then) */
 	if ((fl->word & BGS_FW_DRAINING) && f->color != bgs_fw_live(fl->word) &&
-	    f->gen < fl->drain_gen)
+	    f->gen < bgs_flip_drain(fl)->gen)
 		s->drain_left[f->svc_id * 2 + (f->color & 1)]++;
 	return 0;
 }

@@ -97,13 +97,13 @@ static int wait_drain(const char *name, __u32 svc_id, int old_color, json_object
 			break;
 		}
 		if (!gen0)
-			gen0 = flip.drain_gen;
+			gen0 = bgs_flip_drain(&flip)->gen;
 		err = dp_clock(&now, &hz);
 		if (err)
 			break;
-		if (flip.drain_deadline != BGS_NO_DEADLINE)
-			left = flip.drain_deadline > now ?
-				       (double)(flip.drain_deadline - now) / hz : 0;
+		if (bgs_flip_drain(&flip)->deadline != BGS_NO_DEADLINE)
+			left = bgs_flip_drain(&flip)->deadline > now ?
+				       (double)(bgs_flip_drain(&flip)->deadline - now) / hz : 0;
 		/* Past the deadline the program routes what is left as new: report it. */
 		if (left == 0) {
 			why = "deadline";
@@ -125,7 +125,7 @@ static int wait_drain(const char *name, __u32 svc_id, int old_color, json_object
 		}
 		if (flows == 0)
 			break;
-		if (!(flip.word & BGS_FW_DRAINING) || flip.drain_gen != gen0) {
+		if (!(flip.word & BGS_FW_DRAINING) || bgs_flip_drain(&flip)->gen != gen0) {
 			why = "superseded";
 			break;
 		}
@@ -315,7 +315,7 @@ static int flip_common(int argc, char **argv, bool rollback)
 	if (a.opts.to_color == BGS_ANY_COLOR || rollback)
 		a.opts.expect_gen = gen;
 	if (rollback) {
-		if (!(before.word & BGS_FW_DRAINING) && before.drain_gen == 0)
+		if (!(before.word & BGS_FW_DRAINING) && bgs_flip_drain(&before)->gen == 0)
 			return fail(-EALREADY, EXIT_CONFLICT,
 				    "%s has never been flipped: there is no previous color to roll "
 				    "back to",

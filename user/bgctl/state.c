@@ -80,19 +80,19 @@ json_object *flip_json(const struct bgs_flip *f)
 	if (w & BGS_FW_DRAINING) {
 		d = json_object_new_object();
 		jset(d, "color", jstr(color_name((int)!live)));
-		jset(d, "generation", jint(f->drain_gen));
-		if (f->drain_deadline == BGS_NO_DEADLINE) {
+		jset(d, "generation", jint(bgs_flip_drain(f)->gen));
+		if (bgs_flip_drain(f)->deadline == BGS_NO_DEADLINE) {
 			jset(d, "deadline", NULL);
 			jset(d, "time_left_s", NULL);
 			jset(d, "ended", jbool(false));
 		} else if (dp_clock(&now, &hz) == 0) {
-			double left = f->drain_deadline > now
-					      ? (double)(f->drain_deadline - now) / hz
+			double left = bgs_flip_drain(f)->deadline > now
+					      ? (double)(bgs_flip_drain(f)->deadline - now) / hz
 					      : 0;
 
-			jset(d, "deadline", jint((long long)f->drain_deadline));
+			jset(d, "deadline", jint((long long)bgs_flip_drain(f)->deadline));
 			jset(d, "time_left_s", json_object_new_double(left));
-			jset(d, "ended", jbool(f->drain_deadline <= now));
+			jset(d, "ended", jbool(bgs_flip_drain(f)->deadline <= now));
 		}
 		jset(o, "drain", d);
 	}

@@ -30,9 +30,26 @@ int bgs_be_read(struct bgs *h, __u32 id, struct bgs_backend *be)
 	return 0;
 }
 
+/*
+ * Writes a backend record. An array update is a plain copy, so a reader running meanwhile
+ * may see any mix of old and new bytes: a record that becomes in use under a new
+ * incarnation is therefore written twice, first not in use, then in use, so that no
+ * reader can pair the new "in use" flag with the old incarnation (and follow an old flow
+ * into a new backend).
+ */
 static int be_write(struct bgs *h, __u32 id, const struct bgs_backend *be)
 {
-	if (bpf_map_update_elem(h->map_fd[BGS_M_BACKENDS], &id, be, BPF_ANY))
+	struct bgs_backend cur, staged;
+	int fd = h->map_fd[BGS_M_BACKENDS];
+
+	if ((be->flags & BGS_BE_IN_USE) && !bpf_map_lookup_elem(fd, &id, &cur) &&
+	    (!(cur.flags & BGS_BE_IN_USE) || cur.incarnation != be->incarnation)) {
+		staged = *be;
+		staged.flags = 0;
+		if (bpf_map_update_elem(fd, &id, &staged, BPF_ANY))
+			return bgs_err(-errno, "cannot write backend %u: %s", id, strerror(errno));
+	}
+	if (bpf_map_update_elem(fd, &id, be, BPF_ANY))
 		return bgs_err(-errno, "cannot write backend %u: %s", id, strerror(errno));
 	return 0;
 }
@@ -182,6 +199,18 @@ static void revnat_key(const struct bgs_backend *be, __u8 proto, struct bgs_revn
 	k->port = be->port;
 	k->proto = proto;
 	k->family = be->family;
+}
+
+/* A nat backend's reply slot follows its record to a new id or next hop. */
+static void revnat_follow(struct bgs *h, __u32 id, const struct bgs_backend *be)
+{
+	struct bgs_revnat_key rk;
+	struct bgs_service svc;
+
+	if (bgs_svc_read(h, be->svc_id, &svc) || svc.mode != BGS_MODE_NAT)
+		return;
+	revnat_key(be, svc.proto, &rk);
+	bgs_revnat_set_backend(h, &rk, id, be);
 }
 
 int bgs_svc_revnat_del(struct bgs *h, __u32 svc_id)
@@ -373,7 +402,7 @@ int bgs_backend_add(struct bgs *h, __u32 svc_id, __u32 color, const struct bgs_b
 		err = bgs_ports_sync(h, rk.port, bgs_port_nat_flag(svc.proto), ~0u);
 		if (err)
 			goto undo;
-		err = bgs_revnat_insert(h, &rk, svc_id);
+		err = bgs_revnat_insert(h, &rk, svc_id, &svc, id, &be);
 		if (err) {
 			char why[512];
 
@@ -671,13 +700,17 @@ static int nexthop_set(struct bgs *h, __u32 id, struct bgs_backend cur, const st
 	memcpy(cur.dmac, hop->dmac, sizeof(cur.dmac));
 	memcpy(cur.smac, hop->smac, sizeof(cur.smac));
 	err = be_write(h, id, &cur);
-	if (err || !(hop->flags & BGS_BE_NEXTHOP))
-		return err;
-	err = bgs_sync(h);
-	if (err)
-		return err;
-	cur.flags |= BGS_BE_NEXTHOP;
-	return be_write(h, id, &cur);
+	if (!err && (hop->flags & BGS_BE_NEXTHOP)) {
+		err = bgs_sync(h);
+		if (!err) {
+			cur.flags |= BGS_BE_NEXTHOP;
+			err = be_write(h, id, &cur);
+		}
+	}
+	/* the reply slot accepts replies from the interface the record now names */
+	if (!err)
+		revnat_follow(h, id, &cur);
+	return err;
 }
 
 int bgs_backend_resolve(struct bgs *h, __u32 svc_id, struct bgs_resolve_result *res)

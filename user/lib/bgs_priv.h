@@ -151,8 +151,13 @@ static inline __u32 bgs_port_nat_flag(__u8 proto)
 }
 
 /* nat reply table (revnat.c); called under the lock. insert: -EEXIST if the key is there
- * (bgs_revnat_lookup says whose), -ENOSPC if its probe window is full. */
-int bgs_revnat_insert(struct bgs *h, const struct bgs_revnat_key *k, __u32 svc_id);
+ * (bgs_revnat_lookup says whose), -ENOSPC if its probe window is full. The slot holds what
+ * a reply needs: the service's VIP and ports, the backend's id, incarnation and next-hop
+ * interface; set_backend rewrites the last three in place (a next-hop change, a new id). */
+int bgs_revnat_insert(struct bgs *h, const struct bgs_revnat_key *k, __u32 svc_id,
+		      const struct bgs_service *svc, __u32 backend_id, const struct bgs_backend *be);
+int bgs_revnat_set_backend(struct bgs *h, const struct bgs_revnat_key *k, __u32 backend_id,
+			   const struct bgs_backend *be);
 int bgs_revnat_delete(struct bgs *h, const struct bgs_revnat_key *k);
 /* Calls cb for every key in use; stops at a non-zero return and returns it. */
 int bgs_revnat_walk(struct bgs *h, int (*cb)(const struct bgs_revnat_slot *e, void *arg),

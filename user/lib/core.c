@@ -164,9 +164,38 @@ static bool is_prime(__u32 n)
 	return true;
 }
 
+/* Fills the defaults of a bgs_sizes.timeouts and checks it (see libbgswitch.h). */
+static int timeouts_check(struct bgs_flow_timeouts *t)
+{
+	/* in the order of struct bgs_flow_timeouts; the last two may be 0 s */
+	static const char *const names[] = { "tcp_syn", "tcp_est", "tcp_close", "udp",
+					     "time_wait", "health_grace" };
+	struct bgs_flow_timeouts def;
+	__u32 v[6], d[6];
+	unsigned int i;
+
+	_Static_assert(sizeof(v) == sizeof(*t), "bgs_flow_timeouts is six __u32");
+	bgs_flow_timeouts_default(&def);
+	memcpy(v, t, sizeof(v));
+	memcpy(d, &def, sizeof(d));
+	for (i = 0; i < 6; i++) {
+		if (!v[i])
+			v[i] = d[i];
+		else if (v[i] == BGS_TIMEOUT_ZERO && i >= 4)
+			v[i] = 0;
+		else if (v[i] > BGS_TIMEOUT_MAX)
+			return bgs_err(-EINVAL, "timeouts.%s %u: expected 1 to %u seconds%s",
+				       names[i], v[i], BGS_TIMEOUT_MAX,
+				       i >= 4 ? " (or BGS_TIMEOUT_ZERO for none)" : "");
+	}
+	memcpy(t, v, sizeof(v));
+	return 0;
+}
+
 int bgs_sizes_check(const struct bgs_sizes *in, struct bgs_sizes *out)
 {
 	struct bgs_sizes s = {};
+	int err;
 
 	if (in)
 		s = *in;
@@ -178,8 +207,19 @@ int bgs_sizes_check(const struct bgs_sizes *in, struct bgs_sizes *out)
 		s.maglev_size = BGS_DEF_MAGLEV_SIZE;
 	if (!s.ct_entries)
 		s.ct_entries = BGS_DEF_CT_ENTRIES;
-	if (!in || !in->new_flow_rate)
-		s.new_flow_rate = BGS_DEF_NEW_FLOW_RATE;
+	if (!in || !in->new_flow_rate) {
+		int ncpus = libbpf_num_possible_cpus();
+
+		s.new_flow_rate = bgs_default_new_flow_rate(s.ct_entries,
+							    ncpus > 0 ? (__u32)ncpus : 1);
+	}
+	if (!s.maglev_seed)
+		s.maglev_seed = BGS_MAGLEV_SEED;
+	if (!s.canary_seed)
+		s.canary_seed = BGS_CANARY_SEED;
+	err = timeouts_check(&s.timeouts);
+	if (err)
+		return err;
 
 	if (s.max_services > BGS_LIMIT_MAX_SERVICES)
 		return bgs_err(-EINVAL, "max_services %u: expected 1 to %u", s.max_services,
@@ -771,6 +811,8 @@ static int sizes_match(const char *dir, const struct bgs_sizes *req, const struc
 		{ "maglev_size", req ? req->maglev_size : 0, m->maglev_size },
 		{ "ct_entries", req ? req->ct_entries : 0, m->ct_entries },
 		{ "new_flow_rate", req ? req->new_flow_rate : 0, m->new_flow_rate },
+		{ "maglev_seed", req ? req->maglev_seed : 0, m->maglev_seed },
+		{ "canary_seed", req ? req->canary_seed : 0, m->canary_seed },
 	};
 	unsigned int i;
 
@@ -779,6 +821,20 @@ static int sizes_match(const char *dir, const struct bgs_sizes *req, const struc
 			return bgs_err(-EEXIST, "pins at %s were created with %s %u, not %u: "
 				       "remove them with 'bgctl destroy' to change it",
 				       dir, f[i].name, f[i].have, f[i].want);
+	if (req) {
+		static const char *const names[] = { "tcp_syn", "tcp_est", "tcp_close", "udp",
+						     "time_wait", "health_grace" };
+		__u32 w[6], hv[6];
+
+		memcpy(w, &req->timeouts, sizeof(w));
+		memcpy(hv, &m->timeouts, sizeof(hv));
+		for (i = 0; i < 6; i++)
+			if (w[i] && (w[i] == BGS_TIMEOUT_ZERO ? 0 : w[i]) != hv[i])
+				return bgs_err(-EEXIST, "pins at %s were created with timeouts.%s "
+					       "%u s, not %u s: remove them with 'bgctl destroy' "
+					       "to change it", dir, names[i], hv[i],
+					       w[i] == BGS_TIMEOUT_ZERO ? 0 : w[i]);
+	}
 	return 0;
 }
 
@@ -846,7 +902,9 @@ int bgs_init(const char *pin_dir, const struct bgs_sizes *sizes, struct bgs **ou
 			.new_flow_rate = s.new_flow_rate,
 		};
 		/* what the program enforces from now on (it reads them from bgs_meta) */
-		bgs_flow_timeouts_default(&h->meta.timeouts);
+		h->meta.timeouts = s.timeouts;
+		h->meta.maglev_seed = s.maglev_seed;
+		h->meta.canary_seed = s.canary_seed;
 	}
 
 	/* The entry first: it owns the program array that the switch goes into. */

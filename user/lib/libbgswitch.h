@@ -28,8 +28,21 @@ struct bgs_sizes {
 	__u32 max_backends;  /* BGS_DEF_MAX_BACKENDS */
 	__u32 maglev_size;   /* BGS_DEF_MAGLEV_SIZE; must be prime */
 	__u32 ct_entries;    /* BGS_DEF_CT_ENTRIES */
-	__u32 new_flow_rate; /* BGS_DEF_NEW_FLOW_RATE; per CPU per second */
+	__u32 new_flow_rate; /* per CPU per second; 0: bgs_default_new_flow_rate(ct_entries,
+			      * possible CPUs); UINT32_MAX: no limit in practice */
+	/* The flow-liveness rule's timeouts in seconds (include/bgswitch_flow.h), stored in
+	 * bgs_meta and enforced from there: each 0 takes its BGS_DEF_*, BGS_TIMEOUT_ZERO
+	 * means 0 s (time_wait and health_grace only: a SYN re-picks a closed flow at once,
+	 * flows leave a health-down backend at once). At most BGS_TIMEOUT_MAX. */
+	struct bgs_flow_timeouts timeouts;
+	/* Seeds of the flow hashes (stored in bgs_meta): 0 takes BGS_MAGLEV_SEED and
+	 * BGS_CANARY_SEED. Hosts that must pick alike share them; a private pair keeps which
+	 * flow goes where (and into the canary) unpredictable from outside. */
+	__u32 maglev_seed;
+	__u32 canary_seed;
 };
+#define BGS_TIMEOUT_ZERO (~0u)
+#define BGS_TIMEOUT_MAX (366u * 86400)
 
 /* The largest sizes the control plane handles: a change reads every backend record (64
  * bytes each: 64 MiB at 2^20), table rebuilds touch max_services x 4 x maglev_size

@@ -45,7 +45,8 @@ int bgs_revnat_lookup(struct bgs *h, const struct bgs_revnat_key *k, __u32 *svc_
 	return 0;
 }
 
-int bgs_revnat_insert(struct bgs *h, const struct bgs_revnat_key *k, __u32 svc_id)
+int bgs_revnat_insert(struct bgs *h, const struct bgs_revnat_key *k, __u32 svc_id,
+		      const struct bgs_service *svc, __u32 backend_id, const struct bgs_backend *be)
 {
 	__u32 home = bgs_revnat_hash(k), i;
 	struct bgs_revnat_slot *e;
@@ -58,12 +59,33 @@ int bgs_revnat_insert(struct bgs *h, const struct bgs_revnat_key *k, __u32 svc_i
 			continue;
 		e->key = *k;
 		e->svc_id = svc_id;
+		e->backend_id = backend_id;
+		e->incarnation = be->incarnation;
+		e->ifindex = be->ifindex;
+		memcpy(e->vip, svc->vip, sizeof(e->vip));
+		e->vip_port = svc->port;
+		e->preview_port = svc->preview_port;
+		e->pad = 0;
 		__atomic_store_n(&e->used, 1, __ATOMIC_RELEASE);
 		return 0;
 	}
 	return bgs_err(-ENOSPC, "the nat reply table has no free slot near this backend's "
 		       "(%u slots, %u probes): recreate the state with more max_backends",
 		       revnat_mask(h) + 1, BGS_REVNAT_PROBES);
+}
+
+int bgs_revnat_set_backend(struct bgs *h, const struct bgs_revnat_key *k, __u32 backend_id,
+			   const struct bgs_backend *be)
+{
+	struct bgs_revnat_slot *e = revnat_find(h, k);
+
+	if (!e)
+		return -ENOENT;
+	/* each an aligned 32-bit store a reply reads whole */
+	__atomic_store_n(&e->ifindex, be->ifindex, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->incarnation, be->incarnation, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->backend_id, backend_id, __ATOMIC_RELEASE);
+	return 0;
 }
 
 int bgs_revnat_delete(struct bgs *h, const struct bgs_revnat_key *k)

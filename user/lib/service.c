@@ -237,16 +237,18 @@ int bgs_service_add(struct bgs *h, const struct bgs_service_spec *spec, __u32 *s
 	err = svc_write(h, id, &svc);
 	if (err)
 		goto out;
-	__atomic_store_n(&h->flip[id].drain_deadline, 0, __ATOMIC_RELAXED);
-	__atomic_store_n(&h->flip[id].drain_gen, 0, __ATOMIC_RELAXED);
+	memset(h->flip[id].drain, 0, sizeof(h->flip[id].drain)); /* the word is 0: unused */
+	/* a new incarnation of the id: entries of the one before are not this service's */
+	__atomic_store_n(&h->flip[id].epoch, h->flip[id].epoch + 1, __ATOMIC_RELAXED);
 	/* A free slot keeps the last generation it published: the new service continues
 	 * from it, so --expect-generation never matches an earlier service of that name. */
 	old_word = bgs_word_load(h, id);
 	bgs_word_publish(h, id, bgs_word_next_gen(old_word & BGS_FW_GEN_BITS) | BGS_FW_ACTIVE);
 
-	err = bgs_ports_sync(h, svc.port, bgs_port_vip_flag(svc.proto), ~0u);
+	/* the record is written: the filter takes its VIP, ports and protocol from it */
+	err = bgs_ports_sync(h, svc.port, 0, ~0u);
 	if (!err && svc.preview_port)
-		err = bgs_ports_sync(h, svc.preview_port, bgs_port_vip_flag(svc.proto), ~0u);
+		err = bgs_ports_sync(h, svc.preview_port, 0, ~0u);
 	if (err)
 		goto undo;
 	v.svc_id = id;
@@ -346,10 +348,9 @@ int bgs_service_del(struct bgs *h, __u32 svc_id)
 	bgs_percpu_zero(h, h->map_fd[BGS_M_SVC_STATS], svc_id * 2, sizeof(struct bgs_counter));
 	bgs_percpu_zero(h, h->map_fd[BGS_M_SVC_STATS], svc_id * 2 + 1,
 			sizeof(struct bgs_counter));
-	__atomic_store_n(&h->flip[svc_id].drain_deadline, 0, __ATOMIC_RELAXED);
-	__atomic_store_n(&h->flip[svc_id].drain_gen, 0, __ATOMIC_RELAXED);
 	/* Only the generation stays: the slot's next service goes on from it. */
 	bgs_word_publish(h, svc_id, bgs_word_next_gen(bgs_word_load(h, svc_id)) & BGS_FW_GEN_BITS);
+	memset(h->flip[svc_id].drain, 0, sizeof(h->flip[svc_id].drain));
 	err = svc_write(h, svc_id, &(struct bgs_service){});
 	if (!err)
 		goto out;
@@ -394,9 +395,17 @@ int bgs_service_find(struct bgs *h, const char *name, __u32 *svc_id)
 /* The flip state as the program sees it; leaves the error message alone. */
 static void flip_read(struct bgs *h, __u32 svc_id, struct bgs_flip *flip)
 {
+	int c;
+
 	flip->word = bgs_word_load(h, svc_id);
-	flip->drain_deadline = __atomic_load_n(&h->flip[svc_id].drain_deadline, __ATOMIC_RELAXED);
-	flip->drain_gen = __atomic_load_n(&h->flip[svc_id].drain_gen, __ATOMIC_RELAXED);
+	for (c = 0; c < 2; c++) {
+		flip->drain[c].deadline = __atomic_load_n(&h->flip[svc_id].drain[c].deadline,
+							  __ATOMIC_RELAXED);
+		flip->drain[c].gen = __atomic_load_n(&h->flip[svc_id].drain[c].gen,
+						     __ATOMIC_RELAXED);
+		flip->drain[c].pad = 0;
+	}
+	flip->epoch = __atomic_load_n(&h->flip[svc_id].epoch, __ATOMIC_RELAXED);
 	flip->pad = 0;
 }
 
@@ -508,9 +517,8 @@ int bgs_flip(struct bgs *h, __u32 svc_id, const struct bgs_flip_opts *opts, stru
 	nw = bgs_word_next_gen(nw);
 	/* drain_gen is set even without a drain: flows of the old color created before this
 	 * flip are then routed as new at once (drain_ms 0 = "the drain ends now") */
-	__atomic_store_n(&h->flip[svc_id].drain_deadline, o.drain_ms ? deadline : 0,
-			 __ATOMIC_RELAXED);
-	__atomic_store_n(&h->flip[svc_id].drain_gen, bgs_fw_gen(nw), __ATOMIC_RELAXED);
+	nw = bgs_flip_drain_stage(&h->flip[svc_id], nw, o.drain_ms ? deadline : 0,
+				  bgs_fw_gen(nw));
 	bgs_word_publish(h, svc_id, nw);
 	err = 1;
 done:

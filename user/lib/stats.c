@@ -142,6 +142,12 @@ const char *bgs_reason_name(enum bgs_reason r)
 		[BGS_R_CT_SKIPPED] = "ct_skipped",
 		[BGS_R_CT_FULL] = "ct_full",
 		[BGS_R_PASS_NO_SWITCH] = "pass_no_switch",
+		[BGS_R_REPLY_UNTRACKED] = "reply_untracked",
+		[BGS_R_PASS_REPLY_UNTRACKED] = "pass_reply_untracked",
+		[BGS_R_DROP_REPLY_NO_FLOW] = "drop_reply_no_flow",
+		[BGS_R_DROP_REPLY_IFACE] = "drop_reply_iface",
+		[BGS_R_DROP_UNTRACKABLE] = "drop_untrackable",
+		[BGS_R_ICMP_TO_CLIENT] = "icmp_to_client",
 	};
 
 	if ((unsigned int)r >= BGS_R_MAX || !names[r])
