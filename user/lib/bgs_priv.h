@@ -163,6 +163,8 @@ const char *bgs_addr_port_str(__u8 family, const __u32 *addr, __u16 port, char *
 
 /* Services (service.c). */
 int bgs_svc_read(struct bgs *h, __u32 svc_id, struct bgs_service *svc); /* -ENOENT if free */
+/* bgs_lock, then the service's record (read under it): the lock fd, or -errno unlocked. */
+int bgs_lock_svc(struct bgs *h, __u32 svc_id, struct bgs_service *svc);
 const char *bgs_color_name(__u32 color);
 
 /* Backends and tables (backend.c). */

@@ -192,6 +192,9 @@ struct bgs_service_spec {
 int bgs_service_add(struct bgs *h, const struct bgs_service_spec *spec, __u32 *svc_id);
 /* Delete a service, its backends, previews and tables; its flows end. */
 int bgs_service_del(struct bgs *h, __u32 svc_id);
+/* Change a nat service's preview port (host order; 0 removes it) in place: the service,
+ * its backends, tables and flows stay. -EEXIST if the port is taken, -EINVAL in dsr. */
+int bgs_service_set_preview_port(struct bgs *h, __u32 svc_id, __u16 preview_port);
 /* Service id by name; -ENOENT. */
 int bgs_service_find(struct bgs *h, const char *name, __u32 *svc_id);
 /* Config and current flip state of a service; -ENOENT if the id is not in use. */
