@@ -44,6 +44,8 @@ pk0=$(lbjq '.services[0].pools.blue.packets' status web)
 out=$(lbctl -j upgrade)
 check "upgrade: exit 0, a new program id" \
 	jqt '.prog_id > 0 and .prog_id != .prog_id_before' <<<"$out"
+check "status -j names the running switch: the new program" \
+	test "$(lbjq '.switch.prog_id' status)" = "$(jq -r .prog_id <<<"$out")"
 k=$(grep -c '^[0-9]' "$BGS_RUN/hold")
 wait_lines "$BGS_RUN/hold" $((k + 5)) || fail "the open connection stalled after the upgrade"
 check "the open connection is still answered by $first" \
