@@ -88,6 +88,8 @@ void bgs_unlock(struct bgs *h, int fd, int result);
 struct bgs_note;
 int bgs_history_intent(struct bgs *h);
 void bgs_history_outcome(struct bgs *h, int result, const char *error);
+/* Forget a noted change that never ran (bgs_close). */
+void bgs_note_drop(struct bgs *h);
 /* Lock timeout for handles yet to be made and for calls without a handle (lock.c). */
 extern int bgs_lock_timeout_default;
 
