@@ -409,7 +409,7 @@ static __u32 current_gen(__u32 svc_id)
 
 	if (bgs_service_get(g.h, svc_id, &svc, &flip))
 		return 0;
-	return bgs_fw_gen(flip.word);
+	return bgs_flip_gen(&flip);
 }
 
 struct be_add_arg {
@@ -515,7 +515,7 @@ static int backend_add(int argc, char **argv)
 		json_object_object_foreach (b, k, v)
 			jset(g.out, k, json_object_get(v));
 		json_object_put(b);
-		if (!(be.flags & BGS_BE_NEXTHOP))
+		if (!bgs_backend_resolved(&be))
 			jset(g.out, "warning", jstr("next hop not resolved yet"));
 	}
 	jset(g.out, "service", jstr(name));
@@ -948,7 +948,7 @@ int do_preview(int argc, char **argv)
 		snprintf(msg, sizeof(msg),
 			 a.del ? "%s: removed preview prefix %s"
 			       : "%s: new flows from %s now reach the idle color (%s)",
-			 name, buf, color_name(!bgs_fw_live(flip.word)));
+			 name, buf, color_name(!bgs_flip_live(&flip)));
 		jset(g.out, "message", jstr(msg));
 	}
 	arr = json_object_new_array();

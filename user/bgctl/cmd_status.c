@@ -396,7 +396,7 @@ static int ct_cb(const struct bgs_flow_key *k, const struct bgs_flow *f, int ver
 		return 0;
 	if (a->color != BGS_ANY_COLOR && f->color != a->color)
 		return 0;
-	if (be && !(be->flags & BGS_BE_IN_USE))
+	if (be && !bgs_backend_in_use(be))
 		be = NULL;
 	if (a->have_be && (!be || be->family != a->be_ip.family ||
 			   memcmp(be->addr, a->be_ip.addr, sizeof(be->addr)) ||

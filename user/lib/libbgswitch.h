@@ -362,6 +362,17 @@ int bgs_flow_walk(struct bgs *h, bgs_flow_cb cb, void *arg);
  * that is not live; returns how many. */
 int bgs_flow_kill(struct bgs *h, __u32 svc_id, int color);
 
+/* ---- Decoded views: a front end reads no flip-word or record bits itself ---- */
+
+__u32 bgs_flip_live(const struct bgs_flip *f);	   /* BGS_BLUE or BGS_GREEN */
+__u32 bgs_flip_gen(const struct bgs_flip *f);	   /* what --expect-generation compares */
+__u32 bgs_flip_canary(const struct bgs_flip *f);   /* basis points to the idle color */
+bool bgs_flip_sticky(const struct bgs_flip *f);	   /* canary drawn per client address */
+bool bgs_flip_draining(const struct bgs_flip *f);  /* the old color is draining */
+bool bgs_flip_active(const struct bgs_flip *f);	   /* the service takes traffic */
+bool bgs_backend_in_use(const struct bgs_backend *be);
+bool bgs_backend_resolved(const struct bgs_backend *be); /* its next hop is known */
+
 /* ---- Flows as the program sees them (its rule: bgswitch_flow.h) ---- */
 
 /* A walk that judges each entry with the program's own flow-liveness rule, the timeouts

@@ -841,3 +841,45 @@ int bgs_preview_list(struct bgs *h, __u32 svc_id, struct bgs_prefix *out, __u32 
 	free(keys);
 	return n;
 }
+
+/* ---- Decoded views ---- */
+
+__u32 bgs_flip_live(const struct bgs_flip *f)
+{
+	return bgs_fw_live(f->word);
+}
+
+__u32 bgs_flip_gen(const struct bgs_flip *f)
+{
+	return bgs_fw_gen(f->word);
+}
+
+__u32 bgs_flip_canary(const struct bgs_flip *f)
+{
+	return bgs_fw_canary(f->word);
+}
+
+bool bgs_flip_sticky(const struct bgs_flip *f)
+{
+	return f->word & BGS_FW_STICKY;
+}
+
+bool bgs_flip_draining(const struct bgs_flip *f)
+{
+	return f->word & BGS_FW_DRAINING;
+}
+
+bool bgs_flip_active(const struct bgs_flip *f)
+{
+	return f->word & BGS_FW_ACTIVE;
+}
+
+bool bgs_backend_in_use(const struct bgs_backend *be)
+{
+	return be->flags & BGS_BE_IN_USE;
+}
+
+bool bgs_backend_resolved(const struct bgs_backend *be)
+{
+	return be->flags & BGS_BE_NEXTHOP;
+}
