@@ -255,7 +255,10 @@ int bgs_tx_port_add(struct bgs *h, __u32 ifindex)
 	bgs_err_clear();
 	if (!ifindex || !if_indextoname(ifindex, name))
 		return bgs_err(-ENODEV, "no interface with index %u in this namespace", ifindex);
-	if (bpf_map_update_elem(h->map_fd[BGS_M_TX_PORTS], &ifindex, &v, BPF_ANY))
+	/* Never over an entry that is there: replacing a key of a DEVMAP_HASH unlinks it
+	 * before it links the new one, and a redirect in between drops the packet. */
+	if (bpf_map_update_elem(h->map_fd[BGS_M_TX_PORTS], &ifindex, &v, BPF_NOEXIST) &&
+	    errno != EEXIST)
 		return bgs_err(-errno, "cannot add interface %s (index %u) to bgs_tx_ports: %s",
 			       name, ifindex, strerror(errno));
 	return 0;
