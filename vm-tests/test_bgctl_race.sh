@@ -130,6 +130,19 @@ check "... nothing changed meanwhile" test "$(lbjq '.services[0].generation' sta
 check "... the refused changes are in the history as failed" \
 	test "$(tail -n +$((hist0 + 1)) "$BGSWITCH_HISTORY" | jq -r 'select(.phase=="failed") | .verb' | tr '\n' ' ')" = "flip flip "
 check "the lock released: the flip applies" quiet lbctl -j flip web
+# A history that cannot be written refuses a change, except an emergency rollback.
+bad=/proc/bgs-no-such-dir/history.jsonl
+gen=$(lbjq '.services[0].generation' status web)
+out=$(lbctl -j --history-file "$bad" flip web)
+rc=$?
+check "flip with an unwritable history: refused (exit $rc)" test $rc -ne 0 -a $rc -ne 4
+check "... saying nothing was changed" jqt '.error.message | test("nothing was changed")' <<<"$out"
+check "... and nothing was" test "$(lbjq '.services[0].generation' status web)" -eq "$gen"
+err=$(lbctl --history-file "$bad" rollback web 2>&1 >/dev/null)
+check "rollback with an unwritable history: applied" \
+	test "$(lbjq '.services[0].generation' status web)" -eq $((gen + 1))
+check "... with a loud warning that it is not recorded" \
+	bash -c '[[ "$1" == *"WARNING"*"NOT RECORDED"* ]]' _ "$err"
 out=$(lbctl -j --lock-timeout soon status web)
 check "--lock-timeout soon: exit 2" test $? -eq 2
 check "... naming the value" jqt '.error.message | test("--lock-timeout .soon.")' <<<"$out"

@@ -71,7 +71,7 @@ static int be_record(struct be_rt *b, struct bgs_backend *rec)
 
 	if (err)
 		return err;
-	if (!(rec->flags & BGS_BE_IN_USE) || rec->incarnation != b->incarnation)
+	if (!bgs_backend_in_use(rec) || rec->incarnation != b->incarnation)
 		return -ENOENT;
 	return 0;
 }
@@ -118,7 +118,7 @@ static void pool_views(struct svc_rt *s, struct pool_view pv[2])
 			p->pending = true;
 		/* health as the checks decided it (its write may still be queued); usable also
 		 * needs a resolved next hop, as the library's bgs_pool_usable says */
-		if (rec.admin == BGS_ADMIN_UP && b->hsm.up && (rec.flags & BGS_BE_NEXTHOP)) {
+		if (rec.admin == BGS_ADMIN_UP && b->hsm.up && bgs_backend_resolved(&rec)) {
 			p->n_usable++;
 			p->usable_weight += rec.weight;
 		}
@@ -144,8 +144,8 @@ static int failover_once(struct svc_rt *s)
 	if (!s->cfg->fo.on || bgs_service_get(ag->h, s->id, &svc, &before))
 		return 0;
 	in.enabled = true;
-	in.live = (int)bgs_fw_live(before.word);
-	gen = bgs_fw_gen(before.word);
+	in.live = (int)bgs_flip_live(&before);
+	gen = bgs_flip_gen(&before);
 	pool_views(s, in.pool);
 	in.min_healthy_pct = s->cfg->fo.min_healthy_pct;
 	in.hold_down_ms = s->cfg->fo.hold_down_ms;
@@ -196,7 +196,7 @@ static int failover_once(struct svc_rt *s)
 	if (err == -ESTALE) {
 		agent_log(LOG_I, "%s: %s, but the service moved (generation %u -> %u) before the "
 				 "flip: judging again",
-			  s->name, why, gen, bgs_fw_gen(after.word));
+			  s->name, why, gen, bgs_flip_gen(&after));
 		return err;
 	}
 	if (err < 0) {
@@ -213,8 +213,8 @@ static int failover_once(struct svc_rt *s)
 	}
 	s->blocked_why[0] = '\0';
 	s->seen = true;
-	s->gen = bgs_fw_gen(after.word);
-	s->live = (int)bgs_fw_live(after.word);
+	s->gen = bgs_flip_gen(&after);
+	s->live = (int)bgs_flip_live(&after);
 	if (err == 0)
 		return 0; /* to was live already (not after a read at the same generation) */
 	s->auto_flipped = true;
@@ -360,15 +360,15 @@ static void drain_finish(struct svc_rt *s, enum drain_end how)
  * state file's last finished drain are needed, so a restart resumes a drain. */
 static void drain_track(struct svc_rt *s, const struct bgs_flip *fl, __u64 jiffies)
 {
-	bool on = fl->word & BGS_FW_DRAINING;
+	bool on = bgs_flip_draining(fl);
 
-	if (s->draining && (!on || bgs_flip_drain(fl)->gen != s->drain_gen))
+	if (s->draining && (!on || bgs_flip_drain_gen(fl) != s->drain_gen))
 		drain_finish(s, !on ? DRAIN_ENDED : DRAIN_SUPERSEDED);
-	if (!s->draining && on && bgs_flip_drain(fl)->gen != s->drain_done_gen) {
+	if (!s->draining && on && bgs_flip_drain_gen(fl) != s->drain_done_gen) {
 		s->draining = true;
-		s->drain_gen = bgs_flip_drain(fl)->gen;
-		s->drain_color = !bgs_fw_live(fl->word);
-		s->drain_deadline = bgs_flip_drain(fl)->deadline;
+		s->drain_gen = bgs_flip_drain_gen(fl);
+		s->drain_color = !bgs_flip_live(fl);
+		s->drain_deadline = bgs_flip_drain_deadline(fl);
 		s->drain_seen_ms = now_ms();
 		s->drain_counted = false;
 		s->drain_left = 0;
@@ -420,8 +420,8 @@ static void notify_status(struct agent *ag)
 		if (bgs_service_get(ag->h, s->id, &svc, &fl))
 			continue;
 		off += (size_t)snprintf(status + off, sizeof(status) - off, "%s%s %s%s%s",
-					i ? "; " : "", s->name, color_str((int)bgs_fw_live(fl.word)),
-					fl.word & BGS_FW_DRAINING ? " (draining)" : "",
+					i ? "; " : "", s->name, color_str((int)bgs_flip_live(&fl)),
+					bgs_flip_draining(&fl) ? " (draining)" : "",
 					s->drift ? " DRIFT" : "");
 	}
 	if (!ag->nsvc)
@@ -447,11 +447,11 @@ static int on_tick(sd_event_source *src, uint64_t usec, void *arg)
 
 		if (bgs_service_get(ag->h, s->id, &svc, &fl))
 			continue;
-		live = (int)bgs_fw_live(fl.word);
+		live = (int)bgs_flip_live(&fl);
 		if (s->seen && live != s->live) {
 			s->flips_other++;
 			agent_log(LOG_N, "%s: flipped %s -> %s by someone else (generation %u)",
-				  s->name, color_str(s->live), color_str(live), bgs_fw_gen(fl.word));
+				  s->name, color_str(s->live), color_str(live), bgs_flip_gen(&fl));
 		}
 		/*
 		 * Every change to a service (a pool change or an admin state set by bgctl, as
@@ -460,7 +460,7 @@ static int on_tick(sd_event_source *src, uint64_t usec, void *arg)
 		 * every SWEEP_TICKS) as a backstop. Reading the pools of every service every
 		 * second would cost more than all the checks.
 		 */
-		if (!s->seen || bgs_fw_gen(fl.word) != s->gen ||
+		if (!s->seen || bgs_flip_gen(&fl) != s->gen ||
 		    (ag->ticks + i) % SWEEP_TICKS == 0) {
 			drift_check(s);
 			agent_failover(s);
@@ -469,7 +469,7 @@ static int on_tick(sd_event_source *src, uint64_t usec, void *arg)
 		}
 		s->seen = true;
 		s->live = live;
-		s->gen = bgs_fw_gen(fl.word);
+		s->gen = bgs_flip_gen(&fl);
 		drain_track(s, &fl, jiffies);
 		any_drain |= s->draining;
 	}

@@ -735,8 +735,8 @@ int apply_config(struct agent *ag, struct cfg *cfg, bool at_start)
 		/* the live color from now on: a flip by someone else is one seen after this */
 		if (!svcs[i].seen && bgs_service_get(ag->h, svcs[i].id, &svc, &fl) == 0) {
 			svcs[i].seen = true;
-			svcs[i].live = (int)bgs_fw_live(fl.word);
-			svcs[i].gen = bgs_fw_gen(fl.word);
+			svcs[i].live = (int)bgs_flip_live(&fl);
+			svcs[i].gen = bgs_flip_gen(&fl);
 		}
 	}
 	free(fresh);

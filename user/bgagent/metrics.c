@@ -53,18 +53,18 @@ static char *render(struct agent *ag, size_t *len)
 		for (int c = 0; c < 2; c++) {
 			fputs("bgswitch_service_live_color{", f);
 			lbl(f, &ag->svc[i], c);
-			fprintf(f, "} %d\n", (int)bgs_fw_live(flips[i].word) == c);
+			fprintf(f, "} %d\n", (int)bgs_flip_live(&flips[i]) == c);
 		}
 	fputs("# HELP bgswitch_service_generation Generation of the flip word (+1 per publish).\n"
 	      "# TYPE bgswitch_service_generation gauge\n", f);
 	for (unsigned int i = 0; i < ag->nsvc; i++)
 		fprintf(f, "bgswitch_service_generation{service=\"%s\"} %u\n", ag->svc[i].name,
-			bgs_fw_gen(flips[i].word));
+			bgs_flip_gen(&flips[i]));
 	fputs("# HELP bgswitch_service_canary_ratio Share of new flows sent to the idle color.\n"
 	      "# TYPE bgswitch_service_canary_ratio gauge\n", f);
 	for (unsigned int i = 0; i < ag->nsvc; i++)
 		fprintf(f, "bgswitch_service_canary_ratio{service=\"%s\"} %g\n", ag->svc[i].name,
-			bgs_fw_canary(flips[i].word) / (double)BGS_CANARY_SCALE);
+			bgs_flip_canary(&flips[i]) / (double)BGS_CANARY_SCALE);
 	fputs("# HELP bgswitch_service_drift 1 when the pins differ from what the agent "
 	      "applied.\n# TYPE bgswitch_service_drift gauge\n", f);
 	for (unsigned int i = 0; i < ag->nsvc; i++)

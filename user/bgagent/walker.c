@@ -69,8 +69,8 @@ static int tally(const struct bgs_flow_key *key, const struct bgs_flow *f, int v
 	fl = &w->flips[f->svc_id];
 	/* what a drain still waits on: the old color's flows from before its flip (a flow
 	 * live there after the drain ended is not one: the rule says DRAINED then) */
-	if ((fl->word & BGS_FW_DRAINING) && f->color != bgs_fw_live(fl->word) &&
-	    f->gen < bgs_flip_drain(fl)->gen)
+	if ((bgs_flip_draining(fl)) && f->color != bgs_flip_live(fl) &&
+	    f->gen < bgs_flip_drain_gen(fl))
 		s->drain_left[f->svc_id * 2 + (f->color & 1)]++;
 	return 0;
 }

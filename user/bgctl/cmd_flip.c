@@ -97,13 +97,13 @@ static int wait_drain(const char *name, __u32 svc_id, int old_color, json_object
 			break;
 		}
 		if (!gen0)
-			gen0 = bgs_flip_drain(&flip)->gen;
+			gen0 = bgs_flip_drain_gen(&flip);
 		err = dp_clock(&now, &hz);
 		if (err)
 			break;
-		if (bgs_flip_drain(&flip)->deadline != BGS_NO_DEADLINE)
-			left = bgs_flip_drain(&flip)->deadline > now ?
-				       (double)(bgs_flip_drain(&flip)->deadline - now) / hz : 0;
+		if (bgs_flip_drain_deadline(&flip) != BGS_NO_DEADLINE)
+			left = bgs_flip_drain_deadline(&flip) > now ?
+				       (double)(bgs_flip_drain_deadline(&flip) - now) / hz : 0;
 		/* Past the deadline the program routes what is left as new: report it. */
 		if (left == 0) {
 			why = "deadline";
@@ -125,7 +125,7 @@ static int wait_drain(const char *name, __u32 svc_id, int old_color, json_object
 		}
 		if (flows == 0)
 			break;
-		if (!(flip.word & BGS_FW_DRAINING) || bgs_flip_drain(&flip)->gen != gen0) {
+		if (!bgs_flip_draining(&flip) || bgs_flip_drain_gen(&flip) != gen0) {
 			why = "superseded";
 			break;
 		}
@@ -166,25 +166,26 @@ static int changed_since(const char *name, const struct bgs_flip *before,
 {
 	char what[256] = "", b[16], n[16];
 	size_t len = 0;
-	__u64 bw = before->word, nw = now->word;
 
-	if (bgs_fw_live(bw) != bgs_fw_live(nw))
+	if (bgs_flip_live(before) != bgs_flip_live(now))
 		len += snprintf(what + len, sizeof(what) - len, ", live %s -> %s",
-				color_name((int)bgs_fw_live(bw)), color_name((int)bgs_fw_live(nw)));
-	if ((bw ^ nw) & BGS_FW_DRAINING)
+				color_name((int)bgs_flip_live(before)),
+				color_name((int)bgs_flip_live(now)));
+	if (bgs_flip_draining(before) != bgs_flip_draining(now))
 		len += snprintf(what + len, sizeof(what) - len, ", %s",
-				nw & BGS_FW_DRAINING ? "a drain started" : "the drain ended");
-	if (bgs_fw_canary(bw) != bgs_fw_canary(nw) || ((bw ^ nw) & BGS_FW_STICKY))
+				bgs_flip_draining(now) ? "a drain started" : "the drain ended");
+	if (bgs_flip_canary(before) != bgs_flip_canary(now) ||
+	    bgs_flip_sticky(before) != bgs_flip_sticky(now))
 		snprintf(what + len, sizeof(what) - len, ", canary %s%s -> %s%s",
-			 pct_str(bgs_fw_canary(bw), b, sizeof(b)),
-			 bw & BGS_FW_STICKY ? " sticky" : "",
-			 pct_str(bgs_fw_canary(nw), n, sizeof(n)),
-			 nw & BGS_FW_STICKY ? " sticky" : "");
+			 pct_str(bgs_flip_canary(before), b, sizeof(b)),
+			 bgs_flip_sticky(before) ? " sticky" : "",
+			 pct_str(bgs_flip_canary(now), n, sizeof(n)),
+			 bgs_flip_sticky(now) ? " sticky" : "");
 	return fail(-ESTALE, EXIT_CONFLICT,
 		    "%s changed since %s: generation %u -> %u%s; nothing was done (check "
 		    "bgctl status %s, then retry)",
 		    name, user_gen ? "you looked (--expect-generation)" : "bgctl read it",
-		    bgs_fw_gen(bw), bgs_fw_gen(nw), what, name);
+		    bgs_flip_gen(before), bgs_flip_gen(now), what, name);
 }
 
 struct flip_arg {
@@ -214,8 +215,8 @@ static int apply_flip(void *p, json_object *done)
 		return lib_fail(ret, "flip");
 	a->changed = ret;
 	jset(done, "changed", jbool(ret > 0));
-	jset(done, "to", jstr(color_name((int)bgs_fw_live(a->after.word))));
-	jset(done, "generation", jint(bgs_fw_gen(a->after.word)));
+	jset(done, "to", jstr(color_name((int)bgs_flip_live(&a->after))));
+	jset(done, "generation", jint(bgs_flip_gen(&a->after)));
 	return 0;
 }
 
@@ -302,8 +303,8 @@ static int flip_common(int argc, char **argv, bool rollback)
 	if (err)
 		return lib_fail(err, "read service");
 	before = a.before;
-	gen = bgs_fw_gen(before.word);
-	from = (int)bgs_fw_live(before.word);
+	gen = bgs_flip_gen(&before);
+	from = (int)bgs_flip_live(&before);
 	if (a.opts.expect_gen != BGS_ANY_GEN && (__u32)a.opts.expect_gen != gen)
 		return fail(-ESTALE, EXIT_CONFLICT,
 			    "%s is at generation %u, not %lld: it changed since you looked; "
@@ -315,7 +316,7 @@ static int flip_common(int argc, char **argv, bool rollback)
 	if (a.opts.to_color == BGS_ANY_COLOR || rollback)
 		a.opts.expect_gen = gen;
 	if (rollback) {
-		if (!(before.word & BGS_FW_DRAINING) && bgs_flip_drain(&before)->gen == 0)
+		if (!bgs_flip_draining(&before) && bgs_flip_drain_gen(&before) == 0)
 			return fail(-EALREADY, EXIT_CONFLICT,
 				    "%s has never been flipped: there is no previous color to roll "
 				    "back to",
@@ -361,14 +362,14 @@ static int flip_common(int argc, char **argv, bool rollback)
 		return err;
 
 	jset(g.out, "changed", jbool(a.changed > 0));
-	jset(g.out, "to", jstr(color_name((int)bgs_fw_live(a.after.word))));
-	jset(g.out, "generation", jint(bgs_fw_gen(a.after.word)));
+	jset(g.out, "to", jstr(color_name((int)bgs_flip_live(&a.after))));
+	jset(g.out, "generation", jint(bgs_flip_gen(&a.after)));
 	jset(g.out, "drain_timeout_ms",
 	     drain_ms == BGS_NO_DEADLINE ? NULL : jint((long long)drain_ms));
 	if (!a.changed) {
 		snprintf(msg, sizeof(msg),
 			 "%s: %s is already live (generation %u); nothing changed", name,
-			 color_name((int)bgs_fw_live(a.after.word)), bgs_fw_gen(a.after.word));
+			 color_name((int)bgs_flip_live(&a.after)), bgs_flip_gen(&a.after));
 	} else {
 		if (drain_ms == BGS_NO_DEADLINE)
 			snprintf(dbuf, sizeof(dbuf), "until its flows end");
@@ -378,7 +379,7 @@ static int flip_common(int argc, char **argv, bool rollback)
 			dur_str((double)drain_ms / 1000, dbuf, sizeof(dbuf));
 		snprintf(msg, sizeof(msg), "%s: %s %s -> %s, generation %u; %s%s%s", name,
 			 rollback ? "rolled back" : "flipped", color_name(from), color_name(to),
-			 bgs_fw_gen(a.after.word), drain_ms ? color_name(from) : "",
+			 bgs_flip_gen(&a.after), drain_ms ? color_name(from) : "",
 			 drain_ms ? " drains " : "", dbuf);
 	}
 	jset(g.out, "message", jstr(msg));
@@ -421,7 +422,7 @@ static int apply_canary(void *p, json_object *done)
 		return changed_since(a->name, &a->before, &a->after, a->user_gen);
 	if (err)
 		return lib_fail(err, "set canary");
-	jset(done, "generation", jint(bgs_fw_gen(a->after.word)));
+	jset(done, "generation", jint(bgs_flip_gen(&a->after)));
 	return 0;
 }
 
@@ -482,7 +483,7 @@ int do_canary(int argc, char **argv)
 	if (err)
 		return lib_fail(err, "read service");
 	before = a.before;
-	gen = bgs_fw_gen(before.word);
+	gen = bgs_flip_gen(&before);
 	if (a.expect_gen != BGS_ANY_GEN && (__u32)a.expect_gen != gen)
 		return fail(-ESTALE, EXIT_CONFLICT,
 			    "%s is at generation %u, not %lld: it changed since you looked; "
@@ -492,14 +493,14 @@ int do_canary(int argc, char **argv)
 	a.expect_gen = gen;
 	a.name = name;
 	pct_str(a.bps, pbuf, sizeof(pbuf));
-	pct_str(bgs_fw_canary(before.word), obuf, sizeof(obuf));
+	pct_str(bgs_flip_canary(&before), obuf, sizeof(obuf));
 	g.out = json_object_new_object();
 	jset(g.out, "service", jstr(name));
 	jset(g.out, "canary_bps", jint(a.bps));
 	jset(g.out, "canary", jstr(pbuf));
 	jset(g.out, "sticky", jbool(a.sticky));
-	jset(g.out, "idle", jstr(color_name(!bgs_fw_live(before.word))));
-	if (bgs_fw_canary(before.word) == a.bps && !!(before.word & BGS_FW_STICKY) == a.sticky) {
+	jset(g.out, "idle", jstr(color_name(!bgs_flip_live(&before))));
+	if (bgs_flip_canary(&before) == a.bps && bgs_flip_sticky(&before) == a.sticky) {
 		jset(g.out, "changed", jbool(false));
 		jset(g.out, "generation", jint(gen));
 		snprintf(msg, sizeof(msg),
@@ -521,14 +522,14 @@ int do_canary(int argc, char **argv)
 	if (err)
 		return err;
 	jset(g.out, "changed", jbool(true));
-	jset(g.out, "generation", jint(bgs_fw_gen(a.after.word)));
-	if (a.bps && !bgs_pool_usable(g.h, a.svc_id, !bgs_fw_live(a.after.word)))
+	jset(g.out, "generation", jint(bgs_flip_gen(&a.after)));
+	if (a.bps && !bgs_pool_usable(g.h, a.svc_id, !bgs_flip_live(&a.after)))
 		jset(g.out, "warning",
 		     jstr("the idle pool has no usable backend: canary flows "
 			  "stay on the live color"));
 	snprintf(msg, sizeof(msg), "%s: %s of new flows go to %s%s, generation %u%s", name, pbuf,
-		 color_name(!bgs_fw_live(a.after.word)),
-		 a.sticky ? " (sticky per client)" : " (per flow)", bgs_fw_gen(a.after.word),
+		 color_name(!bgs_flip_live(&a.after)),
+		 a.sticky ? " (sticky per client)" : " (per flow)", bgs_flip_gen(&a.after),
 		 jget(g.out, "warning") ? "; warning: the idle pool has no usable backend" : "");
 	jset(g.out, "message", jstr(msg));
 	return 0;
@@ -550,7 +551,7 @@ static int apply_drain_kill(void *p, json_object *done)
 	err = bgs_drain_kill(g.h, a->svc_id, a->color, &after);
 	if (err < 0)
 		return lib_fail(err, "end the drain and remove its flows");
-	jset(done, "generation", jint(bgs_fw_gen(after.word)));
+	jset(done, "generation", jint(bgs_flip_gen(&after)));
 	a->killed = err;
 	jset(done, "flows_killed", jint(err));
 	return 0;
@@ -645,7 +646,7 @@ int do_drain(int argc, char **argv)
 	err = bgs_service_get(g.h, a.svc_id, &svc, &flip);
 	if (err)
 		return lib_fail(err, "read service");
-	live = (int)bgs_fw_live(flip.word);
+	live = (int)bgs_flip_live(&flip);
 	msg[0] = '\0';
 	if (kill) {
 		if (a.color == live)
@@ -654,10 +655,10 @@ int do_drain(int argc, char **argv)
 				    "color that is not live",
 				    color_name(live), name);
 		a.color = !live;
-		a.end_drain = flip.word & BGS_FW_DRAINING;
+		a.end_drain = bgs_flip_draining(&flip);
 		det = json_object_new_object();
 		jset(det, "color", jstr(color_name(a.color)));
-		jset(det, "generation_before", jint(bgs_fw_gen(flip.word)));
+		jset(det, "generation_before", jint(bgs_flip_gen(&flip)));
 		if (reason)
 			jset(det, "reason", jstr(reason));
 		err = run_change("drain kill", name, det, apply_drain_kill, &a);

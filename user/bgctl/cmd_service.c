@@ -12,11 +12,13 @@ const char usage_service[] =
 	"Usage: bgctl service add NAME --vip ADDR:PORT[/tcp|/udp] [--mode nat|dsr]\n"
 	"                         [--preview-port PORT]\n"
 	"       bgctl service del NAME\n"
+	"       bgctl service set NAME --preview-port PORT|none\n"
 	"       bgctl service list\n"
 	"NAME: 1-31 characters of A-Z a-z 0-9 _ . -. The protocol defaults to tcp, the mode to\n"
 	"nat. A new service has empty pools, blue live, generation 1. The preview port (nat\n"
 	"only) is a second port on the VIP whose new flows always reach the idle color.\n"
-	"Deleting a service removes its backends, previews and tables; its flows end.\n";
+	"Deleting a service removes its backends, previews and tables; its flows end. set\n"
+	"changes the preview port in place: the service, its pools and its flows stay.\n";
 
 const char usage_backend[] =
 	"Usage: bgctl backend add NAME blue|green ADDR[:PORT] [--weight W]\n"
@@ -252,10 +254,77 @@ static int service_list(int argc, char **argv)
 	return 0;
 }
 
+struct svc_set_arg {
+	__u32 svc_id;
+	__u16 preview_port;
+};
+
+static int apply_service_set(void *p, json_object *done)
+{
+	struct svc_set_arg *a = p;
+	int err = bgs_service_set_preview_port(g.h, a->svc_id, a->preview_port);
+
+	(void)done;
+	return err ? lib_fail(err, "set the preview port") : 0;
+}
+
+static int service_set(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "preview-port", required_argument, NULL, 'P' },
+		{ NULL },
+	};
+	struct svc_set_arg a = {};
+	const char *name;
+	bool have = false;
+	json_object *det;
+	char msg[160];
+	int c, err;
+
+	while ((c = opt_next(argc, argv, "", opts, usage_service)) != -1) {
+		if (c != 'P')
+			return -EINVAL;
+		have = true;
+		a.preview_port = 0;
+		err = strcmp(optarg, "none") ? parse_port(optarg, "--preview-port",
+							   &a.preview_port) : 0;
+		if (err)
+			return err;
+	}
+	if (argc - opt_done() != 1)
+		return usage_fail("bgctl service set needs exactly one service NAME");
+	if (!have)
+		return usage_fail("bgctl service set needs --preview-port PORT|none");
+	name = argv[opt_done()];
+	err = parse_name(name);
+	if (!err)
+		err = open_state();
+	if (!err)
+		err = resolve_service(name, &a.svc_id);
+	if (err)
+		return err;
+	det = json_object_new_object();
+	jset(det, "preview_port", a.preview_port ? jint(a.preview_port) : NULL);
+	err = run_change("service set", name, det, apply_service_set, &a);
+	json_object_put(det);
+	if (err)
+		return err;
+	g.out = json_object_new_object();
+	jset(g.out, "service", jstr(name));
+	jset(g.out, "preview_port", a.preview_port ? jint(a.preview_port) : NULL);
+	if (a.preview_port)
+		snprintf(msg, sizeof(msg), "%s: preview port %u", name, a.preview_port);
+	else
+		snprintf(msg, sizeof(msg), "%s: no preview port", name);
+	jset(g.out, "message", jstr(msg));
+	return 0;
+}
+
 static const struct cmd service_cmds[] = {
 	{ "add", service_add, render_message, usage_service },
 	{ "del", service_del, render_message, usage_service },
 	{ "delete", service_del, render_message, usage_service },
+	{ "set", service_set, render_message, usage_service },
 	{ "list", service_list, render_service_list, usage_service },
 	{ "show", service_list, render_service_list, usage_service },
 	{ NULL },
@@ -340,7 +409,7 @@ static __u32 current_gen(__u32 svc_id)
 
 	if (bgs_service_get(g.h, svc_id, &svc, &flip))
 		return 0;
-	return bgs_fw_gen(flip.word);
+	return bgs_flip_gen(&flip);
 }
 
 struct be_add_arg {
@@ -446,7 +515,7 @@ static int backend_add(int argc, char **argv)
 		json_object_object_foreach (b, k, v)
 			jset(g.out, k, json_object_get(v));
 		json_object_put(b);
-		if (!(be.flags & BGS_BE_NEXTHOP))
+		if (!bgs_backend_resolved(&be))
 			jset(g.out, "warning", jstr("next hop not resolved yet"));
 	}
 	jset(g.out, "service", jstr(name));
@@ -879,7 +948,7 @@ int do_preview(int argc, char **argv)
 		snprintf(msg, sizeof(msg),
 			 a.del ? "%s: removed preview prefix %s"
 			       : "%s: new flows from %s now reach the idle color (%s)",
-			 name, buf, color_name(!bgs_fw_live(flip.word)));
+			 name, buf, color_name(!bgs_flip_live(&flip)));
 		jset(g.out, "message", jstr(msg));
 	}
 	arr = json_object_new_array();

@@ -127,6 +127,10 @@ void render_status(json_object *out)
 			printf("\n");
 		render_service(json_object_array_get_idx(arr, i), flows, rates);
 	}
+	if (jget(out, "switch") && jget(jget(out, "switch"), "prog_id"))
+		printf("\nswitch: program %lld (tag %s); bgctl %s\n",
+		       jgeti(jget(out, "switch"), "prog_id"), jgets(jget(out, "switch"), "tag"),
+		       jgets(jget(out, "switch"), "bgctl_version"));
 	if (jget(out, "verdicts")) {
 		int shown = 0;
 
@@ -242,6 +246,19 @@ static int status_once(const char *name, bool flows, json_object **out)
 				jset(v, bgs_reason_name((enum bgs_reason)r),
 				     jint((long long)rc[r].packets));
 		jset(*out, "verdicts", v);
+	}
+	{
+		/* Which switch runs (an upgrade changes it; bgctl upgrade swaps in its own). */
+		struct bgs_switch_info si;
+		json_object *sw = json_object_new_object();
+
+		if (bgs_switch_info(g.h, &si) == 0) {
+			jset(sw, "prog_id", jint(si.prog_id));
+			jset(sw, "tag", jstr(si.tag));
+			jset(sw, "loaded_s_after_boot", jint((long long)si.loaded_s));
+		}
+		jset(sw, "bgctl_version", jstr(BGCTL_VERSION));
+		jset(*out, "switch", sw);
 	}
 out:
 	flow_tally_free(&t);
@@ -379,7 +396,7 @@ static int ct_cb(const struct bgs_flow_key *k, const struct bgs_flow *f, int ver
 		return 0;
 	if (a->color != BGS_ANY_COLOR && f->color != a->color)
 		return 0;
-	if (be && !(be->flags & BGS_BE_IN_USE))
+	if (be && !bgs_backend_in_use(be))
 		be = NULL;
 	if (a->have_be && (!be || be->family != a->be_ip.family ||
 			   memcmp(be->addr, a->be_ip.addr, sizeof(be->addr)) ||

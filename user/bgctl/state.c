@@ -42,7 +42,7 @@ static int pool_ids(__u32 svc_id, __u32 color, __u32 *ids, __u32 max)
 	for (__u32 id = 1; id < snap.n; id++) {
 		const struct bgs_backend *b = &snap.be[id];
 
-		if (!(b->flags & BGS_BE_IN_USE) || b->svc_id != svc_id || b->color != color)
+		if (!bgs_backend_in_use(b) || b->svc_id != svc_id || b->color != color)
 			continue;
 		if ((__u32)n < max)
 			ids[n] = id;
@@ -64,35 +64,35 @@ int dp_clock(__u64 *now, __u32 *hz)
 
 json_object *flip_json(const struct bgs_flip *f)
 {
-	__u64 w = f->word, now = 0;
 	json_object *o = json_object_new_object(), *d;
-	__u32 live = bgs_fw_live(w), hz = 0, bps = bgs_fw_canary(w);
+	__u32 live = bgs_flip_live(f), hz = 0, bps = bgs_flip_canary(f);
+	__u64 now = 0;
 	char buf[32];
 
 	jset(o, "live", jstr(color_name((int)live)));
 	jset(o, "idle", jstr(color_name((int)!live)));
-	jset(o, "generation", jint(bgs_fw_gen(w)));
+	jset(o, "generation", jint(bgs_flip_gen(f)));
 	jset(o, "canary_bps", jint(bps));
 	jset(o, "canary", jstr(pct_str(bps, buf, sizeof(buf))));
-	jset(o, "sticky", jbool(w & BGS_FW_STICKY));
-	jset(o, "active", jbool(w & BGS_FW_ACTIVE));
-	jset(o, "draining", jbool(w & BGS_FW_DRAINING));
-	if (w & BGS_FW_DRAINING) {
+	jset(o, "sticky", jbool(bgs_flip_sticky(f)));
+	jset(o, "active", jbool(bgs_flip_active(f)));
+	jset(o, "draining", jbool(bgs_flip_draining(f)));
+	if (bgs_flip_draining(f)) {
 		d = json_object_new_object();
 		jset(d, "color", jstr(color_name((int)!live)));
-		jset(d, "generation", jint(bgs_flip_drain(f)->gen));
-		if (bgs_flip_drain(f)->deadline == BGS_NO_DEADLINE) {
+		jset(d, "generation", jint(bgs_flip_drain_gen(f)));
+		if (bgs_flip_drain_deadline(f) == BGS_NO_DEADLINE) {
 			jset(d, "deadline", NULL);
 			jset(d, "time_left_s", NULL);
 			jset(d, "ended", jbool(false));
 		} else if (dp_clock(&now, &hz) == 0) {
-			double left = bgs_flip_drain(f)->deadline > now
-					      ? (double)(bgs_flip_drain(f)->deadline - now) / hz
+			double left = bgs_flip_drain_deadline(f) > now
+					      ? (double)(bgs_flip_drain_deadline(f) - now) / hz
 					      : 0;
 
-			jset(d, "deadline", jint((long long)bgs_flip_drain(f)->deadline));
+			jset(d, "deadline", jint((long long)bgs_flip_drain_deadline(f)));
 			jset(d, "time_left_s", json_object_new_double(left));
-			jset(d, "ended", jbool(bgs_flip_drain(f)->deadline <= now));
+			jset(d, "ended", jbool(bgs_flip_drain_deadline(f) <= now));
 		}
 		jset(o, "drain", d);
 	}
@@ -121,7 +121,7 @@ json_object *backend_json(__u32 id, const struct bgs_backend *be, bool counters,
 	jset(o, "weight", jint(be->weight));
 	jset(o, "admin", jstr(admin_name(be->admin)));
 	jset(o, "health", jstr(health_name(be->health)));
-	jset(o, "nexthop", jbool(be->flags & BGS_BE_NEXTHOP));
+	jset(o, "nexthop", jbool(bgs_backend_resolved(be)));
 	jset(o, "incarnation", jint(be->incarnation));
 	if (counters && bgs_backend_counters(g.h, id, &c) == 0)
 		add_counter(o, &c);
@@ -174,7 +174,7 @@ json_object *service_json(__u32 svc_id, bool counters, const struct bgs_flow_cou
 		struct bgs_pool_state ps = {};
 		int unresolved = 0;
 
-		jset(p, "live", jbool(color == bgs_fw_live(flip.word)));
+		jset(p, "live", jbool(color == bgs_flip_live(&flip)));
 		bgs_pool_state(g.h, svc_id, color, &ps);
 		jset(p, "usable", jbool(ps.ready > 0));
 		jset(p, "usable_backends", jint(ps.ready));
@@ -191,7 +191,7 @@ json_object *service_json(__u32 svc_id, bool counters, const struct bgs_flow_cou
 			else if (bgs_backend_get(g.h, ids[i], &be))
 				continue;
 			json_object_array_add(bes, backend_json(ids[i], &be, counters, t));
-			unresolved += !(be.flags & BGS_BE_NEXTHOP);
+			unresolved += !bgs_backend_resolved(&be);
 		}
 		jset(p, "backends", bes);
 		jset(p, "unresolved", jint(unresolved));

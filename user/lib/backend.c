@@ -311,12 +311,9 @@ int bgs_backend_add(struct bgs *h, __u32 svc_id, __u32 color, const struct bgs_b
 	hop.family = spec->addr.family;
 	if (hop.family == BGS_AF_INET || hop.family == BGS_AF_INET6)
 		bgs_nexthop_resolve(&hop);
-	lock = bgs_lock(h);
+	lock = bgs_lock_svc(h, svc_id, &svc);
 	if (lock < 0)
 		return lock;
-	err = bgs_svc_read(h, svc_id, &svc);
-	if (err)
-		goto out;
 	port = spec->port ? spec->port : ntohs(svc.port);
 	bgs_addr_port_str(spec->addr.family, spec->addr.addr, port, lbl, sizeof(lbl));
 	if (spec->addr.family != svc.family) {

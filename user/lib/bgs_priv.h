@@ -88,6 +88,8 @@ void bgs_unlock(struct bgs *h, int fd, int result);
 struct bgs_note;
 int bgs_history_intent(struct bgs *h);
 void bgs_history_outcome(struct bgs *h, int result, const char *error);
+/* Forget a noted change that never ran (bgs_close). */
+void bgs_note_drop(struct bgs *h);
 /* Lock timeout for handles yet to be made and for calls without a handle (lock.c). */
 extern int bgs_lock_timeout_default;
 
@@ -165,6 +167,8 @@ int bgs_revnat_walk(struct bgs *h, int (*cb)(const struct bgs_revnat_slot *e, vo
 
 /* Services (service.c). */
 int bgs_svc_read(struct bgs *h, __u32 svc_id, struct bgs_service *svc); /* -ENOENT if free */
+/* bgs_lock, then the service's record (read under it): the lock fd, or -errno unlocked. */
+int bgs_lock_svc(struct bgs *h, __u32 svc_id, struct bgs_service *svc);
 const char *bgs_color_name(__u32 color);
 
 /* Backends and tables (backend.c). */

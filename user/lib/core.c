@@ -423,7 +423,7 @@ void bgs_close(struct bgs *h)
 	if (h->sync_inner_fd >= 0)
 		close(h->sync_inner_fd);
 	bgs_entry__destroy(h->entry_skel);
-	bgs_change_finish(h, 0, NULL);
+	bgs_note_drop(h);
 	free(h);
 }
 

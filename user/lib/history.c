@@ -237,6 +237,11 @@ static void note_free(struct bgs *h)
 	h->note = NULL;
 }
 
+void bgs_note_drop(struct bgs *h)
+{
+	note_free(h);
+}
+
 int bgs_change_note(struct bgs *h, const struct bgs_change_info *ci)
 {
 	struct bgs_note *n;

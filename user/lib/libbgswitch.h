@@ -6,6 +6,16 @@
  *
  * Every function returns 0 (or a documented non-negative value) or a negative errno, and
  * on failure leaves a one-line message naming the bad value in bgs_errmsg().
+ *
+ * Concurrency: any number of processes and threads (each thread its own handle) may change
+ * the same pinned state. Each change takes the lock only to re-check what it read and
+ * publish (next-hop resolution, conntrack walks and the verifier run outside it), waits for
+ * it at most bgs_set_lock_timeout (default 5 s, then -EBUSY naming the holder), and is a
+ * compare-and-swap where the caller passes what it read: a generation (bgs_flip,
+ * bgs_canary_set) or a backend's incarnation (bgs_backend_set_state, bgs_backend_remove),
+ * refused with -ESTALE when it changed. A change applies whole or not at all; where a late
+ * step cannot be undone, the state stays routable and the message says to run it again.
+ * With a history attached (bgs_set_history), every change is recorded there.
  */
 #ifndef LIBBGSWITCH_H
 #define LIBBGSWITCH_H
@@ -71,6 +81,7 @@ int bgs_init(const char *pin_dir, const struct bgs_sizes *sizes, struct bgs **ou
 /* Adopt existing pinned state without loading anything. -ENOENT: not initialized. */
 int bgs_open(const char *pin_dir, struct bgs **out);
 
+/* Close a handle (its history, if any, stays open: the caller owns it). */
 void bgs_close(struct bgs *h);
 
 /* Default time a change waits for the pin directory's lock (an flock, so an operator can
@@ -89,11 +100,13 @@ int bgs_destroy(const char *pin_dir);
  * (may be NULL) gets their number. The caller then closes h. */
 int bgs_teardown(struct bgs *h, bool force, __u64 *live_flows);
 
+/* The pin directory the handle works on. */
 const char *bgs_pin_dir(const struct bgs *h);
 /* Where bgs_init mounted a bpffs (mode 0700) to make its pin directory, or NULL if it mounted
  * none: BGS_BPFFS_ROOT when the directory is under it and no bpffs was there, else the pin
  * directory itself when it was on no bpffs. */
 const char *bgs_mounted(const struct bgs *h);
+/* Sizes, layout version, HZ and loaded flow timeouts, as read when the handle opened. */
 void bgs_get_meta(const struct bgs *h, struct bgs_meta *meta);
 
 /* Fd of the entry program (the one libxdp attaches) as loaded by bgs_init; for test runs.
@@ -108,6 +121,7 @@ struct bgs_switch_info {
 	char tag[17];	   /* the kernel's hex tag of its instructions */
 	__u64 loaded_s;	   /* load time, seconds since boot */
 };
+/* Fills si from the program the array holds now (another process may have upgraded). */
 int bgs_switch_info(struct bgs *h, struct bgs_switch_info *si);
 
 /* Load a fresh switch program (from the object built into the library, or from obj_path),
@@ -134,7 +148,9 @@ struct bgs_history;
  * record ("bgctl", "bgagent"). Refused (-EPERM) unless a regular file owned by root and not
  * writable by group or others; opened with O_NOFOLLOW (-ELOOP on a symbolic link). */
 int bgs_history_open(const char *path, const char *actor, struct bgs_history **out);
+/* Close (after every handle using it stopped: bgs_set_history(h, NULL)). */
 void bgs_history_close(struct bgs_history *hs);
+/* The path it was opened with. */
 const char *bgs_history_path(const struct bgs_history *hs);
 /* Record the changes made through h in hs (NULL: none); hs must outlive that use. */
 void bgs_set_history(struct bgs *h, struct bgs_history *hs);
@@ -172,6 +188,7 @@ enum bgs_xdp_mode {
 
 /* Attach the entry program to an interface through libxdp; also adds it to the devmap. */
 int bgs_attach(struct bgs *h, const char *ifname, enum bgs_xdp_mode mode);
+/* Take it off an interface (-ENOENT: not attached there). Pinned state and flows stay. */
 int bgs_detach(struct bgs *h, const char *ifname);
 /* Make ifindex (in the caller's namespace) a target of XDP_REDIRECT. */
 int bgs_tx_port_add(struct bgs *h, __u32 ifindex);
@@ -207,6 +224,9 @@ struct bgs_service_spec {
 int bgs_service_add(struct bgs *h, const struct bgs_service_spec *spec, __u32 *svc_id);
 /* Delete a service, its backends, previews and tables; its flows end. */
 int bgs_service_del(struct bgs *h, __u32 svc_id);
+/* Change a nat service's preview port (host order; 0 removes it) in place: the service,
+ * its backends, tables and flows stay. -EEXIST if the port is taken, -EINVAL in dsr. */
+int bgs_service_set_preview_port(struct bgs *h, __u32 svc_id, __u16 preview_port);
 /* Service id by name; -ENOENT. */
 int bgs_service_find(struct bgs *h, const char *name, __u32 *svc_id);
 /* Config and current flip state of a service; -ENOENT if the id is not in use. */
@@ -268,6 +288,8 @@ struct bgs_resolve_result {
 int bgs_backend_resolve(struct bgs *h, __u32 svc_id, struct bgs_resolve_result *res);
 /* bgs_backend_resolve of every service. */
 int bgs_backend_resolve_all(struct bgs *h);
+/* The record of a backend in use (its incarnation is what bgs_backend_change and
+ * bgs_backend_remove check); -ENOENT. */
 int bgs_backend_get(struct bgs *h, __u32 backend_id, struct bgs_backend *be);
 /* Backend id in a service by address and port (port 0 = VIP port); -ENOENT. */
 int bgs_backend_find(struct bgs *h, __u32 svc_id, const struct bgs_ip *addr, __u16 port,
@@ -281,6 +303,7 @@ struct bgs_pool_state {
 	__u32 in_table; /* backends its table gives new flows to (admin up, health up) */
 	__u32 ready;	/* of those, with a resolved next hop: the pool's usable backends */
 };
+/* Reads the live table of (svc_id, color) and its backends' records. */
 int bgs_pool_state(struct bgs *h, __u32 svc_id, __u32 color, struct bgs_pool_state *st);
 /* True if the pool has a usable backend: admin up, health up and its next hop resolved
  * (a backend without one gets its new flows passed to the kernel in nat, dropped in dsr). */
@@ -326,8 +349,11 @@ struct bgs_prefix {
 	struct bgs_ip ip;
 	__u8 len; /* 0..32 or 0..128; host bits must be zero */
 };
+/* Parse "10.0.2.0/24" or "2001:db8::/64"; -EINVAL with a message (host bits set, ...). */
 int bgs_prefix_parse(const char *s, struct bgs_prefix *p);
+/* New flows from inside the prefix go to the idle color; -EEXIST if there. */
 int bgs_preview_add(struct bgs *h, __u32 svc_id, const struct bgs_prefix *p);
+/* Remove exactly that prefix; -ENOENT if absent. */
 int bgs_preview_del(struct bgs *h, __u32 svc_id, const struct bgs_prefix *p);
 /* Prefixes of a service; returns how many (may exceed max). */
 int bgs_preview_list(struct bgs *h, __u32 svc_id, struct bgs_prefix *out, __u32 max);
@@ -336,12 +362,16 @@ int bgs_preview_list(struct bgs *h, __u32 svc_id, struct bgs_prefix *out, __u32 
 
 /* Counters summed over CPUs. */
 int bgs_svc_counters(struct bgs *h, __u32 svc_id, __u32 color, struct bgs_counter *c);
+/* A backend's counters (kept across next-hop changes; reset when its id is given out). */
 int bgs_backend_counters(struct bgs *h, __u32 backend_id, struct bgs_counter *c);
+/* Packets and bytes per verdict that is not a plain forward. */
 int bgs_reason_counters(struct bgs *h, struct bgs_reason_counter c[BGS_R_MAX]);
+/* "drop_no_nexthop", ... */
 const char *bgs_reason_name(enum bgs_reason r);
 
 /* Walk conntrack in batches; cb returns non-zero to stop (that value is returned). */
 typedef int (*bgs_flow_cb)(const struct bgs_flow_key *key, const struct bgs_flow *flow, void *arg);
+/* (Raw entries, judged by nobody: bgs_flow_walk_verdict says which still hold a flow.) */
 int bgs_flow_walk(struct bgs *h, bgs_flow_cb cb, void *arg);
 /* Delete the flows of a service (and color unless BGS_ANY_COLOR) that are on a color
  * that is not live; returns how many. */
@@ -374,6 +404,21 @@ int bgs_parse_vip(const char *s, struct bgs_ip *ip, __u16 *port, __u8 *proto);
 int bgs_parse_prefix(const char *s, struct bgs_prefix *p);
 int bgs_parse_reason(const char *s);
 
+/* ---- Decoded views: a front end reads no flip-word or record bits itself ---- */
+
+__u32 bgs_flip_live(const struct bgs_flip *f);	   /* BGS_BLUE or BGS_GREEN */
+__u32 bgs_flip_gen(const struct bgs_flip *f);	   /* what --expect-generation compares */
+__u32 bgs_flip_canary(const struct bgs_flip *f);   /* basis points to the idle color */
+bool bgs_flip_sticky(const struct bgs_flip *f);	   /* canary drawn per client address */
+bool bgs_flip_draining(const struct bgs_flip *f);  /* the old color is draining */
+/* The drain the word selects (of its two copies): the generation of the flip that began it
+ * (0: never flipped) and its deadline in the program's jiffies (BGS_NO_DEADLINE: none). */
+__u32 bgs_flip_drain_gen(const struct bgs_flip *f);
+__u64 bgs_flip_drain_deadline(const struct bgs_flip *f);
+bool bgs_flip_active(const struct bgs_flip *f);	   /* the service takes traffic */
+bool bgs_backend_in_use(const struct bgs_backend *be);
+bool bgs_backend_resolved(const struct bgs_backend *be); /* its next hop is known */
+
 /* ---- Flows as the program sees them (its rule: bgswitch_flow.h) ---- */
 
 /* A walk that judges each entry with the program's own flow-liveness rule, the timeouts
@@ -394,6 +439,7 @@ struct bgs_flow_counts {
 	__u64 *per_svc_color; /* [max_services * 2] by svc_id * 2 + color */
 	__u64 total;
 };
+/* One judged walk (0.5 s per million entries here); free with bgs_flow_counts_free. */
 int bgs_flow_count(struct bgs *h, struct bgs_flow_counts *c);
 void bgs_flow_counts_free(struct bgs_flow_counts *c);
 
@@ -414,6 +460,7 @@ struct bgs_drain_status {
 	__u32 nbackends;
 	struct bgs_drain_backend backends[BGS_MAX_POOL_BACKENDS];
 };
+/* One judged walk, no lock: an agent can poll it from a worker thread. */
 int bgs_drain_status(struct bgs *h, __u32 svc_id, struct bgs_drain_status *st);
 
 /* ---- Maglev (exposed for tests and tools) ---- */

@@ -249,18 +249,16 @@ out:
 
 int bgs_tx_port_add(struct bgs *h, __u32 ifindex)
 {
-	struct bpf_devmap_val v = { .ifindex = ifindex }, cur = {};
+	struct bpf_devmap_val v = { .ifindex = ifindex };
 	char name[IF_NAMESIZE];
 
 	bgs_err_clear();
 	if (!ifindex || !if_indextoname(ifindex, name))
 		return bgs_err(-ENODEV, "no interface with index %u in this namespace", ifindex);
-	/* Already there: leave it. Replacing a DEVMAP_HASH entry unlinks the old one before it
-	 * links the new, so a redirect running in between finds no interface and drops. */
-	if (!bpf_map_lookup_elem(h->map_fd[BGS_M_TX_PORTS], &ifindex, &cur) &&
-	    cur.ifindex == ifindex && !cur.bpf_prog.id)
-		return 0;
-	if (bpf_map_update_elem(h->map_fd[BGS_M_TX_PORTS], &ifindex, &v, BPF_ANY))
+	/* Never over an entry that is there: replacing a key of a DEVMAP_HASH unlinks it
+	 * before it links the new one, and a redirect in between drops the packet. */
+	if (bpf_map_update_elem(h->map_fd[BGS_M_TX_PORTS], &ifindex, &v, BPF_NOEXIST) &&
+	    errno != EEXIST)
 		return bgs_err(-errno, "cannot add interface %s (index %u) to bgs_tx_ports: %s",
 			       name, ifindex, strerror(errno));
 	return 0;

@@ -290,6 +290,73 @@ out:
 	return err;
 }
 
+int bgs_service_set_preview_port(struct bgs *h, __u32 svc_id, __u16 preview_port)
+{
+	struct bgs_service svc, nsvc, *all = NULL;
+	struct bgs_vip_key nk, ok_;
+	struct bgs_vip_val v = { .svc_id = svc_id, .flags = BGS_VIP_PREVIEW_PORT };
+	int lock, err = 0;
+
+	bgs_err_clear();
+	lock = bgs_lock_svc(h, svc_id, &svc);
+	if (lock < 0)
+		return lock;
+	if (ntohs(svc.preview_port) == preview_port)
+		goto out; /* nothing to change */
+	if (preview_port && svc.mode == BGS_MODE_DSR) {
+		err = bgs_err(-EINVAL, "service '%s': a dsr service cannot have a preview port "
+			      "(backends answer on the VIP port; use preview prefixes)", svc.name);
+		goto out;
+	}
+	if (preview_port && preview_port == ntohs(svc.port)) {
+		err = bgs_err(-EINVAL, "service '%s': preview port %u equals the service port",
+			      svc.name, preview_port);
+		goto out;
+	}
+	nsvc = svc;
+	nsvc.preview_port = htons(preview_port);
+	vip_key(&svc, svc.preview_port, &ok_);
+	vip_key(&nsvc, nsvc.preview_port, &nk);
+	if (preview_port) {
+		err = svc_read_all(h, &all);
+		if (!err)
+			err = vip_taken(h, &nk, all, "preview port");
+		if (err)
+			goto out;
+	}
+	/* The record first (the port filter is computed from the records), then the new key,
+	 * then the old one goes: the flows of the old port keep their entries and backends. */
+	err = svc_write(h, svc_id, &nsvc);
+	if (err)
+		goto out;
+	if (preview_port) {
+		err = bgs_ports_sync(h, nsvc.preview_port, bgs_port_vip_flag(svc.proto), ~0u);
+		if (!err && bpf_map_update_elem(h->map_fd[BGS_M_VIPS], &nk, &v, BPF_NOEXIST))
+			err = bgs_err(-errno, "service '%s': cannot insert preview port %u: %s",
+				      svc.name, preview_port, strerror(errno));
+		if (err) {
+			svc_write(h, svc_id, &svc);
+			bgs_ports_sync(h, nsvc.preview_port, 0, ~0u);
+			goto out;
+		}
+	}
+	if (svc.preview_port) {
+		bpf_map_delete_elem(h->map_fd[BGS_M_VIPS], &ok_);
+		err = bgs_ports_sync(h, svc.preview_port, 0, ~0u);
+		if (err) {
+			char why[512];
+
+			snprintf(why, sizeof(why), "%s", bgs_errmsg());
+			err = bgs_err(err, "%s; the new preview port is live, the old one's port "
+				      "filter is stale: run the change again to finish it", why);
+		}
+	}
+out:
+	free(all);
+	bgs_unlock(h, lock, err);
+	return err;
+}
+
 static int preview_delete_all(struct bgs *h, __u32 svc_id);
 
 int bgs_service_del(struct bgs *h, __u32 svc_id)
@@ -299,12 +366,9 @@ int bgs_service_del(struct bgs *h, __u32 svc_id)
 	int lock, err;
 
 	bgs_err_clear();
-	lock = bgs_lock(h);
+	lock = bgs_lock_svc(h, svc_id, &svc);
 	if (lock < 0)
 		return lock;
-	err = bgs_svc_read(h, svc_id, &svc);
-	if (err)
-		goto out;
 	/* Reverse order of creation: first nothing leads to the service any more. */
 	if (svc.preview_port) {
 		vip_key(&svc, svc.preview_port, &k);
@@ -444,6 +508,20 @@ int bgs_service_list(struct bgs *h, __u32 *ids, __u32 max)
 	return n;
 }
 
+int bgs_lock_svc(struct bgs *h, __u32 svc_id, struct bgs_service *svc)
+{
+	int lock = bgs_lock(h), err;
+
+	if (lock < 0)
+		return lock;
+	err = bgs_svc_read(h, svc_id, svc);
+	if (err) {
+		bgs_unlock(h, lock, err);
+		return err;
+	}
+	return lock;
+}
+
 /* ---- Routing changes ---- */
 
 static void flip_fill(struct bgs *h, __u32 svc_id, struct bgs_flip *after)
@@ -477,12 +555,9 @@ int bgs_flip(struct bgs *h, __u32 svc_id, const struct bgs_flip_opts *opts, stru
 		o = *opts;
 	if (o.to_color != BGS_ANY_COLOR && o.to_color != BGS_BLUE && o.to_color != BGS_GREEN)
 		return bgs_err(-EINVAL, "flip: color %d is neither blue nor green", o.to_color);
-	lock = bgs_lock(h);
+	lock = bgs_lock_svc(h, svc_id, &svc);
 	if (lock < 0)
 		return lock;
-	err = bgs_svc_read(h, svc_id, &svc);
-	if (err)
-		goto out;
 	w = bgs_word_load(h, svc_id);
 	live = bgs_fw_live(w);
 	target = o.to_color == BGS_ANY_COLOR ? !live : (__u32)o.to_color;
@@ -539,12 +614,9 @@ int bgs_canary_set(struct bgs *h, __u32 svc_id, __u32 bps, bool sticky, long lon
 	if (bps > BGS_CANARY_SCALE)
 		return bgs_err(-EINVAL, "canary weight %u is out of range 0..%u basis points", bps,
 			       BGS_CANARY_SCALE);
-	lock = bgs_lock(h);
+	lock = bgs_lock_svc(h, svc_id, &svc);
 	if (lock < 0)
 		return lock;
-	err = bgs_svc_read(h, svc_id, &svc);
-	if (err)
-		goto out;
 	w = bgs_word_load(h, svc_id);
 	err = gen_check(&svc, w, expect_gen);
 	if (err) {
@@ -564,23 +636,19 @@ out:
 int bgs_drain_end(struct bgs *h, __u32 svc_id, struct bgs_flip *after)
 {
 	struct bgs_service svc;
-	int lock, err;
+	int lock;
 	__u64 w;
 
 	bgs_err_clear();
-	lock = bgs_lock(h);
+	lock = bgs_lock_svc(h, svc_id, &svc);
 	if (lock < 0)
 		return lock;
-	err = bgs_svc_read(h, svc_id, &svc);
-	if (err)
-		goto out;
 	w = bgs_word_load(h, svc_id);
 	if (w & BGS_FW_DRAINING)
 		bgs_word_publish(h, svc_id, bgs_word_next_gen(w & ~BGS_FW_DRAINING));
 	flip_fill(h, svc_id, after);
-out:
-	bgs_unlock(h, lock, err);
-	return err;
+	bgs_unlock(h, lock, 0);
+	return 0;
 }
 
 /* ---- Preview prefixes ---- */
@@ -780,4 +848,56 @@ int bgs_preview_list(struct bgs *h, __u32 svc_id, struct bgs_prefix *out, __u32 
 	}
 	free(keys);
 	return n;
+}
+
+/* ---- Decoded views ---- */
+
+__u32 bgs_flip_live(const struct bgs_flip *f)
+{
+	return bgs_fw_live(f->word);
+}
+
+__u32 bgs_flip_gen(const struct bgs_flip *f)
+{
+	return bgs_fw_gen(f->word);
+}
+
+__u32 bgs_flip_canary(const struct bgs_flip *f)
+{
+	return bgs_fw_canary(f->word);
+}
+
+bool bgs_flip_sticky(const struct bgs_flip *f)
+{
+	return f->word & BGS_FW_STICKY;
+}
+
+bool bgs_flip_draining(const struct bgs_flip *f)
+{
+	return f->word & BGS_FW_DRAINING;
+}
+
+__u32 bgs_flip_drain_gen(const struct bgs_flip *f)
+{
+	return bgs_flip_drain(f)->gen;
+}
+
+__u64 bgs_flip_drain_deadline(const struct bgs_flip *f)
+{
+	return bgs_flip_drain(f)->deadline;
+}
+
+bool bgs_flip_active(const struct bgs_flip *f)
+{
+	return f->word & BGS_FW_ACTIVE;
+}
+
+bool bgs_backend_in_use(const struct bgs_backend *be)
+{
+	return be->flags & BGS_BE_IN_USE;
+}
+
+bool bgs_backend_resolved(const struct bgs_backend *be)
+{
+	return be->flags & BGS_BE_NEXTHOP;
 }
