@@ -158,6 +158,9 @@ static inline __u32 bgs_port_nat_flag(__u8 proto)
  * interface; set_backend rewrites the last three in place (a next-hop change, a new id). */
 int bgs_revnat_insert(struct bgs *h, const struct bgs_revnat_key *k, __u32 svc_id,
 		      const struct bgs_service *svc, __u32 backend_id, const struct bgs_backend *be);
+/* Every reply slot of a service learns its new preview port (replies of preview-port flows
+ * are found through it); 0: none. */
+void bgs_revnat_set_preview(struct bgs *h, __u32 svc_id, __be16 preview_port);
 int bgs_revnat_set_backend(struct bgs *h, const struct bgs_revnat_key *k, __u32 backend_id,
 			   const struct bgs_backend *be);
 int bgs_revnat_delete(struct bgs *h, const struct bgs_revnat_key *k);

@@ -88,6 +88,18 @@ int bgs_revnat_set_backend(struct bgs *h, const struct bgs_revnat_key *k, __u32 
 	return 0;
 }
 
+void bgs_revnat_set_preview(struct bgs *h, __u32 svc_id, __be16 preview_port)
+{
+	struct bgs_revnat_slot *e;
+	__u32 i;
+
+	for (i = 0; i <= revnat_mask(h); i++) {
+		e = &h->revnat[i];
+		if (__atomic_load_n(&e->used, __ATOMIC_ACQUIRE) && e->svc_id == svc_id)
+			__atomic_store_n(&e->preview_port, preview_port, __ATOMIC_RELAXED);
+	}
+}
+
 int bgs_revnat_delete(struct bgs *h, const struct bgs_revnat_key *k)
 {
 	struct bgs_revnat_slot *e = revnat_find(h, k);

@@ -330,7 +330,7 @@ int bgs_service_set_preview_port(struct bgs *h, __u32 svc_id, __u16 preview_port
 	if (err)
 		goto out;
 	if (preview_port) {
-		err = bgs_ports_sync(h, nsvc.preview_port, bgs_port_vip_flag(svc.proto), ~0u);
+		err = bgs_ports_sync(h, nsvc.preview_port, 0, ~0u);
 		if (!err && bpf_map_update_elem(h->map_fd[BGS_M_VIPS], &nk, &v, BPF_NOEXIST))
 			err = bgs_err(-errno, "service '%s': cannot insert preview port %u: %s",
 				      svc.name, preview_port, strerror(errno));
@@ -340,6 +340,9 @@ int bgs_service_set_preview_port(struct bgs *h, __u32 svc_id, __u16 preview_port
 			goto out;
 		}
 	}
+	/* replies of flows opened on the new port are found through it (nat) */
+	if (svc.mode == BGS_MODE_NAT)
+		bgs_revnat_set_preview(h, svc_id, nsvc.preview_port);
 	if (svc.preview_port) {
 		bpf_map_delete_elem(h->map_fd[BGS_M_VIPS], &ok_);
 		err = bgs_ports_sync(h, svc.preview_port, 0, ~0u);
