@@ -61,6 +61,21 @@ static __always_inline void count_flow(struct pkt *p, struct route *r)
 	}
 }
 
+/* A backend's RST on the reply path of its tracked flow f: counted for the backend and its
+ * service's color (a release whose servers reset connections shows there). */
+static __always_inline void count_reset(const struct bgs_flow *f)
+{
+	struct bgs_counter *c;
+	__u32 idx = f->svc_id * BGS_NR_COLORS + f->color;
+
+	c = bpf_map_lookup_elem(&bgs_svc_stats, &idx);
+	if (c)
+		c->resets++;
+	c = bpf_map_lookup_elem(&bgs_be_stats, &f->backend_id);
+	if (c)
+		c->resets++;
+}
+
 /* Backend id for hash h from a color's live table slot, 0 if that pool is empty. */
 static __always_inline __u32 table_pick(struct route *r, __u32 color, __u32 h)
 {
@@ -668,6 +683,8 @@ static __always_inline int from_backend(struct xdp_md *ctx, struct pkt *p,
 		st = tcp_state_next(f->tcp_state, p->tcp_flags);
 		if (p->tcp_flags & (TCP_FL_FIN | TCP_FL_RST))
 			st |= BGS_TCP_BE_CLOSED;
+		if (p->tcp_flags & TCP_FL_RST)
+			count_reset(f);
 		if (st != f->tcp_state)
 			f->tcp_state = st;
 	}

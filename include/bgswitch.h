@@ -10,7 +10,7 @@
 #include <linux/types.h>
 
 /* Layout of the pinned state; a program or tool refuses pins of another version. */
-#define BGS_LAYOUT_VERSION 2
+#define BGS_LAYOUT_VERSION 3
 
 /* Default pin directory (a bpffs); the loader mounts one there if none is mounted. */
 #define BGS_DEFAULT_PIN_DIR "/sys/fs/bpf/bgswitch"
@@ -404,6 +404,7 @@ struct bgs_counter {
 	__u64 packets;
 	__u64 bytes;
 	__u64 new_flows;
+	__u64 resets;	/* nat: replies with RST a backend sent for a tracked flow */
 };
 
 /* Why a packet got its verdict; each has a counter in bgs_reasons (per CPU). */

@@ -671,7 +671,8 @@ static bool test_service_keys(void)
 	ok &= ct_insert(a.id, BGS_BLUE, 30, be[0]) && ct_insert(a.id, BGS_GREEN, 20, be[1]);
 	ok &= ct_insert(c.id, BGS_BLUE, 10, i);
 	for (i = 0; i < (__u32)ncpus; i++)
-		cnt[i] = (struct bgs_counter){ .packets = 5, .bytes = 500, .new_flows = 1 };
+		cnt[i] = (struct bgs_counter){ .packets = 5, .bytes = 500, .new_flows = 1,
+					       .resets = 2 };
 	ok &= percpu_write(bgs_map_fd(fx.h, "svc_stats"), a.id * 2 + 1, cnt);
 	ok &= percpu_write(bgs_map_fd(fx.h, "be_stats"), be[0], cnt);
 	if (!ok)
@@ -724,12 +725,14 @@ static bool test_service_keys(void)
 		struct fx_svc d;
 
 		for (i = 0; i < (__u32)ncpus; i++)
-			cnt[i] = (struct bgs_counter){ .packets = 9, .bytes = 9, .new_flows = 9 };
+			cnt[i] = (struct bgs_counter){ .packets = 9, .bytes = 9, .new_flows = 9,
+						       .resets = 9 };
 		ok &= percpu_write(bgs_map_fd(fx.h, "svc_stats"), a.id * 2, cnt);
 		ok &= svc_add(&d, "kd", BGS_AF_INET, 80, IPPROTO_TCP, BGS_MODE_NAT, 0);
 		ok &= ASSERT_EQ(d.id, a.id, "lowest free id reused");
 		ok &= ASSERT_OK(bgs_svc_counters(fx.h, d.id, BGS_BLUE, &got), "counters");
-		ok &= ASSERT_EQ(got.packets + got.bytes + got.new_flows, 0, "start at zero");
+		ok &= ASSERT_EQ(got.packets + got.bytes + got.new_flows + got.resets, 0,
+				"start at zero");
 	}
 out:
 	del_all_services(fx.h);
@@ -1102,7 +1105,7 @@ static bool test_counters(void)
 	struct bgs_reason_counter *rv = calloc((size_t)ncpus, sizeof(*rv)),
 				  rsum[BGS_R_MAX], rbefore[BGS_R_MAX];
 	struct fx_svc s;
-	__u64 ep = 0, eb = 0, en = 0;
+	__u64 ep = 0, eb = 0, en = 0, er = 0;
 	__u32 id, key;
 	bool ok = true;
 	int i;
@@ -1114,23 +1117,27 @@ static bool test_counters(void)
 		v[i].packets = (1ULL << 40) + (__u64)i * 3 + 1;
 		v[i].bytes = (1ULL << 50) + (__u64)i * 1500;
 		v[i].new_flows = (__u64)i + 7;
+		v[i].resets = (1ULL << 33) + (__u64)i * 5;
 		ep += v[i].packets;
 		eb += v[i].bytes;
 		en += v[i].new_flows;
+		er += v[i].resets;
 	}
 	ok &= percpu_write(bgs_map_fd(fx.h, "svc_stats"), s.id * 2 + BGS_GREEN, v);
 	ok &= ASSERT_OK(bgs_svc_counters(fx.h, s.id, BGS_GREEN, &got), "green");
 	ok &= ASSERT_EQ(got.packets, ep, "packets summed over CPUs");
 	ok &= ASSERT_EQ(got.bytes, eb, "bytes summed over CPUs");
 	ok &= ASSERT_EQ(got.new_flows, en, "new flows summed over CPUs");
+	ok &= ASSERT_EQ(got.resets, er, "resets summed over CPUs");
 	ok &= ASSERT_OK(bgs_svc_counters(fx.h, s.id, BGS_BLUE, &got), "blue");
-	ok &= ASSERT_EQ(got.packets + got.bytes + got.new_flows, 0, "blue untouched");
+	ok &= ASSERT_EQ(got.packets + got.bytes + got.new_flows + got.resets, 0, "blue untouched");
 
 	ok &= percpu_write(bgs_map_fd(fx.h, "be_stats"), id, v);
 	ok &= ASSERT_OK(bgs_backend_counters(fx.h, id, &got), "backend");
 	ok &= ASSERT_EQ(got.packets, ep, "backend packets");
 	ok &= ASSERT_EQ(got.bytes, eb, "backend bytes");
 	ok &= ASSERT_EQ(got.new_flows, en, "backend new flows");
+	ok &= ASSERT_EQ(got.resets, er, "backend resets");
 
 	/* reasons: one written, every other one as it was */
 	fx_reasons(rbefore);

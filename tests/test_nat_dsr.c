@@ -5,7 +5,8 @@
  * VIP out the interface and MACs the client's packet came by; dsr rewrites only the MACs.
  * Also: replies nobody asked for pass untouched, a backend's next hop that is unresolved
  * hands nat packets to the kernel and drops dsr ones (counted), ICMP errors about a
- * tracked flow follow it, and the per-verdict, per-service and per-backend counters.
+ * tracked flow follow it, and the per-verdict, per-service and per-backend counters (a
+ * backend's resets among them).
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -696,6 +697,102 @@ static bool test_reply_keeps_flow_alive(void)
 	return ok;
 }
 
+/* Counters of be[0], be[1] and the service's blue pool, in that order. */
+static bool reset_counters(const struct fx_svc *s, const __u32 be[2], struct bgs_counter c[3])
+{
+	return ASSERT_OK(bgs_backend_counters(fx.h, be[0], &c[0]), "backend counters") &&
+	       ASSERT_OK(bgs_backend_counters(fx.h, be[1], &c[1]), "backend counters") &&
+	       ASSERT_OK(bgs_svc_counters(fx.h, s->id, BGS_BLUE, &c[2]), "service counters");
+}
+
+/* Since `before`, be[j] counted d[j] more resets (blue: their sum) and nothing else moved;
+ * the green pool, which has no backend, counted nothing at all. */
+static bool resets_moved(const struct fx_svc *s, const __u32 be[2],
+			 const struct bgs_counter before[3], const __u64 d[2], const char *when)
+{
+	static const char *const who[3] = { "backend 0", "backend 1", "blue pool" };
+	const __u64 want[3] = { d[0], d[1], d[0] + d[1] };
+	struct bgs_counter now[3], green;
+	bool ok = true;
+	int k;
+
+	test_ctx("%s", when);
+	if (!reset_counters(s, be, now))
+		return false;
+	for (k = 0; k < 3; k++) {
+		ok &= ASSERT_EQ(now[k].resets - before[k].resets, want[k], who[k]);
+		ok &= ASSERT_EQ(now[k].packets, before[k].packets, who[k]);
+		ok &= ASSERT_EQ(now[k].bytes, before[k].bytes, who[k]);
+		ok &= ASSERT_EQ(now[k].new_flows, before[k].new_flows, who[k]);
+	}
+	if (ASSERT_OK(bgs_svc_counters(fx.h, s->id, BGS_GREEN, &green), "green counters"))
+		ok &= ASSERT_EQ(green.packets + green.bytes + green.new_flows + green.resets, 0,
+				"green pool");
+	return ok;
+}
+
+/*
+ * The reset counter (nat, v4 and v6): a backend's RST for its tracked flow, on its own
+ * interface, counts once for that backend and its color; other replies, and an RST from
+ * the backend's address on another interface (spoofed: dropped), count nothing.
+ */
+static bool test_nat_backend_resets(void)
+{
+	size_t vi;
+	bool ok = true;
+
+	for (vi = 0; vi < ARRAY_SIZE(variants); vi += 2) { /* v4 and v6 TCP */
+		const struct variant *v = &variants[vi];
+		struct bgs_counter before[3];
+		struct pkt c[2], r;
+		struct fx_svc s;
+		__u32 be[2], id, i;
+		bool have[2] = { false, false };
+		int j;
+
+		test_ctx("%s: flows", v->name);
+		if (!svc_setup(v, BGS_MODE_NAT, &s, be))
+			return false;
+		/* one tracked flow per backend, answered with a SYN-ACK */
+		for (i = 0; i < 64 && !(have[0] && have[1]); i++) {
+			if (!fx_flow_new(&s, i, (__u16)(39000 + i), BGS_BLUE, &id))
+				return false;
+			j = id == be[0] ? 0 : 1;
+			if (have[j])
+				continue;
+			have[j] = true;
+			fx_client_pkt(&c[j], &s, i, (__u16)(39000 + i), PKT_SYN);
+			ok &= expect_reply(&s, &c[j], id, PKT_SYN | PKT_ACK);
+		}
+		if (!ASSERT_TRUE(have[0] && have[1], "a flow on each backend"))
+			return false;
+		ok &= reset_counters(&s, be, before);
+
+		test_ctx("%s: replies without RST", v->name);
+		for (j = 0; j < 2; j++)
+			ok &= expect_reply(&s, &c[j], be[j], PKT_ACK | PKT_PSH);
+		/* backend 0 closes its flow first; its RST below still counts */
+		ok &= expect_reply(&s, &c[0], be[0], PKT_FIN | PKT_ACK);
+		ok &= resets_moved(&s, be, before, (__u64[]){ 0, 0 }, "no RST, no reset");
+
+		/* be[0] sits behind lb1: its address on lb0 is not the backend */
+		test_ctx("%s: spoofed RST", v->name);
+		reply_pkt(&r, &c[0], be[0], PKT_RST | PKT_ACK);
+		ok &= fx_expect_reply(&r, fx.if_lb0, XDP_DROP, BGS_R_DROP_REPLY_IFACE, NULL,
+				      "RST from the backend's address on the clients' interface");
+		ok &= resets_moved(&s, be, before, (__u64[]){ 0, 0 }, "spoofed RST");
+
+		test_ctx("%s: backend RST", v->name);
+		ok &= expect_reply(&s, &c[1], be[1], PKT_RST | PKT_ACK);
+		ok &= resets_moved(&s, be, before, (__u64[]){ 0, 1 }, "RST of backend 1");
+		ok &= expect_reply(&s, &c[0], be[0], PKT_RST);
+		ok &= resets_moved(&s, be, before, (__u64[]){ 1, 1 }, "RST of backend 0");
+		ok &= fx_svc_del(&s);
+	}
+	test_ctx("%s", "");
+	return ok;
+}
+
 static const struct test_case tests[] = {
 	{ "nat_forward_and_reply", test_nat_forward_and_reply },
 	{ "dsr_rewrites_only_macs", test_dsr_rewrites_only_macs },
@@ -703,6 +800,7 @@ static const struct test_case tests[] = {
 	{ "icmp_errors_follow_flow", test_icmp_errors_follow_flow },
 	{ "icmp_from_backend_side", test_icmp_from_backend_side },
 	{ "reply_keeps_flow_alive", test_reply_keeps_flow_alive },
+	{ "nat_backend_resets", test_nat_backend_resets },
 };
 
 int main(int argc, char **argv)

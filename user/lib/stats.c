@@ -51,6 +51,7 @@ static int counter_sum(struct bgs *h, int fd, __u32 key, struct bgs_counter *c, 
 		c->packets += v->packets;
 		c->bytes += v->bytes;
 		c->new_flows += v->new_flows;
+		c->resets += v->resets;
 	}
 	free(vals);
 	return 0;
