@@ -14,8 +14,9 @@
 const char usage_status[] =
 	"Usage: bgctl status [NAME] [--flows] [--watch [--interval DUR] [--count N]]\n"
 	"Live color, generation, canary, preview prefixes and drain (deadline, time left) of\n"
-	"each service, and per color and backend the admin state, health, packets, bytes and\n"
-	"new flows from the counters. --flows adds live flow counts (walks conntrack).\n"
+	"each service, and per color and backend the admin state, health, packets, bytes,\n"
+	"new flows and (nat) the backends' TCP resets from the counters. --flows adds live\n"
+	"flow counts (walks conntrack).\n"
 	"--watch redraws every interval (default 1s) with packets/s and bytes/s until\n"
 	"interrupted (or N rounds); with -j it prints one JSON object per round.\n";
 
@@ -42,11 +43,16 @@ static void on_signal(int sig)
 
 /* ---- status ---- */
 
-static void render_pool_line(const char *label, const char *addr, json_object *o, bool flows,
-			     bool rates, const char *weight, const char *admin, const char *health)
+static void render_pool_line(const char *label, const char *addr, json_object *o, bool nat,
+			     bool flows, bool rates, const char *weight, const char *admin,
+			     const char *health)
 {
-	printf("  %-6s %-30s %6s %-5s %-6s %10lld %12lld %9lld", label, addr, weight, admin, health,
-	       jgeti(o, "packets"), jgeti(o, "bytes"), jgeti(o, "new_flows"));
+	char resets[24] = "-"; /* dsr: replies bypass the switch, nobody counts resets */
+
+	if (nat)
+		snprintf(resets, sizeof(resets), "%lld", jgeti(o, "resets"));
+	printf("  %-6s %-30s %6s %-5s %-6s %10lld %12lld %9lld %6s", label, addr, weight, admin,
+	       health, jgeti(o, "packets"), jgeti(o, "bytes"), jgeti(o, "new_flows"), resets);
 	if (flows)
 		printf(" %7lld", jgeti(o, "flows"));
 	if (rates)
@@ -57,6 +63,7 @@ static void render_pool_line(const char *label, const char *addr, json_object *o
 static void render_service(json_object *s, bool flows, bool rates)
 {
 	json_object *pools = jget(s, "pools"), *prev = jget(s, "preview"), *d = jget(s, "drain");
+	bool nat = !strcmp(jgets(s, "mode"), "nat");
 	char buf[64];
 
 	printf("%s (id %lld)  %s/%s  %s%s%s\n", jgets(s, "name"), jgeti(s, "id"), jgets(s, "vip"),
@@ -83,8 +90,8 @@ static void render_service(json_object *s, bool flows, bool rates)
 	else
 		printf("%s, %s left\n", jgets(d, "color"),
 		       dur_str(jgetd(d, "time_left_s"), buf, sizeof(buf)));
-	printf("  %-6s %-30s %6s %-5s %-6s %10s %12s %9s", "POOL", "BACKEND", "WEIGHT", "ADMIN",
-	       "HEALTH", "PACKETS", "BYTES", "NEWFLOWS");
+	printf("  %-6s %-30s %6s %-5s %-6s %10s %12s %9s %6s", "POOL", "BACKEND", "WEIGHT", "ADMIN",
+	       "HEALTH", "PACKETS", "BYTES", "NEWFLOWS", "RESETS");
 	if (flows)
 		printf(" %7s", "FLOWS");
 	if (rates)
@@ -106,11 +113,11 @@ static void render_service(json_object *s, bool flows, bool rates)
 			/* Without a next hop it takes no traffic whatever its states say. */
 			snprintf(addr, sizeof(addr), "%s%s", jgets(b, "address"),
 				 jgetb(b, "nexthop") ? "" : " (no next hop)");
-			render_pool_line(i == 0 ? label : "", addr, b, flows, rates, w,
+			render_pool_line(i == 0 ? label : "", addr, b, nat, flows, rates, w,
 					 jgets(b, "admin"), jgets(b, "health"));
 		}
-		render_pool_line(n ? "" : label, n ? "(pool total)" : "(no backends)", p, flows,
-				 rates, "", "", jgetb(p, "usable") ? "" : "UNUSABLE");
+		render_pool_line(n ? "" : label, n ? "(pool total)" : "(no backends)", p, nat,
+				 flows, rates, "", "", jgetb(p, "usable") ? "" : "UNUSABLE");
 	}
 }
 

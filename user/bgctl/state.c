@@ -104,6 +104,7 @@ static void add_counter(json_object *o, const struct bgs_counter *c)
 	jset(o, "packets", jint((long long)c->packets));
 	jset(o, "bytes", jint((long long)c->bytes));
 	jset(o, "new_flows", jint((long long)c->new_flows));
+	jset(o, "resets", jint((long long)c->resets));
 }
 
 json_object *backend_json(__u32 id, const struct bgs_backend *be, bool counters,
