@@ -3,6 +3,8 @@
 """Traffic for bgswitch's end-to-end tests and demo. Every mode is bounded in count and time.
 
   client.py http HOST PORT N      N new TCP connections, one HTTP/1.0 GET each
+  client.py reset HOST PORT N     as http, then one byte more after the server closed: its
+                                  kernel answers with exactly one RST (ok = RST seen)
   client.py udp HOST PORT N       N new UDP flows (a fresh source port each, or BASE+i with
                                   --sport-base), one datagram each
   client.py hold HOST PORT ...    one long-lived flow (HTTP keep-alive or one UDP socket)
@@ -32,18 +34,44 @@ def tally(results):
     return out
 
 
+def get_to_close(s):
+    """One HTTP/1.0 GET on connected socket s, read until the server closes: the body."""
+    s.sendall(b"GET / HTTP/1.0\r\nHost: vip\r\n\r\n")
+    data = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data.split(b"\r\n\r\n", 1)[1].decode().strip()
+
+
 def one_http(host, port, timeout):
     try:
         with socket.create_connection((host, port), timeout=timeout) as s:
-            s.sendall(b"GET / HTTP/1.0\r\nHost: vip\r\n\r\n")
-            data = b""
-            while True:
-                chunk = s.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
-        body = data.split(b"\r\n\r\n", 1)[1].decode().strip()
+            body = get_to_close(s)
         return body or None
+    except (OSError, IndexError, UnicodeDecodeError):
+        return None
+
+
+TCP_CLOSE = 7  # tcpi_state
+
+
+def one_reset(host, port, timeout):
+    """A GET, then one more byte after the server closed: the server's kernel answers it with
+    exactly one RST. The body if that RST came (the socket left CLOSE_WAIT for CLOSE)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as s:
+            body = get_to_close(s)
+            time.sleep(0.02)
+            s.sendall(b"x")
+            end = time.monotonic() + timeout
+            while time.monotonic() < end:
+                if s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0] == TCP_CLOSE:
+                    return body or None
+                time.sleep(0.01)
+        return None
     except (OSError, IndexError, UnicodeDecodeError):
         return None
 
@@ -131,7 +159,7 @@ def hold(args):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["http", "udp", "hold"])
+    ap.add_argument("mode", choices=["http", "reset", "udp", "hold"])
     ap.add_argument("host")
     ap.add_argument("port", type=int)
     ap.add_argument("count", type=int, nargs="?", default=1)
@@ -148,6 +176,8 @@ def main():
     args = ap.parse_args()
     if args.mode == "http":
         return bulk(args, one_http)
+    if args.mode == "reset":
+        return bulk(args, one_reset)
     if args.mode == "udp":
         return bulk(args, one_udp)
     return hold(args)

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 # bgagent end to end (nat, so the agent's own HTTP checks come back through the switch's
 # reply path): started from a config it attaches and creates the service, every backend goes
-# healthy and serves; /metrics is scraped and matches bgctl status -j; one blue backend's
+# healthy and serves; /metrics is scraped and matches bgctl status -j; the RSTs backends send
+# are counted per backend (status and metrics agree with what the client saw); one blue backend's
 # server stopped -> marked down within fall x interval and its new flows go to the other blue
 # backend; back up after rise checks; a bad config on SIGHUP is refused and the old one kept;
 # a SIGHUP adding a backend loses no connection; kill -9 of the agent leaves traffic as it
@@ -41,6 +42,7 @@ check "40 connections through the agent's service, all on blue" \
 m=$(metrics) || fail "cannot scrape /metrics"
 for name in bgswitch_build_info bgswitch_backend_up bgswitch_backend_packets_total \
 	bgswitch_backend_bytes_total bgswitch_backend_new_flows_total bgswitch_backend_flows \
+	bgswitch_backend_resets_total bgswitch_service_resets_total \
 	bgswitch_service_live_color bgswitch_service_generation bgswitch_service_canary_ratio \
 	bgswitch_drain_flows_remaining bgswitch_flips_total bgswitch_health_checks_total \
 	bgswitch_service_packets_total bgswitch_service_drift bgswitch_config_reloads_total; do
@@ -64,6 +66,32 @@ for b in b1 b2; do
 	got=$(metric "bgswitch_backend_new_flows_total{service=\"web\",color=\"blue\",backend=\"$a\"}")
 	check "new flows of $b in /metrics ($got) match bgctl status ($want)" test "$got" = "$want"
 done
+
+# ---- backend resets, counted on the reply path ----
+# Each connection reads the answer to its end (the server closes), then writes once more: the
+# server's kernel answers that with exactly one RST, which the switch counts for the backend.
+be_resets() {
+	jq -r ".services[0].pools.blue.backends[] | select(.address == \"$1\") | .resets" <<<"$2"
+}
+st0=$(lbctl -j status web)
+out=$(traffic "$NS_CL" reset "$VIP_NAT" 80 20)
+check "20 connections reset by their servers after the answer" \
+	jqt '.ok == 20 and .colors.blue == 20' <<<"$out"
+st=$(lbctl -j status web)
+for b in b1 b2; do
+	a="${BE_ADDR[$b]}:8080"
+	want=$(jq -r ".backends[\"blue $b\"] // 0" <<<"$out")
+	got=$(($(be_resets "$a" "$st") - $(be_resets "$a" "$st0")))
+	check "bgctl status counts $b's resets ($got, its connections $want)" test "$got" = "$want"
+	got=$(metric "bgswitch_backend_resets_total{service=\"web\",color=\"blue\",backend=\"$a\"}")
+	check "resets of $b in /metrics ($got) match bgctl status" \
+		test "$got" = "$(be_resets "$a" "$st")"
+done
+check "the blue pool's resets in /metrics match bgctl status" \
+	test "$(metric 'bgswitch_service_resets_total{service="web",color="blue"}')" = \
+	"$(jq -r '.services[0].pools.blue.resets' <<<"$st")"
+check "green sent no reset" \
+	test "$(metric 'bgswitch_service_resets_total{service="web",color="green"}')" = 0
 check "health check counters count passes" \
 	test "$(metric "bgswitch_health_checks_total{service=\"web\",color=\"green\",backend=\"${BE_ADDR[g1]}:8080\",result=\"ok\"}")" -gt 2
 

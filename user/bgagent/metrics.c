@@ -103,12 +103,14 @@ static char *render(struct agent *ag, size_t *len)
 			ag->svc[i].name, (unsigned long long)ag->svc[i].flips_failover,
 			ag->svc[i].name, (unsigned long long)ag->svc[i].flips_other);
 
-	static const char *const svc_ctr[3][2] = {
+	static const char *const svc_ctr[4][2] = {
 		{ "bgswitch_service_packets_total", "Client packets to a service, by color." },
 		{ "bgswitch_service_bytes_total", "Client bytes to a service, by color." },
 		{ "bgswitch_service_new_flows_total", "New flows of a service, by color." },
+		{ "bgswitch_service_resets_total",
+		  "TCP resets a nat service's backends sent, by color." },
 	};
-	for (int k = 0; k < 3; k++) {
+	for (int k = 0; k < 4; k++) {
 		fprintf(f, "# HELP %s %s\n# TYPE %s counter\n", svc_ctr[k][0], svc_ctr[k][1],
 			svc_ctr[k][0]);
 		for (unsigned int i = 0; i < ag->nsvc; i++)
@@ -121,20 +123,23 @@ static char *render(struct agent *ag, size_t *len)
 				fprintf(f, "} %llu\n",
 					(unsigned long long)(k == 0 ? ctr.packets :
 							     k == 1 ? ctr.bytes :
-								      ctr.new_flows));
+							     k == 2 ? ctr.new_flows :
+								      ctr.resets));
 			}
 	}
 
-	static const char *const be_m[6][3] = {
+	static const char *const be_m[7][3] = {
 		{ "bgswitch_backend_up", "gauge",
 		  "1 when the backend takes new flows (admin up and healthy)." },
 		{ "bgswitch_backend_healthy", "gauge", "1 when its health checks pass." },
 		{ "bgswitch_backend_packets_total", "counter", "Client packets to the backend." },
 		{ "bgswitch_backend_bytes_total", "counter", "Client bytes to the backend." },
 		{ "bgswitch_backend_new_flows_total", "counter", "New flows to the backend." },
+		{ "bgswitch_backend_resets_total", "counter",
+		  "TCP resets the backend sent (nat: counted on the reply path)." },
 		{ "bgswitch_backend_flows", "gauge", "Flows in conntrack on the backend." },
 	};
-	for (int k = 0; k < 6; k++) {
+	for (int k = 0; k < 7; k++) {
 		fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", be_m[k][0], be_m[k][2], be_m[k][0],
 			be_m[k][1]);
 		for (unsigned int i = 0; i < ag->nsvc; i++) {
@@ -149,9 +154,10 @@ static char *render(struct agent *ag, size_t *len)
 					v = k == 0 ? rec.admin == BGS_ADMIN_UP &&
 							     rec.health == BGS_HEALTH_UP :
 						     rec.health == BGS_HEALTH_UP;
-				} else if (k < 5) {
+				} else if (k < 6) {
 					bgs_backend_counters(ag->h, b->id, &ctr);
-					v = k == 2 ? ctr.packets : k == 3 ? ctr.bytes : ctr.new_flows;
+					v = k == 2 ? ctr.packets : k == 3 ? ctr.bytes :
+					    k == 4 ? ctr.new_flows : ctr.resets;
 				} else if (snap && b->id < snap->max_backends) {
 					v = snap->per_backend[b->id];
 				}
