@@ -78,6 +78,35 @@ const struct verb_help help_destroy = {
 	"state is gone. Refused (exit 4) while flows are live, unless --force.\n",
 };
 
+/*
+ * After init or attach: a switch of another build may run (an older release's, left by an
+ * install that did not upgrade). Say so once, with what to do, as "warning" in the JSON.
+ */
+static void warn_other_build(void)
+{
+	struct bgs_switch_info si;
+	char msg[256];
+
+	if (!g.h || bgs_switch_info(g.h, &si))
+		return;
+	if (si.build_known && si.build_id == bgs_build_id())
+		return;
+	if (si.build_known)
+		snprintf(msg, sizeof(msg),
+			 "the running switch is build %016llx, not this bgctl's %016llx: run "
+			 "'bgctl upgrade' to swap in this build",
+			 (unsigned long long)si.build_id, (unsigned long long)bgs_build_id());
+	else
+		snprintf(msg, sizeof(msg),
+			 "the running switch's build is unknown (installed by an older bgctl or "
+			 "another tool), not this bgctl's %016llx: run 'bgctl upgrade' to swap in "
+			 "this build",
+			 (unsigned long long)bgs_build_id());
+	jset(g.out, "warning", jstr(msg));
+	if (!g.json)
+		fprintf(stderr, "bgctl: warning: %s\n", msg);
+}
+
 static int check_iface(const char *name)
 {
 	if (!*name || strlen(name) >= IF_NAMESIZE)
@@ -210,6 +239,7 @@ int do_init(int argc, char **argv)
 			 meta.maglev_size, meta.ct_entries);
 		jset(g.out, "message", jstr(msg));
 	}
+	warn_other_build();
 	return 0;
 }
 
@@ -287,6 +317,8 @@ static int attach_common(int argc, char **argv, bool detach)
 	snprintf(msg, sizeof(msg), detach ? "detached from %s" : "attached to %s (%s)", a.ifname,
 		 a.mode == BGS_XDP_NATIVE ? "native" : "generic");
 	jset(g.out, "message", jstr(msg));
+	if (!detach)
+		warn_other_build();
 	return 0;
 }
 

@@ -157,10 +157,17 @@ void render_status(json_object *out)
 			printf("\n");
 		render_service(json_object_array_get_idx(arr, i), flows, rates);
 	}
-	if (jget(out, "switch") && jget(jget(out, "switch"), "prog_id"))
-		printf("\nswitch: program %lld (tag %s); bgctl %s\n",
-		       jgeti(jget(out, "switch"), "prog_id"), jgets(jget(out, "switch"), "tag"),
-		       jgets(jget(out, "switch"), "bgctl_version"));
+	if (jget(out, "switch") && jget(jget(out, "switch"), "prog_id")) {
+		json_object *sw = jget(out, "switch");
+		const char *b = jget(sw, "build_id") ? jgets(sw, "build_id") : "unknown";
+
+		printf("\nswitch: program %lld (tag %s, build %s); bgctl %s (build %s)\n",
+		       jgeti(sw, "prog_id"), jgets(sw, "tag"), b, jgets(sw, "bgctl_version"),
+		       jgets(sw, "bgctl_build_id"));
+		if (!jgetb(sw, "same_build"))
+			printf("the running switch is not this bgctl's build: 'bgctl upgrade' swaps "
+			       "it in\n");
+	}
 	if (jget(out, "verdicts")) {
 		int shown = 0;
 
@@ -282,12 +289,19 @@ static int status_once(const char *name, bool flows, json_object **out)
 		struct bgs_switch_info si;
 		json_object *sw = json_object_new_object();
 
+		char id[20];
+
 		if (bgs_switch_info(g.h, &si) == 0) {
 			jset(sw, "prog_id", jint(si.prog_id));
 			jset(sw, "tag", jstr(si.tag));
 			jset(sw, "loaded_s_after_boot", jint((long long)si.loaded_s));
+			snprintf(id, sizeof(id), "%016llx", (unsigned long long)si.build_id);
+			jset(sw, "build_id", si.build_known ? jstr(id) : NULL);
+			jset(sw, "same_build", jbool(si.build_known && si.build_id == bgs_build_id()));
 		}
 		jset(sw, "bgctl_version", jstr(BGCTL_VERSION));
+		snprintf(id, sizeof(id), "%016llx", (unsigned long long)bgs_build_id());
+		jset(sw, "bgctl_build_id", jstr(id));
 		jset(*out, "switch", sw);
 	}
 out:

@@ -108,6 +108,16 @@ static inline int bgs_fault(const char *site)
 }
 #endif
 
+/* The switch object built into the library (its skeleton's ELF bytes). */
+const void *bgs_switch_elf(size_t *size);
+/* Build ids (build.c): a hash of an object's bytes; of the built-in one; of a file. */
+__u64 bgs_build_id_of(const void *buf, size_t len);
+int bgs_build_id_file(const char *path, __u64 *id);
+/* Under the lock, after installing switch_fd: record its build (best effort). */
+void bgs_build_record(struct bgs *h, int switch_fd, __u64 build_id);
+/* The recorded build of the running program prog_id; false if unknown. */
+bool bgs_build_running(const struct bgs *h, __u32 prog_id, __u64 *build_id);
+
 /* Waits until no running BPF program can still see what was published before the call. */
 int bgs_sync(struct bgs *h);
 

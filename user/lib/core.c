@@ -920,6 +920,7 @@ int bgs_init(const char *pin_dir, const struct bgs_sizes *sizes, struct bgs **ou
 		if (err)
 			goto out;
 		sw = ck = -1;
+		bgs_build_record(h, h->switch_fd, bgs_build_id());
 	}
 	err = adopt_pins(h);
 	if (err)
@@ -947,10 +948,15 @@ out:
 int bgs_upgrade(struct bgs *h, const char *obj_path)
 {
 	int lock, sw = -1, ck = -1, err;
-	__u64 jiffies;
+	__u64 jiffies, build_id = bgs_build_id();
 	__u32 hz;
 
 	bgs_err_clear();
+	if (obj_path) {
+		err = bgs_build_id_file(obj_path, &build_id);
+		if (err)
+			return err;
+	}
 	/* The verifier runs before the lock (it may take seconds); the swap is under it. */
 	err = load_switch(h, obj_path, &sw, &ck);
 	if (err)
@@ -964,6 +970,7 @@ int bgs_upgrade(struct bgs *h, const char *obj_path)
 	if (err)
 		goto out;
 	sw = ck = -1;
+	bgs_build_record(h, h->switch_fd, build_id);
 	if (!h->meta.hz) {
 		if (read_clock(h->clock_fd, &jiffies, &hz) == 0) {
 			h->meta.hz = hz;
@@ -1093,7 +1100,13 @@ int bgs_switch_info(struct bgs *h, struct bgs_switch_info *si)
 	for (i = 0; i < 8; i++)
 		snprintf(si->tag + 2 * i, 3, "%02x", info.tag[i]);
 	si->loaded_s = info.load_time / 1000000000ULL;
+	si->build_known = bgs_build_running(h, info.id, &si->build_id);
 	return 0;
+}
+
+const void *bgs_switch_elf(size_t *size)
+{
+	return bgswitch__elf_bytes(size);
 }
 
 int bgs_clock(struct bgs *h, __u64 *jiffies, __u32 *hz)

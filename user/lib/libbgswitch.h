@@ -120,7 +120,12 @@ struct bgs_switch_info {
 	__u32 prog_id;
 	char tag[17];	   /* the kernel's hex tag of its instructions */
 	__u64 loaded_s;	   /* load time, seconds since boot */
+	bool build_known;  /* build_id is recorded for this very program */
+	__u64 build_id;	   /* bgs_build_id() of the build that installed it */
 };
+/* This library's switch build: a hash of the BPF object built into it. Two builds with the
+ * same switch object have the same id; `bgctl upgrade` makes the running switch this one. */
+__u64 bgs_build_id(void);
 /* Fills si from the program the array holds now (another process may have upgraded). */
 int bgs_switch_info(struct bgs *h, struct bgs_switch_info *si);
 
