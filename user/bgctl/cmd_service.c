@@ -19,6 +19,7 @@ static const struct verb_opt svc_add_opts[] = {
 
 static const struct verb_opt svc_set_opts[] = {
 	{ "preview-port", 'P', 0, "PORT|none", "nat only: a VIP port that reaches the idle color" },
+	{ "mode", 'M', 0, "nat|dsr", "only where safe: both pools empty; to dsr: no preview port" },
 	{ NULL },
 };
 
@@ -34,7 +35,10 @@ const struct verb_help help_service = {
 	"nat. A new service has empty pools, blue live, generation 1. The preview port (nat\n"
 	"only) is a second port on the VIP whose new flows always reach the idle color.\n"
 	"Deleting a service removes its backends, previews and tables; its flows end. set\n"
-	"changes the preview port in place: the service, its pools and its flows stay.\n",
+	"changes the preview port in place: the service, its pools and its flows stay. set\n"
+	"--mode changes the mode in place where that is safe: both pools empty (a backend's\n"
+	"addressing and its flows are made for one mode) and, to dsr, no preview port; else\n"
+	"it is refused (exit 4). One of --preview-port and --mode per run.\n",
 };
 
 static const struct verb_opt be_add_opts[] = {
@@ -285,62 +289,95 @@ static int service_list(int argc, char **argv)
 
 struct svc_set_arg {
 	__u32 svc_id;
+	bool set_mode; /* else the preview port */
+	__u8 mode;
 	__u16 preview_port;
 };
 
 static int apply_service_set(void *p, json_object *done)
 {
 	struct svc_set_arg *a = p;
-	int err = bgs_service_set_preview_port(g.h, a->svc_id, a->preview_port);
+	int err;
 
 	(void)done;
+	if (a->set_mode) {
+		err = bgs_service_set_mode(g.h, a->svc_id, a->mode);
+		return err ? lib_fail(err, "set the mode") : 0;
+	}
+	err = bgs_service_set_preview_port(g.h, a->svc_id, a->preview_port);
 	return err ? lib_fail(err, "set the preview port") : 0;
+}
+
+/* Options of service set into a; exactly one change. */
+static int service_set_parse(int argc, char **argv, struct svc_set_arg *a)
+{
+	bool port = false;
+	int c, err;
+
+	while ((c = opt_next(argc, argv, &svc_set_spec, &help_service)) != -1) {
+		if (c == 'M') {
+			a->set_mode = true;
+			if (!strcmp(optarg, "nat") || !strcmp(optarg, "dsr"))
+				a->mode = strcmp(optarg, "nat") ? BGS_MODE_DSR : BGS_MODE_NAT;
+			else
+				return usage_fail("bad --mode '%s': expected nat or dsr", optarg);
+			continue;
+		}
+		if (c != 'P')
+			return -EINVAL;
+		port = true;
+		a->preview_port = 0;
+		err = strcmp(optarg, "none") ? parse_port(optarg, "--preview-port",
+							   &a->preview_port) : 0;
+		if (err)
+			return err;
+	}
+	if (argc - opt_done() != 1)
+		return usage_fail("bgctl service set needs exactly one service NAME");
+	if (port == a->set_mode)
+		return usage_fail("bgctl service set needs one of --preview-port PORT|none and "
+				  "--mode nat|dsr (one change per run)");
+	return parse_name(argv[opt_done()]);
 }
 
 static int service_set(int argc, char **argv)
 {
 	struct svc_set_arg a = {};
 	const char *name;
-	bool have = false;
 	json_object *det;
 	char msg[160];
-	int c, err;
+	int err;
 
-	while ((c = opt_next(argc, argv, &svc_set_spec, &help_service)) != -1) {
-		if (c != 'P')
-			return -EINVAL;
-		have = true;
-		a.preview_port = 0;
-		err = strcmp(optarg, "none") ? parse_port(optarg, "--preview-port",
-							   &a.preview_port) : 0;
-		if (err)
-			return err;
-	}
-	if (argc - opt_done() != 1)
-		return usage_fail("bgctl service set needs exactly one service NAME");
-	if (!have)
-		return usage_fail("bgctl service set needs --preview-port PORT|none");
+	err = service_set_parse(argc, argv, &a);
+	if (err)
+		return err;
 	name = argv[opt_done()];
-	err = parse_name(name);
-	if (!err)
-		err = open_state();
+	err = open_state();
 	if (!err)
 		err = resolve_service(name, &a.svc_id);
 	if (err)
 		return err;
 	det = json_object_new_object();
-	jset(det, "preview_port", a.preview_port ? jint(a.preview_port) : NULL);
+	if (a.set_mode)
+		jset(det, "mode", jstr(mode_name(a.mode)));
+	else
+		jset(det, "preview_port", a.preview_port ? jint(a.preview_port) : NULL);
 	err = run_change("service set", name, det, apply_service_set, &a);
 	json_object_put(det);
 	if (err)
 		return err;
 	g.out = json_object_new_object();
 	jset(g.out, "service", jstr(name));
-	jset(g.out, "preview_port", a.preview_port ? jint(a.preview_port) : NULL);
-	if (a.preview_port)
-		snprintf(msg, sizeof(msg), "%s: preview port %u", name, a.preview_port);
-	else
-		snprintf(msg, sizeof(msg), "%s: no preview port", name);
+	if (a.set_mode) {
+		jset(g.out, "mode", jstr(mode_name(a.mode)));
+		snprintf(msg, sizeof(msg), "%s: mode %s", name, mode_name(a.mode));
+	} else {
+		jset(g.out, "preview_port", a.preview_port ? jint(a.preview_port) : NULL);
+		if (a.preview_port)
+			snprintf(msg, sizeof(msg), "%s: preview port %u", name, a.preview_port);
+		else
+			snprintf(msg, sizeof(msg), "%s: no preview port", name);
+	}
 	jset(g.out, "message", jstr(msg));
 	return 0;
 }

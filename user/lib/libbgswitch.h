@@ -232,6 +232,10 @@ int bgs_service_del(struct bgs *h, __u32 svc_id);
 /* Change a nat service's preview port (host order; 0 removes it) in place: the service,
  * its backends, tables and flows stay. -EEXIST if the port is taken, -EINVAL in dsr. */
 int bgs_service_set_preview_port(struct bgs *h, __u32 svc_id, __u16 preview_port);
+/* Change a service's mode (enum bgs_mode) in place, where safe: both pools empty (a
+ * backend's addressing and its flows are made for one mode) and, to dsr, no preview port;
+ * -EBUSY otherwise, with what to do. Name, VIP, generation and previews stay. */
+int bgs_service_set_mode(struct bgs *h, __u32 svc_id, __u8 mode);
 /* Service id by name; -ENOENT. */
 int bgs_service_find(struct bgs *h, const char *name, __u32 *svc_id);
 /* Config and current flip state of a service; -ENOENT if the id is not in use. */
