@@ -42,13 +42,41 @@ struct ctx {
 
 extern struct ctx g;
 
+/* One option of a verb. The verb's table is the only list: getopt_long's array, the usage
+ * text and `bgctl __options` (which the completion and man page tests check) come from it. */
+struct verb_opt {
+	const char *name; /* long name, without "--"; NULL ends the table */
+	int val;	  /* what opt_next returns for it */
+	char short_name;  /* -C works too (opt_next returns C); 0: none */
+	const char *arg;  /* the value's name in the usage; NULL: a flag */
+	const char *help; /* one line */
+};
+
+/* One synopsis of a verb: "bgctl <verb> <args> [options]". */
+struct verb_spec {
+	const char *verb;	     /* "flip", "service add" */
+	const char *args;	     /* positional words, "" if none */
+	const struct verb_opt *opts; /* NULL or a table */
+};
+
+/* A verb's --help: its synopses (NULL-terminated), then text, then every option's line. */
+struct verb_help {
+	const struct verb_spec *const *specs;
+	const char *text;
+};
+
 /* A verb or sub-verb: do_* parses argv (argv[0] is the verb) and fills g.out. */
 struct cmd {
 	const char *name;
 	int (*fn)(int argc, char **argv);
 	void (*render)(json_object *out);
-	const char *usage;
+	const struct verb_help *help;
 };
+
+/* Print a verb's help (synopses, text, options) to f. */
+void print_help(const struct verb_help *help, FILE *f);
+/* `bgctl __options`: a line per synopsis, "VERB\t--flag --opt= ...", the global options first. */
+int do_options(int argc, char **argv);
 
 /* Record an error message; returns err (a negative errno). code 0: from the errno. */
 int fail(int err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -61,9 +89,7 @@ int dispatch(const struct cmd *cmds, const char *what, int argc, char **argv);
 
 /* Option parsing shared by every verb: getopt_long over verb options plus the globals.
  * Returns the option's val, -1 at the end, or -2 on error (message already set). */
-struct option;
-int opt_next(int argc, char **argv, const char *shortopts, const struct option *verb_opts,
-	     const char *usage);
+int opt_next(int argc, char **argv, const struct verb_spec *spec, const struct verb_help *help);
 int opt_done(void);
 /* After the options: at most one service NAME (validated), in *name (NULL if none). */
 int opt_optional_name(int argc, char **argv, const char *verb, const char **name);
@@ -177,8 +203,8 @@ void render_drain(json_object *out);
 void render_conntrack(json_object *out);
 void render_history(json_object *out);
 
-extern const char usage_init[], usage_attach[], usage_detach[], usage_upgrade[], usage_destroy[], usage_service[], usage_backend[],
-	usage_flip[], usage_rollback[], usage_canary[], usage_preview[], usage_drain[],
-	usage_status[], usage_conntrack[], usage_history[];
+extern const struct verb_help help_init, help_attach, help_detach, help_upgrade, help_destroy,
+	help_service, help_backend, help_flip, help_rollback, help_canary, help_preview, help_drain,
+	help_status, help_conntrack, help_history;
 
 #endif /* BGCTL_H */

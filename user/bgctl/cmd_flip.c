@@ -12,36 +12,71 @@
 
 #define DEFAULT_DRAIN_MS (5ULL * 60 * 1000)
 
-const char usage_flip[] =
-	"Usage: bgctl flip NAME [--to blue|green] [--expect-generation N]\n"
-	"                  [--drain-timeout DUR] [--reason TEXT] [--force] [--wait]\n"
+enum { O_TO = 1, O_GEN, O_DRAIN, O_REASON, O_FORCE, O_WAIT, O_STICKY, O_COLOR, O_KILL };
+
+#define OPT_GEN { "expect-generation", O_GEN, 0, "N", "refuse (exit 4) unless at generation N" }
+#define OPT_DRAIN { "drain-timeout", O_DRAIN, 0, "DUR", "the old color's drain (default 5m)" }
+#define OPT_REASON { "reason", O_REASON, 0, "TEXT", "recorded in the history" }
+#define OPT_FORCE { "force", O_FORCE, 0, NULL, "even if the target pool has no usable backend" }
+#define OPT_WAIT { "wait", O_WAIT, 0, NULL, "return when the old color is drained" }
+
+static const struct verb_opt flip_opts[] = {
+	{ "to", O_TO, 0, "blue|green", "idempotent: if it is already live, change nothing" },
+	OPT_GEN, OPT_DRAIN, OPT_REASON, OPT_FORCE, OPT_WAIT,
+	{ NULL },
+};
+
+static const struct verb_opt rollback_opts[] = {
+	OPT_GEN, OPT_DRAIN, OPT_REASON, OPT_FORCE, OPT_WAIT,
+	{ NULL },
+};
+
+static const struct verb_spec flip_spec = { "flip", "NAME", flip_opts };
+static const struct verb_spec rollback_spec = { "rollback", "NAME", rollback_opts };
+
+const struct verb_help help_flip = {
+	(const struct verb_spec *const[]){ &flip_spec, NULL },
 	"Make the idle color live in one atomic publish. New flows go to the new live color;\n"
 	"established flows keep their backend until they end or the drain deadline passes\n"
 	"(DUR like 500ms, 30s, 5m, 1h, 1m30s; 0 ends the drain at once; none: no deadline;\n"
-	"default 5m). The canary is reset to 0.\n"
-	"  --to COLOR               idempotent: if COLOR is already live, succeed, change nothing\n"
-	"  --expect-generation N    refuse (exit 4) unless the service is at generation N\n"
-	"  --force                  flip even if the target pool has no usable backend\n"
-	"  --wait                   show the old color's drain (flows left, time left) and\n"
-	"                           return when it is drained or its deadline passed\n"
-	"  --reason TEXT            recorded in the history\n";
+	"default 5m). The canary is reset to 0. --wait shows the old color's drain (flows left,\n"
+	"time left) and returns when it is drained or its deadline passed.\n",
+};
 
-const char usage_rollback[] =
-	"Usage: bgctl rollback NAME [--expect-generation N] [--drain-timeout DUR]\n"
-	"                      [--reason TEXT] [--force] [--wait]\n"
-	"Go back to the previous live color at once (a flip to the color being drained).\n";
+const struct verb_help help_rollback = {
+	(const struct verb_spec *const[]){ &rollback_spec, NULL },
+	"Go back to the previous live color at once (a flip to the color being drained).\n",
+};
 
-const char usage_canary[] =
-	"Usage: bgctl canary NAME PERCENT [--sticky] [--expect-generation N] [--reason TEXT]\n"
-	"Send PERCENT (0-100, at most two decimals) of new flows to the idle color. --sticky\n"
-	"draws by client address, so one client sees one version. 0 ends the canary. A flip\n"
-	"resets it to 0.\n";
+static const struct verb_opt canary_opts[] = {
+	{ "sticky", O_STICKY, 0, NULL, "draw by client address: one client sees one version" },
+	OPT_GEN, OPT_REASON,
+	{ NULL },
+};
 
-const char usage_drain[] =
-	"Usage: bgctl drain NAME [--color blue|green] [--kill] [--reason TEXT]\n"
+static const struct verb_spec canary_spec = { "canary", "NAME PERCENT", canary_opts };
+
+const struct verb_help help_canary = {
+	(const struct verb_spec *const[]){ &canary_spec, NULL },
+	"Send PERCENT (0-100, at most two decimals) of new flows to the idle color. 0 ends the\n"
+	"canary. A flip resets it to 0.\n",
+};
+
+static const struct verb_opt drain_opts[] = {
+	{ "color", O_COLOR, 0, "blue|green", "the color to show (default: the draining one)" },
+	{ "kill", O_KILL, 0, NULL, "end the draining color's remaining flows now" },
+	OPT_REASON,
+	{ NULL },
+};
+
+static const struct verb_spec drain_spec = { "drain", "NAME", drain_opts };
+
+const struct verb_help help_drain = {
+	(const struct verb_spec *const[]){ &drain_spec, NULL },
 	"Show live flows per color and backend and the drain's deadline. --kill ends the\n"
 	"draining color's remaining flows now: the drain ends and their entries are removed, so\n"
-	"their next packets are routed as new flows.\n";
+	"their next packets are routed as new flows.\n",
+};
 
 static volatile sig_atomic_t interrupted;
 
@@ -222,24 +257,6 @@ static int apply_flip(void *p, json_object *done)
 
 static int flip_common(int argc, char **argv, bool rollback)
 {
-	enum { O_TO = 1, O_GEN, O_DRAIN, O_REASON, O_FORCE, O_WAIT };
-	static const struct option flip_opts[] = {
-		{ "to", required_argument, NULL, O_TO },
-		{ "expect-generation", required_argument, NULL, O_GEN },
-		{ "drain-timeout", required_argument, NULL, O_DRAIN },
-		{ "reason", required_argument, NULL, O_REASON },
-		{ "force", no_argument, NULL, O_FORCE },
-		{ "wait", no_argument, NULL, O_WAIT },
-		{ NULL },
-	};
-	static const struct option rb_opts[] = {
-		{ "expect-generation", required_argument, NULL, O_GEN },
-		{ "drain-timeout", required_argument, NULL, O_DRAIN },
-		{ "reason", required_argument, NULL, O_REASON },
-		{ "force", no_argument, NULL, O_FORCE },
-		{ "wait", no_argument, NULL, O_WAIT },
-		{ NULL },
-	};
 	const char *verb = rollback ? "rollback" : "flip", *name, *reason = NULL;
 	struct flip_arg a = {};
 	unsigned long long drain_ms = DEFAULT_DRAIN_MS;
@@ -253,8 +270,8 @@ static int flip_common(int argc, char **argv, bool rollback)
 
 	a.opts.to_color = BGS_ANY_COLOR;
 	a.opts.expect_gen = BGS_ANY_GEN;
-	while ((c = opt_next(argc, argv, "", rollback ? rb_opts : flip_opts,
-			     rollback ? usage_rollback : usage_flip)) != -1) {
+	while ((c = opt_next(argc, argv, rollback ? &rollback_spec : &flip_spec,
+			     rollback ? &help_rollback : &help_flip)) != -1) {
 		switch (c) {
 		case O_TO:
 			err = parse_color(optarg, &a.opts.to_color);
@@ -428,13 +445,6 @@ static int apply_canary(void *p, json_object *done)
 
 int do_canary(int argc, char **argv)
 {
-	enum { O_STICKY = 1, O_GEN, O_REASON };
-	static const struct option opts[] = {
-		{ "sticky", no_argument, NULL, O_STICKY },
-		{ "expect-generation", required_argument, NULL, O_GEN },
-		{ "reason", required_argument, NULL, O_REASON },
-		{ NULL },
-	};
 	struct canary_arg a = { .expect_gen = BGS_ANY_GEN };
 	const char *name, *reason = NULL;
 	struct bgs_service svc;
@@ -444,7 +454,7 @@ int do_canary(int argc, char **argv)
 	int c, err, pos;
 	__u32 gen;
 
-	while ((c = opt_next(argc, argv, "", opts, usage_canary)) != -1) {
+	while ((c = opt_next(argc, argv, &canary_spec, &help_canary)) != -1) {
 		switch (c) {
 		case O_STICKY:
 			a.sticky = true;
@@ -596,13 +606,6 @@ void render_drain(json_object *out)
 
 int do_drain(int argc, char **argv)
 {
-	enum { O_COLOR = 1, O_KILL, O_REASON };
-	static const struct option opts[] = {
-		{ "color", required_argument, NULL, O_COLOR },
-		{ "kill", no_argument, NULL, O_KILL },
-		{ "reason", required_argument, NULL, O_REASON },
-		{ NULL },
-	};
 	struct drain_arg a = { .color = BGS_ANY_COLOR };
 	const char *name, *reason = NULL;
 	struct bgs_service svc;
@@ -613,7 +616,7 @@ int do_drain(int argc, char **argv)
 	char msg[256];
 	int c, err, live;
 
-	while ((c = opt_next(argc, argv, "", opts, usage_drain)) != -1) {
+	while ((c = opt_next(argc, argv, &drain_spec, &help_drain)) != -1) {
 		switch (c) {
 		case O_COLOR:
 			err = parse_color(optarg, &a.color);

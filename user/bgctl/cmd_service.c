@@ -8,38 +8,78 @@
 
 #include "bgctl.h"
 
-const char usage_service[] =
-	"Usage: bgctl service add NAME --vip ADDR:PORT[/tcp|/udp] [--mode nat|dsr]\n"
-	"                         [--preview-port PORT]\n"
-	"       bgctl service del NAME\n"
-	"       bgctl service set NAME --preview-port PORT|none\n"
-	"       bgctl service list\n"
+enum { O_VIP = 1, O_MODE, O_PPORT };
+
+static const struct verb_opt svc_add_opts[] = {
+	{ "vip", O_VIP, 0, "ADDR:PORT[/tcp|/udp]", "the virtual service (required)" },
+	{ "mode", O_MODE, 0, "nat|dsr", "how backends are reached (default nat)" },
+	{ "preview-port", O_PPORT, 0, "PORT", "nat only: a VIP port that reaches the idle color" },
+	{ NULL },
+};
+
+static const struct verb_opt svc_set_opts[] = {
+	{ "preview-port", 'P', 0, "PORT|none", "nat only: a VIP port that reaches the idle color" },
+	{ "mode", 'M', 0, "nat|dsr", "only where safe: both pools empty; to dsr: no preview port" },
+	{ NULL },
+};
+
+static const struct verb_spec svc_add_spec = { "service add", "NAME", svc_add_opts };
+static const struct verb_spec svc_del_spec = { "service del", "NAME", NULL };
+static const struct verb_spec svc_set_spec = { "service set", "NAME", svc_set_opts };
+static const struct verb_spec svc_list_spec = { "service list", "", NULL };
+
+const struct verb_help help_service = {
+	(const struct verb_spec *const[]){ &svc_add_spec, &svc_del_spec, &svc_set_spec,
+					   &svc_list_spec, NULL },
 	"NAME: 1-31 characters of A-Z a-z 0-9 _ . -. The protocol defaults to tcp, the mode to\n"
 	"nat. A new service has empty pools, blue live, generation 1. The preview port (nat\n"
 	"only) is a second port on the VIP whose new flows always reach the idle color.\n"
 	"Deleting a service removes its backends, previews and tables; its flows end. set\n"
-	"changes the preview port in place: the service, its pools and its flows stay.\n";
+	"changes the preview port in place: the service, its pools and its flows stay. set\n"
+	"--mode changes the mode in place where that is safe: both pools empty (a backend's\n"
+	"addressing and its flows are made for one mode) and, to dsr, no preview port; else\n"
+	"it is refused (exit 4). One of --preview-port and --mode per run.\n",
+};
 
-const char usage_backend[] =
-	"Usage: bgctl backend add NAME blue|green ADDR[:PORT] [--weight W]\n"
-	"       bgctl backend del NAME [blue|green] ADDR[:PORT]\n"
-	"       bgctl backend set NAME [blue|green] ADDR[:PORT] [--state up|down|drain]\n"
-	"                                                         [--health up|down]\n"
-	"       bgctl backend list NAME [blue|green]\n"
-	"       bgctl backend resolve [NAME]\n"
-	"PORT defaults to the VIP's port (required equal to it in dsr). W: 1-65535, default\n"
-	"100. --state is the operator's admin state: drain keeps the backend's flows but sends\n"
-	"it no new ones; down re-chooses its flows too. --health sets the health the agent\n"
-	"normally owns (for use without the agent). Every pool change rebuilds the pool's\n"
-	"Maglev table in its unused slot and publishes it atomically. resolve looks up the\n"
-	"next hop (route and neighbour) of every backend (of NAME) again and updates the ones\n"
-	"that changed in place; a backend without one is not usable.\n";
+static const struct verb_opt be_add_opts[] = {
+	{ "weight", 'w', 'w', "W", "1-65535 (default 100)" },
+	{ NULL },
+};
 
-const char usage_preview[] =
-	"Usage: bgctl preview NAME add|del PREFIX\n"
-	"       bgctl preview NAME list\n"
+static const struct verb_opt be_set_opts[] = {
+	{ "state", 's', 's', "up|down|drain", "the operator's admin state" },
+	{ "health", 'H', 0, "up|down", "the health the agent normally owns" },
+	{ NULL },
+};
+
+static const struct verb_spec be_add_spec = { "backend add", "NAME blue|green ADDR[:PORT]",
+					      be_add_opts };
+static const struct verb_spec be_del_spec = { "backend del", "NAME [blue|green] ADDR[:PORT]",
+					      NULL };
+static const struct verb_spec be_set_spec = { "backend set", "NAME [blue|green] ADDR[:PORT]",
+					      be_set_opts };
+static const struct verb_spec be_list_spec = { "backend list", "NAME [blue|green]", NULL };
+static const struct verb_spec be_resolve_spec = { "backend resolve", "[NAME]", NULL };
+
+const struct verb_help help_backend = {
+	(const struct verb_spec *const[]){ &be_add_spec, &be_del_spec, &be_set_spec,
+					   &be_list_spec, &be_resolve_spec, NULL },
+	"PORT defaults to the VIP's port (required equal to it in dsr). --state drain keeps the\n"
+	"backend's flows but sends it no new ones; down re-chooses its flows too. --health is\n"
+	"for use without the agent. Every pool change rebuilds the pool's Maglev table in its\n"
+	"unused slot and publishes it atomically. resolve looks up the next hop (route and\n"
+	"neighbour) of every backend (of NAME) again and updates the ones that changed in\n"
+	"place; a backend without one is not usable.\n",
+};
+
+static const struct verb_spec preview_change_spec = { "preview", "NAME add|del PREFIX", NULL };
+static const struct verb_spec preview_list_spec = { "preview", "NAME list", NULL };
+
+const struct verb_help help_preview = {
+	(const struct verb_spec *const[]){ &preview_change_spec, &preview_list_spec, NULL },
 	"New flows from a source inside a preview prefix (IPv4 or IPv6, e.g. 10.0.2.0/24,\n"
-	"2001:db8::/64) go to the idle color, whatever the canary.\n";
+	"2001:db8::/64) go to the idle color, whatever the canary.\n",
+};
 
 /* ---- service ---- */
 
@@ -84,13 +124,6 @@ static int apply_service_add(void *p, json_object *done)
 
 static int service_add(int argc, char **argv)
 {
-	enum { O_VIP = 1, O_MODE, O_PPORT };
-	static const struct option opts[] = {
-		{ "vip", required_argument, NULL, O_VIP },
-		{ "mode", required_argument, NULL, O_MODE },
-		{ "preview-port", required_argument, NULL, O_PPORT },
-		{ NULL },
-	};
 	struct svc_add_arg a = {};
 	const char *vip = NULL;
 	json_object *det;
@@ -99,7 +132,7 @@ static int service_add(int argc, char **argv)
 	int c, err;
 
 	a.spec.mode = BGS_MODE_NAT;
-	while ((c = opt_next(argc, argv, "", opts, usage_service)) != -1) {
+	while ((c = opt_next(argc, argv, &svc_add_spec, &help_service)) != -1) {
 		switch (c) {
 		case O_VIP:
 			vip = optarg;
@@ -186,7 +219,7 @@ static int service_del(int argc, char **argv)
 	char msg[128];
 	int c, err;
 
-	while ((c = opt_next(argc, argv, "", NULL, usage_service)) != -1)
+	while ((c = opt_next(argc, argv, &svc_del_spec, &help_service)) != -1)
 		return -EINVAL;
 	if (argc - opt_done() != 1)
 		return usage_fail("bgctl service del needs exactly one NAME");
@@ -218,7 +251,7 @@ static int service_list(int argc, char **argv)
 	__u32 *ids;
 	int c, n, err;
 
-	while ((c = opt_next(argc, argv, "", NULL, usage_service)) != -1)
+	while ((c = opt_next(argc, argv, &svc_list_spec, &help_service)) != -1)
 		return -EINVAL;
 	if (argc != opt_done())
 		return usage_fail("bgctl service list takes no arguments, got '%s'",
@@ -256,84 +289,113 @@ static int service_list(int argc, char **argv)
 
 struct svc_set_arg {
 	__u32 svc_id;
+	bool set_mode; /* else the preview port */
+	__u8 mode;
 	__u16 preview_port;
 };
 
 static int apply_service_set(void *p, json_object *done)
 {
 	struct svc_set_arg *a = p;
-	int err = bgs_service_set_preview_port(g.h, a->svc_id, a->preview_port);
+	int err;
 
 	(void)done;
+	if (a->set_mode) {
+		err = bgs_service_set_mode(g.h, a->svc_id, a->mode);
+		return err ? lib_fail(err, "set the mode") : 0;
+	}
+	err = bgs_service_set_preview_port(g.h, a->svc_id, a->preview_port);
 	return err ? lib_fail(err, "set the preview port") : 0;
 }
 
-static int service_set(int argc, char **argv)
+/* Options of service set into a; exactly one change. */
+static int service_set_parse(int argc, char **argv, struct svc_set_arg *a)
 {
-	static const struct option opts[] = {
-		{ "preview-port", required_argument, NULL, 'P' },
-		{ NULL },
-	};
-	struct svc_set_arg a = {};
-	const char *name;
-	bool have = false;
-	json_object *det;
-	char msg[160];
+	bool port = false;
 	int c, err;
 
-	while ((c = opt_next(argc, argv, "", opts, usage_service)) != -1) {
+	while ((c = opt_next(argc, argv, &svc_set_spec, &help_service)) != -1) {
+		if (c == 'M') {
+			a->set_mode = true;
+			if (!strcmp(optarg, "nat") || !strcmp(optarg, "dsr"))
+				a->mode = strcmp(optarg, "nat") ? BGS_MODE_DSR : BGS_MODE_NAT;
+			else
+				return usage_fail("bad --mode '%s': expected nat or dsr", optarg);
+			continue;
+		}
 		if (c != 'P')
 			return -EINVAL;
-		have = true;
-		a.preview_port = 0;
+		port = true;
+		a->preview_port = 0;
 		err = strcmp(optarg, "none") ? parse_port(optarg, "--preview-port",
-							   &a.preview_port) : 0;
+							   &a->preview_port) : 0;
 		if (err)
 			return err;
 	}
 	if (argc - opt_done() != 1)
 		return usage_fail("bgctl service set needs exactly one service NAME");
-	if (!have)
-		return usage_fail("bgctl service set needs --preview-port PORT|none");
+	if (port == a->set_mode)
+		return usage_fail("bgctl service set needs one of --preview-port PORT|none and "
+				  "--mode nat|dsr (one change per run)");
+	return parse_name(argv[opt_done()]);
+}
+
+static int service_set(int argc, char **argv)
+{
+	struct svc_set_arg a = {};
+	const char *name;
+	json_object *det;
+	char msg[160];
+	int err;
+
+	err = service_set_parse(argc, argv, &a);
+	if (err)
+		return err;
 	name = argv[opt_done()];
-	err = parse_name(name);
-	if (!err)
-		err = open_state();
+	err = open_state();
 	if (!err)
 		err = resolve_service(name, &a.svc_id);
 	if (err)
 		return err;
 	det = json_object_new_object();
-	jset(det, "preview_port", a.preview_port ? jint(a.preview_port) : NULL);
+	if (a.set_mode)
+		jset(det, "mode", jstr(mode_name(a.mode)));
+	else
+		jset(det, "preview_port", a.preview_port ? jint(a.preview_port) : NULL);
 	err = run_change("service set", name, det, apply_service_set, &a);
 	json_object_put(det);
 	if (err)
 		return err;
 	g.out = json_object_new_object();
 	jset(g.out, "service", jstr(name));
-	jset(g.out, "preview_port", a.preview_port ? jint(a.preview_port) : NULL);
-	if (a.preview_port)
-		snprintf(msg, sizeof(msg), "%s: preview port %u", name, a.preview_port);
-	else
-		snprintf(msg, sizeof(msg), "%s: no preview port", name);
+	if (a.set_mode) {
+		jset(g.out, "mode", jstr(mode_name(a.mode)));
+		snprintf(msg, sizeof(msg), "%s: mode %s", name, mode_name(a.mode));
+	} else {
+		jset(g.out, "preview_port", a.preview_port ? jint(a.preview_port) : NULL);
+		if (a.preview_port)
+			snprintf(msg, sizeof(msg), "%s: preview port %u", name, a.preview_port);
+		else
+			snprintf(msg, sizeof(msg), "%s: no preview port", name);
+	}
 	jset(g.out, "message", jstr(msg));
 	return 0;
 }
 
 static const struct cmd service_cmds[] = {
-	{ "add", service_add, render_message, usage_service },
-	{ "del", service_del, render_message, usage_service },
-	{ "delete", service_del, render_message, usage_service },
-	{ "set", service_set, render_message, usage_service },
-	{ "list", service_list, render_service_list, usage_service },
-	{ "show", service_list, render_service_list, usage_service },
+	{ "add", service_add, render_message, &help_service },
+	{ "del", service_del, render_message, &help_service },
+	{ "delete", service_del, render_message, &help_service },
+	{ "set", service_set, render_message, &help_service },
+	{ "list", service_list, render_service_list, &help_service },
+	{ "show", service_list, render_service_list, &help_service },
 	{ NULL },
 };
 
 int do_service(int argc, char **argv)
 {
 	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-		fputs(usage_service, stdout);
+		print_help(&help_service, stdout);
 		exit(EXIT_OK);
 	}
 	return dispatch(service_cmds, "service", argc - 1, argv + 1);
@@ -433,10 +495,6 @@ static int apply_backend_add(void *p, json_object *done)
 
 static int backend_add(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "weight", required_argument, NULL, 'w' },
-		{ NULL },
-	};
 	struct be_add_arg a = {};
 	struct bgs_service svc;
 	struct bgs_flip flip;
@@ -446,7 +504,7 @@ static int backend_add(int argc, char **argv)
 	char msg[256], abuf[80];
 	int c, err, pos;
 
-	while ((c = opt_next(argc, argv, "w:", opts, usage_backend)) != -1) {
+	while ((c = opt_next(argc, argv, &be_add_spec, &help_backend)) != -1) {
 		switch (c) {
 		case 'w':
 			err = parse_u32(optarg, "--weight", BGS_MAX_WEIGHT, &a.spec.weight);
@@ -545,7 +603,7 @@ static int backend_del(int argc, char **argv)
 	char msg[256];
 	int c, err;
 
-	while ((c = opt_next(argc, argv, "", NULL, usage_backend)) != -1)
+	while ((c = opt_next(argc, argv, &be_del_spec, &help_backend)) != -1)
 		return -EINVAL;
 	err = parse_be_ref(argc, argv, "del", &r);
 	if (!err)
@@ -599,17 +657,12 @@ static int apply_backend_set(void *p, json_object *done)
 
 static int backend_set(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "state", required_argument, NULL, 's' },
-		{ "health", required_argument, NULL, 'H' },
-		{ NULL },
-	};
 	struct be_set_arg a = { .admin = -1, .health = -1 };
 	json_object *det;
 	char msg[256];
 	int c, err;
 
-	while ((c = opt_next(argc, argv, "s:", opts, usage_backend)) != -1) {
+	while ((c = opt_next(argc, argv, &be_set_spec, &help_backend)) != -1) {
 		switch (c) {
 		case 's':
 			if (!strcmp(optarg, "up"))
@@ -701,7 +754,7 @@ static int backend_list(int argc, char **argv)
 	int color = BGS_ANY_COLOR, c, err, pos;
 	json_object *arr;
 
-	while ((c = opt_next(argc, argv, "", NULL, usage_backend)) != -1)
+	while ((c = opt_next(argc, argv, &be_list_spec, &help_backend)) != -1)
 		return -EINVAL;
 	pos = opt_done();
 	if (argc - pos < 1 || argc - pos > 2)
@@ -760,7 +813,7 @@ static int backend_resolve(int argc, char **argv)
 	char msg[256];
 	int c, err;
 
-	while ((c = opt_next(argc, argv, "", NULL, usage_backend)) != -1)
+	while ((c = opt_next(argc, argv, &be_resolve_spec, &help_backend)) != -1)
 		return -EINVAL;
 	err = opt_optional_name(argc, argv, "backend resolve", &name);
 	if (!err)
@@ -788,20 +841,20 @@ static int backend_resolve(int argc, char **argv)
 }
 
 static const struct cmd backend_cmds[] = {
-	{ "add", backend_add, render_message, usage_backend },
-	{ "del", backend_del, render_message, usage_backend },
-	{ "delete", backend_del, render_message, usage_backend },
-	{ "set", backend_set, render_message, usage_backend },
-	{ "list", backend_list, render_backend_list, usage_backend },
-	{ "show", backend_list, render_backend_list, usage_backend },
-	{ "resolve", backend_resolve, render_message, usage_backend },
+	{ "add", backend_add, render_message, &help_backend },
+	{ "del", backend_del, render_message, &help_backend },
+	{ "delete", backend_del, render_message, &help_backend },
+	{ "set", backend_set, render_message, &help_backend },
+	{ "list", backend_list, render_backend_list, &help_backend },
+	{ "show", backend_list, render_backend_list, &help_backend },
+	{ "resolve", backend_resolve, render_message, &help_backend },
 	{ NULL },
 };
 
 int do_backend(int argc, char **argv)
 {
 	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-		fputs(usage_backend, stdout);
+		print_help(&help_backend, stdout);
 		exit(EXIT_OK);
 	}
 	return dispatch(backend_cmds, "backend", argc - 1, argv + 1);
@@ -873,7 +926,7 @@ int do_preview(int argc, char **argv)
 	char buf[80], msg[256];
 	json_object *arr, *det;
 
-	while ((c = opt_next(argc, argv, "", NULL, usage_preview)) != -1)
+	while ((c = opt_next(argc, argv, &preview_change_spec, &help_preview)) != -1)
 		return -EINVAL;
 	pos = opt_done();
 	n = argc - pos;

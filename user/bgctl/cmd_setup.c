@@ -9,35 +9,103 @@
 
 #include "bgctl.h"
 
-const char usage_init[] =
-	"Usage: bgctl init [--max-services N] [--max-backends N] [--maglev-size PRIME]\n"
-	"                  [--ct-entries N] [--new-flow-rate N]\n"
+enum { O_SVC = 1, O_BE, O_MAGLEV, O_CT, O_RATE };
+
+static const struct verb_opt init_opts[] = {
+	{ "max-services", O_SVC, 0, "N", "services (default 64)" },
+	{ "max-backends", O_BE, 0, "N", "backends, all services together (default 4096)" },
+	{ "maglev-size", O_MAGLEV, 0, "PRIME", "Maglev table size per pool (default 16381)" },
+	{ "ct-entries", O_CT, 0, "N", "conntrack entries (default 1048576)" },
+	{ "new-flow-rate", O_RATE, 0, "N", "new flows/s per CPU (default 500000)" },
+	{ NULL },
+};
+
+static const struct verb_spec init_spec = { "init", "", init_opts };
+
+const struct verb_help help_init = {
+	(const struct verb_spec *const[]){ &init_spec, NULL },
 	"Create the pinned state under the pin directory if absent, or check and adopt it if\n"
 	"present. With no bpffs there, mounts one (mode 0700, as systemd does) at /sys/fs/bpf for\n"
 	"a pin directory under it, else on the pin directory itself, and says so. Idempotent.\n"
-	"Sizes are fixed at creation; given again on existing state they must match. Defaults:\n"
-	"64 services, 4096 backends, Maglev table 16381, 1048576 conntrack entries, 500000 new\n"
-	"flows/s per CPU.\n";
+	"Sizes are fixed at creation; given again on existing state they must match.\n",
+};
 
-const char usage_attach[] =
-	"Usage: bgctl attach IFACE [--xdp-mode native|generic]\n"
+static const struct verb_opt attach_opts[] = {
+	{ "xdp-mode", 'm', 0, "native|generic", "native (default) or the slower generic" },
+	{ NULL },
+};
+
+static const struct verb_spec attach_spec = { "attach", "IFACE", attach_opts };
+
+const struct verb_help help_attach = {
+	(const struct verb_spec *const[]){ &attach_spec, NULL },
 	"Put the switch on an interface (through libxdp; shares it with other XDP programs).\n"
-	"Native mode is the default; generic is an explicit, slower fallback.\n";
+	"Native mode is the default; generic is an explicit, slower fallback.\n",
+};
 
-const char usage_detach[] = "Usage: bgctl detach IFACE\n"
-			    "Take the switch off an interface. Pinned state and flows stay.\n";
+static const struct verb_spec detach_spec = { "detach", "IFACE", NULL };
 
-const char usage_upgrade[] =
-	"Usage: bgctl upgrade [--object FILE]\n"
+const struct verb_help help_detach = {
+	(const struct verb_spec *const[]){ &detach_spec, NULL },
+	"Take the switch off an interface. Pinned state and flows stay.\n",
+};
+
+static const struct verb_opt upgrade_opts[] = {
+	{ "object", 'o', 0, "FILE", "a bgswitch BPF object instead of the built-in one" },
+	{ NULL },
+};
+
+static const struct verb_spec upgrade_spec = { "upgrade", "", upgrade_opts };
+
+const struct verb_help help_upgrade = {
+	(const struct verb_spec *const[]){ &upgrade_spec, NULL },
 	"Swap the running switch for the one built into this bgctl (or FILE, a bgswitch BPF\n"
 	"object) in one atomic update of the program array: every map, flow and counter stays.\n"
 	"The new program is verified before the lock is taken; pins of another layout version\n"
-	"are refused (exit 4) with what to do.\n";
+	"are refused (exit 4) with what to do.\n",
+};
 
-const char usage_destroy[] =
-	"Usage: bgctl destroy [--force]\n"
+static const struct verb_opt destroy_opts[] = {
+	{ "force", 'f', 0, NULL, "even while flows are live" },
+	{ NULL },
+};
+
+static const struct verb_spec destroy_spec = { "destroy", "", destroy_opts };
+
+const struct verb_help help_destroy = {
+	(const struct verb_spec *const[]){ &destroy_spec, NULL },
 	"Detach the switch from every interface it was attached to and remove its pins: the\n"
-	"state is gone. Refused (exit 4) while flows are live, unless --force.\n";
+	"state is gone. Refused (exit 4) while flows are live, unless --force.\n",
+};
+
+/*
+ * After init or attach: a switch of another build may run (an older release's, left by an
+ * install that did not upgrade). Say so once, with what to do, as "warning" in the JSON.
+ */
+static void warn_other_build(void)
+{
+	struct bgs_switch_info si;
+	char msg[256];
+
+	if (!g.h || bgs_switch_info(g.h, &si))
+		return;
+	if (si.build_known && si.build_id == bgs_build_id())
+		return;
+	if (si.build_known)
+		snprintf(msg, sizeof(msg),
+			 "the running switch is build %016llx, not this bgctl's %016llx: run "
+			 "'bgctl upgrade' to swap in this build",
+			 (unsigned long long)si.build_id, (unsigned long long)bgs_build_id());
+	else
+		snprintf(msg, sizeof(msg),
+			 "the running switch's build is unknown (installed by an older bgctl or "
+			 "another tool), not this bgctl's %016llx: run 'bgctl upgrade' to swap in "
+			 "this build",
+			 (unsigned long long)bgs_build_id());
+	jset(g.out, "warning", jstr(msg));
+	if (!g.json)
+		fprintf(stderr, "bgctl: warning: %s\n", msg);
+}
 
 static int check_iface(const char *name)
 {
@@ -86,15 +154,6 @@ static int check_sizes(const struct bgs_sizes *s)
 
 int do_init(int argc, char **argv)
 {
-	enum { O_SVC = 1, O_BE, O_MAGLEV, O_CT, O_RATE };
-	static const struct option opts[] = {
-		{ "max-services", required_argument, NULL, O_SVC },
-		{ "max-backends", required_argument, NULL, O_BE },
-		{ "maglev-size", required_argument, NULL, O_MAGLEV },
-		{ "ct-entries", required_argument, NULL, O_CT },
-		{ "new-flow-rate", required_argument, NULL, O_RATE },
-		{ NULL },
-	};
 	struct init_arg a = {};
 	struct bgs_meta meta;
 	const char *mounted;
@@ -102,7 +161,7 @@ int do_init(int argc, char **argv)
 	bool existed;
 	int c, err;
 
-	while ((c = opt_next(argc, argv, "", opts, usage_init)) != -1) {
+	while ((c = opt_next(argc, argv, &init_spec, &help_init)) != -1) {
 		switch (c) {
 		case O_SVC:
 			err = parse_u32(optarg, "--max-services", BGS_LIMIT_MAX_SERVICES,
@@ -180,6 +239,7 @@ int do_init(int argc, char **argv)
 			 meta.maglev_size, meta.ct_entries);
 		jset(g.out, "message", jstr(msg));
 	}
+	warn_other_build();
 	return 0;
 }
 
@@ -208,17 +268,13 @@ static int apply_attach(void *p, json_object *done)
 
 static int attach_common(int argc, char **argv, bool detach)
 {
-	static const struct option attach_opts[] = {
-		{ "xdp-mode", required_argument, NULL, 'm' },
-		{ NULL },
-	};
 	struct attach_arg a = { .detach = detach };
-	const char *usage = detach ? usage_detach : usage_attach;
 	json_object *det;
 	char msg[256];
 	int c, err;
 
-	while ((c = opt_next(argc, argv, "", detach ? NULL : attach_opts, usage)) != -1) {
+	while ((c = opt_next(argc, argv, detach ? &detach_spec : &attach_spec,
+				 detach ? &help_detach : &help_attach)) != -1) {
 		switch (c) {
 		case 'm':
 			if (strcmp(optarg, "native") == 0)
@@ -261,6 +317,8 @@ static int attach_common(int argc, char **argv, bool detach)
 	snprintf(msg, sizeof(msg), detach ? "detached from %s" : "attached to %s (%s)", a.ifname,
 		 a.mode == BGS_XDP_NATIVE ? "native" : "generic");
 	jset(g.out, "message", jstr(msg));
+	if (!detach)
+		warn_other_build();
 	return 0;
 }
 
@@ -295,16 +353,12 @@ static int apply_upgrade(void *p, json_object *done)
 
 int do_upgrade(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "object", required_argument, NULL, 'o' },
-		{ NULL },
-	};
 	struct upgrade_arg a = {};
 	json_object *det;
 	char msg[256];
 	int c, err;
 
-	while ((c = opt_next(argc, argv, "", opts, usage_upgrade)) != -1) {
+	while ((c = opt_next(argc, argv, &upgrade_spec, &help_upgrade)) != -1) {
 		if (c != 'o')
 			return -EINVAL;
 		if (access(optarg, R_OK))
@@ -352,16 +406,12 @@ static int apply_destroy(void *p, json_object *done)
 
 int do_destroy(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "force", no_argument, NULL, 'f' },
-		{ NULL },
-	};
 	struct destroy_arg a = {};
 	json_object *det;
 	char msg[PATH_MAX + 96];
 	int c, err;
 
-	while ((c = opt_next(argc, argv, "", opts, usage_destroy)) != -1) {
+	while ((c = opt_next(argc, argv, &destroy_spec, &help_destroy)) != -1) {
 		if (c != 'f')
 			return -EINVAL;
 		a.force = true;

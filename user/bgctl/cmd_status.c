@@ -11,27 +11,56 @@
 
 #include "bgctl.h"
 
-const char usage_status[] =
-	"Usage: bgctl status [NAME] [--flows] [--watch [--interval DUR] [--count N]]\n"
+enum { O_WATCH = 1, O_FLOWS, O_INTERVAL, O_COUNT, O_COLOR, O_BACKEND, O_LIMIT, O_ALL };
+
+static const struct verb_opt status_opts[] = {
+	{ "flows", O_FLOWS, 0, NULL, "add live flow counts (walks conntrack)" },
+	{ "watch", O_WATCH, 'w', NULL, "redraw every interval with packets/s and bytes/s" },
+	{ "interval", O_INTERVAL, 0, "DUR", "--watch's interval (default 1s, at least 100ms)" },
+	{ "count", O_COUNT, 0, "N", "--watch: stop after N rounds" },
+	{ NULL },
+};
+
+static const struct verb_spec status_spec = { "status", "[NAME]", status_opts };
+
+const struct verb_help help_status = {
+	(const struct verb_spec *const[]){ &status_spec, NULL },
 	"Live color, generation, canary, preview prefixes and drain (deadline, time left) of\n"
 	"each service, and per color and backend the admin state, health, packets, bytes,\n"
-	"new flows and (nat) the backends' TCP resets from the counters. --flows adds live\n"
-	"flow counts (walks conntrack).\n"
-	"--watch redraws every interval (default 1s) with packets/s and bytes/s until\n"
-	"interrupted (or N rounds); with -j it prints one JSON object per round.\n";
+	"new flows and (nat) the backends' TCP resets from the counters. --watch redraws until\n"
+	"interrupted (or N rounds); with -j it prints one JSON object per round.\n",
+};
 
-const char usage_conntrack[] =
-	"Usage: bgctl conntrack [NAME] [--color blue|green] [--backend ADDR[:PORT]]\n"
-	"                       [--limit N] [--all]\n"
+static const struct verb_opt conntrack_opts[] = {
+	{ "color", O_COLOR, 0, "blue|green", "only flows of this color" },
+	{ "backend", O_BACKEND, 0, "ADDR[:PORT]", "only flows of this backend" },
+	{ "limit", O_LIMIT, 0, "N", "list at most N (default 1000, 0 = no limit)" },
+	{ "all", O_ALL, 0, NULL, "dead flows too" },
+	{ NULL },
+};
+
+static const struct verb_spec conntrack_spec = { "conntrack", "[NAME]", conntrack_opts };
+
+const struct verb_help help_conntrack = {
+	(const struct verb_spec *const[]){ &conntrack_spec, NULL },
 	"The tracked flows: client, VIP, color, backend, TCP state, idle time. Live flows\n"
-	"only unless --all. --limit (default 1000, 0 = no limit) bounds the list; the totals\n"
-	"count every match.\n";
+	"only unless --all. The totals count every match, listed or not.\n",
+};
 
-const char usage_history[] =
-	"Usage: bgctl history [NAME] [--limit N] [--all]\n"
+static const struct verb_opt history_opts[] = {
+	{ "limit", O_LIMIT, 0, "N", "the last N changes" },
+	{ "all", O_ALL, 0, NULL, "refused changes too" },
+	{ NULL },
+};
+
+static const struct verb_spec history_spec = { "history", "[NAME]", history_opts };
+
+const struct verb_help help_history = {
+	(const struct verb_spec *const[]){ &history_spec, NULL },
 	"The audit log of changes (time, user, verb, change, generation, reason), oldest\n"
 	"first. A change whose outcome was never written (a crash mid-change) shows as\n"
-	"'unconfirmed'. --all also shows refused changes. --limit N: the last N.\n";
+	"'unconfirmed'.\n",
+};
 
 static volatile sig_atomic_t stop;
 
@@ -134,10 +163,17 @@ void render_status(json_object *out)
 			printf("\n");
 		render_service(json_object_array_get_idx(arr, i), flows, rates);
 	}
-	if (jget(out, "switch") && jget(jget(out, "switch"), "prog_id"))
-		printf("\nswitch: program %lld (tag %s); bgctl %s\n",
-		       jgeti(jget(out, "switch"), "prog_id"), jgets(jget(out, "switch"), "tag"),
-		       jgets(jget(out, "switch"), "bgctl_version"));
+	if (jget(out, "switch") && jget(jget(out, "switch"), "prog_id")) {
+		json_object *sw = jget(out, "switch");
+		const char *b = jget(sw, "build_id") ? jgets(sw, "build_id") : "unknown";
+
+		printf("\nswitch: program %lld (tag %s, build %s); bgctl %s (build %s)\n",
+		       jgeti(sw, "prog_id"), jgets(sw, "tag"), b, jgets(sw, "bgctl_version"),
+		       jgets(sw, "bgctl_build_id"));
+		if (!jgetb(sw, "same_build"))
+			printf("the running switch is not this bgctl's build: 'bgctl upgrade' swaps "
+			       "it in\n");
+	}
 	if (jget(out, "verdicts")) {
 		int shown = 0;
 
@@ -259,12 +295,19 @@ static int status_once(const char *name, bool flows, json_object **out)
 		struct bgs_switch_info si;
 		json_object *sw = json_object_new_object();
 
+		char id[20];
+
 		if (bgs_switch_info(g.h, &si) == 0) {
 			jset(sw, "prog_id", jint(si.prog_id));
 			jset(sw, "tag", jstr(si.tag));
 			jset(sw, "loaded_s_after_boot", jint((long long)si.loaded_s));
+			snprintf(id, sizeof(id), "%016llx", (unsigned long long)si.build_id);
+			jset(sw, "build_id", si.build_known ? jstr(id) : NULL);
+			jset(sw, "same_build", jbool(si.build_known && si.build_id == bgs_build_id()));
 		}
 		jset(sw, "bgctl_version", jstr(BGCTL_VERSION));
+		snprintf(id, sizeof(id), "%016llx", (unsigned long long)bgs_build_id());
+		jset(sw, "bgctl_build_id", jstr(id));
 		jset(*out, "switch", sw);
 	}
 out:
@@ -275,14 +318,6 @@ out:
 
 int do_status(int argc, char **argv)
 {
-	enum { O_WATCH = 1, O_FLOWS, O_INTERVAL, O_COUNT };
-	static const struct option opts[] = {
-		{ "watch", no_argument, NULL, O_WATCH },
-		{ "flows", no_argument, NULL, O_FLOWS },
-		{ "interval", required_argument, NULL, O_INTERVAL },
-		{ "count", required_argument, NULL, O_COUNT },
-		{ NULL },
-	};
 	unsigned long long interval_ms = 1000;
 	struct sigaction sa = { .sa_handler = on_signal };
 	bool watch = false, flows = false;
@@ -291,7 +326,7 @@ int do_status(int argc, char **argv)
 	__u32 count = 0;
 	int c, err;
 
-	while ((c = opt_next(argc, argv, "w", opts, usage_status)) != -1) {
+	while ((c = opt_next(argc, argv, &status_spec, &help_status)) != -1) {
 		switch (c) {
 		case 'w':
 		case O_WATCH:
@@ -467,20 +502,12 @@ void render_conntrack(json_object *out)
 
 int do_conntrack(int argc, char **argv)
 {
-	enum { O_COLOR = 1, O_BACKEND, O_LIMIT, O_ALL };
-	static const struct option opts[] = {
-		{ "color", required_argument, NULL, O_COLOR },
-		{ "backend", required_argument, NULL, O_BACKEND },
-		{ "limit", required_argument, NULL, O_LIMIT },
-		{ "all", no_argument, NULL, O_ALL },
-		{ NULL },
-	};
 	struct ct_arg a = { .svc_id = -1, .color = BGS_ANY_COLOR, .limit = 1000 };
 	const char *name = NULL;
 	__u32 svc_id;
 	int c, err;
 
-	while ((c = opt_next(argc, argv, "", opts, usage_conntrack)) != -1) {
+	while ((c = opt_next(argc, argv, &conntrack_spec, &help_conntrack)) != -1) {
 		switch (c) {
 		case O_COLOR:
 			err = parse_color(optarg, &a.color);
@@ -585,12 +612,6 @@ void render_history(json_object *out)
 
 int do_history(int argc, char **argv)
 {
-	enum { O_LIMIT = 1, O_ALL };
-	static const struct option opts[] = {
-		{ "limit", required_argument, NULL, O_LIMIT },
-		{ "all", no_argument, NULL, O_ALL },
-		{ NULL },
-	};
 	unsigned long long limit = 0;
 	const char *name = NULL;
 	json_object *recs, *byid, *outarr;
@@ -602,7 +623,7 @@ int do_history(int argc, char **argv)
 	FILE *f;
 	int c, err;
 
-	while ((c = opt_next(argc, argv, "", opts, usage_history)) != -1) {
+	while ((c = opt_next(argc, argv, &history_spec, &help_history)) != -1) {
 		switch (c) {
 		case O_LIMIT:
 			err = parse_u64(optarg, "--limit", 100000000ULL, &limit);

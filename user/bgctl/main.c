@@ -31,7 +31,7 @@ static const char usage_main[] =
 	"  attach IFACE / detach IFACE  put the switch on an interface or take it off\n"
 	"  upgrade                      swap in this build's switch (maps and flows stay)\n"
 	"  destroy [--force]            detach everywhere and remove the pinned state\n"
-	"  service add|del|list         virtual services (VIP:PORT/PROTO)\n"
+	"  service add|del|set|list     virtual services (VIP:PORT/PROTO)\n"
 	"  backend add|del|set|list     blue and green pools\n"
 	"  flip NAME                    make the idle color live (one atomic publish)\n"
 	"  rollback NAME                back to the previous live color\n"
@@ -42,37 +42,56 @@ static const char usage_main[] =
 	"  conntrack [NAME]             the tracked flows\n"
 	"  history [NAME]               the audit log of every change\n"
 	"\n"
-	"Global options (on every verb):\n"
-	"  --pin-dir DIR       pinned state (env BGSWITCH_PIN_DIR; default " BGS_DEFAULT_PIN_DIR
-	")\n"
-	"  --history-file F    audit log (env BGSWITCH_HISTORY; default " BGCTL_DEFAULT_HISTORY
-	")\n"
-	"  --lock-timeout S    wait at most S seconds for another change's lock (default 5)\n"
-	"  -j, --json          JSON output (errors too)\n"
-	"  -p, --pretty        indented JSON (implies -j)\n"
-	"  -h, --help          help (on a verb: that verb's help)\n"
-	"  -V, --version       version\n"
+	"Global options (on every verb):\n";
+
+static const char usage_main_tail[] =
 	"\n"
 	"Exit codes: 0 ok, 1 other error, 2 usage or bad value, 3 not found,\n"
 	"4 conflict or precondition failed, 5 kernel or permission error.\n"
 	"See bgctl(8).\n";
 
+enum {
+	OPT_PIN_DIR = 0x1000,
+	OPT_HISTORY,
+	OPT_LOCK_TIMEOUT,
+};
+
+/* Accepted before the verb and by every verb. */
+static const struct verb_opt global_opts[] = {
+	{ "pin-dir", OPT_PIN_DIR, 0, "DIR",
+	  "pinned state (env BGSWITCH_PIN_DIR; default " BGS_DEFAULT_PIN_DIR ")" },
+	{ "history-file", OPT_HISTORY, 0, "FILE",
+	  "audit log (env BGSWITCH_HISTORY; default " BGCTL_DEFAULT_HISTORY ")" },
+	{ "lock-timeout", OPT_LOCK_TIMEOUT, 0, "SECONDS",
+	  "wait at most this long for another change's lock (default 5)" },
+	{ "json", 'j', 'j', NULL, "JSON output (errors too)" },
+	{ "pretty", 'p', 'p', NULL, "indented JSON (implies -j)" },
+	{ "help", 'h', 'h', NULL, "help (on a verb: that verb's help)" },
+	{ NULL },
+};
+
+/* Before the verb only. */
+static const struct verb_opt main_only_opts[] = {
+	{ "version", 'V', 'V', NULL, "version" },
+	{ NULL },
+};
+
 static const struct cmd cmds[] = {
-	{ "init", do_init, render_message, usage_init },
-	{ "attach", do_attach, render_message, usage_attach },
-	{ "detach", do_detach, render_message, usage_detach },
-	{ "upgrade", do_upgrade, render_message, usage_upgrade },
-	{ "destroy", do_destroy, render_message, usage_destroy },
-	{ "service", do_service, NULL, usage_service },
-	{ "backend", do_backend, NULL, usage_backend },
-	{ "flip", do_flip, render_message, usage_flip },
-	{ "rollback", do_rollback, render_message, usage_rollback },
-	{ "canary", do_canary, render_message, usage_canary },
-	{ "preview", do_preview, render_preview, usage_preview },
-	{ "drain", do_drain, render_drain, usage_drain },
-	{ "status", do_status, render_status, usage_status },
-	{ "conntrack", do_conntrack, render_conntrack, usage_conntrack },
-	{ "history", do_history, render_history, usage_history },
+	{ "init", do_init, render_message, &help_init },
+	{ "attach", do_attach, render_message, &help_attach },
+	{ "detach", do_detach, render_message, &help_detach },
+	{ "upgrade", do_upgrade, render_message, &help_upgrade },
+	{ "destroy", do_destroy, render_message, &help_destroy },
+	{ "service", do_service, NULL, &help_service },
+	{ "backend", do_backend, NULL, &help_backend },
+	{ "flip", do_flip, render_message, &help_flip },
+	{ "rollback", do_rollback, render_message, &help_rollback },
+	{ "canary", do_canary, render_message, &help_canary },
+	{ "preview", do_preview, render_preview, &help_preview },
+	{ "drain", do_drain, render_drain, &help_drain },
+	{ "status", do_status, render_status, &help_status },
+	{ "conntrack", do_conntrack, render_conntrack, &help_conntrack },
+	{ "history", do_history, render_history, &help_history },
 	{ NULL },
 };
 
@@ -205,12 +224,6 @@ void render_message(json_object *out)
 		printf("%s\n", m);
 }
 
-enum {
-	OPT_PIN_DIR = 0x1000,
-	OPT_HISTORY,
-	OPT_LOCK_TIMEOUT,
-};
-
 /* Longest --lock-timeout: an hour is already "wait for that operator". */
 #define LOCK_TIMEOUT_MAX_S 3600
 
@@ -224,34 +237,133 @@ static int set_lock_timeout(const char *arg)
 	return err;
 }
 
-static const struct option global_opts[] = {
-	{ "pin-dir", required_argument, NULL, OPT_PIN_DIR },
-	{ "history-file", required_argument, NULL, OPT_HISTORY },
-	{ "lock-timeout", required_argument, NULL, OPT_LOCK_TIMEOUT },
-	{ "json", no_argument, NULL, 'j' },
-	{ "pretty", no_argument, NULL, 'p' },
-	{ "help", no_argument, NULL, 'h' },
-};
-#define NR_GLOBAL_OPTS (sizeof(global_opts) / sizeof(global_opts[0]))
+/* Append a table's options to getopt_long's array and its short options string. */
+static size_t to_getopt(const struct verb_opt *t, struct option *o, size_t n, size_t max,
+			char *shorts, size_t slen)
+{
+	for (; t && t->name && n < max - 1; t++, n++) {
+		o[n] = (struct option){ t->name, t->arg ? required_argument : no_argument, NULL,
+					t->val };
+		if (t->short_name)
+			snprintf(shorts + strlen(shorts), slen - strlen(shorts), "%c%s",
+				 t->short_name, t->arg ? ":" : "");
+	}
+	memset(&o[n], 0, sizeof(o[n]));
+	return n;
+}
+
+/* "--name ARG" or "-s, --name ARG" */
+static void opt_words(const struct verb_opt *o, bool with_short, char *buf, size_t len)
+{
+	char s[8] = "";
+
+	if (with_short && o->short_name)
+		snprintf(s, sizeof(s), "-%c, ", o->short_name);
+	snprintf(buf, len, "%s--%s%s%s", s, o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+}
+
+/* An option shared by two synopses of a verb is listed once, under the first. */
+static bool listed_before(const struct verb_opt *t, const struct verb_help *help)
+{
+	for (const struct verb_spec *const *s = help ? help->specs : NULL; s && *s; s++)
+		for (const struct verb_opt *o = (*s)->opts; o && o->name; o++) {
+			if (o == t)
+				return false;
+			if (!strcmp(o->name, t->name))
+				return true;
+		}
+	return false;
+}
+
+static void print_opt_lines(const struct verb_opt *t, const struct verb_help *help, FILE *f)
+{
+	char w[64];
+
+	for (; t && t->name; t++) {
+		if (listed_before(t, help))
+			continue;
+		opt_words(t, true, w, sizeof(w));
+		fprintf(f, "  %-26s %s\n", w, t->help);
+	}
+}
+
+/* Synopsis lines wrap before this column. */
+#define HELP_COLS 90
+
+void print_help(const struct verb_help *help, FILE *f)
+{
+	const struct verb_spec *const *s;
+	char w[64];
+	bool any = false;
+
+	for (s = help->specs; *s; s++) {
+		int col = fprintf(f, "%sbgctl %s%s%s", s == help->specs ? "Usage: " : "       ",
+				  (*s)->verb, *(*s)->args ? " " : "", (*s)->args);
+		int indent = col - (int)strlen((*s)->args);
+
+		for (const struct verb_opt *o = (*s)->opts; o && o->name; o++) {
+			opt_words(o, false, w, sizeof(w));
+			if (col + (int)strlen(w) + 3 > HELP_COLS)
+				col = fprintf(f, "\n%*s", indent, "") - 1;
+			col += fprintf(f, " [%s]", w);
+			any = true;
+		}
+		fputc('\n', f);
+	}
+	fputs(help->text, f);
+	if (any)
+		fputs("Options:\n", f);
+	for (s = help->specs; *s; s++)
+		print_opt_lines((*s)->opts, help, f);
+}
+
+static void print_main_help(FILE *f)
+{
+	fputs(usage_main, f);
+	print_opt_lines(global_opts, NULL, f);
+	print_opt_lines(main_only_opts, NULL, f);
+	fputs(usage_main_tail, f);
+}
+
+/* "--name" for a flag, "--name=" for an option that takes a value */
+static void print_opt_names(const char *verb, const struct verb_opt *t, const struct verb_opt *t2)
+{
+	printf("%s\t", verb);
+	for (const char *sep = ""; t && t->name; t++, sep = " ")
+		printf("%s--%s%s", sep, t->name, t->arg ? "=" : "");
+	for (; t2 && t2->name; t2++)
+		printf(" --%s%s", t2->name, t2->arg ? "=" : "");
+	putchar('\n');
+}
+
+int do_options(int argc, char **argv)
+{
+	(void)argv;
+	if (argc != 1)
+		return usage_fail("bgctl __options takes no arguments");
+	print_opt_names("global", global_opts, main_only_opts);
+	for (const struct cmd *c = cmds; c->name; c++)
+		for (const struct verb_spec *const *s = c->help->specs; *s; s++)
+			print_opt_names((*s)->verb, (*s)->opts, NULL);
+	return 0;
+}
 
 static struct option merged[64];
 static char merged_short[64];
 static char **opt_argv;
 
-int opt_next(int argc, char **argv, const char *shortopts, const struct option *verb_opts,
-	     const char *usage)
+int opt_next(int argc, char **argv, const struct verb_spec *spec, const struct verb_help *help)
 {
-	size_t n = 0;
+	size_t n;
 	int c;
 
 	if (opt_argv != argv) {
 		opt_argv = argv;
-		for (; verb_opts && verb_opts[n].name && n < 40; n++)
-			merged[n] = verb_opts[n];
-		for (size_t i = 0; i < NR_GLOBAL_OPTS; i++)
-			merged[n++] = global_opts[i];
-		memset(&merged[n], 0, sizeof(merged[n]));
-		snprintf(merged_short, sizeof(merged_short), ":jph%s", shortopts ? shortopts : "");
+		snprintf(merged_short, sizeof(merged_short), ":");
+		n = to_getopt(spec ? spec->opts : NULL, merged, 0, 40, merged_short,
+			      sizeof(merged_short));
+		to_getopt(global_opts, merged, n, sizeof(merged) / sizeof(merged[0]),
+			  merged_short, sizeof(merged_short));
 		optind = 0;
 		opterr = 0;
 	}
@@ -275,7 +387,7 @@ int opt_next(int argc, char **argv, const char *shortopts, const struct option *
 			g.json = g.pretty = true;
 			continue;
 		case 'h':
-			fputs(usage, stdout);
+			print_help(help, stdout);
 			exit(EXIT_OK);
 		case ':':
 			usage_fail("option '%s' of 'bgctl %s' needs a value (see bgctl %s --help)",
@@ -442,16 +554,8 @@ static void print_error(int err)
 
 int main(int argc, char **argv)
 {
-	static const struct option main_opts[] = {
-		{ "pin-dir", required_argument, NULL, OPT_PIN_DIR },
-		{ "history-file", required_argument, NULL, OPT_HISTORY },
-		{ "lock-timeout", required_argument, NULL, OPT_LOCK_TIMEOUT },
-		{ "json", no_argument, NULL, 'j' },
-		{ "pretty", no_argument, NULL, 'p' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL },
-	};
+	static struct option main_opts[16];
+	char main_short[16] = "+:";
 	bool version = false;
 	int c, err;
 
@@ -463,8 +567,11 @@ int main(int argc, char **argv)
 		g.history_file = BGCTL_DEFAULT_HISTORY;
 	cur_render = render_message;
 
+	to_getopt(main_only_opts, main_opts, to_getopt(global_opts, main_opts, 0, 15, main_short,
+						       sizeof(main_short)),
+		  16, main_short, sizeof(main_short));
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+:jphV", main_opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, main_short, main_opts, NULL)) != -1) {
 		switch (c) {
 		case OPT_PIN_DIR:
 			g.pin_dir = optarg;
@@ -484,7 +591,7 @@ int main(int argc, char **argv)
 			g.json = g.pretty = true;
 			break;
 		case 'h':
-			fputs(usage_main, stdout);
+			print_main_help(stdout);
 			return EXIT_OK;
 		case 'V':
 			version = true;
@@ -509,13 +616,18 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (optind >= argc) {
-		fputs(usage_main, stderr);
+		print_main_help(stderr);
 		err = usage_fail("no verb given");
 		goto out;
 	}
 	if (strcmp(argv[optind], "help") == 0) {
-		fputs(usage_main, stdout);
+		print_main_help(stdout);
 		return EXIT_OK;
+	}
+	/* hidden: the option tables, for the completion and man page tests */
+	if (strcmp(argv[optind], "__options") == 0) {
+		err = do_options(argc - optind, argv + optind);
+		goto out;
 	}
 	err = dispatch(cmds, "", argc - optind, argv + optind);
 out:

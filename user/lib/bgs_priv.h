@@ -108,6 +108,31 @@ static inline int bgs_fault(const char *site)
 }
 #endif
 
+/* The handle and its pins (core.c); bgs_init (load.c) builds a handle with these. */
+struct bgs *bgs_handle_new(const char *dir);
+/* Opens every pinned map and program and maps the flip words and tables. h->meta is set. */
+int bgs_adopt_pins(struct bgs *h);
+/* Fd of the pin dir/name, or -1 with errno set. */
+int bgs_pin_get(const struct bgs *h, const char *name);
+/* The meta record: *present false when there are no pins; -EPROTO on another layout. */
+int bgs_meta_read(const char *dir, struct bgs_meta *meta, bool *present);
+int bgs_meta_write(struct bgs *h);
+/* bpffs.c: is path on a bpffs; make sure dir is on one (mounting one if needed). */
+bool bgs_on_bpffs(const char *path);
+int bgs_ensure_bpffs(struct bgs *h, const char *dir);
+/* sizes.c: -EEXIST (with the message) if req names a size other than m's. */
+int bgs_sizes_match(const char *dir, const struct bgs_sizes *req, const struct bgs_meta *m);
+
+/* The switch object built into the library (its skeleton's ELF bytes). */
+const void *bgs_switch_elf(size_t *size);
+/* Build ids (build.c): a hash of an object's bytes; of the built-in one; of a file. */
+__u64 bgs_build_id_of(const void *buf, size_t len);
+int bgs_build_id_file(const char *path, __u64 *id);
+/* Under the lock, after installing switch_fd: record its build (best effort). */
+void bgs_build_record(struct bgs *h, int switch_fd, __u64 build_id);
+/* The recorded build of the running program prog_id; false if unknown. */
+bool bgs_build_running(const struct bgs *h, __u32 prog_id, __u64 *build_id);
+
 /* Waits until no running BPF program can still see what was published before the call. */
 int bgs_sync(struct bgs *h);
 

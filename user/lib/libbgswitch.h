@@ -120,7 +120,12 @@ struct bgs_switch_info {
 	__u32 prog_id;
 	char tag[17];	   /* the kernel's hex tag of its instructions */
 	__u64 loaded_s;	   /* load time, seconds since boot */
+	bool build_known;  /* build_id is recorded for this very program */
+	__u64 build_id;	   /* bgs_build_id() of the build that installed it */
 };
+/* This library's switch build: a hash of the BPF object built into it. Two builds with the
+ * same switch object have the same id; `bgctl upgrade` makes the running switch this one. */
+__u64 bgs_build_id(void);
 /* Fills si from the program the array holds now (another process may have upgraded). */
 int bgs_switch_info(struct bgs *h, struct bgs_switch_info *si);
 
@@ -227,6 +232,10 @@ int bgs_service_del(struct bgs *h, __u32 svc_id);
 /* Change a nat service's preview port (host order; 0 removes it) in place: the service,
  * its backends, tables and flows stay. -EEXIST if the port is taken, -EINVAL in dsr. */
 int bgs_service_set_preview_port(struct bgs *h, __u32 svc_id, __u16 preview_port);
+/* Change a service's mode (enum bgs_mode) in place, where safe: both pools empty (a
+ * backend's addressing and its flows are made for one mode) and, to dsr, no preview port;
+ * -EBUSY otherwise, with what to do. Name, VIP, generation and previews stay. */
+int bgs_service_set_mode(struct bgs *h, __u32 svc_id, __u8 mode);
 /* Service id by name; -ENOENT. */
 int bgs_service_find(struct bgs *h, const char *name, __u32 *svc_id);
 /* Config and current flip state of a service; -ENOENT if the id is not in use. */

@@ -360,6 +360,55 @@ out:
 	return err;
 }
 
+/* Backends of a service, both pools (0 or a count, or a negative errno). */
+static int svc_backend_count(struct bgs *h, __u32 svc_id)
+{
+	int blue = bgs_pool_list(h, svc_id, BGS_BLUE, NULL, 0);
+	int green = blue < 0 ? 0 : bgs_pool_list(h, svc_id, BGS_GREEN, NULL, 0);
+
+	return blue < 0 ? blue : green < 0 ? green : blue + green;
+}
+
+int bgs_service_set_mode(struct bgs *h, __u32 svc_id, __u8 mode)
+{
+	struct bgs_service svc, nsvc;
+	int lock, n, err = 0;
+
+	bgs_err_clear();
+	if (mode != BGS_MODE_NAT && mode != BGS_MODE_DSR)
+		return bgs_err(-EINVAL, "mode %u is neither nat (0) nor dsr (1)", mode);
+	lock = bgs_lock_svc(h, svc_id, &svc);
+	if (lock < 0)
+		return lock;
+	if (svc.mode == mode)
+		goto out; /* nothing to change */
+	/* A backend's addressing (nat's reverse entries and free port, dsr's VIP port) and
+	 * every flow it carries are made for one mode: only empty pools change it. */
+	n = svc_backend_count(h, svc_id);
+	if (n < 0) {
+		err = n;
+		goto out;
+	}
+	if (n) {
+		err = bgs_err(-EBUSY, "service '%s' has %d backend%s: its mode changes only with "
+			      "both pools empty (delete them, change the mode, add them again)",
+			      svc.name, n, n == 1 ? "" : "s");
+		goto out;
+	}
+	if (mode == BGS_MODE_DSR && svc.preview_port) {
+		err = bgs_err(-EBUSY, "service '%s' has preview port %u, which dsr cannot have: "
+			      "remove it first (bgctl service set %s --preview-port none)",
+			      svc.name, ntohs(svc.preview_port), svc.name);
+		goto out;
+	}
+	nsvc = svc;
+	nsvc.mode = mode;
+	err = svc_write(h, svc_id, &nsvc);
+out:
+	bgs_unlock(h, lock, err);
+	return err;
+}
+
 static int preview_delete_all(struct bgs *h, __u32 svc_id);
 
 int bgs_service_del(struct bgs *h, __u32 svc_id)
