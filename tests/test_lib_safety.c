@@ -581,6 +581,31 @@ static bool test_history(void)
 		ok &= ASSERT_TRUE(strstr(jstr_of(r[n - 1], "error"), "color 7") != NULL,
 				  "the failure says why");
 	hist_free(r, n);
+
+	/* A config diff applied to both pools is one change: one intent, one outcome. */
+	{
+		struct bgs_backend_spec sp[2] = {};
+		struct bgs_pool_want w[2] = { { sp, 1 }, { sp + 1, 1 } };
+		struct bgs_apply_result ar;
+
+		fx_be_ip(BGS_AF_INET, FX_NET_BACKEND, next_n++, &sp[0].addr);
+		fx_be_ip(BGS_AF_INET, FX_NET_BACKEND, next_n++, &sp[1].addr);
+		sp[0].port = sp[1].port = 8080;
+		ci = (struct bgs_change_info){ .verb = "service apply", .service = "hist",
+					       .svc_id = s.id };
+		n0 = n;
+		ok &= ASSERT_OK(bgs_change_note(fx.h, &ci), "note");
+		ok &= ASSERT_OK(bgs_service_apply(fx.h, s.id, w, BGS_HEALTH_DOWN, &ar), "apply");
+		ok &= ASSERT_EQ(bgs_change_finish(fx.h, 0, NULL), 0, "finish");
+		ok &= ASSERT_EQ(ar.published, 2, "both pools");
+		r = hist_read(&n);
+		ok &= ASSERT_EQ(n, n0 + 2, "one change recorded");
+		if (n == n0 + 2) {
+			ok &= ASSERT_STREQ(jstr_of(r[n0], "verb"), "service apply", "verb");
+			ok &= ASSERT_STREQ(jstr_of(r[n0 + 1], "phase"), "done", "outcome");
+		}
+		hist_free(r, n);
+	}
 	bgs_set_history(fx.h, NULL);
 	bgs_history_close(hs);
 

@@ -1546,6 +1546,316 @@ static bool test_revnat_spread(void)
 	return ok;
 }
 
+/* ---- A config diff applied as one change ---- */
+
+/* What a service apply may change: every backend record, the flip word, both slots of both
+ * tables, the reply slots in use. */
+struct apply_snap {
+	struct bgs_backend *be;
+	__u64 word;
+	__u32 *t[2][2];
+	int revnat;
+};
+
+static void apply_snap(const struct fx_svc *s, struct apply_snap *st)
+{
+	struct bgs_flip f = {};
+	__u32 n, c, slot;
+
+	bgs_backend_read_all(fx.h, &st->be, &n);
+	flip_get(s->id, &f);
+	st->word = f.word;
+	for (c = 0; c < 2; c++)
+		for (slot = 0; slot < 2; slot++)
+			st->t[c][slot] = table_copy(s->id, c, slot);
+	st->revnat = revnat_used();
+}
+
+static void apply_snap_free(struct apply_snap *st)
+{
+	__u32 c, slot;
+
+	free(st->be);
+	for (c = 0; c < 2; c++)
+		for (slot = 0; slot < 2; slot++)
+			free(st->t[c][slot]);
+}
+
+static struct apply_snap apply_before;
+
+static bool apply_snap_same(const struct fx_svc *s, const char *what)
+{
+	struct apply_snap a = {}, *b = &apply_before;
+	__u32 m = fx.meta.maglev_size, c, slot;
+	bool ok = true;
+
+	apply_snap(s, &a);
+	test_ctx("%s", what);
+	ok &= ASSERT_TRUE(a.be && b->be, "records read");
+	if (a.be && b->be)
+		ok &= ASSERT_MEMEQ(a.be, b->be, fx.meta.max_backends * sizeof(*a.be),
+				   "every backend record as it was");
+	ok &= ASSERT_EQ(a.word, b->word, "flip word (generation, slots) as it was");
+	for (c = 0; c < 2; c++)
+		for (slot = 0; slot < 2; slot++)
+			ok &= ASSERT_MEMEQ(a.t[c][slot], b->t[c][slot], m * sizeof(__u32),
+					   "table as it was");
+	ok &= ASSERT_EQ(a.revnat, b->revnat, "reply slots as they were");
+	test_ctx("%s", "");
+	apply_snap_free(&a);
+	return ok;
+}
+
+/* Entries of the live table of (svc, color) held by id. */
+static __u32 live_count(const struct fx_svc *s, __u32 color, __u32 id)
+{
+	struct bgs_flip f = {};
+	__u32 *t, i, n = 0;
+
+	flip_get(s->id, &f);
+	t = table_copy(s->id, color, bgs_fw_slot(f.word, color));
+	for (i = 0; t && i < fx.meta.maglev_size; i++)
+		n += t[i] == id;
+	free(t);
+	return n;
+}
+
+static void spec_of(struct bgs_backend_spec *sp, int n, __u16 port, __u32 weight)
+{
+	memset(sp, 0, sizeof(*sp));
+	fx_be_ip(BGS_AF_INET, FX_NET_BACKEND, n, &sp->addr);
+	sp->port = port;
+	sp->weight = weight;
+}
+
+static __u32 gen_of(const struct fx_svc *s)
+{
+	struct bgs_flip f = {};
+
+	flip_get(s->id, &f);
+	return bgs_fw_gen(f.word);
+}
+
+static __u32 id_of(const struct fx_svc *s, int n, __u16 port)
+{
+	struct bgs_ip ip;
+	__u32 id = 0;
+
+	fx_be_ip(BGS_AF_INET, FX_NET_BACKEND, n, &ip);
+	if (bgs_backend_find(fx.h, s->id, &ip, port, &id))
+		return 0;
+	return id;
+}
+
+/*
+ * bgs_service_apply: empty to full in one call (one publish per pool, tables weighted as
+ * wanted), a diff (only the changed pool published, kept backends keep id and counters),
+ * the same want again (nothing touched), refusals and a failed second publish (nothing
+ * changed), a failure after the publishes finished by a second call, and new backends
+ * added health down (in no table).
+ */
+static bool test_service_apply(void)
+{
+	struct bgs_backend_spec blue[4], green[3], bad[2];
+	struct bgs_pool_want w[2];
+	struct bgs_apply_result r;
+	struct bgs_counter *v = calloc((size_t)ncpus, sizeof(*v)), got;
+	struct bgs_backend rec;
+	struct fx_svc s, d;
+	__u32 g0, id1, id2, id3, inc1, inc2, gslot, *gt = NULL, *gt2 = NULL;
+	int base = next_be, i;
+	bool ok = true;
+
+	next_be += 10;
+	if (!v || !svc_add(&s, "apply", BGS_AF_INET, 80, IPPROTO_TCP, BGS_MODE_NAT, 0) ||
+	    !svc_add(&d, "apply_dsr", BGS_AF_INET, 443, IPPROTO_TCP, BGS_MODE_DSR, 0)) {
+		free(v);
+		return false;
+	}
+	/* empty to three blue (weights 1, 2, 4) and two green, in one call */
+	spec_of(&blue[0], base, 8080, 1);
+	spec_of(&blue[1], base + 1, 8080, 2);
+	spec_of(&blue[2], base + 2, 8080, 4);
+	spec_of(&green[0], base + 3, 8080, 0);
+	spec_of(&green[1], base + 4, 8080, 0);
+	w[BGS_BLUE] = (struct bgs_pool_want){ blue, 3 };
+	w[BGS_GREEN] = (struct bgs_pool_want){ green, 2 };
+	g0 = gen_of(&s);
+	ok &= ASSERT_OK(bgs_service_apply(fx.h, s.id, w, BGS_HEALTH_UP, &r), "empty to full");
+	ok &= ASSERT_EQ(r.added, 5, "added");
+	ok &= ASSERT_EQ(r.removed + r.reweighted, 0, "nothing else");
+	ok &= ASSERT_EQ(r.published, 2, "both pools published");
+	ok &= ASSERT_EQ(gen_of(&s), g0 + 2, "generation moved once per pool");
+	id1 = id_of(&s, base, 8080);
+	id2 = id_of(&s, base + 1, 8080);
+	id3 = id_of(&s, base + 2, 8080);
+	ok &= ASSERT_TRUE(id1 && id2 && id3 && id_of(&s, base + 3, 8080) &&
+			  id_of(&s, base + 4, 8080), "every backend there");
+	{
+		__u32 c1 = live_count(&s, BGS_BLUE, id1), c2 = live_count(&s, BGS_BLUE, id2),
+		      c3 = live_count(&s, BGS_BLUE, id3);
+
+		test_logf("blue weights 1:2:4 hold %u:%u:%u entries", c1, c2, c3);
+		ok &= ASSERT_EQ(c1 + c2 + c3, fx.meta.maglev_size, "blue: its three only");
+		ok &= ASSERT_TRUE(c1 > 0 && c1 < c2 && c2 < c3, "more entries for more weight");
+		ok &= ASSERT_TRUE(c3 > fx.meta.maglev_size / 2 - 25 &&
+				  c3 < fx.meta.maglev_size / 2 + 40, "weight 4 of 7: about 4/7");
+		ok &= ASSERT_EQ(live_count(&s, BGS_GREEN, id_of(&s, base + 3, 8080)) +
+				live_count(&s, BGS_GREEN, id_of(&s, base + 4, 8080)),
+				fx.meta.maglev_size, "green: its two only");
+	}
+	ok &= ASSERT_OK(bgs_backend_get(fx.h, id1, &rec), "get");
+	inc1 = rec.incarnation;
+	ok &= ASSERT_OK(bgs_backend_get(fx.h, id2, &rec), "get");
+	inc2 = rec.incarnation;
+	for (i = 0; i < ncpus; i++)
+		v[i] = (struct bgs_counter){ .packets = 10, .bytes = 1000 };
+	ok &= percpu_write(bgs_map_fd(fx.h, "be_stats"), id1, v);
+
+	/* a diff: blue keeps 1, reweights 2, drops 3, adds 4; green as it is */
+	blue[1].weight = 6;
+	spec_of(&blue[2], base + 5, 8080, 1);
+	g0 = gen_of(&s);
+	{
+		struct bgs_flip f = {};
+
+		flip_get(s.id, &f);
+		gslot = bgs_fw_slot(f.word, BGS_GREEN);
+		gt = table_copy(s.id, BGS_GREEN, gslot);
+	}
+	ok &= ASSERT_OK(bgs_service_apply(fx.h, s.id, w, BGS_HEALTH_UP, &r), "diff");
+	ok &= ASSERT_EQ(r.added, 1, "added");
+	ok &= ASSERT_EQ(r.removed, 1, "removed");
+	ok &= ASSERT_EQ(r.reweighted, 1, "reweighted");
+	ok &= ASSERT_EQ(r.published, 1, "only blue published");
+	ok &= ASSERT_EQ(gen_of(&s), g0 + 1, "one publish");
+	{
+		struct bgs_flip f = {};
+
+		flip_get(s.id, &f);
+		ok &= ASSERT_EQ(bgs_fw_slot(f.word, BGS_GREEN), gslot, "green's slot as it was");
+		gt2 = table_copy(s.id, BGS_GREEN, gslot);
+		ok &= ASSERT_MEMEQ(gt, gt2, fx.meta.maglev_size * sizeof(__u32),
+				   "green's table as it was");
+	}
+	ok &= ASSERT_EQ(id_of(&s, base, 8080), id1, "kept backend keeps its id");
+	ok &= ASSERT_EQ(id_of(&s, base + 1, 8080), id2, "reweighted backend keeps its id");
+	ok &= ASSERT_OK(bgs_backend_get(fx.h, id1, &rec), "get");
+	ok &= ASSERT_EQ(rec.incarnation, inc1, "and its incarnation");
+	ok &= ASSERT_OK(bgs_backend_get(fx.h, id2, &rec), "get");
+	ok &= ASSERT_EQ(rec.incarnation, inc2, "and its incarnation");
+	ok &= ASSERT_EQ(rec.weight, 6, "new weight");
+	ok &= ASSERT_OK(bgs_backend_counters(fx.h, id1, &got), "counters");
+	ok &= ASSERT_EQ(got.packets, 10ULL * (__u64)ncpus, "counters kept");
+	ok &= ASSERT_EQ(id_of(&s, base + 2, 8080), 0, "dropped backend gone");
+	ok &= ASSERT_GT(live_count(&s, BGS_BLUE, id_of(&s, base + 5, 8080)), 0, "new in table");
+	ok &= ASSERT_GT(live_count(&s, BGS_BLUE, id2), live_count(&s, BGS_BLUE, id1) * 3,
+			"weight 6 against 1");
+
+	/* the same want again: nothing touched */
+	apply_snap(&s, &apply_before);
+	ok &= ASSERT_OK(bgs_service_apply(fx.h, s.id, w, BGS_HEALTH_UP, &r), "same want");
+	ok &= ASSERT_EQ(r.added + r.removed + r.reweighted + r.published, 0, "nothing to do");
+	ok &= apply_snap_same(&s, "same want again");
+
+	/* refusals change nothing */
+	blue[0].weight = BGS_MAX_WEIGHT + 1;
+	ok &= ASSERT_ERR(bgs_service_apply(fx.h, s.id, w, BGS_HEALTH_UP, &r), -EINVAL,
+			 "bad weight");
+	blue[0].weight = 1;
+	green[2] = blue[1];
+	w[BGS_GREEN].n = 3;
+	ok &= ASSERT_ERR(bgs_service_apply(fx.h, s.id, w, BGS_HEALTH_UP, &r), -EINVAL,
+			 "one address wanted twice");
+	ok &= ASSERT_TRUE(strstr(bgs_errmsg(), "twice") != NULL, bgs_errmsg());
+	w[BGS_GREEN].n = 2;
+	ok &= ASSERT_ERR(bgs_service_apply(fx.h, s.id, w, 7, &r), -EINVAL, "bad health");
+	w[BGS_BLUE].n = 1; /* blue[1] moves to green */
+	w[BGS_GREEN] = (struct bgs_pool_want){ blue + 1, 1 };
+	ok &= ASSERT_ERR(bgs_service_apply(fx.h, s.id, w, BGS_HEALTH_UP, &r), -EBUSY,
+			 "a move between pools");
+	ok &= apply_snap_same(&s, "refusals");
+	apply_snap_free(&apply_before);
+
+	/* dsr: a backend port other than the VIP's is refused, nothing changed */
+	spec_of(&bad[0], base + 6, 0, 0);
+	spec_of(&bad[1], base + 7, 8443, 0);
+	w[BGS_BLUE] = (struct bgs_pool_want){ bad, 2 };
+	w[BGS_GREEN] = (struct bgs_pool_want){ NULL, 0 };
+	apply_snap(&d, &apply_before);
+	ok &= ASSERT_ERR(bgs_service_apply(fx.h, d.id, w, BGS_HEALTH_UP, &r), -EINVAL,
+			 "dsr port mismatch");
+	ok &= apply_snap_same(&d, "dsr refusal");
+	apply_snap_free(&apply_before);
+	w[BGS_BLUE].n = 1;
+	ok &= ASSERT_OK(bgs_service_apply(fx.h, d.id, w, BGS_HEALTH_UP, &r), "dsr apply");
+	ok &= ASSERT_EQ(r.added, 1, "dsr added");
+
+	/* the second pool's publish fails: the first one's is undone, nothing changed */
+	w[BGS_BLUE] = (struct bgs_pool_want){ blue, 2 };
+	spec_of(&green[1], base + 8, 8080, 3);
+	w[BGS_GREEN] = (struct bgs_pool_want){ green, 2 };
+	apply_snap(&s, &apply_before);
+	setenv("BGS_FAULT", "service_apply_publish@2", 1);
+	ok &= ASSERT_ERR(bgs_service_apply(fx.h, s.id, w, BGS_HEALTH_UP, &r), -EIO,
+			 "second publish fails");
+	unsetenv("BGS_FAULT");
+	ok &= ASSERT_TRUE(strstr(bgs_errmsg(), "nothing was changed") != NULL, bgs_errmsg());
+	/* the word's generation moved (two publishes and the undo), all else is as it was */
+	{
+		struct bgs_flip f = {};
+
+		flip_get(s.id, &f);
+		apply_before.word = f.word;
+		ok &= ASSERT_EQ(live_count(&s, BGS_BLUE, id_of(&s, base + 5, 8080)) +
+				live_count(&s, BGS_BLUE, id1) + live_count(&s, BGS_BLUE, id2),
+				fx.meta.maglev_size, "blue's live table: the three as before");
+	}
+	ok &= ASSERT_EQ(id_of(&s, base + 8, 8080), 0, "no new backend left");
+	ok &= ASSERT_EQ(revnat_used(), apply_before.revnat, "no reply slot left");
+	{
+		struct bgs_backend *all = NULL;
+		__u32 n;
+
+		ok &= ASSERT_OK(bgs_backend_read_all(fx.h, &all, &n), "read all");
+		for (i = 1; all && i < (int)n; i++)
+			if ((all[i].flags & BGS_BE_IN_USE) || (apply_before.be[i].flags &
+							       BGS_BE_IN_USE))
+				ok &= ASSERT_MEMEQ(&all[i], &apply_before.be[i], sizeof(all[i]),
+						   "records in use as they were");
+		free(all);
+	}
+	apply_snap_free(&apply_before);
+
+	/* a failure after the publishes: the tables apply, a second call finishes */
+	setenv("BGS_FAULT", "service_apply_free", 1);
+	ok &= ASSERT_ERR(bgs_service_apply(fx.h, s.id, w, BGS_HEALTH_DOWN, &r), -EIO,
+			 "failure after the publishes");
+	unsetenv("BGS_FAULT");
+	ok &= ASSERT_TRUE(strstr(bgs_errmsg(), "apply again") != NULL, bgs_errmsg());
+	ok &= ASSERT_EQ(live_count(&s, BGS_BLUE, id_of(&s, base + 5, 8080)), 0,
+			"the removed backend is in no table");
+	ok &= ASSERT_OK(bgs_service_apply(fx.h, s.id, w, BGS_HEALTH_DOWN, &r), "again");
+	ok &= ASSERT_EQ(r.removed, 2, "the second call removes what was left");
+	ok &= ASSERT_EQ(r.added, 0, "and adds nothing twice");
+	ok &= ASSERT_EQ(id_of(&s, base + 5, 8080), 0, "gone");
+
+	/* added health down: in use, in no table */
+	id3 = id_of(&s, base + 8, 8080);
+	ok &= ASSERT_GT(id3, 0, "added");
+	ok &= ASSERT_OK(bgs_backend_get(fx.h, id3, &rec), "get");
+	ok &= ASSERT_EQ(rec.health, BGS_HEALTH_DOWN, "health down");
+	ok &= ASSERT_EQ(live_count(&s, BGS_GREEN, id3), 0, "not in green's table");
+	ok &= ASSERT_EQ(live_count(&s, BGS_GREEN, id_of(&s, base + 3, 8080)),
+			fx.meta.maglev_size, "green: the one up only");
+
+	free(gt);
+	free(gt2);
+	free(v);
+	del_all_services(fx.h);
+	return ok;
+}
+
 static const struct test_case tests[] = {
 	{ "init_adopts", test_init_adopts },
 	{ "open_empty", test_open_empty },
@@ -1563,6 +1873,7 @@ static const struct test_case tests[] = {
 	{ "counters", test_counters },
 	{ "concurrent_threads", test_concurrent_threads },
 	{ "concurrent_fork", test_concurrent_fork },
+	{ "service_apply", test_service_apply },
 };
 
 int main(int argc, char **argv)

@@ -290,65 +290,168 @@ static __u32 next_incarnation(__u32 inc)
 	return inc + 1 ? inc + 1 : 1;
 }
 
+/*
+ * Checks spec against service svc and fills the record it makes in color (in use, admin
+ * up, health up, no next hop yet); lbl gets "addr:port" for messages.
+ */
+static int spec_record(const struct bgs_service *svc, __u32 svc_id, __u32 color,
+		       const struct bgs_backend_spec *spec, struct bgs_backend *be, char *lbl,
+		       size_t len)
+{
+	__u32 port = spec->port ? spec->port : ntohs(svc->port);
+	__u32 weight = spec->weight ? spec->weight : 100;
+
+	bgs_addr_port_str(spec->addr.family, spec->addr.addr, (__u16)port, lbl, len);
+	if (spec->addr.family != svc->family)
+		return bgs_err(-EINVAL, "service '%s': backend %s is %s but the VIP is %s",
+			       svc->name, lbl, spec->addr.family == BGS_AF_INET ? "IPv4" :
+			       spec->addr.family == BGS_AF_INET6 ? "IPv6" : "of no family",
+			       svc->family == BGS_AF_INET ? "IPv4" : "IPv6");
+	if (spec->addr.family == BGS_AF_INET &&
+	    (spec->addr.addr[1] || spec->addr.addr[2] || spec->addr.addr[3]))
+		return bgs_err(-EINVAL, "service '%s': backend %s: IPv4 address with bits past "
+			       "the first word", svc->name, lbl);
+	if (svc->mode == BGS_MODE_DSR && port != ntohs(svc->port))
+		return bgs_err(-EINVAL, "service '%s' is dsr: backend %s must use the VIP port %u",
+			       svc->name, lbl, ntohs(svc->port));
+	if (weight > BGS_MAX_WEIGHT)
+		return bgs_err(-EINVAL, "service '%s': backend %s: weight %u is out of range "
+			       "1..%u", svc->name, lbl, weight, BGS_MAX_WEIGHT);
+	memset(be, 0, sizeof(*be));
+	memcpy(be->addr, spec->addr.addr, sizeof(be->addr));
+	be->port = htons((__u16)port);
+	be->family = spec->addr.family;
+	be->flags = BGS_BE_IN_USE;
+	be->admin = BGS_ADMIN_UP;
+	be->health = BGS_HEALTH_UP;
+	be->color = (__u8)color;
+	be->svc_id = svc_id;
+	be->weight = weight;
+	return 0;
+}
+
+/* The next hop of a backend-to-be, resolved without the lock (a neighbour may take tens of
+ * ms); spec_hop copies it into the record checked under the lock. */
+static void spec_resolve(const struct bgs_backend_spec *spec, struct bgs_backend *hop)
+{
+	memset(hop, 0, sizeof(*hop));
+	memcpy(hop->addr, spec->addr.addr, sizeof(hop->addr));
+	hop->family = spec->addr.family;
+	if (hop->family == BGS_AF_INET || hop->family == BGS_AF_INET6)
+		bgs_nexthop_resolve(hop);
+}
+
+static void spec_hop(struct bgs_backend *be, const struct bgs_backend *hop)
+{
+	be->flags |= hop->flags & BGS_BE_NEXTHOP;
+	be->ifindex = hop->ifindex;
+	memcpy(be->dmac, hop->dmac, sizeof(be->dmac));
+	memcpy(be->smac, hop->smac, sizeof(be->smac));
+}
+
+/* -EEXIST if a nat backend's reply key already belongs to a service. */
+static int revnat_free_check(struct bgs *h, const struct bgs_service *svc,
+			     const struct bgs_backend *be, const char *lbl)
+{
+	struct bgs_revnat_key rk;
+	struct bgs_service other;
+	__u32 owner;
+
+	if (svc->mode != BGS_MODE_NAT)
+		return 0;
+	revnat_key(be, svc->proto, &rk);
+	if (bgs_revnat_lookup(h, &rk, &owner))
+		return 0;
+	if (bgs_svc_read(h, owner, &other))
+		snprintf(other.name, sizeof(other.name), "#%u", owner);
+	return bgs_err(-EEXIST, "service '%s': backend %s/%s already serves nat service '%s' "
+		       "(one nat service per backend address:port)", svc->name, lbl,
+		       svc->proto == IPPROTO_TCP ? "tcp" : "udp", other.name);
+}
+
+/* Takes back what be_attach did for a new record id, and frees the record. */
+static void be_detach(struct bgs *h, const struct bgs_service *svc, __u32 id,
+		      const struct bgs_backend *be, bool revnat_in)
+{
+	struct bgs_revnat_key rk;
+
+	if (svc->mode == BGS_MODE_NAT) {
+		revnat_key(be, svc->proto, &rk);
+		if (revnat_in) {
+			bgs_revnat_delete(h, &rk);
+			bgs_sync(h); /* before anyone may reuse the slot */
+		}
+		bgs_ports_sync(h, rk.port, 0, ~0u);
+	}
+	be_free(h, id, be);
+}
+
+/*
+ * Writes a validated new backend's record at a free id, then what leads to it besides the
+ * table (its nat reply slot and port flag, its next hop's tx port); on failure takes all
+ * of it back. The caller publishes the pool.
+ */
+static int be_attach(struct bgs *h, const struct bgs_service *svc, __u32 id,
+		     const struct bgs_backend *be, const char *lbl)
+{
+	struct bgs_revnat_key rk;
+	bool revnat_in = false;
+	char why[512];
+	int err;
+
+	/* the record before anything that leads to it */
+	bgs_percpu_zero(h, h->map_fd[BGS_M_BE_STATS], id, sizeof(struct bgs_counter));
+	err = be_write(h, id, be);
+	if (err)
+		return err;
+	if (svc->mode == BGS_MODE_NAT) {
+		revnat_key(be, svc->proto, &rk);
+		err = bgs_ports_sync(h, rk.port, bgs_port_nat_flag(svc->proto), ~0u);
+		if (err)
+			goto undo;
+		err = bgs_revnat_insert(h, &rk, be->svc_id, svc, id, be);
+		if (err) {
+			snprintf(why, sizeof(why), "%s", bgs_errmsg());
+			err = bgs_err(err, "service '%s': backend %s: cannot add its reverse-nat "
+				      "key: %s", svc->name, lbl, why);
+			goto undo;
+		}
+		revnat_in = true;
+	}
+	if (be->ifindex) {
+		err = bgs_tx_port_add(h, be->ifindex);
+		if (err) {
+			snprintf(why, sizeof(why), "%s", bgs_errmsg());
+			err = bgs_err(err, "service '%s': backend %s: %s", svc->name, lbl, why);
+			goto undo;
+		}
+	}
+	return 0;
+undo:
+	snprintf(why, sizeof(why), "%s", bgs_errmsg());
+	be_detach(h, svc, id, be, revnat_in);
+	return bgs_err(err, "%s", why);
+}
+
 int bgs_backend_add(struct bgs *h, __u32 svc_id, __u32 color, const struct bgs_backend_spec *spec,
 		    __u32 *backend_id)
 {
-	struct bgs_backend *all = NULL, be = {}, hop = {};
-	struct bgs_revnat_key rk;
-	__u32 owner;
-	struct bgs_service svc, other;
-	char lbl[80];
-	__u32 id, port, weight;
+	struct bgs_backend *all = NULL, be = {}, hop;
+	struct bgs_service svc;
+	char lbl[80], why[512];
+	__u32 id;
 	int lock, err;
-	bool revnat_in = false;
 
 	bgs_err_clear();
 	if (color != BGS_BLUE && color != BGS_GREEN)
 		return bgs_err(-EINVAL, "color %u is neither blue (0) nor green (1)", color);
-	weight = spec->weight ? spec->weight : 100;
-	/* The next hop before the lock: resolving may wait for a neighbour (tens of ms). */
-	memcpy(hop.addr, spec->addr.addr, sizeof(hop.addr));
-	hop.family = spec->addr.family;
-	if (hop.family == BGS_AF_INET || hop.family == BGS_AF_INET6)
-		bgs_nexthop_resolve(&hop);
+	spec_resolve(spec, &hop);
 	lock = bgs_lock_svc(h, svc_id, &svc);
 	if (lock < 0)
 		return lock;
-	port = spec->port ? spec->port : ntohs(svc.port);
-	bgs_addr_port_str(spec->addr.family, spec->addr.addr, port, lbl, sizeof(lbl));
-	if (spec->addr.family != svc.family) {
-		err = bgs_err(-EINVAL, "service '%s': backend %s is %s but the VIP is %s",
-			      svc.name, lbl, spec->addr.family == BGS_AF_INET ? "IPv4" :
-			      spec->addr.family == BGS_AF_INET6 ? "IPv6" : "of no family",
-			      svc.family == BGS_AF_INET ? "IPv4" : "IPv6");
+	err = spec_record(&svc, svc_id, color, spec, &be, lbl, sizeof(lbl));
+	if (err)
 		goto out;
-	}
-	if (spec->addr.family == BGS_AF_INET &&
-	    (spec->addr.addr[1] || spec->addr.addr[2] || spec->addr.addr[3])) {
-		err = bgs_err(-EINVAL, "service '%s': backend %s: IPv4 address with bits past "
-			      "the first word", svc.name, lbl);
-		goto out;
-	}
-	if (svc.mode == BGS_MODE_DSR && port != ntohs(svc.port)) {
-		err = bgs_err(-EINVAL, "service '%s' is dsr: backend %s must use the VIP port %u",
-			      svc.name, lbl, ntohs(svc.port));
-		goto out;
-	}
-	if (weight > BGS_MAX_WEIGHT) {
-		err = bgs_err(-EINVAL, "service '%s': backend %s: weight %u is out of range "
-			      "1..%u", svc.name, lbl, weight, BGS_MAX_WEIGHT);
-		goto out;
-	}
-	memcpy(be.addr, spec->addr.addr, sizeof(be.addr));
-	be.port = htons(port);
-	be.family = spec->addr.family;
-	be.flags = BGS_BE_IN_USE;
-	be.admin = BGS_ADMIN_UP;
-	be.health = BGS_HEALTH_UP;
-	be.color = (__u8)color;
-	be.svc_id = svc_id;
-	be.weight = weight;
-
 	err = bgs_be_read_all(h, &all);
 	if (err)
 		goto out;
@@ -372,68 +475,24 @@ int bgs_backend_add(struct bgs *h, __u32 svc_id, __u32 color, const struct bgs_b
 			      svc.name, lbl, h->meta.max_backends - 1);
 		goto out;
 	}
-	if (svc.mode == BGS_MODE_NAT) {
-		revnat_key(&be, svc.proto, &rk);
-		if (!bgs_revnat_lookup(h, &rk, &owner)) {
-			if (bgs_svc_read(h, owner, &other))
-				snprintf(other.name, sizeof(other.name), "#%u", owner);
-			err = bgs_err(-EEXIST, "service '%s': backend %s/%s already serves nat "
-				      "service '%s' (one nat service per backend address:port)",
-				      svc.name, lbl, svc.proto == IPPROTO_TCP ? "tcp" : "udp",
-				      other.name);
-			goto out;
-		}
-	}
-	be.flags |= hop.flags & BGS_BE_NEXTHOP;
-	be.ifindex = hop.ifindex;
-	memcpy(be.dmac, hop.dmac, sizeof(be.dmac));
-	memcpy(be.smac, hop.smac, sizeof(be.smac));
-	be.incarnation = next_incarnation(all[id].incarnation);
-
-	/* Validated: now write, the record before anything that leads to it. */
-	bgs_percpu_zero(h, h->map_fd[BGS_M_BE_STATS], id, sizeof(struct bgs_counter));
-	err = be_write(h, id, &be);
+	err = revnat_free_check(h, &svc, &be, lbl);
 	if (err)
 		goto out;
-	if (svc.mode == BGS_MODE_NAT) {
-		err = bgs_ports_sync(h, rk.port, bgs_port_nat_flag(svc.proto), ~0u);
-		if (err)
-			goto undo;
-		err = bgs_revnat_insert(h, &rk, svc_id, &svc, id, &be);
-		if (err) {
-			char why[512];
+	spec_hop(&be, &hop);
+	be.incarnation = next_incarnation(all[id].incarnation);
 
-			snprintf(why, sizeof(why), "%s", bgs_errmsg());
-			err = bgs_err(err, "service '%s': backend %s: cannot add its reverse-nat "
-				      "key: %s", svc.name, lbl, why);
-			goto undo;
-		}
-		revnat_in = true;
-	}
-	if (be.ifindex) {
-		err = bgs_tx_port_add(h, be.ifindex);
-		if (err) {
-			char why[512];
-
-			snprintf(why, sizeof(why), "%s", bgs_errmsg());
-			err = bgs_err(err, "service '%s': backend %s: %s", svc.name, lbl, why);
-			goto undo;
-		}
-	}
-	err = bgs_pool_publish(h, svc_id, color, NULL, 0);
+	err = be_attach(h, &svc, id, &be, lbl);
 	if (err)
-		goto undo;
+		goto out;
+	err = bgs_pool_publish(h, svc_id, color, NULL, 0);
+	if (err) {
+		snprintf(why, sizeof(why), "%s", bgs_errmsg());
+		be_detach(h, &svc, id, &be, svc.mode == BGS_MODE_NAT);
+		err = bgs_err(err, "%s", why);
+		goto out;
+	}
 	if (backend_id)
 		*backend_id = id;
-	goto out;
-undo:
-	if (revnat_in) {
-		bgs_revnat_delete(h, &rk);
-		bgs_sync(h); /* before anyone may reuse the slot */
-	}
-	if (svc.mode == BGS_MODE_NAT)
-		bgs_ports_sync(h, rk.port, 0, ~0u);
-	be_free(h, id, &be);
 out:
 	free(all);
 	bgs_unlock(h, lock, err);
@@ -931,4 +990,248 @@ bool bgs_pool_usable(struct bgs *h, __u32 svc_id, __u32 color)
 	if (!bgs_be_read(h, id, &be) && be_usable(&be) && (be.flags & BGS_BE_NEXTHOP))
 		return true;
 	return !bgs_pool_state(h, svc_id, color, &st) && st.ready > 0;
+}
+
+/* One wanted backend of bgs_service_apply, as checked under the lock. */
+struct apply_item {
+	struct bgs_backend be; /* the record it makes (new) or gets (kept) */
+	struct bgs_backend hop; /* its next hop, resolved before the lock */
+	__u32 id;		/* existing id, or the free one it takes */
+	bool add, reweight;
+	char lbl[80];
+};
+
+/* Puts back what the write phase of bgs_service_apply did: adds detached, weights as they
+ * were, the pools published so far republished without the adds. */
+static void apply_undo(struct bgs *h, const struct bgs_service *svc, __u32 svc_id,
+		       struct apply_item *it, __u32 nit, const __u32 *old_weight, __u32 nattached,
+		       const bool *published)
+{
+	__u32 i, c, *skip = calloc(nit ? nit : 1, sizeof(*skip)), nskip;
+
+	for (i = 0; i < nit; i++) {
+		if (it[i].reweight) {
+			struct bgs_backend be = it[i].be;
+
+			be.weight = old_weight[i];
+			be_write(h, it[i].id, &be);
+		}
+	}
+	for (c = 0; c < BGS_NR_COLORS; c++) {
+		if (!published[c])
+			continue;
+		for (i = nskip = 0; skip && i < nit; i++)
+			if (it[i].add && it[i].be.color == c)
+				skip[nskip++] = it[i].id;
+		bgs_pool_publish(h, svc_id, c, skip, nskip);
+	}
+	/* a program may still run on a table that led to the adds */
+	if (published[BGS_BLUE] || published[BGS_GREEN])
+		bgs_sync(h);
+	for (i = 0; i < nit && nattached; i++) {
+		if (!it[i].add)
+			continue;
+		be_detach(h, svc, it[i].id, &it[i].be, svc->mode == BGS_MODE_NAT);
+		nattached--;
+	}
+	free(skip);
+}
+
+int bgs_service_apply(struct bgs *h, __u32 svc_id, const struct bgs_pool_want want[2],
+		      __u8 new_health, struct bgs_apply_result *res)
+{
+	struct bgs_apply_result r = {};
+	struct bgs_backend *all = NULL;
+	struct apply_item *it = NULL;
+	struct bgs_service svc;
+	__u32 nit = 0, i, j, c, id, next_free = 1, nattached = 0, *skip = NULL, nskip;
+	__u32 *old_weight = NULL;
+	bool changed[BGS_NR_COLORS] = {}, published[BGS_NR_COLORS] = {};
+	char why[512];
+	int lock = -1, err = 0;
+
+	bgs_err_clear();
+	if (new_health != BGS_HEALTH_UP && new_health != BGS_HEALTH_DOWN)
+		return bgs_err(-EINVAL, "health state %u for new backends is not up or down",
+			       new_health);
+	for (c = 0; c < BGS_NR_COLORS; c++) {
+		if (want[c].n > BGS_MAX_POOL_BACKENDS)
+			return bgs_err(-ENOSPC, "pool %s: %u backends wanted, at most %d",
+				       bgs_color_name(c), want[c].n, BGS_MAX_POOL_BACKENDS);
+		if (want[c].n && !want[c].be)
+			return bgs_err(-EINVAL, "pool %s: %u backends and no list",
+				       bgs_color_name(c), want[c].n);
+		nit += want[c].n;
+	}
+	it = calloc(nit ? nit : 1, sizeof(*it));
+	old_weight = calloc(nit ? nit : 1, sizeof(*old_weight));
+	skip = calloc(h->meta.max_backends, sizeof(*skip));
+	if (!it || !old_weight || !skip) {
+		err = bgs_err(-ENOMEM, "out of memory");
+		goto out;
+	}
+	/* Next hops before the lock: each may wait for a neighbour (tens of ms). */
+	for (c = 0, i = 0; c < BGS_NR_COLORS; c++)
+		for (j = 0; j < want[c].n; j++)
+			spec_resolve(&want[c].be[j], &it[i++].hop);
+	lock = bgs_lock_svc(h, svc_id, &svc);
+	if (lock < 0) {
+		err = lock;
+		goto out;
+	}
+	err = bgs_be_read_all(h, &all);
+	if (err)
+		goto out;
+	/* Everything checked before anything is written: a refusal changes nothing. */
+	for (c = 0, i = 0; c < BGS_NR_COLORS; c++) {
+		for (j = 0; j < want[c].n; j++, i++) {
+			err = spec_record(&svc, svc_id, c, &want[c].be[j], &it[i].be, it[i].lbl,
+					  sizeof(it[i].lbl));
+			if (err)
+				goto out;
+		}
+	}
+	for (i = 0; i < nit; i++) {
+		for (j = 0; j < i; j++) {
+			if (be_same_addr(&it[j].be, it[i].be.family, it[i].be.addr,
+					 it[i].be.port)) {
+				err = bgs_err(-EINVAL, "service '%s': backend %s is wanted twice",
+					      svc.name, it[i].lbl);
+				goto out;
+			}
+		}
+		for (id = 1; id < h->meta.max_backends; id++)
+			if ((all[id].flags & BGS_BE_IN_USE) && all[id].svc_id == svc_id &&
+			    be_same_addr(&all[id], it[i].be.family, it[i].be.addr, it[i].be.port))
+				break;
+		if (id < h->meta.max_backends && all[id].color != it[i].be.color) {
+			/* Its reply slot and flows belong to one record: a move is a removal,
+			 * then an add, in two applies. */
+			err = bgs_err(-EBUSY, "service '%s': backend %s is in pool %s, wanted in "
+				      "%s: remove it first, then add it", svc.name, it[i].lbl,
+				      bgs_color_name(all[id].color),
+				      bgs_color_name(it[i].be.color));
+			goto out;
+		}
+		if (id < h->meta.max_backends) {
+			it[i].id = id;
+			old_weight[i] = all[id].weight;
+			it[i].reweight = all[id].weight != it[i].be.weight;
+			if (it[i].reweight) {
+				__u32 w = it[i].be.weight;
+
+				it[i].be = all[id];
+				it[i].be.weight = w;
+				changed[it[i].be.color] = true;
+				r.reweighted++;
+			}
+			continue;
+		}
+		err = revnat_free_check(h, &svc, &it[i].be, it[i].lbl);
+		if (err)
+			goto out;
+		/* Only ids free now: a removed one is freed after the publish. */
+		for (id = next_free; id < h->meta.max_backends &&
+		     (all[id].flags & BGS_BE_IN_USE); id++)
+			;
+		if (id >= h->meta.max_backends) {
+			err = bgs_err(-ENOSPC, "service '%s': backend %s: all %u backend ids are "
+				      "in use", svc.name, it[i].lbl, h->meta.max_backends - 1);
+			goto out;
+		}
+		next_free = id + 1;
+		it[i].id = id;
+		it[i].add = true;
+		it[i].be.health = new_health;
+		spec_hop(&it[i].be, &it[i].hop);
+		it[i].be.incarnation = next_incarnation(all[id].incarnation);
+		changed[it[i].be.color] = true;
+		r.added++;
+	}
+	/* The service's backends not wanted go. */
+	for (id = 1, nskip = 0; id < h->meta.max_backends; id++) {
+		if (!(all[id].flags & BGS_BE_IN_USE) || all[id].svc_id != svc_id)
+			continue;
+		for (i = 0; i < nit && !(!it[i].add && it[i].id == id); i++)
+			;
+		if (i < nit)
+			continue;
+		skip[nskip++] = id;
+		changed[all[id].color] = true;
+		r.removed++;
+	}
+	if (!changed[BGS_BLUE] && !changed[BGS_GREEN])
+		goto out; /* nothing to change: the service is not touched */
+
+	/* New records (and their reply slots, tx ports), and weights, before the tables. */
+	for (i = 0; i < nit; i++) {
+		if (it[i].add) {
+			err = bgs_fault("service_apply_add");
+			if (!err)
+				err = be_attach(h, &svc, it[i].id, &it[i].be, it[i].lbl);
+			if (err)
+				goto undo;
+			nattached++;
+		} else if (it[i].reweight) {
+			/* in place: the program never reads the weight, only the table does */
+			err = be_write(h, it[i].id, &it[i].be);
+			if (err)
+				goto undo;
+		}
+	}
+	/* One publish per changed pool, without the backends that go. */
+	for (c = 0; c < BGS_NR_COLORS; c++) {
+		if (!changed[c])
+			continue;
+		err = bgs_fault("service_apply_publish");
+		if (!err)
+			err = bgs_pool_publish(h, svc_id, c, skip, nskip);
+		if (err)
+			goto undo;
+		published[c] = true;
+		r.published++;
+	}
+	/* Past the publishes nothing is undone: the tables are whole and lead to no removed
+	 * backend; what is left (their reply slots and records) a second apply of the same
+	 * want finishes, as it finds them still there and not wanted. */
+	err = bgs_fault("service_apply_free");
+	if (err)
+		goto partly;
+	for (i = 0; i < nskip && svc.mode == BGS_MODE_NAT; i++) {
+		struct bgs_revnat_key rk;
+		__u32 owner;
+
+		revnat_key(&all[skip[i]], svc.proto, &rk);
+		if (!bgs_revnat_lookup(h, &rk, &owner) && owner == svc_id)
+			bgs_revnat_delete(h, &rk);
+		err = bgs_ports_sync(h, rk.port, 0, ~0u);
+		if (err)
+			goto partly;
+	}
+	if (nskip)
+		err = bgs_sync(h); /* before the records (and their ids) are given up */
+	for (i = 0; i < nskip && !err; i++)
+		err = be_free(h, skip[i], &all[skip[i]]);
+	if (!err)
+		goto out;
+partly:
+	snprintf(why, sizeof(why), "%s", bgs_errmsg());
+	err = bgs_err(err, "%s; service '%s': its tables are applied but removed backends are "
+		      "left partly deleted (they take no new flows): apply again to finish",
+		      why, svc.name);
+	goto out;
+undo:
+	snprintf(why, sizeof(why), "%s", bgs_errmsg());
+	apply_undo(h, &svc, svc_id, it, nit, old_weight, nattached, published);
+	err = bgs_err(err, "%s; nothing was changed", why);
+	r = (struct bgs_apply_result){};
+out:
+	bgs_unlock(h, lock, err);
+	if (res)
+		*res = r;
+	free(all);
+	free(skip);
+	free(old_weight);
+	free(it);
+	return err;
 }

@@ -282,6 +282,27 @@ int bgs_backend_set_state(struct bgs *h, const struct bgs_backend_change *c, __u
 int bgs_backend_set_admin(struct bgs *h, __u32 backend_id, enum bgs_admin admin);
 /* Health state of one backend (the agent's; bgs_backend_set_state). */
 int bgs_backend_set_health(struct bgs *h, __u32 backend_id, enum bgs_health health);
+/* A pool's wanted backends (bgs_service_apply), identified by address and port. */
+struct bgs_pool_want {
+	const struct bgs_backend_spec *be;
+	__u32 n; /* at most BGS_MAX_POOL_BACKENDS */
+};
+struct bgs_apply_result {
+	__u32 added;	  /* new backends (new ids) */
+	__u32 removed;	  /* backends not wanted, deleted */
+	__u32 reweighted; /* kept with a new weight (id, incarnation, counters, flows stay) */
+	__u32 published;  /* pools whose table was published (the generation moved as much) */
+};
+/* Bring both pools (want[BGS_BLUE], want[BGS_GREEN]) to exactly the wanted backends as one
+ * change (a config diff): adds the missing ones with health new_health (BGS_HEALTH_DOWN:
+ * no flow before they pass checks), changes weights in place, removes the rest, and
+ * publishes each changed pool's table once; an unchanged service is not touched. Every
+ * spec is checked first (bad value or one address wanted twice: -EINVAL; a backend wanted
+ * in the other pool than it is in: -EBUSY, remove it first) and a failure before the
+ * publishes changes nothing; one after them leaves the tables applied and removed
+ * backends partly deleted (no new flows), and a second call of the same want finishes. */
+int bgs_service_apply(struct bgs *h, __u32 svc_id, const struct bgs_pool_want want[2],
+		      __u8 new_health, struct bgs_apply_result *res);
 #define BGS_ALL_SERVICES (~0u)
 struct bgs_resolve_result {
 	__u32 checked;	  /* backends resolved */
