@@ -73,7 +73,8 @@ ip netns exec "$ns" "$build/bgctl" --pin-dir "$run/bpf/bgswitch" init \
 
 t0=$(date +%s)
 a0=$(date +%s%N)
-ip netns exec "$ns" "${BGAGENT:-$build/bgagent}" --config "$run/bgswitch.yaml" >"$run/agent.log" 2>&1 &
+ip netns exec "$ns" "${BGAGENT:-$build/bgagent}" --config "$run/bgswitch.yaml" \
+	>"$run/agent.log" 2>&1 &
 agent=$!
 total=$((nsvc * nbe * 2))
 for _ in $(seq 1 12000); do

@@ -203,7 +203,8 @@ for i in $(seq 1 100); do
 	[ "$(backends_up)" = 4 ] && break
 	sleep 0.05
 done
-[ "$(backends_up)" = 4 ] || die "bgagent does not see four healthy backends: $(tail -5 "$AGENT_LOG")"
+[ "$(backends_up)" = 4 ] ||
+	die "bgagent does not see four healthy backends: $(tail -5 "$AGENT_LOG")"
 LIVE=$(lbjq '.services[0].live' -j status web)
 [ "$LIVE" = blue ] && IDLE=green || IDLE=blue
 note "$(printf 'bgagent: web adopted, 4 of 4 backends healthy, %s live' "$LIVE" | colorize)"
@@ -222,8 +223,8 @@ done
 touch "$GO"
 wait "$PROBE" || die "no new connection answered by $IDLE within 10 s: $(tail -5 "$AGENT_LOG")"
 read -r GAP FAILED <"$BGS_RUN/probe.out"
-note "$(printf 'new connections failed for %s ms (%s attempts, one every 10 ms), then %s answered' \
-	"$GAP" "$FAILED" "$IDLE" | colorize)"
+note "$(printf 'new connections failed for %s ms (%s attempts, one every 10 ms), then %s %s' \
+	"$GAP" "$FAILED" "$IDLE" answered | colorize)"
 [ "$GAP" -lt 3000 ] || die "failover took $GAP ms (bound: 3000 ms)"
 [ "$(lbjq '.services[0].live' -j status web)" = "$IDLE" ] || die "web is not live on $IDLE"
 REC=$(lbctl -j history web | jq -c --arg to "$IDLE" '[.records[] | select(.verb == "flip" and
