@@ -7,7 +7,9 @@
 # BACKENDS_PER_COLOR backends per color (default 8), every backend HTTP-checked every second
 # (one responder.py serves them all). Once every backend is up, the agent's own CPU time
 # (utime + stime from /proc) is measured over SECONDS (default 20) and printed as a share of
-# one core. The target is under 2%. Everything it made is removed on exit.
+# one core. The target is under 2%. Before that it prints how long the agent's start took to
+# apply the config (creating every service and backend), up to its "ready" line; with
+# APPLY_ONLY=1 it stops there. Everything it made is removed on exit.
 set -euo pipefail
 
 build=${1:-build/rel}
@@ -70,9 +72,20 @@ ip netns exec "$ns" "$build/bgctl" --pin-dir "$run/bpf/bgswitch" init \
 } >"$run/bgswitch.yaml"
 
 t0=$(date +%s)
-ip netns exec "$ns" "$build/bgagent" --config "$run/bgswitch.yaml" >"$run/agent.log" 2>&1 &
+a0=$(date +%s%N)
+ip netns exec "$ns" "${BGAGENT:-$build/bgagent}" --config "$run/bgswitch.yaml" \
+	>"$run/agent.log" 2>&1 &
 agent=$!
 total=$((nsvc * nbe * 2))
+for _ in $(seq 1 12000); do
+	grep -q "ready: " "$run/agent.log" && break
+	kill -0 "$agent" 2>/dev/null || { tail -5 "$run/agent.log" >&2; exit 1; }
+	sleep 0.05
+done
+grep -q "ready: " "$run/agent.log" || { echo "agent_idle: no ready line in 600 s" >&2; exit 1; }
+echo "agent_idle: config applied ($nsvc services, $total backends created) in" \
+	"$((($(date +%s%N) - a0) / 1000000)) ms"
+[ -z "${APPLY_ONLY:-}" ] || exit 0
 up=0
 for _ in $(seq 1 600); do
 	up=$(ip netns exec "$ns" curl -sf --max-time 5 http://127.0.0.1:9469/metrics |

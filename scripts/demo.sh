@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
-# bgswitch demo: a blue-green release in network namespaces, driven only by bgctl.
+# bgswitch demo: a blue-green release in network namespaces, driven by bgctl, then bgagent.
 #
 #   scripts/demo.sh BUILD_DIR [--slow]      (make demo runs: scripts/demo.sh build/rel)
 #
 # A client, a preview (QA) client, the LB host with the switch attached natively and two
 # blue and two green HTTP backends. Traffic on blue; the QA client previews green; a 10%
 # canary; the flip, with an open keep-alive connection still answered by its blue backend
-# while new connections land on green and the blue drain counts down; a rollback. Every
-# namespace, pin and attachment is removed on exit or Ctrl-C. --slow pauses between steps
+# while new connections land on green and the blue drain counts down; a rollback. Then
+# bgagent takes over from a generated config (it adopts web as bgctl left it) and, when every
+# server of the live pool is killed, fails over on its own: the demo measures how long new
+# connections failed. Every namespace, process, pin and attachment is removed on exit or
+# Ctrl-C. --slow pauses between steps
 # for a live audience. Exits 0 when every step behaved as narrated.
 set -uo pipefail
 
@@ -39,6 +42,11 @@ done
 BGS_BUILD=$(cd "$BUILD_DIR" && pwd)
 BGS_QUIET=1
 . "$(dirname "$0")/../vm-tests/lib.sh"
+. "$(dirname "$0")/../vm-tests/agent_lib.sh"
+[ -x "$BGAGENT" ] || {
+	echo "demo: no bgagent in $BUILD_DIR: build first (make)" >&2
+	exit 1
+}
 
 if [ -t 1 ]; then
 	B=$'\e[1m' DIM=$'\e[2m' BLUE=$'\e[1;34m' GREEN=$'\e[1;32m' RED=$'\e[1;31m' N=$'\e[0m'
@@ -46,7 +54,7 @@ else
 	B='' DIM='' BLUE='' GREEN='' RED='' N=''
 fi
 STEP=0
-STEPS=10
+STEPS=12
 T0=$(date +%s.%N)
 
 # One narrated line per step.
@@ -179,6 +187,53 @@ status
 say "Every change is in the audit history"
 printf '  %s$ bgctl history web%s\n' "$DIM" "$N"
 lbctl history web | sed 's/^/    /'
+
+# The agent starts only now, not before the bgctl steps: it owns the services of its config,
+# so bgctl's backend adds, preview, canary and flips on a service it had made would be
+# reported as drift (by design, not overwritten). Started here it adopts web as bgctl left
+# it: the pins match the config, nothing is changed, no flow is touched.
+say "bgagent takes over: from a generated config it adopts web as bgctl left it and checks" \
+	"every backend (http every 100ms, timeout 100ms, fall 3, rise 2; failover below 50%)"
+agent_config 100ms 20s 10.0.2.0/24
+printf '  %s$ bgagent --config %s%s\n' "$DIM" "$AGENT_CFG" "$N"
+agent_start
+agent_wait_log "ready: 1 service" || die "bgagent did not start: $(tail -5 "$AGENT_LOG")"
+grep -q "web: adopted" "$AGENT_LOG" || die "bgagent did not adopt web: $(tail -5 "$AGENT_LOG")"
+for i in $(seq 1 100); do
+	[ "$(backends_up)" = 4 ] && break
+	sleep 0.05
+done
+[ "$(backends_up)" = 4 ] ||
+	die "bgagent does not see four healthy backends: $(tail -5 "$AGENT_LOG")"
+LIVE=$(lbjq '.services[0].live' -j status web)
+[ "$LIVE" = blue ] && IDLE=green || IDLE=blue
+note "$(printf 'bgagent: web adopted, 4 of 4 backends healthy, %s live' "$LIVE" | colorize)"
+
+say "Disaster: every $LIVE server dies; bgagent fails over to $IDLE on its own"
+GO=$BGS_RUN/go
+probe_until "$IDLE" "$NS_CL" "$VIP_NAT" 80 "$GO" >"$BGS_RUN/probe.out" &
+PROBE=$!
+BGS_PIDS+=($PROBE)
+sleep 0.5 # the prober's own start-up is not part of the gap
+for b in "${BACKENDS[@]}"; do
+	[ "${BE_COLOR[$b]}" = "$LIVE" ] || continue
+	responder_stop "$b" || die "cannot stop $b"
+	note "$(printf 'killed the server of %s backend %s' "$LIVE" "$b" | colorize)"
+done
+touch "$GO"
+wait "$PROBE" || die "no new connection answered by $IDLE within 10 s: $(tail -5 "$AGENT_LOG")"
+read -r GAP FAILED <"$BGS_RUN/probe.out"
+note "$(printf 'new connections failed for %s ms (%s attempts, one every 10 ms), then %s %s' \
+	"$GAP" "$FAILED" "$IDLE" answered | colorize)"
+[ "$GAP" -lt 3000 ] || die "failover took $GAP ms (bound: 3000 ms)"
+[ "$(lbjq '.services[0].live' -j status web)" = "$IDLE" ] || die "web is not live on $IDLE"
+REC=$(lbctl -j history web | jq -c --arg to "$IDLE" '[.records[] | select(.verb == "flip" and
+	.actor == "bgagent" and .status == "done" and .to == $to)] | last // empty')
+[ -n "$REC" ] && jqt '.reason | startswith("failover: ")' <<<"$REC" ||
+	die "no failover flip by bgagent in the history: $REC"
+printf '  %s$ bgctl history web (the agent'"'"'s record)%s\n' "$DIM" "$N"
+jq -r '"    \(.time) \(.actor) \(.verb) \(.from) -> \(.to): \(.reason)"' <<<"$REC" | colorize
+status
 
 printf '\n%sDemo done in %.0fs: removing namespaces, pins and attachments.%s\n' "$B" \
 	"$(awk -v a="$(date +%s.%N)" -v b="$T0" 'BEGIN { print a - b }')" "$N"

@@ -25,10 +25,13 @@ agent_topo_up() {
 	done
 }
 
-# agent_config [INTERVAL] [DRAIN]: service web (nat, VIP_NAT:80, backends on 8080), http
-# checks every INTERVAL (timeout = interval, rise 2, fall 3), failover at 50%.
+# agent_config [INTERVAL] [DRAIN] [PREVIEW_PREFIX]: service web (nat, VIP_NAT:80, backends on
+# 8080), http checks every INTERVAL (timeout = interval, rise 2, fall 3), failover at 50%;
+# with PREVIEW_PREFIX, that preview prefix (so that a web made by bgctl with it is adopted).
 agent_config() {
-	local iv=${1:-100ms} drain=${2:-5s}
+	local iv=${1:-100ms} drain=${2:-5s} preview=
+	[ -z "${3:-}" ] || preview="
+    preview: {prefixes: [\"$3\"]}"
 	cat >"$AGENT_CFG" <<EOF
 pin_dir: $BGSWITCH_PIN_DIR
 history_file: $BGSWITCH_HISTORY
@@ -45,7 +48,7 @@ services:
   - name: web
     vip: "$VIP_NAT:80/tcp"
     mode: nat
-    drain_timeout: $drain
+    drain_timeout: $drain$preview
     pools:
       blue:  [{address: "${BE_ADDR[b1]}:8080"}, {address: "${BE_ADDR[b2]}:8080"}]
       green: [{address: "${BE_ADDR[g1]}:8080"}, {address: "${BE_ADDR[g2]}:8080"}]
