@@ -26,12 +26,9 @@ int al_attach(struct bgs *h, const char *ifname, int xdp_mode, bool *done);
  * NULL) gets the record's incarnation for later changes. */
 int al_backend_add_down(struct bgs *h, __u32 svc_id, __u32 color,
 			const struct bgs_backend_spec *spec, __u32 *id, __u32 *incarnation);
-/* EMULATED (no call adds many backends with one publish, e.g. a bgs_backend_add_many that
- * takes n specs with their initial health and publishes each pool once): the first half of
- * al_backend_add_down. The backend is added up (one publish) and *down gets the change that
- * takes it down, for one bgs_backend_set_state over a whole pool's new backends (one more
- * publish for all of them): n + 1 publishes instead of 2n, and the pool's table may give
- * its new backends new flows until that call. */
+/* The first half of al_backend_add_down: the backend is added up (one publish) and *down
+ * gets the change that takes it down. (A new service's pools go through bgs_service_apply,
+ * which creates its backends down with one publish per pool.) */
 int al_backend_add_pending(struct bgs *h, __u32 svc_id, __u32 color,
 			   const struct bgs_backend_spec *spec, __u32 *id,
 			   struct bgs_backend_change *down);

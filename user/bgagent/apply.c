@@ -259,11 +259,9 @@ static bool note_config(struct agent *ag, const char *verb, const char *svc, __u
 	return err == 0;
 }
 
-/* Add a backend that starts down: at once (down NULL), or left up for the caller to take
- * down in one batch with others (*down gets its change). */
+/* Add a backend to an existing service (a SIGHUP diff); it starts down. */
 static int add_backend(struct agent *ag, const struct cfg_service *s, __u32 svc_id, int color,
-		       const struct cfg_backend *b, struct new_ids *fresh,
-		       struct bgs_backend_change *down)
+		       const struct cfg_backend *b, struct new_ids *fresh)
 {
 	json_object *d = json_object_new_object();
 	__u32 id = 0;
@@ -275,10 +273,7 @@ static int add_backend(struct agent *ag, const struct cfg_service *s, __u32 svc_
 	if (!note_config(ag, "backend add", s->name, svc_id, d))
 		return -EIO;
 	/* recorded: the add (its note is taken by bgs_backend_add's lock) */
-	if (down)
-		err = al_backend_add_pending(ag->h, svc_id, (__u32)color, &b->spec, &id, down);
-	else
-		err = al_backend_add_down(ag->h, svc_id, (__u32)color, &b->spec, &id, NULL);
+	err = al_backend_add_down(ag->h, svc_id, (__u32)color, &b->spec, &id, NULL);
 	agent_noted(ag, err);
 	if (err) {
 		agent_log(LOG_E, "%s: cannot add %s backend %s: %s", s->name, color_str(color),
@@ -294,46 +289,61 @@ static int add_backend(struct agent *ag, const struct cfg_service *s, __u32 svc_
 }
 
 /*
- * A new service's pool: each add publishes the pool's table once (the library has no call
- * that adds many), then one bgs_backend_set_state takes all of them down with one more
- * publish, instead of one per backend (1600 backends: 3200 publishes, each waiting for
- * running programs, became 1800). Until that call the new backends may be given new
- * flows, as for one backend before; the service is new, so no flow of its own exists yet.
+ * A new service's pools in one library change (bgs_service_apply): every backend is created
+ * health down, so none takes a flow before it passes its checks, and each pool's table is
+ * published once (1600 backends: 2 publishes per service instead of one per backend).
  */
-static void add_pool(struct agent *ag, const struct cfg_service *s, __u32 svc_id, int color,
-		     const struct cfg_backend *bes, unsigned int count, struct new_ids *fresh)
+static void create_pools(struct agent *ag, const struct cfg_service *s, __u32 svc_id,
+			 struct new_ids *fresh)
 {
-	struct bgs_backend_change *down = calloc(count + 1, sizeof(*down));
-	unsigned int n = 0;
-	int err;
+	const struct cfg_backend *pools[2] = { s->pools.blue, s->pools.green };
+	unsigned int counts[2] = { s->pools.blue_count, s->pools.green_count };
+	struct bgs_backend_spec *specs[2] = {};
+	struct bgs_pool_want want[2] = {};
+	struct bgs_apply_result res = {};
+	json_object *d;
+	int err, c;
 
-	for (unsigned int i = 0; i < count; i++) {
-		if (!down)
-			add_backend(ag, s, svc_id, color, &bes[i], fresh, NULL);
-		else if (!add_backend(ag, s, svc_id, color, &bes[i], fresh, &down[n]))
-			n++;
+	for (c = 0; c < 2; c++) {
+		specs[c] = calloc(counts[c] + 1, sizeof(*specs[c]));
+		if (!specs[c]) {
+			agent_log(LOG_E, "%s: out of memory adding its backends", s->name);
+			goto out;
+		}
+		for (unsigned int i = 0; i < counts[c]; i++)
+			specs[c][i] = pools[c][i].spec;
+		want[c] = (struct bgs_pool_want){ .be = specs[c], .n = counts[c] };
 	}
-	if (!n)
+	if (!counts[0] && !counts[1])
 		goto out;
-	err = bgs_backend_set_state(ag->h, down, n);
-	if (!err)
+	d = json_object_new_object();
+	json_object_object_add(d, "blue", json_object_new_int64(counts[0]));
+	json_object_object_add(d, "green", json_object_new_int64(counts[1]));
+	if (!note_config(ag, "service apply", s->name, svc_id, d))
 		goto out;
-	/* one refused change refuses the batch (a backend deleted meanwhile): the others
-	 * still go down one by one */
-	agent_log(LOG_W, "%s: cannot mark the %u new %s backends down at once (%s): one by one",
-		  s->name, n, color_str(color), bgs_errmsg());
-	for (unsigned int i = 0; i < n; i++)
-		if (bgs_backend_set_state(ag->h, &down[i], 1))
-			agent_log(LOG_E, "%s: new %s backend %u stays up until its checks decide: "
-					 "%s", s->name, color_str(color), down[i].id, bgs_errmsg());
+	err = bgs_service_apply(ag->h, svc_id, want, BGS_HEALTH_DOWN, &res);
+	agent_noted(ag, err);
+	if (err) {
+		agent_log(LOG_E, "%s: cannot add its backends: %s", s->name, bgs_errmsg());
+		goto out;
+	}
+	agent_log(LOG_N, "%s: added %u backends (%u blue, %u green), down until each passes %u "
+			 "checks",
+		  s->name, res.added, counts[0], counts[1], s->check.rise_n);
+	for (c = 0; c < 2; c++) {
+		__u32 ids[BGS_MAX_POOL_BACKENDS];
+		int n = bgs_pool_list(ag->h, svc_id, (__u32)c, ids, BGS_MAX_POOL_BACKENDS);
+
+		for (int i = 0; i < n && i < BGS_MAX_POOL_BACKENDS && fresh->n < MAX_IDS; i++)
+			fresh->ids[fresh->n++] = ids[i];
+	}
 out:
-	free(down);
+	free(specs[0]);
+	free(specs[1]);
 }
 
 static int create_service(struct agent *ag, const struct cfg_service *s, struct new_ids *fresh)
 {
-	const struct cfg_backend *pools[2] = { s->pools.blue, s->pools.green };
-	unsigned int counts[2] = { s->pools.blue_count, s->pools.green_count };
 	json_object *d = json_object_new_object();
 	__u32 svc_id;
 	int err;
@@ -349,8 +359,7 @@ static int create_service(struct agent *ag, const struct cfg_service *s, struct 
 		return err;
 	}
 	agent_log(LOG_N, "%s: created service %s", s->name, s->vip);
-	for (int c = 0; c < 2; c++)
-		add_pool(ag, s, svc_id, c, pools[c], counts[c], fresh);
+	create_pools(ag, s, svc_id, fresh);
 	/* after the backends are down: no preview client reaches one not yet checked */
 	for (unsigned int i = 0; s->preview && i < s->preview->prefixes_count; i++)
 		if (bgs_preview_add(ag->h, svc_id, &s->preview->pfx[i]))
@@ -444,7 +453,7 @@ static void apply_diff(struct agent *ag, const struct cfg_service *s, __u32 svc_
 			}
 			/* one at a time: the pool may be live */
 			if (!have_it)
-				add_backend(ag, s, svc_id, c, &pools[c][j], fresh, NULL);
+				add_backend(ag, s, svc_id, c, &pools[c][j], fresh);
 		}
 	}
 	n = bgs_preview_list(ag->h, svc_id, have, 256);
