@@ -755,6 +755,58 @@ static __always_inline bool icmp_is_error(__u8 family, __u8 type)
 	       type == ICMPV6_TIME_EXCEED || type == ICMPV6_PARAMPROB;
 }
 
+/* Where an ICMP error's quote lies, once icmp_quote has checked it. */
+struct icmp_quote {
+	__u8 *icmp;  /* the ICMP header */
+	__u8 *inner; /* the quoted IP header (no options, no extension headers) */
+	__u8 *inl4;  /* the quoted TCP/UDP ports */
+};
+
+/*
+ * The ICMP error in p quotes a TCP or UDP packet whose IP header and ports lie inside the
+ * outer IP packet (not in the frame's padding); -1 otherwise. Shared by both directions of
+ * ICMP error translation.
+ */
+static __always_inline int icmp_quote(struct xdp_md *ctx, const struct pkt *p,
+				      struct icmp_quote *q)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+
+	if (p->ext || p->frag)
+		return -1;
+	if (p->family == BGS_AF_INET) {
+		struct iphdr *iip;
+
+		q->icmp = data + ICMP4_OFF;
+		q->inner = q->icmp + ICMP_HLEN;
+		iip = (struct iphdr *)q->inner;
+		if (ICMP4_OFF + ICMP_HLEN + sizeof(*iip) + INNER_L4_LEN > p->l3_end ||
+		    (void *)(iip + 1) + INNER_L4_LEN > data_end)
+			return -1;
+		if (!icmp_is_error(BGS_AF_INET, q->icmp[0]))
+			return -1;
+		if (iip->ihl != 5 || (iip->protocol != IPPROTO_TCP && iip->protocol != IPPROTO_UDP))
+			return -1;
+		q->inl4 = q->inner + sizeof(*iip);
+	} else {
+		struct ipv6hdr *iip6;
+
+		q->icmp = data + ICMP6_OFF;
+		q->inner = q->icmp + ICMP_HLEN;
+		iip6 = (struct ipv6hdr *)q->inner;
+		if (ICMP6_OFF + ICMP_HLEN + sizeof(*iip6) + INNER_L4_LEN > p->l3_end ||
+		    (void *)(iip6 + 1) + INNER_L4_LEN > data_end)
+			return -1;
+		if (!icmp_is_error(BGS_AF_INET6, q->icmp[0]))
+			return -1;
+		if (iip6->nexthdr != IPPROTO_TCP && iip6->nexthdr != IPPROTO_UDP)
+			return -1;
+		q->inl4 = q->inner + sizeof(*iip6);
+	}
+	return 0;
+}
+
 /*
  * An ICMP error sent to a VIP about a packet the VIP sent to a client (path MTU, host
  * unreachable, ...) follows that flow to its backend. In nat the backend must see its own
@@ -776,45 +828,26 @@ static __always_inline int icmp_error(struct xdp_md *ctx, struct pkt *p)
 	struct bgs_vip_val *vv;
 	struct bgs_flow *f;
 	__u32 svc_id, id, i, icd = 0, ipd = 0, ind = 0, zero = 0;
+	struct icmp_quote q;
 	__u8 *icmp, *inner, *inl4;
 	__be16 *ports;
 	__u16 *icsum;
 
-	if (p->ext || p->frag)
+	if (icmp_quote(ctx, p, &q))
 		return -1;
+	icmp = q.icmp;
+	inner = q.inner;
+	inl4 = q.inl4;
 	if (p->family == BGS_AF_INET) {
-		struct iphdr *iip;
+		struct iphdr *iip = (struct iphdr *)inner;
 
-		icmp = data + ICMP4_OFF;
-		inner = icmp + ICMP_HLEN;
-		iip = (struct iphdr *)inner;
-		/* the quote must lie inside the IP packet, not in the frame's padding */
-		if (ICMP4_OFF + ICMP_HLEN + sizeof(*iip) + INNER_L4_LEN > p->l3_end ||
-		    (void *)(iip + 1) + INNER_L4_LEN > data_end)
-			return -1;
-		if (!icmp_is_error(BGS_AF_INET, icmp[0]))
-			return -1;
-		if (iip->ihl != 5 || (iip->protocol != IPPROTO_TCP && iip->protocol != IPPROTO_UDP))
-			return -1;
-		inl4 = inner + sizeof(*iip);
 		/* the quoted packet went VIP -> client */
 		key.src[0] = iip->daddr;
 		key.dst[0] = iip->saddr;
 		key.proto = iip->protocol;
 	} else {
-		struct ipv6hdr *iip6;
+		struct ipv6hdr *iip6 = (struct ipv6hdr *)inner;
 
-		icmp = data + ICMP6_OFF;
-		inner = icmp + ICMP_HLEN;
-		iip6 = (struct ipv6hdr *)inner;
-		if (ICMP6_OFF + ICMP_HLEN + sizeof(*iip6) + INNER_L4_LEN > p->l3_end ||
-		    (void *)(iip6 + 1) + INNER_L4_LEN > data_end)
-			return -1;
-		if (!icmp_is_error(BGS_AF_INET6, icmp[0]))
-			return -1;
-		if (iip6->nexthdr != IPPROTO_TCP && iip6->nexthdr != IPPROTO_UDP)
-			return -1;
-		inl4 = inner + sizeof(*iip6);
 		__builtin_memcpy(key.src, &iip6->daddr, 16);
 		__builtin_memcpy(key.dst, &iip6->saddr, 16);
 		key.proto = iip6->nexthdr;
@@ -926,26 +959,19 @@ static __always_inline int icmp_error_backend(struct xdp_md *ctx, struct pkt *p)
 	} k = {};
 	struct bgs_flow *f, *g;
 	__u32 i, icd = 0, ind = 0, *qd;
+	struct icmp_quote q;
 	__u8 *icmp, *inner, *inl4;
 	__be16 *ports;
 	__u16 *icsum;
 
-	if (p->ext || p->frag)
+	if (icmp_quote(ctx, p, &q))
 		return -1;
+	icmp = q.icmp;
+	inner = q.inner;
+	inl4 = q.inl4;
 	if (p->family == BGS_AF_INET) {
-		struct iphdr *iip;
+		struct iphdr *iip = (struct iphdr *)inner;
 
-		icmp = data + ICMP4_OFF;
-		inner = icmp + ICMP_HLEN;
-		iip = (struct iphdr *)inner;
-		if (ICMP4_OFF + ICMP_HLEN + sizeof(*iip) + INNER_L4_LEN > p->l3_end ||
-		    (void *)(iip + 1) + INNER_L4_LEN > data_end)
-			return -1;
-		if (!icmp_is_error(BGS_AF_INET, icmp[0]))
-			return -1;
-		if (iip->ihl != 5 || (iip->protocol != IPPROTO_TCP && iip->protocol != IPPROTO_UDP))
-			return -1;
-		inl4 = inner + sizeof(*iip);
 		/* the quoted packet went client -> backend; the error goes to the client */
 		if (iip->saddr != p->key.dst[0])
 			return -1;
@@ -954,19 +980,8 @@ static __always_inline int icmp_error_backend(struct xdp_md *ctx, struct pkt *p)
 		k.key.src[0] = iip->saddr;
 		qd = &iip->daddr;
 	} else {
-		struct ipv6hdr *iip6;
+		struct ipv6hdr *iip6 = (struct ipv6hdr *)inner;
 
-		icmp = data + ICMP6_OFF;
-		inner = icmp + ICMP_HLEN;
-		iip6 = (struct ipv6hdr *)inner;
-		if (ICMP6_OFF + ICMP_HLEN + sizeof(*iip6) + INNER_L4_LEN > p->l3_end ||
-		    (void *)(iip6 + 1) + INNER_L4_LEN > data_end)
-			return -1;
-		if (!icmp_is_error(BGS_AF_INET6, icmp[0]))
-			return -1;
-		if (iip6->nexthdr != IPPROTO_TCP && iip6->nexthdr != IPPROTO_UDP)
-			return -1;
-		inl4 = inner + sizeof(*iip6);
 		__builtin_memcpy(k.key.src, &iip6->saddr, 16);
 		if (k.key.src[0] != p->key.dst[0] || k.key.src[1] != p->key.dst[1] ||
 		    k.key.src[2] != p->key.dst[2] || k.key.src[3] != p->key.dst[3])
