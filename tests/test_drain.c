@@ -321,21 +321,6 @@ fail:
 	goto out;
 }
 
-/* Age a flow's entry by writing its last-seen stamp back (the one thing a test may fake:
- * waiting 15 minutes is not an option). */
-static bool age_flow(const struct pkt *p, __u64 by_jiffies)
-{
-	struct bgs_flow_key k;
-	struct bgs_flow f;
-
-	pkt_flow_key(p, &k);
-	if (!ASSERT_OK(bpf_map_lookup_elem(fx.ct_fd, &k, &f) ? -errno : 0, "ct lookup"))
-		return false;
-	f.last_seen -= by_jiffies;
-	return ASSERT_OK(bpf_map_update_elem(fx.ct_fd, &k, &f, BPF_EXIST) ? -errno : 0,
-			 "ct update");
-}
-
 /*
  * Points a flow's entry at another backend of the same color that the table does not give
  * it (in use, current incarnation), so that whether the entry was followed or the flow was
@@ -436,11 +421,11 @@ static bool test_idle_timeouts(void)
 		fx_client_pkt(&p, s, (__u32)c, sp, PKT_ACK);
 		be_young = retarget_flow(s, &p, BGS_BLUE);
 		ok &= ASSERT_GT(be_young, 0, "retarget") && fx_ct_get(&p, &f) &&
-		      age_flow(&p, (cases[c].timeout - 5) * hz);
+		      fx_age_flow(&p, (cases[c].timeout - 5) * hz);
 		ok &= fx_expect_fwd(s, &p, be_young);
 		fx_client_pkt(&p, s, (__u32)c, sp + 1, PKT_ACK);
 		ok &= ASSERT_GT(retarget_flow(s, &p, BGS_BLUE), 0, "retarget") &&
-		      fx_ct_get(&p, &f) && age_flow(&p, (cases[c].timeout + 5) * hz);
+		      fx_ct_get(&p, &f) && fx_age_flow(&p, (cases[c].timeout + 5) * hz);
 		pkt_flow_key(&p, &k);
 		id = fx_table_pick(s, to, &k);
 		ok &= fx_expect_fwd(s, &p, id);
@@ -490,9 +475,9 @@ static bool test_timeouts_from_meta(void)
 	ok &= ASSERT_OK(bpf_map_update_elem(meta_fd, &zero, &m, BPF_ANY) ? -errno : 0, "write");
 	fx_client_pkt(&p, &s, 1, 28000, PKT_ACK);
 	be0 = retarget_flow(&s, &p, BGS_BLUE);
-	ok &= ASSERT_GT(be0, 0, "retarget") && age_flow(&p, 95 * hz) && fx_expect_fwd(&s, &p, be0);
+	ok &= ASSERT_GT(be0, 0, "retarget") && fx_age_flow(&p, 95 * hz) && fx_expect_fwd(&s, &p, be0);
 	fx_client_pkt(&p, &s, 1, 28001, PKT_ACK);
-	ok &= ASSERT_GT(retarget_flow(&s, &p, BGS_BLUE), 0, "retarget") && age_flow(&p, 105 * hz);
+	ok &= ASSERT_GT(retarget_flow(&s, &p, BGS_BLUE), 0, "retarget") && fx_age_flow(&p, 105 * hz);
 	pkt_flow_key(&p, &k);
 	id = fx_table_pick(&s, BGS_BLUE, &k);
 	ok &= fx_expect_fwd(&s, &p, id) && fx_flow_check_ct(&s, &p, id, BGS_BLUE, FX_ANY_GEN);
@@ -538,7 +523,7 @@ static bool test_idle_is_midflow(void)
 		gen = bgs_fw_gen(after.word);
 		for (i = 0; i < 10; i++) {
 			fx_client_pkt(&p, &s, (__u32)i, (__u16)(29000 + i), i < 5 ? PKT_ACK : PKT_SYN);
-			ok &= fx_ct_get(&p, &f) && age_flow(&p, (BGS_DEF_TIMEOUT_TCP_EST + 5) * hz);
+			ok &= fx_ct_get(&p, &f) && fx_age_flow(&p, (BGS_DEF_TIMEOUT_TCP_EST + 5) * hz);
 			pkt_flow_key(&p, &k);
 			if (i < 5) {
 				/* idle ACK: mid-flow, the drained color, drained with it */

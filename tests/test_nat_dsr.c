@@ -45,33 +45,6 @@ static bool svc_setup(const struct variant *v, __u8 mode, struct fx_svc *s, __u3
 	return ok;
 }
 
-/* A packet from backend be_id answering client packet c. */
-static void reply_pkt(struct pkt *r, const struct pkt *c, __u32 be_id, __u8 flags)
-{
-	const struct fx_be *b = &fx.be[be_id];
-
-	memset(r, 0, sizeof(*r));
-	memcpy(r->dmac, b->smac, 6);
-	memcpy(r->smac, b->mac, 6);
-	r->family = c->family;
-	memcpy(r->src, b->ip.addr, 16);
-	memcpy(r->dst, c->src, 16);
-	r->proto = c->proto;
-	r->ttl = 64;
-	r->ip_id = 4242;
-	r->sport = b->port;
-	r->dport = c->sport;
-	if (c->proto == IPPROTO_TCP) {
-		r->tcp_flags = flags;
-		r->seq = 900000;
-		r->ack_seq = c->seq + 1;
-		r->window = 1024;
-	}
-	r->payload_len = 40;
-	r->pay_seed = 0x5a;
-	r->udp_csum_zero = c->udp_csum_zero;
-}
-
 /* The backend's reply must leave from the VIP, to the MAC the client's packet came from,
  * out the interface it came in on; byte for byte, with its verdict and counter. */
 static bool expect_reply(const struct fx_svc *s, const struct pkt *c, __u32 be_id, __u8 flags)
@@ -85,7 +58,7 @@ static bool expect_reply(const struct fx_svc *s, const struct pkt *c, __u32 be_i
 	int len, elen;
 	bool ok;
 
-	reply_pkt(&r, c, be_id, flags);
+	fx_reply_pkt(&r, c, be_id, flags);
 	/* some replies carry Ethernet padding: it is not payload and comes out as it went in */
 	if (flags & PKT_PSH) {
 		r.pad_len = 12;
@@ -165,11 +138,11 @@ static bool untracked_replies(const struct variant *v, const struct fx_svc *s, _
 
 	test_ctx("nat %s: replies without a flow", v->name);
 	fx_client_pkt(&c, s, 9999, 33999, PKT_SYN);
-	reply_pkt(&r, &c, be_id, PKT_ACK);
+	fx_reply_pkt(&r, &c, be_id, PKT_ACK);
 	if (v->proto == IPPROTO_TCP)
 		ok &= fx_expect_reply(&r, b->ifindex, XDP_DROP, BGS_R_DROP_REPLY_NO_FLOW, NULL,
 				      "TCP ACK without a flow");
-	reply_pkt(&r, &c, be_id, flags);
+	fx_reply_pkt(&r, &c, be_id, flags);
 	fx_expected_reply(s, &c, &r, s->port, &e);
 	/* no neighbour for the client: rewritten, the kernel forwards (TTL and MACs its job) */
 	e.ttl = r.ttl;
@@ -188,7 +161,7 @@ static bool untracked_replies(const struct variant *v, const struct fx_svc *s, _
 			      "untracked reply");
 	ok &= ASSERT_OK(fx_sh("ip neigh del %s dev lb0", a), "client neighbour gone");
 	/* to this host's own address on lb1: the kernel's, untouched */
-	reply_pkt(&r, &c, be_id, v->proto == IPPROTO_TCP ? PKT_ACK : 0);
+	fx_reply_pkt(&r, &c, be_id, v->proto == IPPROTO_TCP ? PKT_ACK : 0);
 	if (v->family == BGS_AF_INET)
 		inet_pton(AF_INET, "10.99.1.1", r.dst);
 	else
@@ -196,7 +169,7 @@ static bool untracked_replies(const struct variant *v, const struct fx_svc *s, _
 	ok &= fx_expect_reply(&r, b->ifindex, XDP_PASS, BGS_R_PASS_REPLY_NO_FLOW, NULL,
 			      "the host's own connection to a backend");
 	/* and from the backend's address on the clients' interface: spoofed */
-	reply_pkt(&r, &c, be_id, flags);
+	fx_reply_pkt(&r, &c, be_id, flags);
 	ok &= fx_expect_reply(&r, fx.if_lb0, XDP_DROP, BGS_R_DROP_REPLY_IFACE, NULL,
 			      "backend's address on the clients' interface");
 	test_ctx("%s", "");
@@ -246,13 +219,13 @@ static bool scenario_nat(const struct variant *v, bool udp_no_csum)
 		 * not passed untranslated to a kernel that forwards */
 		fx_client_pkt(&c, &s, (__u32)i, (__u16)(33000 + i), PKT_ACK);
 		c.udp_csum_zero = udp_no_csum;
-		reply_pkt(&r, &c, id == be[0] ? be[1] : be[0], PKT_ACK);
+		fx_reply_pkt(&r, &c, id == be[0] ? be[1] : be[0], PKT_ACK);
 		ok &= fx_expect_reply(&r, fx.be[id == be[0] ? be[1] : be[0]].ifindex, XDP_DROP,
 				      BGS_R_DROP_REPLY_NO_FLOW, NULL,
 				      "reply from a backend that is not the flow's");
 
 		/* a reply about to expire goes to the kernel, untouched */
-		reply_pkt(&r, &c, id, PKT_ACK);
+		fx_reply_pkt(&r, &c, id, PKT_ACK);
 		r.ttl = 1;
 		len = pkt_build(&r, tmp, sizeof(tmp));
 		fx_reasons(before);
@@ -325,7 +298,7 @@ static bool scenario_dsr(const struct variant *v)
 		ok &= expect_counted_fwd(&s, &c, id);
 		/* a dsr backend answers the client itself: if its packet shows up here it is
 		 * not ours to rewrite */
-		reply_pkt(&r, &c, id, PKT_ACK);
+		fx_reply_pkt(&r, &c, id, PKT_ACK);
 		memcpy(r.src, s.vip.addr, 16);
 		len = pkt_build(&r, tmp, sizeof(tmp));
 		fx_reasons(before);
@@ -777,7 +750,7 @@ static bool test_nat_backend_resets(void)
 
 		/* be[0] sits behind lb1: its address on lb0 is not the backend */
 		test_ctx("%s: spoofed RST", v->name);
-		reply_pkt(&r, &c[0], be[0], PKT_RST | PKT_ACK);
+		fx_reply_pkt(&r, &c[0], be[0], PKT_RST | PKT_ACK);
 		ok &= fx_expect_reply(&r, fx.if_lb0, XDP_DROP, BGS_R_DROP_REPLY_IFACE, NULL,
 				      "RST from the backend's address on the clients' interface");
 		ok &= resets_moved(&s, be, before, (__u64[]){ 0, 0 }, "spoofed RST");

@@ -802,6 +802,7 @@ void fx_reply_pkt(struct pkt *r, const struct pkt *c, __u32 be_id, __u8 tcp_flag
 	}
 	r->payload_len = 40;
 	r->pay_seed = 0x3c;
+	r->udp_csum_zero = c->udp_csum_zero;
 }
 
 void fx_expected_reply(const struct fx_svc *s, const struct pkt *c, const struct pkt *r,
