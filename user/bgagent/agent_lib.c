@@ -42,32 +42,20 @@ int al_attach(struct bgs *h, const char *ifname, int xdp_mode, bool *done)
 	return bgs_attach(h, ifname, (enum bgs_xdp_mode)xdp_mode);
 }
 
-int al_backend_add_pending(struct bgs *h, __u32 svc_id, __u32 color,
-			   const struct bgs_backend_spec *spec, __u32 *id,
-			   struct bgs_backend_change *down)
-{
-	struct bgs_backend rec;
-	int err = bgs_backend_add(h, svc_id, color, spec, id);
-
-	if (err)
-		return err;
-	err = bgs_backend_get(h, *id, &rec);
-	if (err)
-		return err;
-	*down = (struct bgs_backend_change){ .id = *id, .incarnation = rec.incarnation,
-					     .admin = BGS_KEEP, .health = BGS_HEALTH_DOWN };
-	return 0;
-}
-
 int al_backend_add_down(struct bgs *h, __u32 svc_id, __u32 color,
 			const struct bgs_backend_spec *spec, __u32 *id, __u32 *incarnation)
 {
 	struct bgs_backend_change down;
-	int err = al_backend_add_pending(h, svc_id, color, spec, id, &down);
+	struct bgs_backend rec;
+	int err = bgs_backend_add(h, svc_id, color, spec, id);
 
+	if (!err)
+		err = bgs_backend_get(h, *id, &rec);
 	if (err)
 		return err;
 	if (incarnation)
-		*incarnation = down.incarnation;
+		*incarnation = rec.incarnation;
+	down = (struct bgs_backend_change){ .id = *id, .incarnation = rec.incarnation,
+					    .admin = BGS_KEEP, .health = BGS_HEALTH_DOWN };
 	return bgs_backend_set_state(h, &down, 1);
 }
