@@ -226,7 +226,10 @@ read -r GAP FAILED <"$BGS_RUN/probe.out"
 note "$(printf 'new connections failed for %s ms (%s attempts, one every 10 ms), then %s %s' \
 	"$GAP" "$FAILED" "$IDLE" answered | colorize)"
 [ "$GAP" -lt 3000 ] || die "failover took $GAP ms (bound: 3000 ms)"
-[ "$(lbjq '.services[0].live' -j status web)" = "$IDLE" ] || die "web is not live on $IDLE"
+# new flows reach the other pool as soon as the dead one is marked down; the agent's flip
+# follows on its next look at the service (wait_eq: bounded, about 3 s)
+live_of_web() { lbjq '.services[0].live' -j status web; }
+wait_eq "$IDLE" live_of_web || die "web is not live on $IDLE"
 REC=$(lbctl -j history web | jq -c --arg to "$IDLE" '[.records[] | select(.verb == "flip" and
 	.actor == "bgagent" and .status == "done" and .to == $to)] | last // empty')
 [ -n "$REC" ] && jqt '.reason | startswith("failover: ")' <<<"$REC" ||
