@@ -477,7 +477,8 @@ struct bgs_meta {
 	__u32 ct_entries;
 	__u32 new_flow_rate;
 	__u32 hz; /* kernel CONFIG_HZ: jiffies per second */
-	__u32 pad;
+	__u32 changes; /* user space only: +1 by every change made under the pin-directory lock,
+			* so a watcher re-reads the pins only when they changed */
 	struct bgs_flow_timeouts timeouts; /* what the program enforces (read per packet) */
 	__u32 maglev_seed; /* seed of the flow hash that indexes the Maglev tables */
 	__u32 canary_seed; /* seed of the canary draw */

@@ -606,6 +606,80 @@ static bool test_history(void)
 		}
 		hist_free(r, n);
 	}
+
+	/* A retry of a recorded refusal is not recorded again while it is refused before the
+	 * lock; once it applies it is recorded as any change. */
+	ci = (struct bgs_change_info){ .verb = "flip", .service = "hist", .svc_id = s.id,
+				       .reason = "failover: blue 0/1 healthy < 50%",
+				       .flags = BGS_CHANGE_EMERGENCY | BGS_CHANGE_RETRY };
+	r = hist_read(&n);
+	hist_free(r, n);
+	n0 = n;
+	o.to_color = 7;
+	ok &= ASSERT_OK(bgs_change_note(fx.h, &ci), "note");
+	ok &= ASSERT_EQ(bgs_flip(fx.h, s.id, &o, NULL), -EINVAL, "bad color");
+	bgs_change_finish(fx.h, -EINVAL, NULL);
+	r = hist_read(&n);
+	ok &= ASSERT_EQ(n, n0, "the retried refusal is not recorded");
+	hist_free(r, n);
+	o.to_color = BGS_ANY_COLOR;
+	o.force = true; /* the applied pools' new backends are down */
+	ok &= ASSERT_OK(bgs_change_note(fx.h, &ci), "note");
+	ok &= ASSERT_EQ(bgs_flip(fx.h, s.id, &o, NULL), 1, "the retry applies");
+	ok &= ASSERT_EQ(bgs_change_finish(fx.h, 1, NULL), 0, "finish");
+	r = hist_read(&n);
+	ok &= ASSERT_EQ(n, n0 + 2, "and is recorded");
+	hist_free(r, n);
+
+	/* The last automatic flip of a service, as a restarted daemon looks it up. */
+	{
+		struct bgs_history_query q = { .pin_dir = fx.pin_dir, .service = "hist",
+					       .actor = "bgagent", .verb = "flip",
+					       .reason_prefix = "failover:" };
+		struct timespec ts;
+		long long t = 0, wall;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		wall = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+		ok &= ASSERT_EQ(bgs_history_last(hs, &q, &t), 1, "found");
+		ok &= ASSERT_TRUE(t > wall - 10000 && t <= wall + 1000, "at the flip's time");
+		/* later records that do not count: failed, another pin directory, another
+		 * reason, another actor */
+		fp = fopen(HIST_PATH, "a");
+		fprintf(fp, "{\"id\":\"f-1\",\"phase\":\"intent\",\"verb\":\"flip\","
+			"\"service\":\"hist\",\"actor\":\"bgagent\",\"reason\":\"failover: x\","
+			"\"pin_dir\":\"%s\",\"time\":\"2099-01-01T00:00:00.000Z\"}\n"
+			"{\"id\":\"f-1\",\"phase\":\"failed\",\"verb\":\"flip\","
+			"\"service\":\"hist\",\"actor\":\"bgagent\",\"reason\":\"failover: x\","
+			"\"pin_dir\":\"%s\",\"time\":\"2099-01-01T00:00:01.000Z\"}\n"
+			"{\"id\":\"o-1\",\"phase\":\"done\",\"verb\":\"flip\","
+			"\"service\":\"hist\",\"actor\":\"bgagent\",\"reason\":\"failover: x\","
+			"\"pin_dir\":\"/elsewhere\",\"time\":\"2099-01-01T00:00:02.000Z\"}\n"
+			"{\"id\":\"m-1\",\"phase\":\"done\",\"verb\":\"flip\","
+			"\"service\":\"hist\",\"actor\":\"bgagent\",\"reason\":\"by hand\","
+			"\"pin_dir\":\"%s\",\"time\":\"2099-01-01T00:00:03.000Z\"}\n"
+			"{\"id\":\"c-1\",\"phase\":\"done\",\"verb\":\"flip\","
+			"\"service\":\"hist\",\"actor\":\"bgctl\",\"reason\":\"failover: x\","
+			"\"pin_dir\":\"%s\",\"time\":\"2099-01-01T00:00:04.000Z\"}\n"
+			"not json\n",
+			fx.pin_dir, fx.pin_dir, fx.pin_dir, fx.pin_dir);
+		fclose(fp);
+		ok &= ASSERT_EQ(bgs_history_last(hs, &q, &t), 1, "found past them");
+		ok &= ASSERT_TRUE(t > wall - 10000 && t <= wall + 1000, "still the real flip");
+		/* an intent whose writer died may have applied: it counts */
+		fp = fopen(HIST_PATH, "a");
+		fprintf(fp, "{\"id\":\"d-1\",\"phase\":\"intent\",\"verb\":\"flip\","
+			"\"service\":\"hist\",\"actor\":\"bgagent\",\"reason\":\"failover: y\","
+			"\"pin_dir\":\"%s\",\"time\":\"2030-01-01T00:00:00.250Z\"}\n",
+			fx.pin_dir);
+		fclose(fp);
+		ok &= ASSERT_EQ(bgs_history_last(hs, &q, &t), 1, "found");
+		ok &= ASSERT_EQ(t, 1893456000250LL, "the unconfirmed intent's time");
+		q.service = "other";
+		ok &= ASSERT_EQ(bgs_history_last(hs, &q, &t), 0, "none for another service");
+		q.service = NULL;
+		ok &= ASSERT_EQ(bgs_history_last(hs, &q, &t), -EINVAL, "a query without service");
+	}
 	bgs_set_history(fx.h, NULL);
 	bgs_history_close(hs);
 
@@ -797,7 +871,42 @@ static bool test_pin_dir_safety(void)
 	return ok;
 }
 
+/* The change stamp moves with every change, by any handle, and with nothing else. */
+static bool test_change_stamp(void)
+{
+	struct bgs_flip_opts o = { .to_color = BGS_ANY_COLOR, .expect_gen = BGS_ANY_GEN };
+	struct bgs_service svc;
+	struct bgs *h2 = NULL;
+	struct bgs_flip f;
+	__u32 a, b, c;
+	struct fx_svc s;
+	bool ok = true;
+
+	if (!two_pools(&s, "stamp", 7) || !ASSERT_OK(bgs_open(fx.pin_dir, &h2), "second handle"))
+		return false;
+	ok &= ASSERT_OK(bgs_change_stamp(fx.h, &a), "stamp");
+	ok &= ASSERT_OK(bgs_service_get(fx.h, s.id, &svc, &f), "a read");
+	ok &= ASSERT_OK(bgs_change_stamp(fx.h, &b), "stamp");
+	ok &= ASSERT_EQ(a, b, "a read changes nothing");
+	ok &= ASSERT_OK(bgs_canary_set(h2, s.id, 100, false, BGS_ANY_GEN, NULL), "canary");
+	ok &= ASSERT_OK(bgs_change_stamp(fx.h, &c), "stamp");
+	ok &= ASSERT_NEQ(b, c, "another handle's change moves it");
+	ok &= ASSERT_OK(bgs_preview_add(fx.h, s.id, &(struct bgs_prefix){
+					.ip = { .family = BGS_AF_INET, .addr = { htonl(0xc6336400) } },
+					.len = 24 }), "preview prefix (no publish)");
+	ok &= ASSERT_OK(bgs_change_stamp(h2, &a), "stamp");
+	ok &= ASSERT_NEQ(a, c, "a change without a publish moves it too");
+	o.to_color = 9;
+	ok &= ASSERT_EQ(bgs_flip(fx.h, s.id, &o, NULL), -EINVAL, "refused before the lock");
+	ok &= ASSERT_OK(bgs_change_stamp(h2, &b), "stamp");
+	ok &= ASSERT_EQ(a, b, "a refusal before the lock does not");
+	bgs_close(h2);
+	ok &= fx_svc_del(&s);
+	return ok;
+}
+
 static const struct test_case tests[] = {
+	{ "change_stamp", test_change_stamp },
 	{ "pin_dir_safety", test_pin_dir_safety },
 	{ "drain_status", test_drain_status },
 	{ "second_step_fails", test_second_step_fails },

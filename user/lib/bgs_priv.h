@@ -117,6 +117,8 @@ int bgs_pin_get(const struct bgs *h, const char *name);
 /* The meta record: *present false when there are no pins; -EPROTO on another layout. */
 int bgs_meta_read(const char *dir, struct bgs_meta *meta, bool *present);
 int bgs_meta_write(struct bgs *h);
+/* +1 on the pinned change stamp (bgs_unlock, under the lock). */
+void bgs_changes_bump(struct bgs *h);
 /* bpffs.c: is path on a bpffs; make sure dir is on one (mounting one if needed). */
 bool bgs_on_bpffs(const char *path);
 int bgs_ensure_bpffs(struct bgs *h, const char *dir);

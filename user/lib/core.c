@@ -97,6 +97,8 @@ int bgs_meta_read(const char *dir, struct bgs_meta *meta, bool *present)
 		err = bgs_err(-errno, "cannot read %s: %s", path, strerror(errno));
 		goto out;
 	}
+	/* a copy keeps the configuration; the stamp is read fresh (bgs_change_stamp) */
+	meta->changes = 0;
 	if (meta->layout_version == 0)
 		goto out; /* pinned but never completed: treat as absent */
 	if (meta->layout_version != BGS_LAYOUT_VERSION) {
@@ -114,10 +116,40 @@ out:
 
 int bgs_meta_write(struct bgs *h)
 {
+	struct bgs_meta cur;
 	__u32 key = 0;
 
+	/* the change stamp is the map's, never an older copy's (a watcher compares it) */
+	if (!bpf_map_lookup_elem(h->map_fd[BGS_M_META], &key, &cur))
+		h->meta.changes = cur.changes;
 	if (bpf_map_update_elem(h->map_fd[BGS_M_META], &key, &h->meta, BPF_ANY))
 		return bgs_err(-errno, "cannot write bgs_meta: %s", strerror(errno));
+	return 0;
+}
+
+/* Called under the lock after every change: moves the stamp watchers compare. The other
+ * fields are rewritten with the values they hold (the program reads them per packet: a copy
+ * of the same bytes), so only the stamp changes. */
+void bgs_changes_bump(struct bgs *h)
+{
+	struct bgs_meta cur;
+	__u32 key = 0;
+
+	if (h->map_fd[BGS_M_META] < 0 ||
+	    bpf_map_lookup_elem(h->map_fd[BGS_M_META], &key, &cur) || !cur.layout_version)
+		return;
+	cur.changes++;
+	bpf_map_update_elem(h->map_fd[BGS_M_META], &key, &cur, BPF_EXIST);
+}
+
+int bgs_change_stamp(struct bgs *h, __u32 *stamp)
+{
+	struct bgs_meta cur;
+	__u32 key = 0;
+
+	if (bpf_map_lookup_elem(h->map_fd[BGS_M_META], &key, &cur))
+		return bgs_err(-errno, "cannot read bgs_meta: %s", strerror(errno));
+	*stamp = cur.changes;
 	return 0;
 }
 

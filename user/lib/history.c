@@ -493,7 +493,8 @@ int bgs_change_finish(struct bgs *h, int result, const char *error)
 	if (n && h->history && !n->written) {
 		/* Refused before it reached the lock (validation): recorded as tried, after the
 		 * fact; nothing changed. */
-		if (!(n->flags & BGS_CHANGE_EMERGENCY) || result < 0) {
+		if ((!(n->flags & BGS_CHANGE_EMERGENCY) || result < 0) &&
+		    !(n->flags & BGS_CHANGE_RETRY)) {
 			err = append(h->history, n->rec);
 			if (!err) {
 				n->written = true;
@@ -504,4 +505,107 @@ int bgs_change_finish(struct bgs *h, int result, const char *error)
 	}
 	note_free(h);
 	return lost;
+}
+
+/* How much of the file's end bgs_history_last searches. */
+#define HIST_SCAN (4 * 1024 * 1024)
+
+static const char *rec_str(json_object *r, const char *key)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(r, key, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+/* "2026-12-02T03:31:47.083Z" (now_iso) -> ms since the epoch, or -1. */
+static long long iso_ms(const char *t)
+{
+	struct tm tm = {};
+	int ms = 0, n;
+
+	if (!t || sscanf(t, "%d-%d-%dT%d:%d:%d.%3dZ%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+			 &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms, &n) != 7)
+		return -1;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	return (long long)timegm(&tm) * 1000 + ms;
+}
+
+static bool rec_matches(json_object *r, const struct bgs_history_query *q)
+{
+	const char *svc = rec_str(r, "service"), *actor = rec_str(r, "actor"),
+		   *verb = rec_str(r, "verb"), *reason = rec_str(r, "reason");
+
+	return svc && actor && verb && !strcmp(svc, q->service) && !strcmp(actor, q->actor) &&
+	       !strcmp(verb, q->verb) &&
+	       (!q->reason_prefix ||
+		(reason && !strncmp(reason, q->reason_prefix, strlen(q->reason_prefix))));
+}
+
+int bgs_history_last(struct bgs_history *hs, const struct bgs_history_query *q,
+		     long long *time_ms)
+{
+	json_object *failed = json_object_new_object();
+	char *buf = NULL, pin_key[PATH_MAX + 16];
+	off_t size, from;
+	ssize_t got;
+	int rfd, ret = 0;
+
+	bgs_err_clear();
+	if (!hs || !q || !q->pin_dir || !q->service || !q->actor || !q->verb || !time_ms) {
+		json_object_put(failed);
+		return bgs_err(-EINVAL, "history query: pin_dir, service, actor and verb needed");
+	}
+	snprintf(pin_key, sizeof(pin_key), "\"pin_dir\":\"%s\"", q->pin_dir);
+	rfd = open(hs->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (rfd < 0) {
+		ret = bgs_err(-errno, "cannot read history %s: %s", hs->path, strerror(errno));
+		goto out;
+	}
+	size = lseek(rfd, 0, SEEK_END);
+	from = size > HIST_SCAN ? size - HIST_SCAN : 0;
+	buf = malloc((size_t)(size - from) + 1);
+	if (size < 0 || !buf) {
+		ret = bgs_err(-ENOMEM, "cannot read history %s", hs->path);
+		goto out;
+	}
+	got = size > from ? pread(rfd, buf, (size_t)(size - from), from) : 0;
+	if (got < 0) {
+		ret = bgs_err(-errno, "cannot read history %s: %s", hs->path, strerror(errno));
+		goto out;
+	}
+	buf[got] = '\0';
+	/* newest first; a failed outcome comes after its intent, so it is seen first */
+	for (;;) {
+		char *nl = strrchr(buf, '\n'), *line;
+		json_object *r;
+
+		line = nl ? nl + 1 : buf;
+		r = *line && strstr(line, pin_key) ? json_tokener_parse(line) : NULL;
+		if (r && json_object_is_type(r, json_type_object)) {
+			const char *id = rec_str(r, "id"), *phase = rec_str(r, "phase");
+
+			if (id && phase && !strcmp(phase, "failed")) {
+				json_object_object_add(failed, id, NULL);
+			} else if (id && phase && !json_object_object_get_ex(failed, id, NULL) &&
+				   rec_matches(r, q) && iso_ms(rec_str(r, "time")) >= 0) {
+				*time_ms = iso_ms(rec_str(r, "time"));
+				json_object_put(r);
+				ret = 1;
+				break;
+			}
+		}
+		json_object_put(r);
+		if (!nl)
+			break;
+		*nl = '\0';
+	}
+out:
+	if (rfd >= 0)
+		close(rfd);
+	free(buf);
+	json_object_put(failed);
+	return ret;
 }

@@ -136,6 +136,11 @@ int bgs_upgrade(struct bgs *h, const char *obj_path);
 /* The program's clock: jiffies now and jiffies per second. */
 int bgs_clock(struct bgs *h, __u64 *jiffies, __u32 *hz);
 
+/* The pins' change stamp (one map read): it moves with every change made through the library
+ * by any process (under the pin-directory lock), so a watcher that saw the same stamp before
+ * knows nothing changed since, and re-reads services and pools only when it moved. */
+int bgs_change_stamp(struct bgs *h, __u32 *stamp);
+
 /* ---- Audit history ---- */
 
 /*
@@ -163,6 +168,10 @@ void bgs_set_history(struct bgs *h, struct bgs_history *hs);
 /* The change applies even if its intent cannot be written (rollback, flip --force): an
  * emergency must not depend on /var having space; bgs_change_finish then says so. */
 #define BGS_CHANGE_EMERGENCY (1u << 0)
+/* A retry of a change whose refusal is already recorded: refused again before it reached
+ * the lock (the lock still held, the same bad value), it is not recorded again. Once it
+ * reaches the lock it is recorded as any change. */
+#define BGS_CHANGE_RETRY (1u << 1)
 struct bgs_change_info {
 	const char *verb;	  /* "flip", "backend set", "failover", ... */
 	const char *service;	  /* name, or NULL */
@@ -179,6 +188,17 @@ int bgs_change_note(struct bgs *h, const struct bgs_change_info *ci);
  * note is dropped. Returns 0, or the -errno with which an emergency change's records
  * could not be written (it applied: warn loudly). */
 int bgs_change_finish(struct bgs *h, int result, const char *error);
+
+/* The last change recorded in hs for the pin directory pin_dir whose service, actor and
+ * verb are those given and whose reason starts with reason_prefix, that applied or may have
+ * (an intent whose writer died counts; a failed one does not), among the last few MB of the
+ * file: its time (ms since the epoch, CLOCK_REALTIME) in *time_ms. 1 found, 0 not, or
+ * -errno. A daemon restarted uses it to keep a promise made before (a hold-down). */
+struct bgs_history_query {
+	const char *pin_dir, *service, *actor, *verb, *reason_prefix;
+};
+int bgs_history_last(struct bgs_history *hs, const struct bgs_history_query *q,
+		     long long *time_ms);
 
 /* Every backend record in one read (indexed by id, *n of them; free() it): for a front end
  * that shows many pools at once. */

@@ -140,7 +140,11 @@ void bgs_unlock(struct bgs *h, int fd, int result)
 {
 	if (fd < 0)
 		return;
-	if (h)
+	if (h) {
 		bgs_history_outcome(h, result, NULL);
+		/* failed changes too: a failure may have changed part of it, and a needless
+		 * re-read costs a watcher little */
+		bgs_changes_bump(h);
+	}
 	close(fd); /* releases the flock */
 }
