@@ -5,6 +5,8 @@
  * and the failover policy (threshold by weight, idle pool must be healthy, hold_down, no
  * decision while the live pool is still being checked).
  */
+#include <errno.h>
+
 #include "test.h"
 #include "policy.h"
 
@@ -120,11 +122,72 @@ static bool test_failover(void)
 	return ok;
 }
 
+/* A restarted agent keeps the hold_down of the automatic flip it made before: the flip's
+ * wall-clock time from the history, turned into the loop's clock. */
+static bool test_hold_down_resume(void)
+{
+	struct failover_in in = { .enabled = true, .live = 1, .min_healthy_pct = 50,
+				  .hold_down_ms = 60000 };
+	const long long wall = 1800000000000LL; /* the wall clock at the restart */
+	uint64_t last = 0;
+	char why[200];
+	bool ok = true;
+
+	in.pool[1] = pv(2, 0, 100); /* live green dead */
+	in.pool[0] = pv(2, 2, 100); /* blue fine */
+	/* flipped 20 s before the restart; the agent's monotonic clock reads 5000 ms */
+	ok &= ASSERT_TRUE(hold_down_resume(wall - 20000, wall, 5000, 60000, &last), "resumed");
+	in.flipped_before = true;
+	in.last_flip_ms = last;
+	in.now_ms = 5000;
+	ok &= ASSERT_EQ(failover_decide(&in, why, sizeof(why)), FO_BLOCKED, "restart: held");
+	ok &= ASSERT_STRSTR(why, "hold_down for 40000ms more", "what is left of it");
+	in.now_ms = 5000 + 39999;
+	ok &= ASSERT_EQ(failover_decide(&in, why, sizeof(why)), FO_BLOCKED, "1 ms before");
+	in.now_ms = 5000 + 40000;
+	ok &= ASSERT_EQ(failover_decide(&in, why, sizeof(why)), FO_FLIP, "over on time");
+	/* longer ago than the hold_down: nothing held */
+	ok &= ASSERT_FALSE(hold_down_resume(wall - 60000, wall, 5000, 60000, &last), "over");
+	ok &= ASSERT_FALSE(hold_down_resume(wall - 600000, wall, 5000, 60000, &last), "long ago");
+	/* a flip recorded in the future (the wall clock stepped back): a whole hold_down */
+	ok &= ASSERT_TRUE(hold_down_resume(wall + 5000, wall, 7000, 60000, &last), "future");
+	in.last_flip_ms = last;
+	in.now_ms = 7000 + 59999;
+	ok &= ASSERT_EQ(failover_decide(&in, why, sizeof(why)), FO_BLOCKED, "held");
+	/* the loop's clock smaller than the time since the flip (a fresh boot) */
+	ok &= ASSERT_TRUE(hold_down_resume(wall - 30000, wall, 1000, 60000, &last), "early");
+	in.last_flip_ms = last;
+	in.now_ms = 1000 + 29999;
+	ok &= ASSERT_EQ(failover_decide(&in, why, sizeof(why)), FO_BLOCKED, "held (wraps)");
+	ok &= ASSERT_STRSTR(why, "hold_down for 1ms more", "to the ms");
+	in.now_ms = 1000 + 30000;
+	ok &= ASSERT_EQ(failover_decide(&in, why, sizeof(why)), FO_FLIP, "then over");
+	return ok;
+}
+
+/* A failing automatic flip backs off (a held lock excepted), so it is not retried and
+ * recorded every second. */
+static bool test_flip_retry(void)
+{
+	bool ok = true;
+
+	ok &= ASSERT_EQ(flip_retry_ms(0, -EIO), 0, "no failure yet");
+	ok &= ASSERT_EQ(flip_retry_ms(1, -EIO), 1000, "1 s");
+	ok &= ASSERT_EQ(flip_retry_ms(2, -EIO), 2000, "2 s");
+	ok &= ASSERT_EQ(flip_retry_ms(6, -EIO), 32000, "32 s");
+	ok &= ASSERT_EQ(flip_retry_ms(7, -EIO), 60000, "capped");
+	ok &= ASSERT_EQ(flip_retry_ms(1000, -ENOSPC), 60000, "capped, no overflow");
+	ok &= ASSERT_EQ(flip_retry_ms(5, -EBUSY), 0, "a held lock: every tick");
+	return ok;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct test_case tests[] = {
 		{ "hsm", test_hsm },
 		{ "failover", test_failover },
+		{ "hold_down_resume", test_hold_down_resume },
+		{ "flip_retry", test_flip_retry },
 	};
 
 	return test_run_all("test_agent_policy", tests, ARRAY_SIZE(tests), argc, argv);

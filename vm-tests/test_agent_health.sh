@@ -158,6 +158,9 @@ k=$(grep -c '^[0-9]' "$BGS_RUN/hold1")
 kill -HUP "$AGENT_PID"
 agent_wait_log "reloaded: 1 service" || fail "good config on SIGHUP not reloaded"
 grep -q "added blue backend ${BE_ADDR[b1]}:80 " "$AGENT_LOG" || fail "backend not added"
+check "the added backend is one change and one table publish (history)" \
+	jqt '[.records[] | select(.verb == "service apply" and .reason == "config")] | last |
+		.status == "done" and .generation - .generation_before == 1' < <(lbctl -j history web)
 for _ in $(seq 1 100); do
 	[ "$(backend_health "${BE_ADDR[b1]}:80" blue)" = up ] && break
 	sleep 0.02

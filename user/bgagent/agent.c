@@ -25,8 +25,9 @@
 #include "agent_priv.h"
 
 #define TICK_MS 1000
-/* A service's drift and pools are re-read at least every SWEEP_TICKS ticks. */
-#define SWEEP_TICKS 10
+/* Services' drift and pools are re-read when the pins' change stamp moved, and as a backstop
+ * every SWEEP_TICKS ticks. */
+#define SWEEP_TICKS 60
 
 static bool log_journal;
 
@@ -154,7 +155,11 @@ static int failover_once(struct svc_rt *s)
 	in.last_flip_ms = s->auto_flip_ms;
 	v = failover_decide(&in, why, sizeof(why));
 	if (v == FO_STAY) {
+		if (s->flip_fails)
+			agent_log(LOG_N, "%s: failover no longer needed", s->name);
 		s->blocked_why[0] = '\0';
+		s->retry_ms = 0;
+		s->flip_fails = 0;
 		return 0;
 	}
 	if (v == FO_BLOCKED) {
@@ -162,8 +167,16 @@ static int failover_once(struct svc_rt *s)
 		if (strncmp(s->blocked_why, why, 40))
 			agent_log(LOG_W, "%s: no failover: %s", s->name, why);
 		snprintf(s->blocked_why, sizeof(s->blocked_why), "%s", why);
+		/* a hold_down is judged again when it ends; the rest changes only with a
+		 * check's verdict or a change of the pins, which judge it */
+		s->retry_ms = in.flipped_before && in.now_ms - in.last_flip_ms < in.hold_down_ms ?
+				      in.last_flip_ms + in.hold_down_ms : 0;
+		s->flip_fails = 0;
 		return 0;
 	}
+	/* a flip that failed is tried again after its back-off, whatever asks */
+	if (s->flip_fails && in.now_ms < s->retry_ms)
+		return 0;
 	to = !in.live;
 	/* A compare-and-swap on the generation the decision was made from: a flip by bgctl
 	 * (or anything else that moved the service) in between refuses it with -ESTALE. */
@@ -185,10 +198,15 @@ static int failover_once(struct svc_rt *s)
 	/* the live pool is failing: like a rollback, it must not wait for /var to have space
 	 * (agent_noted says loudly if it went unrecorded) */
 	ci.flags = BGS_CHANGE_EMERGENCY;
+	/* the same refusal again (before the lock): recorded once, with the first */
+	if (s->flip_fails)
+		ci.flags |= BGS_CHANGE_RETRY;
 	err = agent_note(ag, &ci, d);
 	json_object_put(d);
 	if (err) {
 		snprintf(s->blocked_why, sizeof(s->blocked_why), "flip not noted");
+		s->flip_fails++;
+		s->retry_ms = in.now_ms + flip_retry_ms(s->flip_fails, err);
 		return 0;
 	}
 	err = bgs_flip(ag->h, s->id, &opts, &after);
@@ -206,11 +224,22 @@ static int failover_once(struct svc_rt *s)
 
 		snprintf(was, sizeof(was), "%s", s->blocked_why);
 		snprintf(s->blocked_why, sizeof(s->blocked_why), "flip failed: %s", bgs_errmsg());
-		if (strcmp(was, s->blocked_why)) /* logged once while it fails the same way */
+		/* logged once while it fails the same way; a new error is a new first failure
+		 * (recorded) */
+		if (strcmp(was, s->blocked_why)) {
 			agent_log(err == -EBUSY ? LOG_W : LOG_E, "%s: %s: flip failed: %s", s->name,
 				  why, bgs_errmsg());
+			s->flip_fails = 0;
+		}
+		s->flip_fails++;
+		s->retry_ms = in.now_ms + flip_retry_ms(s->flip_fails, err);
 		return 0;
 	}
+	if (s->flip_fails)
+		agent_log(LOG_N, "%s: the flip went through after %u failed tries", s->name,
+			  s->flip_fails);
+	s->flip_fails = 0;
+	s->retry_ms = 0;
 	s->blocked_why[0] = '\0';
 	s->seen = true;
 	s->gen = bgs_flip_gen(&after);
@@ -230,8 +259,45 @@ void agent_failover(struct svc_rt *s)
 	/* A refused compare-and-swap is judged once more on a fresh read (the change may have
 	 * been the agent's own health write, or a flip that made this one moot); if it is
 	 * refused again, the next tick judges (blocked_why keeps it asking). */
-	if (failover_once(s) == -ESTALE && failover_once(s) == -ESTALE)
+	if (failover_once(s) == -ESTALE && failover_once(s) == -ESTALE) {
 		snprintf(s->blocked_why, sizeof(s->blocked_why), "flip refused: service changed");
+		s->retry_ms = now_ms();
+	}
+}
+
+/*
+ * At start: an automatic flip this agent made before it was restarted still holds off the
+ * next one for its hold_down. The history (the agent's flips with reason "failover: ...",
+ * done or maybe done) says when it was; the pins do not say who flipped.
+ */
+void failover_resume(struct svc_rt *s)
+{
+	struct bgs_history_query q = { .pin_dir = s->ag->pin_dir, .service = s->name,
+				       .actor = AL_ACTOR, .verb = "flip",
+				       .reason_prefix = "failover:" };
+	struct timespec ts;
+	long long flip_ms, wall_ms;
+	uint64_t last;
+	int found;
+
+	if (!s->cfg->fo.on || !s->ag->hist || s->auto_flipped)
+		return;
+	found = bgs_history_last(s->ag->hist, &q, &flip_ms);
+	if (found < 0)
+		agent_log(LOG_W, "%s: cannot read the history for a hold_down to resume: %s",
+			  s->name, bgs_errmsg());
+	if (found <= 0)
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	wall_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	if (!hold_down_resume(flip_ms, wall_ms, now_ms(), s->cfg->fo.hold_down_ms, &last))
+		return;
+	s->auto_flipped = true;
+	s->auto_flip_ms = last;
+	agent_log(LOG_N, "%s: automatic flip %.1f s ago (history): no other one before its "
+			 "hold_down ends in %.1f s",
+		  s->name, (double)(now_ms() - last) / 1000,
+		  (double)(s->cfg->fo.hold_down_ms - (now_ms() - last)) / 1000);
 }
 
 /* ---- Check results ---- */
@@ -432,12 +498,29 @@ static void notify_status(struct agent *ag)
 static int on_tick(sd_event_source *src, uint64_t usec, void *arg)
 {
 	struct agent *ag = arg;
-	bool any_drain = false;
+	struct bgs_backend *all = NULL;
+	bool any_drain = false, sweep;
+	__u32 hz, stamp, nall = 0;
 	__u64 jiffies = 0;
-	__u32 hz;
 
 	if (bgs_clock(ag->h, &jiffies, &hz))
 		jiffies = 0;
+	/*
+	 * Every change made through the library (bgctl's, the agent's own health writes)
+	 * moves the pins' change stamp: only then are the services' pools and drift looked
+	 * at again, from one read of the backend table, plus a slow sweep as a backstop.
+	 * Reading the pools every second would cost more than all the checks. The stamp is
+	 * read before the pools: a change made during the sweep is seen at the next tick.
+	 */
+	sweep = bgs_change_stamp(ag->h, &stamp) || !ag->stamp_seen || stamp != ag->stamp ||
+		ag->ticks % SWEEP_TICKS == 0;
+	if (sweep && bgs_backend_read_all(ag->h, &all, &nall)) {
+		all = NULL;
+		ag->stamp_seen = false; /* try again next tick */
+	} else if (sweep) {
+		ag->stamp = stamp;
+		ag->stamp_seen = true;
+	}
 
 	for (unsigned int i = 0; i < ag->nsvc; i++) {
 		struct svc_rt *s = &ag->svc[i];
@@ -453,19 +536,11 @@ static int on_tick(sd_event_source *src, uint64_t usec, void *arg)
 			agent_log(LOG_N, "%s: flipped %s -> %s by someone else (generation %u)",
 				  s->name, color_str(s->live), color_str(live), bgs_flip_gen(&fl));
 		}
-		/*
-		 * Every change to a service (a pool change or an admin state set by bgctl, as
-		 * the agent's own health writes) publishes, and so moves the generation: only
-		 * then are its pool and drift looked at again, plus a slow sweep (each service
-		 * every SWEEP_TICKS) as a backstop. Reading the pools of every service every
-		 * second would cost more than all the checks.
-		 */
-		if (!s->seen || bgs_flip_gen(&fl) != s->gen ||
-		    (ag->ticks + i) % SWEEP_TICKS == 0) {
-			drift_check(s);
+		if (all) {
+			drift_check_with(s, all, nall);
 			agent_failover(s);
-		} else if (s->blocked_why[0]) {
-			agent_failover(s); /* blocked by hold_down: it may be over */
+		} else if (s->retry_ms && now_ms() >= s->retry_ms) {
+			agent_failover(s); /* a hold_down over, a failed flip's retry */
 		}
 		s->seen = true;
 		s->live = live;
@@ -475,6 +550,7 @@ static int on_tick(sd_event_source *src, uint64_t usec, void *arg)
 	}
 	/* conntrack is walked every second while a drain runs, else every 10 s (the flow
 	 * gauges of /metrics) */
+	free(all);
 	if (any_drain || ag->ticks % 10 == 0)
 		walker_request(ag);
 	ag->ticks++;

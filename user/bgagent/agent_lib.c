@@ -41,21 +41,3 @@ int al_attach(struct bgs *h, const char *ifname, int xdp_mode, bool *done)
 	*done = true;
 	return bgs_attach(h, ifname, (enum bgs_xdp_mode)xdp_mode);
 }
-
-int al_backend_add_down(struct bgs *h, __u32 svc_id, __u32 color,
-			const struct bgs_backend_spec *spec, __u32 *id, __u32 *incarnation)
-{
-	struct bgs_backend_change down;
-	struct bgs_backend rec;
-	int err = bgs_backend_add(h, svc_id, color, spec, id);
-
-	if (!err)
-		err = bgs_backend_get(h, *id, &rec);
-	if (err)
-		return err;
-	if (incarnation)
-		*incarnation = rec.incarnation;
-	down = (struct bgs_backend_change){ .id = *id, .incarnation = rec.incarnation,
-					    .admin = BGS_KEEP, .health = BGS_HEALTH_DOWN };
-	return bgs_backend_set_state(h, &down, 1);
-}

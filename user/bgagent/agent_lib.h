@@ -19,13 +19,4 @@ bool al_attached(const char *ifname);
 /* Attach unless attached already; *done says whether it attached now. */
 int al_attach(struct bgs *h, const char *ifname, int xdp_mode, bool *done);
 
-/* A backend added to an existing service (a SIGHUP diff) whose health starts down, so it
- * takes no flows before it passes its checks. bgs_backend_add creates it up and publishes it;
- * the health-down change follows at once (one more publish): for that window, one table
- * publish long, the pool's table may give the new backend new flows (a new service's pools go
- * through bgs_service_apply instead, down from the start). *incarnation (may be
- * NULL) gets the record's incarnation for later changes. */
-int al_backend_add_down(struct bgs *h, __u32 svc_id, __u32 color,
-			const struct bgs_backend_spec *spec, __u32 *id, __u32 *incarnation);
-
 #endif

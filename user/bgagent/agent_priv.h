@@ -78,11 +78,14 @@ struct svc_rt {
 	bool seen;
 	__u32 gen;
 	int live;
-	/* automatic flips: in memory (hold_down restarts with the agent) */
+	/* automatic flips: in memory, the last one's hold_down resumed from the history at
+	 * start (failover_resume) */
 	bool auto_flipped;
 	uint64_t auto_flip_ms;
 	uint64_t flips_failover, flips_other;
 	char blocked_why[200]; /* last FO_BLOCKED reason logged, to log it once */
+	uint64_t retry_ms;	/* judge the failover again at this time (0: on a change only) */
+	unsigned int flip_fails; /* automatic flips failed in a row (their back-off) */
 	/* the drain being tracked: of the flip at generation drain_gen, from the flip word */
 	bool draining;
 	__u32 drain_gen;
@@ -129,6 +132,8 @@ struct agent {
 	sd_event_source *nl_io, *nl_timer;
 	struct flow_snapshot *flows; /* the latest conntrack walk */
 	unsigned int ticks;
+	__u32 stamp;	 /* the pins' change stamp at the last sweep */
+	bool stamp_seen; /* stamp is valid */
 };
 
 /* Logging: one line per event, with a journald priority prefix under systemd. */
@@ -153,6 +158,8 @@ void agent_noted(struct agent *ag, int result);
 int apply_config(struct agent *ag, struct cfg *cfg, bool at_start);
 /* Compare a service's pins with what the agent last applied; log changes of drift. */
 void drift_check(struct svc_rt *s);
+/* The same from every backend record (bgs_backend_read_all): one read serves a sweep. */
+void drift_check_with(struct svc_rt *s, const struct bgs_backend *all, __u32 nall);
 void runtime_free(struct agent *ag);
 
 /* checks.c */
@@ -168,6 +175,8 @@ pid_t spawn_sh(const char *cmd, const char *const env[][2], unsigned int n);
 void agent_check_done(struct be_rt *be, enum check_result r, const char *why);
 /* agent.c: decide (and do) a failover of one service. */
 void agent_failover(struct svc_rt *s);
+/* agent.c: at start, resume the hold_down of an automatic flip made before a restart. */
+void failover_resume(struct svc_rt *s);
 
 /* walker.c: conntrack walks on a thread of their own */
 int walker_start(struct agent *ag);

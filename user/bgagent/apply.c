@@ -116,15 +116,17 @@ static void be_ip(const struct bgs_backend *be, struct bgs_ip *ip)
 	memcpy(ip->addr, be->addr, sizeof(ip->addr));
 }
 
-/* The fingerprint of what the pins hold for a service; NULL on error (logged). */
-static char *pins_fingerprint(struct bgs *h, __u32 svc_id)
+/* The fingerprint of what the pins hold for a service, its backends taken from all (every
+ * backend record, indexed by id: one read of the table serves every service); NULL on
+ * error. */
+static char *fingerprint_from(struct bgs *h, __u32 svc_id, const struct bgs_backend *all,
+			      __u32 nall)
 {
 	struct bgs_prefix pfx[256];
 	struct bgs_service svc;
 	struct bgs_flip flip;
 	struct bgs_ip vip = {};
 	char *buf = NULL, **items;
-	__u32 ids[BGS_MAX_POOL_BACKENDS];
 	size_t len = 0;
 	FILE *f;
 	int n;
@@ -145,27 +147,38 @@ static char *pins_fingerprint(struct bgs *h, __u32 svc_id)
 	fputs(" preview=", f);
 	put_sorted(f, items, items ? (unsigned int)n : 0);
 	free(items);
-	for (int c = 0; c < 2; c++) {
-		n = bgs_pool_list(h, svc_id, (__u32)c, ids, BGS_MAX_POOL_BACKENDS);
-		n = n < 0 ? 0 : n > BGS_MAX_POOL_BACKENDS ? BGS_MAX_POOL_BACKENDS : n;
-		items = calloc((unsigned int)n + 1, sizeof(*items));
-		for (int i = 0; items && i < n; i++) {
-			struct bgs_backend be;
+	for (__u32 c = 0; c < 2; c++) {
+		unsigned int k = 0;
+
+		items = calloc(BGS_MAX_POOL_BACKENDS + 1, sizeof(*items));
+		for (__u32 id = 1; items && id < nall && k < BGS_MAX_POOL_BACKENDS; id++) {
+			const struct bgs_backend *be = &all[id];
 			struct bgs_ip ip;
 
-			if (bgs_backend_get(h, ids[i], &be)) {
-				items[i] = strdup("?");
+			if (!bgs_backend_in_use(be) || be->svc_id != svc_id || be->color != c)
 				continue;
-			}
-			be_ip(&be, &ip);
-			items[i] = be_item(&ip, ntohs(be.port), be.weight);
+			be_ip(be, &ip);
+			items[k++] = be_item(&ip, ntohs(be->port), be->weight);
 		}
-		fprintf(f, " %s=", color_str(c));
-		put_sorted(f, items, items ? (unsigned int)n : 0);
+		fprintf(f, " %s=", color_str((int)c));
+		put_sorted(f, items, items ? k : 0);
 		free(items);
 	}
 	fclose(f);
 	return buf;
+}
+
+static char *pins_fingerprint(struct bgs *h, __u32 svc_id)
+{
+	struct bgs_backend *all;
+	char *fp;
+	__u32 n;
+
+	if (bgs_backend_read_all(h, &all, &n))
+		return NULL;
+	fp = fingerprint_from(h, svc_id, all, n);
+	free(all);
+	return fp;
 }
 
 /* ---- The state file ---- */
@@ -259,35 +272,6 @@ static bool note_config(struct agent *ag, const char *verb, const char *svc, __u
 	return err == 0;
 }
 
-/* Add a backend to an existing service (a SIGHUP diff); it starts down. */
-static int add_backend(struct agent *ag, const struct cfg_service *s, __u32 svc_id, int color,
-		       const struct cfg_backend *b, struct new_ids *fresh)
-{
-	json_object *d = json_object_new_object();
-	__u32 id = 0;
-	int err;
-
-	json_object_object_add(d, "color", json_object_new_string(color_str(color)));
-	json_object_object_add(d, "backend", json_object_new_string(b->address));
-	json_object_object_add(d, "weight", json_object_new_int64(b->spec.weight));
-	if (!note_config(ag, "backend add", s->name, svc_id, d))
-		return -EIO;
-	/* recorded: the add (its note is taken by bgs_backend_add's lock) */
-	err = al_backend_add_down(ag->h, svc_id, (__u32)color, &b->spec, &id, NULL);
-	agent_noted(ag, err);
-	if (err) {
-		agent_log(LOG_E, "%s: cannot add %s backend %s: %s", s->name, color_str(color),
-			  b->address, bgs_errmsg());
-	} else {
-		agent_log(LOG_N, "%s: added %s backend %s (weight %u), down until it passes "
-				 "%u checks",
-			  s->name, color_str(color), b->address, b->spec.weight, s->check.rise_n);
-		if (fresh->n < MAX_IDS)
-			fresh->ids[fresh->n++] = id;
-	}
-	return err;
-}
-
 /*
  * A new service's pools in one library change (bgs_service_apply): every backend is created
  * health down, so none takes a flow before it passes its checks, and each pool's table is
@@ -368,22 +352,175 @@ static int create_service(struct agent *ag, const struct cfg_service *s, struct 
 	return 0;
 }
 
-static bool spec_matches(const struct bgs_backend *be, int color, const struct cfg_service *s,
+/* The config's backend b of service s is the record be (address and port; any weight). */
+static bool same_backend(const struct bgs_backend *be, const struct cfg_service *s,
 			 const struct cfg_backend *b)
 {
 	__u16 port = b->spec.port ? b->spec.port : s->spec.port;
 
-	return be->color == color && be->family == b->spec.addr.family &&
-	       !memcmp(be->addr, b->spec.addr.addr, sizeof(be->addr)) && ntohs(be->port) == port &&
-	       be->weight == b->spec.weight;
+	return be->family == b->spec.addr.family &&
+	       !memcmp(be->addr, b->spec.addr.addr, sizeof(be->addr)) && ntohs(be->port) == port;
+}
+
+static void be_label(const struct bgs_backend *be, char *buf, size_t len)
+{
+	struct bgs_ip ip;
+	char a[64];
+
+	be_ip(be, &ip);
+	bgs_ip_str(&ip, a, sizeof(a));
+	snprintf(buf, len, be->family == BGS_AF_INET6 ? "[%s]:%u" : "%s:%u", a, ntohs(be->port));
+}
+
+/* Which of the config's backends are in the pins (in its color, or in the other: a move),
+ * from every record: have[c][j] = the record's id, or 0. */
+static void match_pools(const struct cfg_service *s, __u32 svc_id, const struct bgs_backend *all,
+			__u32 nall, __u32 *have[2], bool *moved)
+{
+	const struct cfg_backend *pools[2] = { s->pools.blue, s->pools.green };
+	unsigned int counts[2] = { s->pools.blue_count, s->pools.green_count };
+
+	*moved = false;
+	for (int c = 0; c < 2; c++) {
+		for (unsigned int j = 0; j < counts[c]; j++) {
+			have[c][j] = 0;
+			for (__u32 id = 1; id < nall; id++) {
+				if (!bgs_backend_in_use(&all[id]) || all[id].svc_id != svc_id ||
+				    !same_backend(&all[id], s, &pools[c][j]))
+					continue;
+				have[c][j] = id;
+				*moved |= all[id].color != c;
+			}
+		}
+	}
+}
+
+/*
+ * The pools made what the config says with bgs_service_apply: adds (down until they pass
+ * their checks), weights changed in place, removals, and one table publish per changed pool
+ * (a backend added is one publish; the pool may be live, and a new backend takes no flow
+ * before it is up). An address that moves to the other color is removed by a first apply
+ * without it, then added by the second. Each apply is one change in the history.
+ */
+static int apply_once(struct agent *ag, const struct cfg_service *s, __u32 svc_id,
+		      const struct bgs_pool_want want[2], const struct bgs_backend *before,
+		      __u32 nbefore, struct new_ids *fresh)
+{
+	struct bgs_apply_result res = {};
+	struct bgs_backend *after = NULL;
+	struct bgs_service svc;
+	struct bgs_flip fl;
+	__u32 nafter = 0;
+	json_object *d = json_object_new_object();
+	char lbl[80];
+	int err;
+
+	json_object_object_add(d, "blue", json_object_new_int64(want[0].n));
+	json_object_object_add(d, "green", json_object_new_int64(want[1].n));
+	if (!bgs_service_get(ag->h, svc_id, &svc, &fl))
+		json_object_object_add(d, "generation_before",
+				       json_object_new_int64(bgs_flip_gen(&fl)));
+	if (!note_config(ag, "service apply", s->name, svc_id, d))
+		return -EIO;
+	err = bgs_service_apply(ag->h, svc_id, want, BGS_HEALTH_DOWN, &res);
+	agent_noted(ag, err);
+	if (err) {
+		agent_log(LOG_E, "%s: cannot apply its pools: %s", s->name, bgs_errmsg());
+		return err;
+	}
+	if (bgs_backend_read_all(ag->h, &after, &nafter))
+		return 0;
+	/* what changed, one line each, from the records before and after */
+	for (__u32 id = 1; id < nafter; id++) {
+		const struct bgs_backend *a = &after[id];
+		const struct bgs_backend *b = id < nbefore ? &before[id] : NULL;
+		bool was = b && bgs_backend_in_use(b) && b->svc_id == svc_id;
+		bool is = bgs_backend_in_use(a) && a->svc_id == svc_id;
+
+		if (is && (!was || b->incarnation != a->incarnation)) {
+			be_label(a, lbl, sizeof(lbl));
+			agent_log(LOG_N, "%s: added %s backend %s (weight %u), down until it passes "
+					 "%u checks",
+				  s->name, color_str(a->color), lbl, a->weight, s->check.rise_n);
+			if (fresh->n < MAX_IDS)
+				fresh->ids[fresh->n++] = id;
+		} else if (is && b->weight != a->weight) {
+			be_label(a, lbl, sizeof(lbl));
+			agent_log(LOG_N, "%s: %s backend %s: weight %u -> %u", s->name,
+				  color_str(a->color), lbl, b->weight, a->weight);
+		}
+		if (was && (!is || b->incarnation != a->incarnation)) {
+			be_label(b, lbl, sizeof(lbl));
+			agent_log(LOG_N, "%s: removed %s backend %s", s->name, color_str(b->color),
+				  lbl);
+		}
+	}
+	agent_log(LOG_I, "%s: pools applied: %u added, %u removed, %u reweighted, %u table "
+			 "publish%s",
+		  s->name, res.added, res.removed, res.reweighted, res.published,
+		  res.published == 1 ? "" : "es");
+	free(after);
+	return 0;
+}
+
+static void apply_pools(struct agent *ag, const struct cfg_service *s, __u32 svc_id,
+			struct new_ids *fresh)
+{
+	const struct cfg_backend *pools[2] = { s->pools.blue, s->pools.green };
+	unsigned int counts[2] = { s->pools.blue_count, s->pools.green_count };
+	struct bgs_backend_spec *specs[2] = {};
+	__u32 *have[2] = {};
+	struct bgs_pool_want want[2] = {};
+	struct bgs_backend *all = NULL;
+	__u32 nall = 0;
+	bool moved;
+
+	if (bgs_backend_read_all(ag->h, &all, &nall)) {
+		agent_log(LOG_E, "%s: cannot read its backends: %s", s->name, bgs_errmsg());
+		return;
+	}
+	for (int c = 0; c < 2; c++) {
+		specs[c] = calloc(counts[c] + 1, sizeof(*specs[c]));
+		have[c] = calloc(counts[c] + 1, sizeof(*have[c]));
+		if (!specs[c] || !have[c]) {
+			agent_log(LOG_E, "%s: out of memory applying its pools", s->name);
+			goto out;
+		}
+	}
+	match_pools(s, svc_id, all, nall, have, &moved);
+	if (moved) {
+		/* first without the backends that change color: they are removed */
+		for (int c = 0; c < 2; c++) {
+			want[c] = (struct bgs_pool_want){ .be = specs[c] };
+			for (unsigned int j = 0; j < counts[c]; j++)
+				if (!have[c][j] || all[have[c][j]].color == c)
+					specs[c][want[c].n++] = pools[c][j].spec;
+		}
+		if (apply_once(ag, s, svc_id, want, all, nall, fresh))
+			goto out;
+		free(all);
+		all = NULL;
+		if (bgs_backend_read_all(ag->h, &all, &nall))
+			goto out;
+	}
+	for (int c = 0; c < 2; c++) {
+		for (unsigned int j = 0; j < counts[c]; j++)
+			specs[c][j] = pools[c][j].spec;
+		want[c] = (struct bgs_pool_want){ .be = specs[c], .n = counts[c] };
+	}
+	apply_once(ag, s, svc_id, want, all, nall, fresh);
+out:
+	for (int c = 0; c < 2; c++) {
+		free(specs[c]);
+		free(have[c]);
+	}
+	free(all);
 }
 
 /* The pins are what the agent applied; make them what the config says now. */
 static void apply_diff(struct agent *ag, const struct cfg_service *s, __u32 svc_id,
 		       struct new_ids *fresh)
 {
-	const struct cfg_backend *pools[2] = { s->pools.blue, s->pools.green };
-	unsigned int counts[2] = { s->pools.blue_count, s->pools.green_count };
 	struct bgs_prefix have[256];
 	struct bgs_service svc;
 	struct bgs_flip flip;
@@ -400,62 +537,7 @@ static void apply_diff(struct agent *ag, const struct cfg_service *s, __u32 svc_
 			  s->name);
 		return;
 	}
-	/* removals first: an address that moves to the other color must leave its old one */
-	for (int c = 0; c < 2; c++) {
-		__u32 ids[BGS_MAX_POOL_BACKENDS];
-
-		n = bgs_pool_list(ag->h, svc_id, (__u32)c, ids, BGS_MAX_POOL_BACKENDS);
-		for (int i = 0; i < n && i < BGS_MAX_POOL_BACKENDS; i++) {
-			struct bgs_backend be;
-			bool keep = false;
-			char a[64];
-
-			if (bgs_backend_get(ag->h, ids[i], &be))
-				continue;
-			for (int c2 = 0; c2 < 2 && !keep; c2++)
-				for (unsigned int j = 0; j < counts[c2] && !keep; j++)
-					keep = spec_matches(&be, c2, s, &pools[c2][j]);
-			if (keep)
-				continue;
-			bgs_ip_str(&(struct bgs_ip){ .family = be.family,
-						     .addr = { be.addr[0], be.addr[1], be.addr[2],
-							       be.addr[3] } },
-				   a, sizeof(a));
-			json_object *d = json_object_new_object();
-			int err;
-
-			json_object_object_add(d, "color", json_object_new_string(color_str(c)));
-			json_object_object_add(d, "backend", json_object_new_string(a));
-			if (!note_config(ag, "backend del", s->name, svc_id, d))
-				continue;
-			/* the record read above: refused if the id was freed and reused since */
-			err = bgs_backend_remove(ag->h, ids[i], be.incarnation);
-			agent_noted(ag, err);
-			if (err)
-				agent_log(LOG_E, "%s: cannot remove %s backend %s: %s", s->name,
-					  color_str(c), a, bgs_errmsg());
-			else
-				agent_log(LOG_N, "%s: removed %s backend %s:%u", s->name,
-					  color_str(c), a, ntohs(be.port));
-		}
-	}
-	for (int c = 0; c < 2; c++) {
-		for (unsigned int j = 0; j < counts[c]; j++) {
-			__u32 ids[BGS_MAX_POOL_BACKENDS];
-			bool have_it = false;
-
-			n = bgs_pool_list(ag->h, svc_id, (__u32)c, ids, BGS_MAX_POOL_BACKENDS);
-			for (int i = 0; i < n && i < BGS_MAX_POOL_BACKENDS && !have_it; i++) {
-				struct bgs_backend be;
-
-				have_it = !bgs_backend_get(ag->h, ids[i], &be) &&
-					  spec_matches(&be, c, s, &pools[c][j]);
-			}
-			/* one at a time: the pool may be live */
-			if (!have_it)
-				add_backend(ag, s, svc_id, c, &pools[c][j], fresh);
-		}
-	}
+	apply_pools(ag, s, svc_id, fresh);
 	n = bgs_preview_list(ag->h, svc_id, have, 256);
 	for (int i = 0; i < n && i < 256; i++) {
 		bool keep = false;
@@ -599,9 +681,20 @@ static void build_backends(struct agent *ag, struct svc_rt *s, const struct new_
 
 void drift_check(struct svc_rt *s)
 {
+	struct bgs_backend *all;
+	__u32 n;
+
+	if (bgs_backend_read_all(s->ag->h, &all, &n))
+		return;
+	drift_check_with(s, all, n);
+	free(all);
+}
+
+void drift_check_with(struct svc_rt *s, const struct bgs_backend *all, __u32 nall)
+{
 	struct agent *ag = s->ag;
 	const char *applied = state_get(ag->state, s->name);
-	char *have = pins_fingerprint(ag->h, s->id);
+	char *have = fingerprint_from(ag->h, s->id, all, nall);
 	bool drift;
 
 	if (!have)
@@ -766,6 +859,10 @@ int apply_config(struct agent *ag, struct cfg *cfg, bool at_start)
 			svcs[i].auto_flip_ms = ag->svc[j].auto_flip_ms;
 			svcs[i].flips_failover = ag->svc[j].flips_failover;
 			svcs[i].flips_other = ag->svc[j].flips_other;
+			svcs[i].retry_ms = ag->svc[j].retry_ms;
+			svcs[i].flip_fails = ag->svc[j].flip_fails;
+			memcpy(svcs[i].blocked_why, ag->svc[j].blocked_why,
+			       sizeof(svcs[i].blocked_why));
 			svcs[i].draining = ag->svc[j].draining;
 			svcs[i].drain_gen = ag->svc[j].drain_gen;
 			svcs[i].drain_color = ag->svc[j].drain_color;
@@ -785,6 +882,8 @@ int apply_config(struct agent *ag, struct cfg *cfg, bool at_start)
 		struct bgs_flip fl;
 
 		build_backends(ag, &svcs[i], fresh);
+		if (at_start)
+			failover_resume(&svcs[i]);
 		/* the live color from now on: a flip by someone else is one seen after this */
 		if (!svcs[i].seen && bgs_service_get(ag->h, svcs[i].id, &svc, &fl) == 0) {
 			svcs[i].seen = true;

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* The rise/fall state machine and the failover policy (see policy.h). */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -80,4 +81,24 @@ enum failover_verdict failover_decide(const struct failover_in *in, char *reason
 	snprintf(reason, len, "failover: %s %u/%u healthy < %u%%", lname, live->n_usable, live->n,
 		 in->min_healthy_pct);
 	return FO_FLIP;
+}
+
+bool hold_down_resume(long long flip_wall_ms, long long wall_now_ms, uint64_t mono_now_ms,
+		      uint64_t hold_down_ms, uint64_t *last_flip_ms)
+{
+	uint64_t ago = wall_now_ms > flip_wall_ms ? (uint64_t)(wall_now_ms - flip_wall_ms) : 0;
+
+	if (ago >= hold_down_ms)
+		return false;
+	*last_flip_ms = mono_now_ms - ago;
+	return true;
+}
+
+uint64_t flip_retry_ms(unsigned int fails, int err)
+{
+	if (!fails || err == -EBUSY)
+		return 0;
+	uint64_t ms = fails > 7 ? 60000 : 1000ULL << (fails - 1);
+
+	return ms > 60000 ? 60000 : ms;
 }

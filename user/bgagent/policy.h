@@ -54,6 +54,20 @@ enum failover_verdict {
 /* Decide for one service; reason (may be NULL) gets e.g. "failover: blue 0/2 healthy < 50%". */
 enum failover_verdict failover_decide(const struct failover_in *in, char *reason, size_t len);
 
+/* A hold-down promised before a restart: the last automatic flip was recorded (history, wall
+ * clock) at flip_wall_ms, it is wall_now_ms now and mono_now_ms on the loop's clock. True if
+ * its hold_down is not over: *last_flip_ms is then that flip on the loop's clock (modulo
+ * 2^64: failover_decide only subtracts it), so the promise ends when it would have. A flip
+ * recorded in the future (the wall clock stepped back) holds for a whole hold_down. */
+bool hold_down_resume(long long flip_wall_ms, long long wall_now_ms, uint64_t mono_now_ms,
+		      uint64_t hold_down_ms, uint64_t *last_flip_ms);
+
+/* After a failed flip (fails in a row, the last one's errno, -EBUSY when the lock was
+ * held): how long to wait before trying again, in ms. A held lock is tried every tick (the
+ * flip is urgent; its refusals after the first are not recorded); anything else backs off
+ * from 1 s, doubling, to 60 s, so a flip that keeps failing is not recorded every second. */
+uint64_t flip_retry_ms(unsigned int fails, int err);
+
 /* Usable share of a pool in whole percent (0 for an empty pool). */
 uint32_t pool_share_pct(const struct pool_view *p);
 
