@@ -81,7 +81,7 @@ BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 
 HDRS := $(wildcard include/*.h user/lib/*.h)
 
-.PHONY: all deps test test-build unit vm-tests demo bench bench-agent fuzz install clean
+.PHONY: all deps test test-build unit vm-tests vm-test-6.1 demo bench bench-agent fuzz install clean
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -189,6 +189,13 @@ test: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(MAKE) --no-print-directory SAN=1 test-build
 	$(Q)tests/run.sh build/san build/rel
+
+# The suite again on Debian 12's stock kernel (6.1) in a qemu VM (vm/run.sh; VM_ARGS=--smoke
+# for the short subset).
+vm-test-6.1: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory SAN=1 test-build
+	$(Q)vm/run.sh $(VM_ARGS)
 
 # Each fuzz target for FUZZ_SECONDS under libFuzzer, from its committed corpus; what it finds
 # new goes to build/fuzz/corpus-NAME (copy what is worth keeping into fuzz/corpus/NAME).

@@ -7,7 +7,8 @@
 # `skip NAME: REASON` per sub-test and exits 0, 1 or 249), then every vm-tests/test_*.sh
 # scenario (exit 0 pass, 249 skip, anything else fail; BGS_BUILD and BGS_BUILD_SAN point
 # at the builds). Ends with one line: `N passed, N failed` (`, N skipped` when some were).
-# Exit status: non-zero if anything failed.
+# Exit status: non-zero if anything failed. BGS_ONLY (an extended regexp on the binary or
+# scenario file name, e.g. '^test_routing$|^test_flip_nat\.sh$') runs a subset.
 set -u
 
 san=${1:-build/san}
@@ -106,10 +107,12 @@ run_scenario() {
 	rm -f "$out"
 }
 
+only() { [ -z "${BGS_ONLY:-}" ] || [[ $(basename "$1") =~ $BGS_ONLY ]]; }
+
 shopt -s nullglob
 bins=()
 for b in "$san"/tests/test_*; do
-	[ -f "$b" ] && [ -x "$b" ] && bins+=("$b")
+	[ -f "$b" ] && [ -x "$b" ] && only "$b" && bins+=("$b")
 done
 if [ ${#bins[@]} -eq 0 ]; then
 	echo "no test binaries in $san/tests (run: make SAN=1 test-build)"
@@ -122,6 +125,7 @@ done
 
 # Scenarios are vm-tests/test_*.sh; the other *.sh there are helpers they source.
 for sc in vm-tests/test_*.sh; do
+	only "$sc" || continue
 	run_scenario "$sc"
 done
 

@@ -19,7 +19,9 @@ int bgs_attach(struct bgs *h, const char *ifname, enum bgs_xdp_mode mode)
 	LIBBPF_OPTS(bpf_object_open_opts, oopts, .pin_root_path = h->pin_dir,
 		    .object_name = "bgs_entry");
 	DECLARE_LIBXDP_OPTS(xdp_program_opts, xopts, .prog_name = BGS_PROG_NAME_ENTRY);
+	enum bpf_attach_type attach_type;
 	struct xdp_program *prog = NULL;
+	struct bpf_program *entry;
 	struct bpf_object *obj = NULL;
 	const void *elf;
 	size_t elf_sz;
@@ -36,6 +38,7 @@ int bgs_attach(struct bgs *h, const char *ifname, enum bgs_xdp_mode mode)
 	lock = bgs_lock(h);
 	if (lock < 0)
 		return lock;
+	attach_type = bgs_progs_attach_type();
 	elf = bgs_entry__elf_bytes(&elf_sz);
 	bgs_quiet_begin(); /* libxdp opens its dispatcher objects too */
 	obj = bpf_object__open_mem(elf, elf_sz, &oopts);
@@ -46,6 +49,10 @@ int bgs_attach(struct bgs *h, const char *ifname, enum bgs_xdp_mode mode)
 		err = bgs_err(err, "cannot open the entry program: %s", strerror(-err));
 		goto out;
 	}
+	/* where extensions keep type 0, so must the entry if libxdp attaches it alone */
+	entry = bpf_object__find_program_by_name(obj, BGS_PROG_NAME_ENTRY);
+	if (entry && attach_type == 0)
+		bpf_program__set_expected_attach_type(entry, 0);
 	xopts.obj = obj;
 	prog = xdp_program__create(&xopts);
 	err = libxdp_get_error(prog);

@@ -73,6 +73,8 @@ void bgs_err_clear(void);
 /* Drop libbpf's harmless warning about the libxdp run-config section while opening. */
 void bgs_quiet_begin(void);
 void bgs_quiet_end(void);
+/* The expected attach type of every program that uses bgs_progs on this kernel (load.c). */
+enum bpf_attach_type bgs_progs_attach_type(void);
 
 /* flock(LOCK_EX) on the pin directory, waiting at most h's lock timeout; returns the fd to
  * pass to bgs_unlock, or -errno (-EBUSY: still held at the deadline, the message says by

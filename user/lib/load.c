@@ -19,6 +19,54 @@
 #include "bgswitch_flow.h"
 #include "bgswitch.skel.h"
 #include "bgs_entry.skel.h"
+#include "bgs_probe.skel.h"
+
+/*
+ * The expected attach type of every program that uses bgs_progs. The kernel binds a program
+ * array to the first program that uses it and, since a 2025 fix (also in stable kernels such
+ * as Debian 12's 6.1.1xx), refuses later ones whose expected attach type differs. The entry
+ * that libxdp attaches through its dispatcher is an extension program: newer kernels give it
+ * its target's type (BPF_XDP, what libbpf gives any "xdp" section), older ones leave it 0. So
+ * the switch and the entry skeleton take what an extension gets on this kernel, probed once
+ * with bgs_probe.bpf.c: an extension that tail-calls through an array owned by a program of
+ * type 0 loads only where extensions keep 0. If the probe cannot run, BPF_XDP. (Where the
+ * kernel refuses extensions, libxdp attaches the entry itself, as an "xdp" program.)
+ */
+enum bpf_attach_type bgs_progs_attach_type(void)
+{
+	static int probed = -1;
+	struct bgs_probe *target = NULL, *rest = NULL;
+	libbpf_print_fn_t prev;
+	int err;
+
+	if (probed >= 0)
+		return (enum bpf_attach_type)probed;
+	probed = BPF_XDP;
+	prev = libbpf_set_print(NULL); /* its refusals are answers, not errors to report */
+	target = bgs_probe__open();
+	rest = bgs_probe__open();
+	if (!target || !rest)
+		goto out;
+	/* the target alone first: the extension needs its fd */
+	bpf_program__set_autoload(target->progs.bgs_probe_owner, false);
+	bpf_program__set_autoload(target->progs.bgs_probe_ext, false);
+	if (bgs_probe__load(target))
+		goto out;
+	bpf_program__set_autoload(rest->progs.bgs_probe_target, false);
+	bpf_program__set_expected_attach_type(rest->progs.bgs_probe_owner, 0);
+	if (bpf_program__set_attach_target(rest->progs.bgs_probe_ext,
+					   bpf_program__fd(target->progs.bgs_probe_target),
+					   "bgs_probe_slot"))
+		goto out;
+	err = bgs_probe__load(rest);
+	if (!err)
+		probed = 0;
+out:
+	bgs_probe__destroy(rest);
+	bgs_probe__destroy(target);
+	libbpf_set_print(prev);
+	return (enum bpf_attach_type)probed;
+}
 
 /* ---- Loading the switch ---- */
 
@@ -177,6 +225,7 @@ static int load_switch(struct bgs *h, const char *obj_path, int *switch_fd, int 
 		err = bgs_err(-ENOENT, "switch object has no program %s", BGS_PROG_NAME_SWITCH);
 		goto out;
 	}
+	bpf_program__set_expected_attach_type(prog, bgs_progs_attach_type());
 	err = bpf_object__load(obj);
 	if (err) {
 		err = bgs_err(err, "cannot load the switch into %s: %s (pins of other sizes or "
@@ -272,6 +321,8 @@ static int load_entry(struct bgs *h)
 	bgs_quiet_end();
 	if (!h->entry_skel)
 		return bgs_err(-errno ? -errno : -EINVAL, "cannot open the entry program");
+	bpf_program__set_expected_attach_type(h->entry_skel->progs.bgs_entry,
+					      bgs_progs_attach_type());
 	err = bgs_entry__load(h->entry_skel);
 	if (err)
 		return bgs_err(err, "cannot load the entry program: %s", strerror(-err));
