@@ -94,6 +94,7 @@ static char *render(struct agent *ag, size_t *len)
 		   "gauges come from.\n# TYPE bgswitch_flows_walk_age_seconds gauge\n"
 		   "bgswitch_flows_walk_age_seconds %.3f\n",
 		snap ? (double)(now_ms() - snap->taken_ms) / 1000 : -1.0);
+	rollout_metrics(ag, f);
 	fputs("# HELP bgswitch_flips_total Flips the agent saw, by who made them.\n"
 	      "# TYPE bgswitch_flips_total counter\n", f);
 	for (unsigned int i = 0; i < ag->nsvc; i++)
