@@ -95,7 +95,7 @@ check "every new connection on green" jqt '.ok == 100 and .colors.green == 100' 
 h=$(lbctl -j history web)
 check "history: step 1 by bgagent" jqt '[.records[] | select(.actor == "bgagent" and
 	.verb == "rollout" and .status == "done" and
-	.reason == "rollout step 1/2: canary 10%, pause 60s")] | length == 1' <<<"$h"
+	.reason == "rollout step 1/2: canary 10%, pause 1m")] | length == 1' <<<"$h"
 check "history: the gate's failures by bgagent" jqt '[.records[] | select(.actor == "bgagent"
 	and (.reason // "" | test("^rollout 1 paused: pre-flip gate (failed|timed out)")))]
 	| length == 2' <<<"$h"

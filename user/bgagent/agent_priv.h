@@ -219,6 +219,9 @@ int agent_flip(struct svc_rt *s, const struct bgs_flip_opts *o, const struct bgs
 int postflip_init(struct agent *ag);
 void postflip_fini(struct agent *ag);
 void postflip_tick(struct svc_rt *s, const struct bgs_flip *fl);
+/* The agent's own flips of a service by a rollout (rollback false) or by the check. */
+void postflip_count(struct agent *ag, const char *service, bool rollback);
+void postflip_flips(struct agent *ag, const char *service, uint64_t *rollout, uint64_t *rollback);
 
 /* metrics.c */
 int metrics_start(struct agent *ag);

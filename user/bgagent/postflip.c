@@ -71,6 +71,7 @@ struct pf_svc {
 	bool sampled;
 	double rate, max_rate;
 	uint32_t max_unhealthy_seen;
+	uint64_t flips_rollout, flips_rollback; /* the agent's own flips, for /metrics */
 	char blocked[200];
 	struct pf_svc *next;
 };
@@ -115,6 +116,29 @@ static struct pf_svc *pf_get(struct agent *ag, const char *name, bool *fresh)
 	ag->pf->list = p;
 	*fresh = true;
 	return p;
+}
+
+void postflip_count(struct agent *ag, const char *service, bool rollback)
+{
+	bool fresh;
+	struct pf_svc *p = ag->pf ? pf_get(ag, service, &fresh) : NULL;
+
+	if (!p)
+		return;
+	if (rollback)
+		p->flips_rollback++;
+	else
+		p->flips_rollout++;
+}
+
+void postflip_flips(struct agent *ag, const char *service, uint64_t *rollout, uint64_t *rollback)
+{
+	*rollout = *rollback = 0;
+	for (struct pf_svc *p = ag->pf ? ag->pf->list : NULL; p; p = p->next)
+		if (!strcmp(p->name, service)) {
+			*rollout = p->flips_rollout;
+			*rollback = p->flips_rollback;
+		}
 }
 
 /* Resets sent by the backends of a pool (from their counters), and how many of them the
@@ -180,6 +204,7 @@ static void rollback(struct svc_rt *s, struct pf_svc *p, __u32 gen, const char *
 	s->auto_flipped = true;
 	s->auto_flip_ms = now_ms();
 	rollout_rolled_back(s, p->flip_gen, why);
+	p->flips_rollback++;
 	p->watching = false;
 	p->flip_gen = bgs_flip_drain_gen(&after);
 	agent_log(LOG_W, "%s: rolled back %s -> %s (generation %u): %s", s->name,

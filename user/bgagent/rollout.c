@@ -82,6 +82,25 @@ int ro_plan_make(const struct cfg_rollout *r, struct ro_plan *p)
 	return -EINVAL;
 }
 
+/* "500ms", "2s", "5m", "1m30s", "1h" */
+static const char *dur_text(uint64_t ms, char *buf, size_t len)
+{
+	uint64_t s = ms / 1000;
+
+	if (ms % 1000)
+		snprintf(buf, len, "%llums", (unsigned long long)ms);
+	else if (s % 3600 == 0 && s)
+		snprintf(buf, len, "%lluh", (unsigned long long)s / 3600);
+	else if (s % 60 == 0 && s)
+		snprintf(buf, len, "%llum", (unsigned long long)s / 60);
+	else if (s > 60)
+		snprintf(buf, len, "%llum%llus", (unsigned long long)s / 60,
+			 (unsigned long long)s % 60);
+	else
+		snprintf(buf, len, "%llus", (unsigned long long)s);
+	return buf;
+}
+
 uint32_t ro_flip_index(const struct ro_plan *p)
 {
 	return p->n && p->step[p->n - 1].promote ? p->n - 1 : p->n;
@@ -89,7 +108,7 @@ uint32_t ro_flip_index(const struct ro_plan *p)
 
 void ro_step_text(const struct ro_plan *p, uint32_t step, int to_color, char *buf, size_t len)
 {
-	char pause[32] = "";
+	char pause[40] = "", d[24];
 
 	if (step >= ro_flip_index(p)) {
 		if (step >= p->n)
@@ -101,8 +120,8 @@ void ro_step_text(const struct ro_plan *p, uint32_t step, int to_color, char *bu
 		return;
 	}
 	if (p->step[step].pause_ms)
-		snprintf(pause, sizeof(pause), " for %llus",
-			 (unsigned long long)(p->step[step].pause_ms + 999) / 1000);
+		snprintf(pause, sizeof(pause), " for %s",
+			 dur_text(p->step[step].pause_ms, d, sizeof(d)));
 	snprintf(buf, len, "canary %u%%%s", p->step[step].canary_bps / 100, pause);
 }
 
@@ -336,7 +355,7 @@ static void ro_step(struct svc_rt *s, const struct ro_plan *p, const struct bgs_
 		    uint32_t step, bool promoted, __u32 gen)
 {
 	struct bgs_rollout n = *r;
-	char reason[BGS_REASON_MAX];
+	char reason[BGS_REASON_MAX], d[24];
 
 	n.state = BGS_ROLLOUT_RUNNING;
 	n.step = step;
@@ -349,8 +368,8 @@ static void ro_step(struct svc_rt *s, const struct ro_plan *p, const struct bgs_
 		n.promotes_seen = n.promotes;
 	snprintf(n.strategy, sizeof(n.strategy), "%s", p->strategy);
 	ro_step_text(p, step + 1, !(int)r->from_color, n.next, sizeof(n.next));
-	snprintf(reason, sizeof(reason), "rollout step %u/%u: canary %u%%, pause %llus", step + 1,
-		 p->n, n.canary_bps / 100, (unsigned long long)(n.pause_ms + 999) / 1000);
+	snprintf(reason, sizeof(reason), "rollout step %u/%u: canary %u%%, pause %s", step + 1,
+		 p->n, n.canary_bps / 100, dur_text(n.pause_ms, d, sizeof(d)));
 	if (!ro_write(s, r, &n, (int)n.canary_bps, gen, "rollout", reason))
 		agent_log(LOG_N, "%s: %s", s->name, reason);
 }
@@ -452,6 +471,7 @@ static void ro_flip(struct svc_rt *s, const struct ro_plan *p, const struct bgs_
 		return;
 	}
 	agent_log(LOG_N, "%s: %s (generation %u)", s->name, reason, s->gen);
+	postflip_count(s->ag, s->name, false);
 	ro_done(s, r, bgs_flip_gen(&after));
 }
 
@@ -608,7 +628,8 @@ static void ro_flip_step(struct svc_rt *s, const struct ro_plan *p, const struct
 	snprintf(reason, sizeof(reason), "rollout step %u/%u: %s%s", step + 1,
 		 step < p->n ? p->n : step + 1, p->gate ? "pre-flip gate" : "flip",
 		 promoted ? " (promoted)" : "");
-	if (ro_write(s, r, &n, -1, gen, "rollout", reason))
+	/* without a gate, the flip's own record says it all */
+	if (ro_write(s, r, &n, -1, gen, p->gate ? "rollout" : NULL, p->gate ? reason : NULL))
 		return;
 	agent_log(LOG_N, "%s: %s", s->name, reason);
 	if (p->gate)
