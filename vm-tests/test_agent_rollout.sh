@@ -123,4 +123,32 @@ check "history: the abort by bgctl, with its reason" jqt '[.records[] | select(.
 lbctl rollout abort web >/dev/null 2>&1
 rc=$?
 check "abort with none active: exit 3 ($rc)" test "$rc" = 3
+
+# ---- bad input: a clear error, its exit code, nothing changed ----
+rc_of() { lbctl "$@" >/dev/null 2>&1; echo $?; }
+check "rollout with no verb: exit 2" test "$(rc_of rollout)" = 2
+check "rollout bogus: exit 2" test "$(rc_of rollout bogus web)" = 2
+check "rollout start with no NAME: exit 2" test "$(rc_of rollout start)" = 2
+check "rollout start with two names: exit 2" test "$(rc_of rollout start web web)" = 2
+check "rollout start of an unknown service: exit 3" test "$(rc_of rollout start nosuch)" = 3
+check "rollout status of an unknown service: exit 3" test "$(rc_of rollout status nosuch)" = 3
+check "a reason with a control byte: exit 2" \
+	test "$(rc_of rollout start web --reason "$(printf 'a\001')")" = 2
+check "promote with none active: exit 3" test "$(rc_of rollout promote web)" = 3
+check "-j errors are JSON" jqt '.error.exit == 3' <<<"$(lbctl -j rollout promote web 2>&1)"
+check "rollout --help" bash -c "'$BGCTL' rollout --help | grep -q 'rollout abort NAME'"
+check "nothing changed: rollout 2 aborted, canary 0" \
+	jqt '.services[0] | .rollout.id == 2 and .rollout.state == "aborted" and .canary_bps == 0' \
+	<<<"$(lbctl -j status web)"
+
+# ---- the records are pinned state: upgrade keeps them, destroy removes them ----
+lbctl upgrade >/dev/null || fail "upgrade"
+check "after upgrade: rollout 2 still there" test "$(ro id)" = 2
+kill "$AGENT_PID"
+wait "$AGENT_PID" 2>/dev/null
+check "the pins hold the records" test -e "$BGSWITCH_PIN_DIR/bgs_rollout" -a \
+	-e "$BGSWITCH_PIN_DIR/bgs_agent"
+lbctl destroy --force >/dev/null || fail "destroy"
+check "destroy removes them" test ! -e "$BGSWITCH_PIN_DIR/bgs_rollout" -a \
+	! -e "$BGSWITCH_PIN_DIR/bgs_agent"
 ok "rollout scenario"

@@ -54,7 +54,7 @@ static int side_map(const struct bgs *h, const char *name, enum bpf_map_type typ
 	LIBBPF_OPTS(bpf_map_create_opts, opts);
 	struct bpf_map_info info = {};
 	__u32 len = sizeof(info);
-	char path[PATH_MAX];
+	char path[PATH_MAX], meta[PATH_MAX + 16];
 	int fd;
 
 	if (snprintf(path, sizeof(path), "%s/%s", h->pin_dir, name) >= (int)sizeof(path))
@@ -64,6 +64,10 @@ static int side_map(const struct bgs *h, const char *name, enum bpf_map_type typ
 		return errno == ENOENT ? -ENOENT :
 					 bgs_err(-errno, "cannot open %s: %s", path, strerror(errno));
 	if (fd < 0) {
+		/* only next to the switch's own pins: not in a directory destroyed meanwhile */
+		if (snprintf(meta, sizeof(meta), "%s/bgs_%s", h->pin_dir,
+			     bgs_map_names[BGS_M_META]) >= (int)sizeof(meta) || access(meta, F_OK))
+			return bgs_err(-ENOENT, "%s: no pinned state", h->pin_dir);
 		if (type == BPF_MAP_TYPE_HASH)
 			opts.map_flags = BPF_F_NO_PREALLOC;
 		fd = bpf_map_create(type, name, sizeof(__u32), value_size, max_entries, &opts);
