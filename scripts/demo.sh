@@ -11,7 +11,9 @@
 # bgagent takes over from a generated config (it adopts web as bgctl left it) and, when every
 # server of the live pool is killed, fails over on its own: the demo measures how long new
 # connections failed. Every namespace, process, pin and attachment is removed on exit or
-# Ctrl-C. --slow pauses between steps
+# Ctrl-C. Then a release with `bgctl rollout start` (10% canary for a few seconds, then the
+# flip, carried out by the agent), and a bad release whose servers reset every request: the
+# agent's post-flip check rolls it back on its own. --slow pauses between steps
 # for a live audience. Exits 0 when every step behaved as narrated.
 set -uo pipefail
 
@@ -54,7 +56,7 @@ else
 	B='' DIM='' BLUE='' GREEN='' RED='' N=''
 fi
 STEP=0
-STEPS=12
+STEPS=14
 T0=$(date +%s.%N)
 
 # One narrated line per step.
@@ -195,6 +197,14 @@ lbctl history web | sed 's/^/    /'
 say "bgagent takes over: from a generated config it adopts web as bgctl left it and checks" \
 	"every backend (http every 100ms, timeout 100ms, fall 3, rise 2; failover below 50%)"
 agent_config 100ms 20s 10.0.2.0/24
+# the rollouts of the last steps, and a post-flip check; a short hold_down so that the
+# check may roll back soon after the failover flip
+sed -i 's/hold_down: 60s/hold_down: 5s/' "$AGENT_CFG"
+cat >>"$AGENT_CFG" <<EOF
+    post_flip_check: {bake_time: 10s, max_reset_rate: 5, max_unhealthy: 0}
+    rollout:
+      steps: [{canary: 10, pause: 3s}, {promote: true}]
+EOF
 printf '  %s$ bgagent --config %s%s\n' "$DIM" "$AGENT_CFG" "$N"
 agent_start
 agent_wait_log "ready: 1 service" || die "bgagent did not start: $(tail -5 "$AGENT_LOG")"
@@ -237,6 +247,75 @@ REC=$(lbctl -j history web | jq -c --arg to "$IDLE" '[.records[] | select(.verb 
 printf '  %s$ bgctl history web (the agent'"'"'s record)%s\n' "$DIM" "$N"
 jq -r '"    \(.time) \(.actor) \(.verb) \(.from) -> \(.to): \(.reason)"' <<<"$REC" | colorize
 status
+
+# wait_for SECONDS CMD WANT: until CMD prints WANT (bounded).
+wait_for() {
+	local n=$(($1 * 10)) i
+	for ((i = 0; i < n; i++)); do
+		[ "$($2)" = "$3" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+rollout_state() { lbjq '.services[0].rollout.state' -j rollout status web; }
+# servers_restart COLOR [--reset]: that pool's servers again (--reset: a bad release)
+servers_restart() {
+	local b
+	for b in "${BACKENDS[@]}"; do
+		[ "${BE_COLOR[$b]}" = "$1" ] || continue
+		responder_stop "$b"
+		responder_start "$b" ${2:+"$2"} || die "cannot start $b"
+	done
+	for i in $(seq 1 100); do
+		[ "$(backends_up)" = 4 ] && break
+		sleep 0.05
+	done
+	[ "$(backends_up)" = 4 ] || die "bgagent does not see four healthy backends"
+}
+all_on() { jq -e --arg c "$1" '.colors[$c] == .total' <<<"$j" >/dev/null; }
+
+say "Release v3 on $LIVE (its servers are back): bgctl rollout start; bgagent runs the" \
+	"service's steps, a 10% canary for 3s, then the flip"
+servers_restart "$LIVE"
+run rollout start web --reason "release v3" || die "rollout start failed"
+wait_for 3 rollout_state running || die "bgagent did not take the rollout"
+run rollout status web
+requests "$NS_CL" 150 "client"
+g=$(jq -r --arg c "$LIVE" '.colors[$c] // 0' <<<"$j")
+[ "$g" -gt 0 ] && [ "$g" -lt 150 ] || die "no canary split: $g of 150 on $LIVE"
+wait_for 10 rollout_state done || die "the rollout did not finish: $(rollout_state)"
+run rollout status web
+requests "$NS_CL" 100 "client"
+all_on "$LIVE" || die "expected every new connection on $LIVE: $j"
+printf '  %s$ bgctl history web (the agent'"'"'s steps)%s\n' "$DIM" "$N"
+lbctl -j history web | jq -r '.records[] | select(.actor == "bgagent" and .status == "done" and
+	(.reason // "" | startswith("rollout "))) | "    \(.time) \(.actor) \(.verb): \(.reason)"' |
+	tail -2 | colorize
+
+say "Release v4 on $IDLE is bad: its servers reset every request (their health checks pass)." \
+	"It rolls out; after the flip, bgagent's post-flip check rolls it back on its own"
+servers_restart "$IDLE" --reset
+run rollout start web --reason "release v4" || die "rollout start failed"
+# real traffic meanwhile (bounded: 3000 connections or 25 s)
+nsx "$NS_CL" timeout 30 python3 "$BGS_ROOT/vm-tests/client.py" http "$VIP_NAT" 80 3000 \
+	--timeout 1 --deadline 25 >/dev/null 2>&1 &
+TRAFFIC=$!
+BGS_PIDS+=($TRAFFIC)
+wait_for 10 live_of_web "$IDLE" || die "the rollout did not flip to $IDLE"
+t0=$(now_ms)
+note "$(printf 'flipped to %s by the rollout; the post-flip check watches it' "$IDLE" | colorize)"
+wait_for 12 live_of_web "$LIVE" || die "no rollback: $(tail -3 "$AGENT_LOG")"
+note "$(printf 'rolled back to %s %s ms after the flip' "$LIVE" $(($(now_ms) - t0)) | colorize)"
+kill "$TRAFFIC" 2>/dev/null
+REC=$(lbctl -j history web | jq -c '[.records[] | select(.verb == "rollback" and
+	.actor == "bgagent" and .status == "done")] | last // empty')
+[ -n "$REC" ] && jqt '.reason | test("^post-flip check: .* resets [0-9]+/s > 5/s$")' <<<"$REC" ||
+	die "no rollback by the post-flip check in the history: $REC"
+printf '  %s$ bgctl history web (the agent'"'"'s record)%s\n' "$DIM" "$N"
+jq -r '"    \(.time) \(.actor) \(.verb) \(.from) -> \(.to): \(.reason)"' <<<"$REC" | colorize
+run rollout status web
+requests "$NS_CL" 100 "client"
+all_on "$LIVE" || die "expected every new connection back on $LIVE: $j"
 
 printf '\n%sDemo done in %.0fs: removing namespaces, pins and attachments.%s\n' "$B" \
 	"$(awk -v a="$(date +%s.%N)" -v b="$T0" 'BEGIN { print a - b }')" "$N"

@@ -123,11 +123,13 @@ responder_stop() {
 	return 1
 }
 
+# responder_start B [OPTION...]: options go to responder.py (--reset: a bad release).
 responder_start() {
 	local b=$1
+	shift
 	rm -f "$BGS_RUN/ready.$b"
 	nsx "$(ns_be "$b")" python3 "$BGS_ROOT/vm-tests/responder.py" "${BE_COLOR[$b]}" "$b" \
-		--http 80 --http 8080 --ready "$BGS_RUN/ready.$b" >/dev/null 2>&1 &
+		--http 80 --http 8080 --ready "$BGS_RUN/ready.$b" "$@" >/dev/null 2>&1 &
 	BGS_PIDS+=($!)
 	for _ in $(seq 1 100); do
 		[ -e "$BGS_RUN/ready.$b" ] && return 0

@@ -4,7 +4,8 @@
 
 HTTP (HTTP/1.1, keep-alive) on every --http port answers "COLOR ID" in the body and the
 X-Backend header; UDP on every --udp port echoes "COLOR ID PAYLOAD". Touches --ready
-once every socket is bound.
+once every socket is bound. With --reset (a bad release), every HTTP request but /healthz
+is answered with a TCP reset: health checks pass, real requests fail.
 """
 import argparse
 import http.server
@@ -22,6 +23,7 @@ def main():
     ap.add_argument("--http", type=int, action="append", default=[])
     ap.add_argument("--udp", type=int, action="append", default=[])
     ap.add_argument("--ready")
+    ap.add_argument("--reset", action="store_true")
     args = ap.parse_args()
     name = f"{args.color} {args.ident}"
 
@@ -29,6 +31,13 @@ def main():
         protocol_version = "HTTP/1.1"
 
         def do_GET(self):
+            if args.reset and self.path != "/healthz":
+                # linger 0: close() sends a RST, not a FIN
+                self.request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                        struct.pack("ii", 1, 0))
+                self.request.close()
+                self.close_connection = True
+                return
             body = (name + "\n").encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/plain")

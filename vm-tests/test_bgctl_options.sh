@@ -87,7 +87,7 @@ diff("bgctl(8) GLOBAL OPTIONS", set().union(*map(opts_of, heads)) if heads else 
 mv = {}
 for head in re.findall(r'^\.TP\n\.B (.*)$', section("VERBS"), re.M):
     words = re.sub(r'\\f[BIR]', '', head).split()
-    v = " ".join(words[:2]) if words[0] in ("service", "backend") else words[0]
+    v = " ".join(words[:2]) if words[0] in ("service", "backend", "rollout") else words[0]
     mv.setdefault(v, set()).update(opts_of(head))
 for v in order:
     if v not in mv:

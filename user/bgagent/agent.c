@@ -103,7 +103,7 @@ void agent_noted(struct agent *ag, int result)
 			  ag->history, strerror(-lost));
 }
 
-static void pool_views(struct svc_rt *s, struct pool_view pv[2])
+void pool_views(struct svc_rt *s, struct pool_view pv[2])
 {
 	memset(pv, 0, 2 * sizeof(*pv));
 	for (unsigned int i = 0; i < s->nbe; i++) {
@@ -521,6 +521,7 @@ static int on_tick(sd_event_source *src, uint64_t usec, void *arg)
 		ag->stamp = stamp;
 		ag->stamp_seen = true;
 	}
+	rollout_beat(ag);
 
 	for (unsigned int i = 0; i < ag->nsvc; i++) {
 		struct svc_rt *s = &ag->svc[i];
@@ -547,7 +548,10 @@ static int on_tick(sd_event_source *src, uint64_t usec, void *arg)
 		s->gen = bgs_flip_gen(&fl);
 		drain_track(s, &fl, jiffies);
 		any_drain |= s->draining;
+		postflip_tick(s, &fl);
+		rollout_tick(s, &fl);
 	}
+	rollout_ticks_done(ag);
 	/* conntrack is walked every second while a drain runs, else every 10 s (the flow
 	 * gauges of /metrics) */
 	free(all);
@@ -697,7 +701,7 @@ int agent_main(const char *config_path, const char *version)
 	if (err)
 		goto out;
 	checks_start(&ag);
-	if (walker_start(&ag) || netlink_start(&ag))
+	if (walker_start(&ag) || netlink_start(&ag) || rollout_init(&ag) || postflip_init(&ag))
 		goto out;
 	if (sd_event_add_time_relative(ag.ev, &ag.tick, CLOCK_MONOTONIC, TICK_MS * 1000ULL, 1000,
 				       on_tick, &ag) < 0 ||
@@ -711,6 +715,8 @@ int agent_main(const char *config_path, const char *version)
 	err = sd_event_loop(ag.ev);
 	ret = err < 0 ? 3 : 0;
 out:
+	rollout_fini(&ag);
+	postflip_fini(&ag);
 	netlink_stop(&ag);
 	walker_stop(&ag);
 	snapshot_free(ag.flows);

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include <curl/curl.h>
@@ -19,6 +20,8 @@
 struct agent;
 struct svc_rt;
 struct walker;
+struct rollout_rt;
+struct postflip_rt;
 
 /* A conntrack walk's result (walker.c). */
 struct flow_snapshot {
@@ -134,6 +137,8 @@ struct agent {
 	unsigned int ticks;
 	__u32 stamp;	 /* the pins' change stamp at the last sweep */
 	bool stamp_seen; /* stamp is valid */
+	struct rollout_rt *ro;	 /* rollouts (rollout.c) */
+	struct postflip_rt *pf; /* post-flip checks (postflip.c) */
 };
 
 /* Logging: one line per event, with a journald priority prefix under systemd. */
@@ -203,6 +208,29 @@ void agent_flows_updated(struct agent *ag);
 /* apply.c: the state file's record of finished drains */
 __u32 state_drain_done(struct agent *ag, const char *name);
 void state_set_drain_done(struct agent *ag, const char *name, __u32 gen);
+
+/* agent.c: the pools of a service as the checks see them (index by color). */
+void pool_views(struct svc_rt *s, struct pool_view pv[2]);
+
+/* rollout.c: rollouts stored with the pinned state, run each tick; the heartbeat bgctl
+ * reads. postflip.c: the post-flip check after every flip. */
+int rollout_init(struct agent *ag);
+void rollout_fini(struct agent *ag);
+void rollout_beat(struct agent *ag);
+void rollout_tick(struct svc_rt *s, const struct bgs_flip *fl);
+void rollout_ticks_done(struct agent *ag);
+void rollout_metrics(struct agent *ag, FILE *f);
+/* A flip by the agent (a rollout's, a rollback), recorded with ci and the details d
+ * (consumed; from, to and generation_before are added): bgs_flip's result; on success s
+ * follows it, so the next tick does not count it as someone else's. */
+int agent_flip(struct svc_rt *s, const struct bgs_flip_opts *o, const struct bgs_change_info *ci,
+	       json_object *d, struct bgs_flip *after);
+int postflip_init(struct agent *ag);
+void postflip_fini(struct agent *ag);
+void postflip_tick(struct svc_rt *s, const struct bgs_flip *fl);
+/* The agent's own flips of a service by a rollout (rollback false) or by the check. */
+void postflip_count(struct agent *ag, const char *service, bool rollback);
+void postflip_flips(struct agent *ag, const char *service, uint64_t *rollout, uint64_t *rollback);
 
 /* metrics.c */
 int metrics_start(struct agent *ag);

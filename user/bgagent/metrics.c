@@ -94,14 +94,24 @@ static char *render(struct agent *ag, size_t *len)
 		   "gauges come from.\n# TYPE bgswitch_flows_walk_age_seconds gauge\n"
 		   "bgswitch_flows_walk_age_seconds %.3f\n",
 		snap ? (double)(now_ms() - snap->taken_ms) / 1000 : -1.0);
+	rollout_metrics(ag, f);
 	fputs("# HELP bgswitch_flips_total Flips the agent saw, by who made them.\n"
 	      "# TYPE bgswitch_flips_total counter\n", f);
-	for (unsigned int i = 0; i < ag->nsvc; i++)
+	for (unsigned int i = 0; i < ag->nsvc; i++) {
+		uint64_t ro, rb;
+
 		fprintf(f,
 			"bgswitch_flips_total{service=\"%s\",reason=\"failover\"} %llu\n"
 			"bgswitch_flips_total{service=\"%s\",reason=\"other\"} %llu\n",
 			ag->svc[i].name, (unsigned long long)ag->svc[i].flips_failover,
 			ag->svc[i].name, (unsigned long long)ag->svc[i].flips_other);
+		postflip_flips(ag, ag->svc[i].name, &ro, &rb);
+		fprintf(f,
+			"bgswitch_flips_total{service=\"%s\",reason=\"rollout\"} %llu\n"
+			"bgswitch_flips_total{service=\"%s\",reason=\"rollback\"} %llu\n",
+			ag->svc[i].name, (unsigned long long)ro, ag->svc[i].name,
+			(unsigned long long)rb);
+	}
 
 	static const char *const svc_ctr[4][2] = {
 		{ "bgswitch_service_packets_total", "Client packets to a service, by color." },

@@ -98,6 +98,8 @@ int opt_optional_name(int argc, char **argv, const char *verb, const char **name
  * initialized". */
 int open_state(void);
 int resolve_service(const char *name, __u32 *svc_id);
+/* The ids of every service (calloc'ed: free them), how many or -errno (message set). */
+int service_ids(__u32 **ids, __u32 *max);
 
 /* ---- parsers: 0 or -EINVAL with the message set ---- */
 int parse_color(const char *s, int *color);
@@ -195,6 +197,7 @@ int do_drain(int argc, char **argv);
 int do_status(int argc, char **argv);
 int do_conntrack(int argc, char **argv);
 int do_history(int argc, char **argv);
+int do_rollout(int argc, char **argv);
 
 void render_message(json_object *out);
 void render_status(json_object *out);
@@ -202,9 +205,12 @@ void render_preview(json_object *out);
 void render_drain(json_object *out);
 void render_conntrack(json_object *out);
 void render_history(json_object *out);
+/* A service's rollout as json (NULL: it never had one), and its lines in status. */
+json_object *rollout_json(__u32 svc_id);
+void render_rollout_line(json_object *rollout);
 
 extern const struct verb_help help_init, help_attach, help_detach, help_upgrade, help_destroy,
 	help_service, help_backend, help_flip, help_rollback, help_canary, help_preview, help_drain,
-	help_status, help_conntrack, help_history;
+	help_status, help_conntrack, help_history, help_rollout;
 
 #endif /* BGCTL_H */

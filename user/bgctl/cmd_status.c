@@ -119,6 +119,7 @@ static void render_service(json_object *s, bool flows, bool rates)
 	else
 		printf("%s, %s left\n", jgets(d, "color"),
 		       dur_str(jgetd(d, "time_left_s"), buf, sizeof(buf)));
+	render_rollout_line(jget(s, "rollout"));
 	printf("  %-6s %-30s %6s %-5s %-6s %10s %12s %9s %6s", "POOL", "BACKEND", "WEIGHT", "ADMIN",
 	       "HEALTH", "PACKETS", "BYTES", "NEWFLOWS", "RESETS");
 	if (flows)
@@ -239,7 +240,6 @@ static int status_once(const char *name, bool flows, json_object **out)
 {
 	__u32 one, *all = NULL, *ids = &one, max = 1;
 	struct bgs_flow_counts t = {};
-	struct bgs_meta meta;
 	json_object *arr;
 	int n, err = 0;
 
@@ -249,18 +249,10 @@ static int status_once(const char *name, bool flows, json_object **out)
 			return err;
 		n = 1;
 	} else {
-		/* Room for every service the state can hold (up to 65536). */
-		bgs_get_meta(g.h, &meta);
-		max = meta.max_services;
-		all = calloc(max, sizeof(*all));
-		if (!all)
-			return fail(-ENOMEM, EXIT_OTHER, "out of memory");
+		n = service_ids(&all, &max);
+		if (n < 0)
+			return n;
 		ids = all;
-		n = bgs_service_list(g.h, ids, max);
-		if (n < 0) {
-			err = lib_fail(n, "list services");
-			goto out;
-		}
 	}
 	err = backend_snapshot();
 	if (err)
@@ -273,7 +265,10 @@ static int status_once(const char *name, bool flows, json_object **out)
 	arr = json_object_new_array();
 	for (int i = 0; i < n && (__u32)i < max; i++) {
 		json_object *s = service_json(ids[i], true, flows ? &t : NULL);
+		json_object *ro = s ? rollout_json(ids[i]) : NULL;
 
+		if (ro)
+			jset(s, "rollout", ro);
 		if (s)
 			json_object_array_add(arr, s);
 	}

@@ -41,6 +41,8 @@ static const char usage_main[] =
 	"  status [NAME]                live color, generation, drain, counters\n"
 	"  conntrack [NAME]             the tracked flows\n"
 	"  history [NAME]               the audit log of every change\n"
+	"  rollout start|status|promote|abort NAME\n"
+	"                               canary steps, gate and flip, run by bgagent\n"
 	"\n"
 	"Global options (on every verb):\n";
 
@@ -92,6 +94,7 @@ static const struct cmd cmds[] = {
 	{ "status", do_status, render_status, &help_status },
 	{ "conntrack", do_conntrack, render_conntrack, &help_conntrack },
 	{ "history", do_history, render_history, &help_history },
+	{ "rollout", do_rollout, NULL, &help_rollout },
 	{ NULL },
 };
 

@@ -216,3 +216,23 @@ void flow_tally_free(struct bgs_flow_counts *t)
 {
 	bgs_flow_counts_free(t);
 }
+
+int service_ids(__u32 **ids, __u32 *max)
+{
+	struct bgs_meta meta;
+	int n;
+
+	/* Room for every service the state can hold (up to 65536). */
+	bgs_get_meta(g.h, &meta);
+	*max = meta.max_services;
+	*ids = calloc(*max, sizeof(**ids));
+	if (!*ids)
+		return fail(-ENOMEM, EXIT_OTHER, "out of memory");
+	n = bgs_service_list(g.h, *ids, *max);
+	if (n < 0) {
+		free(*ids);
+		*ids = NULL;
+		return lib_fail(n, "list services");
+	}
+	return n;
+}

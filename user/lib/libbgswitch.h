@@ -513,6 +513,86 @@ struct bgs_drain_status {
 /* One judged walk, no lock: an agent can poll it from a worker thread. */
 int bgs_drain_status(struct bgs *h, __u32 svc_id, struct bgs_drain_status *st);
 
+/* ---- Rollouts: a request and its progress, kept with the pinned state ----
+ * bgctl writes a service's rollout request (start, promote, abort); an agent runs its steps
+ * (canary shares, pauses, the flip) and writes its progress here, so a restarted agent
+ * resumes where it was. Records live in a small pinned map (bgs_rollout) made on first use,
+ * so pin directories made before it get it then; bgs_destroy removes it, bgs_upgrade keeps
+ * it. Every change takes the pin directory's lock and is recorded like any other. */
+enum bgs_rollout_state {
+	BGS_ROLLOUT_NONE = 0,
+	BGS_ROLLOUT_REQUESTED = 1, /* started, not yet taken by an agent */
+	BGS_ROLLOUT_RUNNING = 2,   /* a canary step: its share is set, its pause runs */
+	BGS_ROLLOUT_GATE = 3,	   /* the pre-flip gate runs */
+	BGS_ROLLOUT_PAUSED = 4,	   /* waits for promote (a gate failed, or no promote step) */
+	BGS_ROLLOUT_DONE = 5,	   /* flipped */
+	BGS_ROLLOUT_ABORTED = 6,   /* canary back to 0, nothing flipped */
+	BGS_ROLLOUT_FAILED = 7,	   /* could not go on (reason says why); canary back to 0 */
+	BGS_ROLLOUT_ROLLED_BACK = 8, /* flipped, then rolled back by the post-flip check */
+	BGS_ROLLOUT_NR,
+};
+/* "running", "paused", ... */
+const char *bgs_rollout_state_name(__u32 state);
+/* A state in which the rollout still has something to do (requested .. paused). */
+bool bgs_rollout_active(__u32 state);
+
+#define BGS_ROLLOUT_TEXT 96
+struct bgs_rollout {
+	char service[BGS_NAME_MAX]; /* the record is the service's while the name matches */
+	__u32 state;		    /* enum bgs_rollout_state */
+	__u32 id;		    /* counts the service's rollouts: each start takes the next */
+	__u32 from_color;	    /* live at the start: the flip goes to the other one */
+	__u32 start_gen;	    /* the service's generation at the start */
+	__u32 step;		    /* current step, 0-based (== nsteps: past the last) */
+	__u32 nsteps;		    /* steps of the agent's config (0 until it takes it) */
+	__u32 canary_bps;	    /* share the current step set */
+	__u32 promotes;		    /* promote requests (bgctl) */
+	__u32 promotes_seen;	    /* of those, the ones the agent acted on */
+	__u32 flip_gen;		    /* generation of the rollout's flip (DONE) */
+	__u64 started_s;	    /* wall clock (unix seconds) of the start */
+	__u64 step_ms;		    /* CLOCK_MONOTONIC ms at which the current step began */
+	__u64 pause_ms;		    /* its pause */
+	__u64 updated_ms;	    /* CLOCK_MONOTONIC ms of the last write */
+	char strategy[48];	    /* preset name or "custom" (the agent's config) */
+	char next[BGS_ROLLOUT_TEXT];  /* what happens next, as the agent planned it */
+	char reason[BGS_REASON_MAX + 1]; /* why it paused, failed or was aborted */
+};
+
+/* The rollout record of a service: -ENOENT if it never had one. */
+int bgs_rollout_get(struct bgs *h, __u32 svc_id, struct bgs_rollout *ro);
+/* Store a new request (state requested, from the live color and generation now). -EBUSY
+ * while another rollout of the service is active. out (may be NULL) gets the record. */
+int bgs_rollout_start(struct bgs *h, __u32 svc_id, struct bgs_rollout *out);
+/* Ask the agent to skip the remaining pauses (and retry a failed gate). -ENOENT: none
+ * active. */
+int bgs_rollout_promote(struct bgs *h, __u32 svc_id, struct bgs_rollout *out);
+/* End an active rollout now: the canary goes back to 0 in the same change (unless the
+ * rollout already flipped), the record says why. -ENOENT: none active. */
+int bgs_rollout_abort(struct bgs *h, __u32 svc_id, const char *why, struct bgs_rollout *out,
+		      struct bgs_flip *after);
+/* The agent's write: a compare-and-swap of the whole record (-ESTALE if it is not *seen
+ * any more, e.g. bgctl aborted or promoted meanwhile). With canary_bps >= 0 the service's
+ * canary is set in the same change (refused with -ESTALE unless the service is at
+ * expect_gen, when that is not BGS_ANY_GEN); after (may be NULL) gets the flip state. */
+int bgs_rollout_update(struct bgs *h, __u32 svc_id, const struct bgs_rollout *seen,
+		       const struct bgs_rollout *next, int canary_bps, long long expect_gen,
+		       struct bgs_flip *after);
+
+/* An agent shows it is alive: its pid and the time of its last tick (CLOCK_MONOTONIC ms). */
+struct bgs_agent_beat {
+	__u32 pid;
+	__u32 reserved;
+	__u64 seen_ms;
+	__u64 started_ms; /* when that agent started */
+};
+int bgs_agent_beat_write(struct bgs *h, const struct bgs_agent_beat *b);
+/* -ENOENT if no agent ever beat here. */
+int bgs_agent_beat_read(struct bgs *h, struct bgs_agent_beat *b);
+/* An agent ticks every second: older than this, it is taken as down. */
+#define BGS_AGENT_ALIVE_MS 5000
+/* CLOCK_MONOTONIC in ms, the clock of the records above. */
+__u64 bgs_mono_ms(void);
+
 /* ---- Maglev (exposed for tests and tools) ---- */
 
 struct bgs_maglev_backend {
