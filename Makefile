@@ -81,11 +81,14 @@ BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 
 HDRS := $(wildcard include/*.h user/lib/*.h)
 
+# The soak scenarios' traffic generator (vm-tests/loadgen.c), in every build.
+LOADGEN := $(BUILD)/tools/loadgen
+
 .PHONY: all deps test test-build unit vm-tests demo bench bench-agent fuzz install clean
 .DELETE_ON_ERROR:
 .SECONDARY:
 
-all: $(SKELS) $(if $(LIB_SRCS),$(LIB)) $(BGCTL) $(BGAGENT)
+all: $(SKELS) $(if $(LIB_SRCS),$(LIB)) $(BGCTL) $(BGAGENT) $(LOADGEN)
 
 deps:
 	$(Q)scripts/deps.sh
@@ -179,10 +182,15 @@ $(BUILD)/bench/%: bench/%.c $(BENCH_SKELS) $(TESTLIB_OBJS) $(LIB) $(HDRS) $(wild
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -I$(BUILD)/bench -Itests/lib $< $(TESTLIB_OBJS) $(LIB) -o $@ $(LDFLAGS) $(LIBS) -lpthread -lm
 
+$(LOADGEN): vm-tests/loadgen.c | $(BUILD)
+	$(call msg,CCLD,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) $< -o $@ $(LDFLAGS) -ljson-c
+
 $(BUILD):
 	$(Q)mkdir -p $@
 
-test-build: $(LIB) $(BGCTL) $(BGAGENT) $(TESTS) $(FUZZ_REPLAYS)
+test-build: $(LIB) $(BGCTL) $(BGAGENT) $(LOADGEN) $(TESTS) $(FUZZ_REPLAYS)
 
 # Sets up a fresh machine and passes every suite; the last line is "N passed, N failed".
 test: deps
