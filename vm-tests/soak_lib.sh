@@ -201,3 +201,53 @@ misrouted() {
 	}
 	END { printf "%d %d\n", bad, checked }' "$2" "$BGS_RUN/$1.log"
 }
+
+# ---- with bgagent (source agent_lib.sh first)
+
+# soak_agent_config DRAIN FAILOVER(true|false): the agent's config for load and loadu (nat),
+# tcp checks every 100 ms (timeout 100 ms, rise 2, fall 3) on each backend's service port.
+soak_agent_config() {
+	local drain=$1 fo=$2 svc port proto b
+	cat >"$AGENT_CFG" <<EOC
+pin_dir: $BGSWITCH_PIN_DIR
+history_file: $BGSWITCH_HISTORY
+state_file: $BGS_RUN/bgagent.json
+interfaces:
+EOC
+	for b in c1 c2 "${BACKENDS[@]}"; do
+		echo "  - {name: $b, xdp_mode: native}" >>"$AGENT_CFG"
+	done
+	cat >>"$AGENT_CFG" <<EOC
+metrics: {listen: "$AGENT_METRICS"}
+services:
+EOC
+	for svc in load loadu; do
+		[ $svc = load ] && port=$LOAD_TCP proto=tcp || port=$LOAD_UDP proto=udp
+		cat >>"$AGENT_CFG" <<EOC
+  - name: $svc
+    vip: "$VIP_NAT:$port/$proto"
+    mode: nat
+    drain_timeout: $drain
+    pools:
+      blue:  [{address: "${BE_ADDR[b1]}:$port"}, {address: "${BE_ADDR[b2]}:$port"}]
+      green: [{address: "${BE_ADDR[g1]}:$port"}, {address: "${BE_ADDR[g2]}:$port"}]
+    health_check: {type: tcp, port: $port, interval: 100ms, timeout: 100ms, rise: 2, fall: 3}
+    failover: {enabled: $fo, min_healthy: 50%, hold_down: 60s}
+EOC
+	done
+}
+
+# The agent's topology, the load servers and the agent itself, every backend up.
+soak_agent_up() {
+	soak_require
+	agent_topo_up
+	soak_servers_start
+	soak_agent_config "$@"
+	agent_start
+	agent_wait_log "ready: 2 services" || fail "agent did not start: $(tail -5 "$AGENT_LOG")"
+	for _ in $(seq 1 100); do
+		[ "$(backends_up)" -eq 8 ] && break
+		sleep 0.05
+	done
+	check "agent started, all eight backends up" test "$(backends_up)" -eq 8
+}
