@@ -389,8 +389,8 @@ static void long_open(int ep, const struct client_cfg *cfg, int i)
 	c->st = C_CONNECTING;
 }
 
-/* A long-lived connection failed: count why, open it again. */
-static void long_fail(int ep, const struct client_cfg *cfg, int i, int why)
+/* A long-lived connection failed: count why; it is opened again soon. */
+static void long_fail(int i, int why)
 {
 	struct cconn *c = &longs[i];
 
@@ -402,8 +402,11 @@ static void long_fail(int ep, const struct client_cfg *cfg, int i, int why)
 		st.long_resets++;
 	if (c->fd >= 0)
 		close(c->fd);
+	/* opened again 50 ms later (not in a tight loop while a backend is dead) */
+	c->fd = -1;
+	c->st = C_FREE;
+	c->next_us = mono_us() + 50000;
 	st.long_reopened++;
-	long_open(ep, cfg, i);
 }
 
 static void send_req(struct cconn *c, uint64_t flags)
@@ -452,7 +455,7 @@ static void long_event(int ep, const struct client_cfg *cfg, int i, uint32_t eve
 		int err = conn_error(c->fd);
 
 		if (err || (events & (EPOLLERR | EPOLLHUP))) {
-			long_fail(ep, cfg, i, err ? err : ECONNREFUSED);
+			long_fail(i, err ? err : ECONNREFUSED);
 			return;
 		}
 		if (!(events & EPOLLOUT))
@@ -460,17 +463,17 @@ static void long_event(int ep, const struct client_cfg *cfg, int i, uint32_t eve
 		ep_mod(ep, c->fd, EPOLLIN, CDATA(K_LONG, i));
 		send_req(c, 0); /* the first exchange names its backend */
 		if (c->st != C_WAITING)
-			long_fail(ep, cfg, i, ECONNRESET);
+			long_fail(i, ECONNRESET);
 		return;
 	}
 	if (c->st == C_IDLE) {
 		/* nothing is expected: data or a close is a failure */
-		long_fail(ep, cfg, i, ECONNRESET);
+		long_fail(i, ECONNRESET);
 		return;
 	}
 	rc = read_rep(c);
 	if (rc < 0) {
-		long_fail(ep, cfg, i, -rc);
+		long_fail(i, -rc);
 		return;
 	}
 	if (rc == 0)
@@ -478,7 +481,7 @@ static void long_event(int ep, const struct client_cfg *cfg, int i, uint32_t eve
 	memcpy(&r, c->in, sizeof(r));
 	r.tag[TAG_LEN - 1] = 0;
 	if (r.seq != c->seq) {
-		long_fail(ep, cfg, i, ECONNRESET);
+		long_fail(i, ECONNRESET);
 		return;
 	}
 	if (!c->tag[0]) {
@@ -810,7 +813,7 @@ static int client_main(int argc, char **argv)
 				else if (c->st == C_IDLE && now >= c->next_us) {
 					send_req(c, 0);
 					if (c->st != C_WAITING)
-						long_fail(ep, &cfg, i, ECONNRESET);
+						long_fail(i, ECONNRESET);
 				}
 			}
 			/* new connections at the rate, catching up at most 100 ms behind */
@@ -850,10 +853,10 @@ static int client_main(int argc, char **argv)
 			for (int i = 0; i < cfg.n_long; i++)
 				if (longs[i].st == C_WAITING && !draining &&
 				    now > longs[i].t0_mono + LONG_TIMEOUT_US)
-					long_fail(ep, &cfg, i, ETIMEDOUT);
+					long_fail(i, ETIMEDOUT);
 				else if (longs[i].st == C_CONNECTING && !draining &&
 					 now > longs[i].t0_mono + LONG_TIMEOUT_US)
-					long_fail(ep, &cfg, i, ECONNREFUSED);
+					long_fail(i, ECONNREFUSED);
 			for (int i = 0; i < cfg.udp_flows; i++)
 				udp_settle(&udps[i], now, false, &runs[i]);
 			if (cfg.stop && !stop_sig && stat(cfg.stop, &sb) == 0)
