@@ -84,7 +84,7 @@ HDRS := $(wildcard include/*.h user/lib/*.h)
 # The soak scenarios' traffic generator (vm-tests/loadgen.c), in every build.
 LOADGEN := $(BUILD)/tools/loadgen
 
-.PHONY: all deps test test-build unit vm-tests demo bench bench-agent fuzz install clean
+.PHONY: all deps test test-build unit vm-tests demo bench bench-agent fuzz soak install clean
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -206,6 +206,18 @@ fuzz: deps
 		echo "== fuzz_$$n for $(FUZZ_SECONDS) s"; \
 		$$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
 			build/fuzz/corpus-$$n fuzz/corpus/$$n || exit 1; done
+
+# The soak scenarios at full scale (docs/soak.md): each under load from vm-tests/loadgen,
+# bounded (SOAK_TIMEOUT each, under 15 minutes in all here). `make test` runs them short.
+SOAK_TIMEOUT ?= 600
+soak: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)p=0; f=0; s=0; for sc in vm-tests/test_soak_*.sh vm-tests/test_hostile*.sh; do \
+		echo "== $$sc"; SOAK_SCALE=full BGS_BUILD=$(CURDIR)/build/rel \
+			timeout --kill-after=10 $(SOAK_TIMEOUT) bash $$sc; rc=$$?; \
+		case $$rc in 0) p=$$((p + 1)); echo "ok $$sc";; 249) s=$$((s + 1)); echo "skip $$sc";; \
+		*) f=$$((f + 1)); echo "FAIL $$sc (exit $$rc)";; esac; done; \
+		echo "$$p passed, $$f failed, $$s skipped"; [ $$f -eq 0 ]
 
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all $(BENCHES)

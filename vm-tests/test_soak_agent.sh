@@ -11,7 +11,7 @@ set -uo pipefail
 . "$(dirname "$0")/soak_lib.sh"
 
 [ "$SOAK_SCALE" = full ] && N=20 || N=4
-[ "$SOAK_SCALE" = full ] && DRAIN_S=60 || DRAIN_S=20
+[ "$SOAK_SCALE" = full ] && DRAIN_S=60 || DRAIN_S=15
 
 # agent_restart: kill -9, start again, wait (bounded) until it is ready and follows the drain.
 agent_restart() {

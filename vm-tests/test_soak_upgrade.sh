@@ -19,11 +19,15 @@ soak_up
 # Two rebuilt objects: same source, compile lines differing in a -D (recorded in the debug
 # info by -grecord-command-line, so the objects and their build ids differ).
 inc=/usr/include/$("$CLANG" -print-multiarch)
+pids=()
 for k in 1 2; do
 	"$CLANG" -O2 -g -grecord-command-line -target bpf -D__TARGET_ARCH_x86 \
 		-DBGS_SOAK_REBUILD=$k -Wall -Werror -I"$BGS_ROOT/include" -I"$inc" \
-		-c "$BGS_ROOT/bpf/bgswitch.bpf.c" -o "$BGS_RUN/rebuilt-$k.bpf.o" ||
-		fail "cannot rebuild the switch"
+		-c "$BGS_ROOT/bpf/bgswitch.bpf.c" -o "$BGS_RUN/rebuilt-$k.bpf.o" &
+	pids+=($!)
+done
+for p in "${pids[@]}"; do
+	wait "$p" || fail "cannot rebuild the switch"
 done
 cmp -s "$BGS_RUN/rebuilt-1.bpf.o" "$BGS_RUN/rebuilt-2.bpf.o" && fail "the two rebuilds are identical"
 
