@@ -81,11 +81,14 @@ BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 
 HDRS := $(wildcard include/*.h user/lib/*.h)
 
-.PHONY: all deps test test-build unit vm-tests vm-test-6.1 demo bench bench-agent fuzz install clean
+# The soak scenarios' traffic generator (vm-tests/loadgen.c), in every build.
+LOADGEN := $(BUILD)/tools/loadgen
+
+.PHONY: all deps test test-build unit vm-tests demo bench bench-agent fuzz soak vm-test-6.1 install clean
 .DELETE_ON_ERROR:
 .SECONDARY:
 
-all: $(SKELS) $(if $(LIB_SRCS),$(LIB)) $(BGCTL) $(BGAGENT)
+all: $(SKELS) $(if $(LIB_SRCS),$(LIB)) $(BGCTL) $(BGAGENT) $(LOADGEN)
 
 deps:
 	$(Q)scripts/deps.sh
@@ -179,10 +182,15 @@ $(BUILD)/bench/%: bench/%.c $(BENCH_SKELS) $(TESTLIB_OBJS) $(LIB) $(HDRS) $(wild
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -I$(BUILD)/bench -Itests/lib $< $(TESTLIB_OBJS) $(LIB) -o $@ $(LDFLAGS) $(LIBS) -lpthread -lm
 
+$(LOADGEN): vm-tests/loadgen.c | $(BUILD)
+	$(call msg,CCLD,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) $< -o $@ $(LDFLAGS) -ljson-c
+
 $(BUILD):
 	$(Q)mkdir -p $@
 
-test-build: $(LIB) $(BGCTL) $(BGAGENT) $(TESTS) $(FUZZ_REPLAYS)
+test-build: $(LIB) $(BGCTL) $(BGAGENT) $(LOADGEN) $(TESTS) $(FUZZ_REPLAYS)
 
 # Sets up a fresh machine and passes every suite; the last line is "N passed, N failed".
 test: deps
@@ -205,6 +213,18 @@ fuzz: deps
 		echo "== fuzz_$$n for $(FUZZ_SECONDS) s"; \
 		$$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
 			build/fuzz/corpus-$$n fuzz/corpus/$$n || exit 1; done
+
+# The soak scenarios at full scale (docs/soak.md): each under load from vm-tests/loadgen,
+# bounded (SOAK_TIMEOUT each, under 15 minutes in all here). `make test` runs them short.
+SOAK_TIMEOUT ?= 600
+soak: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)p=0; f=0; s=0; for sc in vm-tests/test_soak_*.sh vm-tests/test_hostile*.sh; do \
+		echo "== $$sc"; SOAK_SCALE=full BGS_BUILD=$(CURDIR)/build/rel \
+			timeout --kill-after=10 $(SOAK_TIMEOUT) bash $$sc; rc=$$?; \
+		case $$rc in 0) p=$$((p + 1)); echo "ok $$sc";; 249) s=$$((s + 1)); echo "skip $$sc";; \
+		*) f=$$((f + 1)); echo "FAIL $$sc (exit $$rc)";; esac; done; \
+		echo "$$p passed, $$f failed, $$s skipped"; [ $$f -eq 0 ]
 
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all $(BENCHES)

@@ -1,0 +1,253 @@
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+# Helpers for the soak scenarios (vm-tests/test_soak_*.sh, test_hostile_*.sh), on top of
+# lib.sh: vm-tests/loadgen (built by make into BUILD/tools) serves in every backend's
+# namespace and loads the switch from the client's namespace.
+#
+# Services (nat): load VIP_NAT:7000/tcp -> backends :7000, loadu VIP_NAT:7001/udp -> :7001;
+# (dsr, with soak_dsr_up) loadd VIP_DSR:7002/tcp -> :7002. The servers also listen on TCP
+# 7001 so that a tcp health check of the udp service's backends has something to connect to.
+#
+# SOAK_SCALE=short (default: what `make test` runs, a few seconds per scenario) or full
+# (`make soak`: the issue's figures). SOAK_RATE, SOAK_LONG override the new-connection rate
+# and the number of long-lived connections.
+
+LOADGEN=${LOADGEN:-$BGS_BUILD/tools/loadgen}
+SOAK_SCALE=${SOAK_SCALE:-short}
+case $SOAK_SCALE in
+full)
+	SOAK_LONG=${SOAK_LONG:-200}
+	SOAK_RATE=${SOAK_RATE:-500}
+	SOAK_BASE_S=${SOAK_BASE_S:-10}
+	SOAK_N=${SOAK_N:-1}	# multiplies the repetitions
+	;;
+short)
+	SOAK_LONG=${SOAK_LONG:-100}
+	SOAK_RATE=${SOAK_RATE:-150}
+	SOAK_BASE_S=${SOAK_BASE_S:-3}
+	;;
+*)
+	echo "SOAK_SCALE must be short or full" >&2
+	exit 2
+	;;
+esac
+SOAK_UDP_FLOWS=${SOAK_UDP_FLOWS:-4}
+SOAK_UDP_RATE=${SOAK_UDP_RATE:-200}
+LOAD_TCP=7000
+LOAD_UDP=7001
+LOAD_DSR=7002
+
+soak_require() {
+	bgs_require
+	[ -x "$LOADGEN" ] || skip "no loadgen at $LOADGEN (build first: make)"
+}
+
+# Start one backend's load server (every backend: soak_servers_start).
+soak_server_start() {
+	local b=$1
+	rm -f "$BGS_RUN/lg-ready.$b"
+	nsx "$(ns_be "$b")" "$LOADGEN" server --name "${BE_COLOR[$b]}:$b" --tcp $LOAD_TCP \
+		--tcp $LOAD_UDP --tcp $LOAD_DSR --udp $LOAD_UDP --ready "$BGS_RUN/lg-ready.$b" \
+		>>"$BGS_RUN/lg-server.$b.log" 2>&1 &
+	BGS_PIDS+=($!)
+	for _ in $(seq 1 100); do
+		[ -e "$BGS_RUN/lg-ready.$b" ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# Stop it (SIGKILL: a backend dying, its sockets closed by the kernel).
+soak_server_kill() {
+	local b=$1 pid
+	for pid in $(ip netns pids "$(ns_be "$b")"); do
+		[ "$(readlink "/proc/$pid/exe")" = "$(readlink -f "$LOADGEN")" ] && kill -9 "$pid"
+	done
+	return 0
+}
+
+soak_servers_start() {
+	local b
+	for b in "${BACKENDS[@]}"; do
+		soak_server_start "$b" || fail "loadgen server in $b did not start"
+	done
+	# room for a minute of new connections at 500/s in the client's port range
+	sysctl_ns "$NS_CL" net.ipv4.ip_local_port_range="20000 65000"
+}
+
+# The load services by bgctl (the agent scenarios make them from the agent's config).
+soak_services() {
+	local b
+	lbctl service add load --vip "$VIP_NAT:$LOAD_TCP/tcp" --mode nat >/dev/null ||
+		fail "service add load"
+	lbctl service add loadu --vip "$VIP_NAT:$LOAD_UDP/udp" --mode nat >/dev/null ||
+		fail "service add loadu"
+	for b in "${BACKENDS[@]}"; do
+		lbctl backend add load "${BE_COLOR[$b]}" "${BE_ADDR[$b]}:$LOAD_TCP" >/dev/null ||
+			fail "backend add load $b"
+		lbctl backend add loadu "${BE_COLOR[$b]}" "${BE_ADDR[$b]}:$LOAD_UDP" >/dev/null ||
+			fail "backend add loadu $b"
+	done
+}
+
+soak_dsr_service() {
+	local b
+	lbctl service add loadd --vip "$VIP_DSR:$LOAD_DSR/tcp" --mode dsr >/dev/null ||
+		fail "service add loadd"
+	for b in "${BACKENDS[@]}"; do
+		lbctl backend add loadd "${BE_COLOR[$b]}" "${BE_ADDR[$b]}:$LOAD_DSR" >/dev/null ||
+			fail "backend add loadd $b"
+	done
+}
+
+# Topology, load servers and the bgctl-made services.
+soak_up() {
+	soak_require
+	bgs_topo_up
+	soak_servers_start
+	soak_services
+}
+
+# load_start NAME [loadgen client options]: a load client in the client's namespace, for at
+# most SOAK_MAX_S seconds (the scenario ends it earlier with load_stop). Its files are
+# $BGS_RUN/NAME.{json,log,out}; waits (bounded) until every long-lived connection answered.
+SOAK_MAX_S=${SOAK_MAX_S:-300}
+load_start() {
+	local name=$1
+	shift
+	rm -f "$BGS_RUN/$name".{json,log,out,ready,stop}
+	nsx "$NS_CL" timeout $((SOAK_MAX_S + 30)) "$LOADGEN" client \
+		--tcp "$VIP_NAT:$LOAD_TCP" --udp "$VIP_NAT:$LOAD_UDP" --long "$SOAK_LONG" \
+		--rate "$SOAK_RATE" --udp-flows "$SOAK_UDP_FLOWS" --udp-rate "$SOAK_UDP_RATE" \
+		--duration "$SOAK_MAX_S" --log "$BGS_RUN/$name.log" --json "$BGS_RUN/$name.json" \
+		--ready "$BGS_RUN/$name.ready" --stop "$BGS_RUN/$name.stop" "$@" \
+		>"$BGS_RUN/$name.out" 2>&1 &
+	BGS_PIDS+=($!)
+	eval "LOAD_PID_$name=$!"
+	for _ in $(seq 1 300); do
+		[ -e "$BGS_RUN/$name.ready" ] && return 0
+		kill -0 $! 2>/dev/null || break
+		sleep 0.05
+	done
+	fail "load client $name not ready in 15 s: $(cat "$BGS_RUN/$name.out")"
+}
+
+# load_stop NAME: end it, wait for its figures (bounded), print its line.
+load_stop() {
+	local name=$1 pid
+	pid=$(eval "echo \$LOAD_PID_$name")
+	touch "$BGS_RUN/$name.stop"
+	for _ in $(seq 1 200); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	kill -0 "$pid" 2>/dev/null && fail "load client $name did not stop"
+	[ -s "$BGS_RUN/$name.json" ] || fail "load client $name left no figures: $(cat "$BGS_RUN/$name.out")"
+	echo "# $name: $(cat "$BGS_RUN/$name.out")"
+}
+
+# load_run NAME SECONDS [options]: an undisturbed run.
+load_run() {
+	local name=$1 s=$2
+	shift 2
+	load_start "$name" "$@"
+	sleep "$s"
+	load_stop "$name"
+}
+
+# lg NAME FIELD: one figure of a finished run.
+lg() { jq -r ".$2" "$BGS_RUN/$1.json"; }
+
+# expect_no_loss NAME [BASELINE]: every loss figure of the run is 0 (UDP: no more lost than
+# the baseline run), and the run did real work. Prints the figures it checked.
+expect_no_loss() {
+	local name=$1 base=${2:-} f v lost blost
+	for f in long_failed_connects long_resets long_timeouts long_wrong_backend new_refused \
+		new_reset new_timeout new_error udp_wrong_backend; do
+		v=$(lg "$name" $f)
+		[ "$v" = 0 ] || fail "$name: $f = $v (want 0): $(cat "$BGS_RUN/$name.out")"
+	done
+	[ "$(lg "$name" long_exchanges)" -gt 0 ] && [ "$(lg "$name" new_ok)" -gt 0 ] ||
+		fail "$name: no traffic went through: $(cat "$BGS_RUN/$name.out")"
+	lost=$(lg "$name" udp_lost)
+	if [ -n "$base" ]; then
+		blost=$(lg "$base" udp_lost)
+		[ "$lost" -le "$blost" ] || [ "$(lg "$name" udp_max_gap)" -le "$(lg "$base" udp_max_gap)" ] ||
+			fail "$name: $lost UDP datagrams lost (longest gap $(lg "$name" udp_max_gap)); baseline $blost (gap $(lg "$base" udp_max_gap))"
+	else
+		[ "$lost" = 0 ] || fail "$name: $lost UDP datagrams lost"
+	fi
+	[ "$(lg "$name" udp_recv)" -gt 0 ] || [ "$(lg "$name" udp_sent)" = 0 ] ||
+		fail "$name: no UDP answer"
+	ok "$name: no failed or reset connection, no wrong backend, UDP lost $lost (longest gap $(lg "$name" udp_max_gap)); $(lg "$name" long_exchanges) exchanges on $(lg "$name" n_long) long-lived connections, $(lg "$name" new_ok) new connections ($(lg "$name" new_per_s | cut -c1-6)/s)"
+}
+
+# changes log: one line per change, "START_US END_US COLOR" (CLOCK_REALTIME microseconds).
+us_now() { echo "${EPOCHREALTIME/./}"; }
+
+# misrouted NAME CHANGES: of the run's new connections whose whole life (connect called ..
+# answered) lies between one change's return and the next change's start, how many were
+# answered by another color than that change's. Prints "MISROUTED CHECKED".
+misrouted() {
+	awk 'BEGIN { n = 0 } NR == FNR { s[n] = $1; e[n] = $2; c[n] = $3; n++; next }
+	$3 == "ok" {
+		# the last change that returned before this connection started
+		lo = 0; hi = n - 1; k = -1
+		while (lo <= hi) { m = int((lo + hi) / 2); if (e[m] <= $1) { k = m; lo = m + 1 } else hi = m - 1 }
+		if (k < 0) next
+		if (k + 1 < n && s[k + 1] <= $2) next
+		checked++
+		split($4, t, ":")
+		if (t[1] != c[k]) bad++
+	}
+	END { printf "%d %d\n", bad, checked }' "$2" "$BGS_RUN/$1.log"
+}
+
+# ---- with bgagent (source agent_lib.sh first)
+
+# soak_agent_config DRAIN FAILOVER(true|false): the agent's config for load and loadu (nat),
+# tcp checks every 100 ms (timeout 100 ms, rise 2, fall 3) on each backend's service port.
+soak_agent_config() {
+	local drain=$1 fo=$2 svc port proto b
+	cat >"$AGENT_CFG" <<EOC
+pin_dir: $BGSWITCH_PIN_DIR
+history_file: $BGSWITCH_HISTORY
+state_file: $BGS_RUN/bgagent.json
+interfaces:
+EOC
+	for b in c1 c2 "${BACKENDS[@]}"; do
+		echo "  - {name: $b, xdp_mode: native}" >>"$AGENT_CFG"
+	done
+	cat >>"$AGENT_CFG" <<EOC
+metrics: {listen: "$AGENT_METRICS"}
+services:
+EOC
+	for svc in load loadu; do
+		[ $svc = load ] && port=$LOAD_TCP proto=tcp || port=$LOAD_UDP proto=udp
+		cat >>"$AGENT_CFG" <<EOC
+  - name: $svc
+    vip: "$VIP_NAT:$port/$proto"
+    mode: nat
+    drain_timeout: $drain
+    pools:
+      blue:  [{address: "${BE_ADDR[b1]}:$port"}, {address: "${BE_ADDR[b2]}:$port"}]
+      green: [{address: "${BE_ADDR[g1]}:$port"}, {address: "${BE_ADDR[g2]}:$port"}]
+    health_check: {type: tcp, port: $port, interval: 100ms, timeout: 100ms, rise: 2, fall: 3}
+    failover: {enabled: $fo, min_healthy: 50%, hold_down: 60s}
+EOC
+	done
+}
+
+# The agent's topology, the load servers and the agent itself, every backend up.
+soak_agent_up() {
+	soak_require
+	agent_topo_up
+	soak_servers_start
+	soak_agent_config "$@"
+	agent_start
+	agent_wait_log "ready: 2 services" || fail "agent did not start: $(tail -5 "$AGENT_LOG")"
+	for _ in $(seq 1 100); do
+		[ "$(backends_up)" -eq 8 ] && break
+		sleep 0.05
+	done
+	check "agent started, all eight backends up" test "$(backends_up)" -eq 8
+}

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+# Soak 3, bgagent killed under load: during a drain (blue draining after a flip), bgagent is
+# killed with SIGKILL and started again (full: 20 times; short: 4), each time resuming the
+# drain -> no failed or reset connection, no wrong backend, no UDP loss beyond the
+# undisturbed baseline's, and the drain finishes (recorded by the agent in the history).
+# Phases are functions, so a rollout phase can be added beside the drain's.
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/agent_lib.sh"
+. "$(dirname "$0")/soak_lib.sh"
+
+[ "$SOAK_SCALE" = full ] && N=20 || N=4
+[ "$SOAK_SCALE" = full ] && DRAIN_S=60 || DRAIN_S=15
+
+# agent_restart: kill -9, start again, wait (bounded) until it is ready and follows the drain.
+agent_restart() {
+	local what=$1
+	kill -9 "$AGENT_PID"
+	wait "$AGENT_PID" 2>/dev/null
+	cat "$AGENT_LOG" >>"$AGENT_LOG.all"
+	: >"$AGENT_LOG"
+	agent_start
+	agent_wait_log "ready: 2 services" || fail "restart $what: agent not ready: $(tail -3 "$AGENT_LOG")"
+	agent_wait_log "$2" || fail "restart $what: no '$2' in the log: $(tail -3 "$AGENT_LOG")"
+}
+
+phase_drain() {
+	local i t0 t1 gen
+	load_start drain
+	sleep 1
+	lbctl flip load --drain-timeout "${DRAIN_S}s" --reason "soak: drain under agent kills" \
+		>/dev/null || fail "flip load"
+	gen=$(lbjq '.services[0].generation' -j status load)
+	agent_wait_log "load: tracking the drain of blue" || fail "agent did not follow the drain"
+	t0=$(us_now)
+	for i in $(seq 1 "$N"); do
+		agent_restart "$i" "load: tracking the drain of blue"
+		sleep 0.2
+	done
+	t1=$(us_now)
+	echo "# measured: $N kill -9 and restarts of bgagent in $(((t1 - t0) / 1000)) ms (ready and following the drain each time)"
+	[ $(((t1 - t0) / 1000000)) -lt $((DRAIN_S - 2)) ] ||
+		fail "the restarts outlasted the drain ($DRAIN_S s): nothing measured during it"
+	load_stop drain
+	expect_no_loss drain base
+	# The drain ends when the last blue flow is gone (closed flows count for tcp_close,
+	# 30 s) or at its deadline, whichever first; bounded by the deadline + 15 s.
+	for _ in $(seq 1 $(((DRAIN_S + 15) * 10))); do
+		[ "$(lbctl -j history load | jq '[.records[] | select(.verb == "drained" and
+			.actor == "bgagent" and .color == "blue")] | length')" -ge 1 ] && break
+		sleep 0.1
+	done
+	check "the drain finished, recorded by the agent: $(grep -h 'drain of generation' \
+		"$AGENT_LOG" | tail -1 | sed 's/.*over: //')" \
+		jqt '[.records[] | select(.verb == "drained" and .actor == "bgagent" and
+			.color == "blue")] | length == 1' < <(lbctl -j history load)
+	check "still live on green at generation $gen" \
+		test "$(lbjq '.services[0] | "\(.live) \(.generation)"' -j status load)" = "green $gen"
+}
+
+soak_agent_up "${DRAIN_S}s" false
+load_run base "$SOAK_BASE_S"
+expect_no_loss base
+phase_drain

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+# Soak 5, conntrack pressure: the switch made with a conntrack table smaller than the number
+# of concurrent flows (--ct-entries SOAK_LONG/2, while SOAK_LONG long-lived connections, new
+# connections at SOAK_RATE/s and UDP streams run). The LRU evicts entries; an evicted flow's
+# next packet takes the mid-flow path (same color, same Maglev backend while the tables are
+# unchanged) and gets an entry again. Expected (docs/datapath.md, "Conntrack under pressure"):
+# nothing crashes, the table never holds more than its size, no connection is reset or
+# answered by another backend, with no flip and after a flip (the long-lived connections,
+# opened before it, keep the drained color by the mid-flow rule while the drain runs), and
+# the verdict counters say what happened (nat replies that found no entry).
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/soak_lib.sh"
+
+CT=$((SOAK_LONG / 2))
+soak_require
+bgs_topo_up
+lbctl destroy --force >/dev/null || fail "destroy the default state"
+lbctl init --ct-entries "$CT" >/dev/null || fail "init --ct-entries $CT"
+for i in c1 c2 "${BACKENDS[@]}"; do
+	lbctl attach "$i" >/dev/null || fail "attach $i"
+done
+soak_servers_start
+soak_services
+check "conntrack made with $CT entries" \
+	jqt ".ct_entries == $CT" < <(lbctl -j init)
+
+verdicts() { lbctl -j status | jq -c '.verdicts'; }
+# delta BEFORE AFTER: the verdicts that changed, "name=+N ..."
+delta() {
+	jq -rn --argjson a "$1" --argjson b "$2" \
+		'[$b | to_entries[] | select(.value != $a[.key]) | "\(.key)=+\(.value - $a[.key])"] | join(" ")'
+}
+flows() { lbctl -j conntrack --all --limit 0 | jq '.total // (.flows | length)'; }
+
+v0=$(verdicts)
+load_run base "$SOAK_BASE_S"
+v1=$(verdicts)
+echo "# verdicts during base: $(delta "$v0" "$v1")"
+expect_no_loss base
+
+# Phase 2: a flip while the pressure goes on. The long-lived connections (blue, opened
+# before it) are evicted and found again on blue by the drain's mid-flow rule: they lose
+# nothing. A new connection opened after the flip (green) whose entry is evicted, or that
+# the SYN-flood guard left untracked, takes the same rule while the drain runs and is sent
+# to blue, which resets it: counted, and allowed only for connections opened after the flip.
+load_start flip
+sleep 1
+max=0
+t_flip=$(us_now)
+lbctl flip load --drain-timeout 5m >/dev/null || fail "flip load"
+for _ in $(seq 1 $((SOAK_BASE_S * 4))); do
+	n=$(flows)
+	[ "$n" -gt "$max" ] && max=$n
+	sleep 0.25
+done
+load_stop flip
+v2=$(verdicts)
+echo "# verdicts during the flip run: $(delta "$v1" "$v2")"
+echo "# measured: at most $max conntrack entries seen (table: $CT) while $SOAK_LONG long-lived connections and $(lg flip new_per_s | cut -c1-5) new connections/s ran"
+check "the table never held more than its size" test "$max" -le "$CT"
+check "counters say what happened: flows left untracked or evicted (ct_skipped, ct_full, replies without an entry)" \
+	jqt '(.ct_skipped + .ct_full + .reply_untracked + .drop_reply_no_flow) > 0' \
+	< <(jq -n --argjson a "$v1" --argjson b "$v2" '$b | with_entries(.value -= $a[.key])')
+for f in long_failed_connects long_resets long_timeouts long_wrong_backend udp_lost udp_wrong_backend; do
+	check "flip: $f = 0 (the connections opened before the flip)" test "$(lg flip $f)" = 0
+done
+read -r early late < <(awk -v t="$t_flip" '$3 != "ok" { if ($1 < t) e++; else l++ }
+	END { printf "%d %d\n", e, l }' "$BGS_RUN/flip.log")
+echo "# measured: $late of $(lg flip new_started) new connections opened after the flip were reset (untracked or evicted during the drain: sent to the drained color by the mid-flow rule); $early failures among those opened before it"
+check "no new connection opened before the flip failed" test "$early" = 0
+check "every failure is a reset (refused $(lg flip new_refused), timeouts $(lg flip new_timeout))" \
+	test "$(($(lg flip new_refused) + $(lg flip new_timeout) + $(lg flip new_error)))" = 0
+
+# Phase 3: the drain ended, the same pressure loses nothing on green.
+lbctl drain load --kill >/dev/null || fail "end the drain"
+load_run after "$SOAK_BASE_S"
+expect_no_loss after base
+check "answered by green only" \
+	test "$(awk '$3 == "ok" { split($4, c, ":"); print c[1] }' "$BGS_RUN/after.log" | sort -u)" = green

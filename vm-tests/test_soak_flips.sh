@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+# Soak 1, flip storm: under load (long-lived TCP connections exchanging every 10-50 ms, new
+# connections at SOAK_RATE/s, UDP streams with sequence numbers; nat, and a dsr client beside
+# it), flips and rollbacks through bgctl as fast as they go (full: 1,000 of each; short: 100)
+# -> no failed or reset connection, no reply from a wrong backend, no UDP loss beyond the
+# undisturbed baseline's, and every new connection opened after a flip returned (and
+# answered before the next one started) lands on that flip's color.
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/soak_lib.sh"
+
+[ "$SOAK_SCALE" = full ] && N=1000 || N=100
+soak_up
+soak_dsr_service
+
+load_run base "$SOAK_BASE_S"
+expect_no_loss base
+
+changes=$BGS_RUN/changes
+: >"$changes.load"
+: >"$changes.loadd"
+load_start storm
+dsr_long=$((SOAK_LONG / 4))
+nsx "$NS_CL" timeout $((SOAK_MAX_S + 30)) "$LOADGEN" client --tcp "$VIP_DSR:$LOAD_DSR" \
+	--long $dsr_long --rate $((SOAK_RATE / 4)) --udp-flows 0 --duration "$SOAK_MAX_S" \
+	--log "$BGS_RUN/dsr.log" --json "$BGS_RUN/dsr.json" --ready "$BGS_RUN/dsr.ready" \
+	--stop "$BGS_RUN/dsr.stop" >"$BGS_RUN/dsr.out" 2>&1 &
+LOAD_PID_dsr=$!
+BGS_PIDS+=($!)
+for _ in $(seq 1 300); do
+	[ -e "$BGS_RUN/dsr.ready" ] && break
+	sleep 0.05
+done
+[ -e "$BGS_RUN/dsr.ready" ] || fail "dsr load client not ready: $(cat "$BGS_RUN/dsr.out")"
+sleep 1
+
+# The storm: load and loadd flip and roll back in turn; each change's times are logged.
+# change SERVICE VERB COLOR: one change, its start and return in $changes.SERVICE
+change() {
+	local s e
+	s=$(us_now)
+	lbctl "$2" "$1" >/dev/null || fail "$2 $i of $1"
+	e=$(us_now)
+	echo "$s $e $3" >>"$changes.$1"
+}
+t0=$(us_now)
+for i in $(seq 1 "$N"); do
+	change load flip green
+	change loadd flip green
+	change load rollback blue
+	change loadd rollback blue
+	[ $(($(us_now) - t0)) -lt $((SOAK_MAX_S * 1000000 - 20000000)) ] ||
+		fail "storm too slow: $i flips in $(((SOAK_MAX_S - 20))) s"
+done
+t1=$(us_now)
+sleep 1
+load_stop storm
+load_stop dsr
+echo "# measured: $((2 * N)) flips and rollbacks of load (and as many of loadd) in $(((t1 - t0) / 1000)) ms"
+check "generation advanced by every change" \
+	test "$(lbjq '.services[0].generation' -j status load)" -ge $((2 * N))
+expect_no_loss storm base
+expect_no_loss dsr
+read -r bad checked < <(misrouted storm "$changes.load")
+echo "# measured: $checked new connections opened and answered between two changes; $bad on another color than the last change's"
+check "every new connection opened after a change landed on its color ($checked checked)" \
+	test "$bad" = 0
+[ "$checked" -gt 0 ] || fail "no new connection fell between two changes (nothing checked)"
+read -r bad checked < <(misrouted dsr "$changes.loadd")
+check "dsr: likewise ($checked checked, $bad elsewhere)" test "$bad" = 0
