@@ -10,6 +10,7 @@ pkgs=(
 	libmnl-dev libjson-c-dev libcyaml-dev libyaml-dev libsystemd-dev libcurl4-openssl-dev
 	libmicrohttpd-dev
 	iproute2 ethtool jq python3 curl procps util-linux
+	nftables gnuplot-nox
 )
 
 missing=()
