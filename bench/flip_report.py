@@ -16,12 +16,21 @@ Definitions:
             color (and of the last routed to the old one) relative to bgctl's return.
   misrouted (1) packets of an established flow that reached a backend other than the one
             its first packet reached (fwd_count's per-flow record; no drain ends during the
-            run, so every such packet is a misroute); plus (2) SYNs generated at or after
-            bgctl flip returned and before bgctl rollback started that reached blue, and
-            SYNs generated at or after bgctl rollback returned that reached green; plus (3)
-            SYNs generated before bgctl flip started that reached green.
+            run, so every such packet is a misroute); plus new flows (SYNs) the switch must
+            have routed after a change but sent to the old color, or before it but sent to
+            the new one: (2) generated at or after bgctl flip returned (and before bgctl
+            rollback started) but on blue, or generated at or after bgctl rollback returned
+            but on green; (3) arrived at a backend before bgctl flip started but on green;
+            (4) out
+            of order: the LB takes the generator's frames in the order they were made (one
+            FIFO ring, one generator CPU), so in generation order the colors must read
+            blue..., green..., blue... with one switch per change: the SYNs that break that
+            pattern (the fewest whose change would restore it). A SYN made before bgctl
+            returned may sit in the ring and reach the switch after the change: (2)-(4)
+            leave it free to go either way, as long as the order holds.
 """
 import csv
+import gzip
 import json
 import os
 import statistics
@@ -34,7 +43,8 @@ GREEN = {2, 3}
 def main():
     run = json.load(open(sys.argv[1]))
     syns = []
-    with open(sys.argv[2]) as f:
+    opener = gzip.open if sys.argv[2].endswith(".gz") else open
+    with opener(sys.argv[2], "rt") as f:
         for row in csv.DictReader(f):
             syns.append((int(row["gen_ns"]), int(row["arr_ns"]), int(row["backend"])))
     flip, rollback = run["at"][0], run["at"][1]
@@ -57,7 +67,15 @@ def main():
     mis_flip = sum(1 for g, a, b in syns
                    if flip["return_ns"] <= g < rollback["start_ns"] and b in BLUE)
     mis_back = sum(1 for g, a, b in syns if g >= rollback["return_ns"] and b in GREEN)
-    mis_before = sum(1 for g, a, b in syns if g < flip["start_ns"] and b in GREEN)
+    mis_before = sum(1 for g, a, b in syns if a < flip["start_ns"] and b in GREEN)
+    # (4) fewest SYNs out of the pattern blue* green* blue*, in generation order
+    INF = float("inf")
+    st = [0, INF, INF]
+    for g, a, b in sorted(syns):
+        green = b in GREEN
+        cost_b, cost_g = (1 if green else 0), (0 if green else 1)
+        st = [st[0] + cost_b, min(st[0], st[1]) + cost_g, min(st[1], st[2]) + cost_b]
+    mis_order = min(st) if syns else 0
     new_flip = sum(1 for g, a, b in syns if flip["return_ns"] <= g < rollback["start_ns"])
     new_back = sum(1 for g, a, b in syns if g >= rollback["return_ns"])
     in_flip = [b for g, a, b in syns if flip["start_ns"] <= g < flip["return_ns"]]
@@ -89,7 +107,8 @@ def main():
           f"{edge_back[0]:.3f} ms, last routed to green {edge_back[1]:.3f} ms")
     print(f"new flows while green was live: {new_flip}, misrouted to blue: {mis_flip}")
     print(f"new flows after the rollback: {new_back}, misrouted to green: {mis_back}")
-    print(f"new flows before the flip misrouted to green: {mis_before}")
+    print(f"new flows that reached a backend before bgctl flip started, on green: {mis_before}")
+    print(f"new flows out of the order blue, green, blue (generation order): {mis_order}")
     print(f"new flows generated while bgctl flip ran: {len(in_flip)} "
           f"(blue {sum(1 for b in in_flip if b in BLUE)}, "
           f"green {sum(1 for b in in_flip if b in GREEN)})")
@@ -101,7 +120,7 @@ def main():
         print(f"delivered in the 500 ms after the {name} / the 500 ms before: {after} / "
               f"{before} = {after / before if before else 0:.2f} (median 10 ms bin before "
               f"the flip {med:.0f} packets)")
-    total = run["misrouted"] + mis_flip + mis_back + mis_before
+    total = run["misrouted"] + mis_flip + mis_back + mis_before + mis_order
     print(f"misrouted total: {total}")
     with open(os.path.join(os.path.dirname(sys.argv[3]), "flip-events.csv"), "w") as f:
         f.write("event,t_ms\n")

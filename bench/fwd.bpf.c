@@ -167,7 +167,8 @@ int fwd_gen(struct xdp_md *ctx)
 		csum_upd(l4c, *w, v);
 		*w = v;
 		w = WORD_AT(data, end, cfg->saddr_lo_off);
-		v = bpf_htons(id / 64000 + 0x100);
+		/* 0x8000 and up: never the client address of an established flow */
+		v = bpf_htons(0x8000 | (id / 64000));
 		csum_upd(l4c, *w, v);
 		if (ipc)
 			csum_upd(ipc, *w, v);

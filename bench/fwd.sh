@@ -195,7 +195,7 @@ CASES=${FWD_CASES:-"nat4tcp nat4udp dsr4tcp dsr4udp nat6tcp nat6udp dsr6tcp dsr6
 setup
 log "topology $BGS_ID up; generator on CPU $GEN_CPU, $LBIF's NAPI thread on CPU $LB_CPU"
 csv=$out/fwd.csv
-{
+[ "$ROUNDS" -eq 0 ] || {
 	machine
 	echo "round,case,pps,offered_pps,misrouted,delivered"
 } >"$csv"
@@ -209,7 +209,7 @@ for r in $(seq 1 "$ROUNDS"); do
 			tee -a "$csv"
 	done
 done
-machine >>"$csv"
+[ "$ROUNDS" -eq 0 ] || machine >>"$csv"
 
 [ "${FWD_FLIP:-1}" = 1 ] || exit 0
 
@@ -223,5 +223,6 @@ run_case nat4tcp --new-every 16 --warmup 0.2 --seconds 8 --bins "$out/flip-bins.
 j=$(cat "$BGS_RUN/run.json")
 echo "$j" >"$out/flip-run.json"
 [ "$(jq '[.at[].rc] | all(. == 0)' <<<"$j")" = true ] || fail "flip or rollback failed: $j"
-python3 "$here/flip_report.py" "$out/flip-run.json" "$BGS_RUN/syn.csv" "$out/flip-bins.csv" \
+gzip -9n <"$BGS_RUN/syn.csv" >"$out/flip-syn.csv.gz"
+python3 "$here/flip_report.py" "$out/flip-run.json" "$out/flip-syn.csv.gz" "$out/flip-bins.csv" \
 	| tee "$out/flip-summary.txt"
