@@ -84,7 +84,8 @@ HDRS := $(wildcard include/*.h user/lib/*.h)
 # The soak scenarios' traffic generator (vm-tests/loadgen.c), in every build.
 LOADGEN := $(BUILD)/tools/loadgen
 
-.PHONY: all deps test test-build unit vm-tests demo bench bench-agent fuzz soak vm-test-6.1 install clean
+.PHONY: all deps test test-build unit vm-tests demo bench bench-agent bench-fwd bench-scale \
+	bench-plots fuzz soak vm-test-6.1 install clean
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -234,6 +235,21 @@ bench: deps
 bench-agent: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)bench/agent_idle.sh build/rel
+
+# Forwarding on veth, one LB core: bgswitch next to nftables DNAT and a minimal XDP program,
+# then a flip under load (bench/fwd.sh; raw results in docs/bench-data, see docs/benchmarks.md).
+bench-fwd: deps
+	$(Q)$(MAKE) --no-print-directory all $(BENCHES)
+	$(Q)bench/fwd.sh build/rel docs/bench-data
+
+# Scale: conntrack memory, counting and ending 1,000,000 flows, inserts, 1,000 services.
+bench-scale: deps
+	$(Q)$(MAKE) --no-print-directory all $(BENCHES)
+	$(Q)bench/scale.sh build/rel docs/bench-data
+
+# The PNG plots of docs/benchmarks.md, from the committed raw results (gnuplot).
+bench-plots: deps
+	$(Q)bench/plots.sh docs/bench-data docs
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all

@@ -11,6 +11,7 @@ pkgs=(
 	libmicrohttpd-dev
 	iproute2 ethtool jq python3 curl procps util-linux
 	qemu-system-x86 busybox-static kmod cpio
+	nftables gnuplot-nox
 )
 
 missing=()
