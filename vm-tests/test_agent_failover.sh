@@ -4,7 +4,8 @@
 # server is stopped; the agent flips web to green on its own and new connections are served
 # again within 500 ms of the moment the last blue server died (measured by a client making a
 # new connection every 10 ms). The flip is in the audit history with the agent as actor and
-# the reason; blue coming back does not flip it back (no automatic failback).
+# the reason; blue coming back does not flip it back (no automatic failback), green dying
+# within hold_down does not flip it either, nor after a restart of the agent (kill -9).
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/agent_lib.sh"
@@ -55,3 +56,21 @@ responder_stop g2 || fail "cannot stop g2"
 agent_wait_log "no failover: green 0/2 healthy < 50%, but in hold_down" ||
 	fail "no hold_down message"
 check "hold_down: no second automatic flip" test "$(lbjq '.services[0].live' -j status web)" = green
+
+# a restart (kill -9) inside the hold_down keeps it: the history has the agent's flip
+kill -9 "$AGENT_PID"
+wait "$AGENT_PID" 2>/dev/null
+: >"$AGENT_LOG"
+agent_start
+agent_wait_log "ready: 1 service" || fail "restarted agent not ready: $(tail -5 "$AGENT_LOG")"
+check "restart: the hold_down is resumed from the history" \
+	grep -q "web: automatic flip .* ago (history): no other one before its hold_down ends" \
+	"$AGENT_LOG"
+agent_wait_log "no failover: green 0/2 healthy < 50%, but in hold_down" ||
+	fail "restarted agent: no hold_down message"
+sleep 1
+check "restart: still no second automatic flip" \
+	test "$(lbjq '.services[0].live' -j status web)" = green
+check "restart: the history still has one automatic flip" \
+	jqt '[.records[] | select(.verb == "flip" and .actor == "bgagent")] | length == 1' \
+	< <(lbctl -j history web)
