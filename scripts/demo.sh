@@ -264,6 +264,14 @@ servers_restart() {
 	for b in "${BACKENDS[@]}"; do
 		[ "${BE_COLOR[$b]}" = "$1" ] || continue
 		responder_stop "$b"
+	done
+	# seen down first, so that they are seen up after (not flapping during the rollout)
+	for i in $(seq 1 100); do
+		[ "$(backends_up)" = 2 ] && break
+		sleep 0.05
+	done
+	for b in "${BACKENDS[@]}"; do
+		[ "${BE_COLOR[$b]}" = "$1" ] || continue
 		responder_start "$b" ${2:+"$2"} || die "cannot start $b"
 	done
 	for i in $(seq 1 100); do

@@ -7,7 +7,8 @@
  * the reply path), rolls the service back with a compare-and-swap on the generation the
  * judgement was made from. Never onto a pool that is not healthy enough for a failover,
  * never within failover's hold_down; the canary and preview shares are not watched (only a
- * flip starts a watch). A flip seen at the agent's start is taken as baked.
+ * flip starts a watch). The watch is kept with the pinned state, so a restarted agent goes
+ * on with it; other flips made before the agent started are taken as baked.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -162,6 +163,31 @@ static uint64_t pool_resets(struct svc_rt *s, int color, uint32_t *unhealthy)
 	return sum;
 }
 
+static void watch_begin(struct svc_rt *s, struct pf_svc *p, int live, uint64_t since)
+{
+	uint32_t unhealthy;
+
+	p->watching = true;
+	p->live = live;
+	p->since_ms = since;
+	p->sampled = false;
+	p->rate = p->max_rate = 0;
+	p->max_unhealthy_seen = 0;
+	p->blocked[0] = '\0';
+	p->resets = pool_resets(s, p->live, &unhealthy);
+	p->sample_ms = now_ms();
+}
+
+/* The watch in the pinned state: a restarted agent goes on with it. */
+static void watch_save(struct svc_rt *s, const struct pf_svc *p)
+{
+	struct bgs_flip_watch w = { .flip_gen = p->flip_gen, .live = (__u32)p->live,
+				    .since_ms = p->since_ms, .over = !p->watching };
+
+	if (bgs_flip_watch_set(s->ag->h, s->id, &w))
+		agent_log(LOG_W, "%s: post-flip check: %s", s->name, bgs_errmsg());
+}
+
 /* A rollout whose flip this was is marked rolled back. */
 static void rollout_rolled_back(struct svc_rt *s, __u32 flip_gen, const char *why)
 {
@@ -206,6 +232,7 @@ static void rollback(struct svc_rt *s, struct pf_svc *p, __u32 gen, const char *
 	rollout_rolled_back(s, p->flip_gen, why);
 	p->flips_rollback++;
 	p->watching = false;
+	watch_save(s, p);
 	p->flip_gen = bgs_flip_drain_gen(&after);
 	agent_log(LOG_W, "%s: rolled back %s -> %s (generation %u): %s", s->name,
 		  color_str(!s->live), color_str(s->live), s->gen, why);
@@ -227,6 +254,7 @@ static void baked(struct svc_rt *s, struct pf_svc *p)
 		agent_noted(s->ag, 0);
 	agent_log(LOG_N, "%s: %s", s->name, why);
 	p->watching = false;
+	watch_save(s, p);
 }
 
 void postflip_tick(struct svc_rt *s, const struct bgs_flip *fl)
@@ -245,25 +273,31 @@ void postflip_tick(struct svc_rt *s, const struct bgs_flip *fl)
 	if (!ag->pf || !(p = pf_get(ag, s->name, &fresh)))
 		return;
 	if (fresh) {
-		/* what was flipped before the agent came is taken as baked */
+		/* a watch a previous agent left running goes on; other flips made before this
+		 * agent came are taken as baked */
+		struct bgs_flip_watch w;
+
 		p->flip_gen = bgs_flip_drain_gen(fl);
+		if (!pc || bgs_flip_watch_get(ag->h, s->id, &w) || w.over ||
+		    w.flip_gen != p->flip_gen || w.live != bgs_flip_live(fl) ||
+		    now >= w.since_ms + pc->bake_ms)
+			return;
+		watch_begin(s, p, (int)w.live, w.since_ms);
+		agent_log(LOG_N, "%s: post-flip check: resumes watching %s (flip generation %u, "
+			  "%llus left)", s->name, color_str(p->live), p->flip_gen,
+			  (unsigned long long)(w.since_ms + pc->bake_ms - now) / 1000);
 		return;
 	}
 	if (bgs_flip_drain_gen(fl) != p->flip_gen) {
 		p->flip_gen = bgs_flip_drain_gen(fl);
-		p->watching = pc && pc->bake_ms;
-		p->live = (int)bgs_flip_live(fl);
-		p->since_ms = now;
-		p->sampled = false;
-		p->rate = p->max_rate = 0;
-		p->max_unhealthy_seen = 0;
-		p->blocked[0] = '\0';
-		p->resets = pool_resets(s, p->live, &in.unhealthy);
-		p->sample_ms = now;
-		if (p->watching)
-			agent_log(LOG_N, "%s: post-flip check: watching %s for %llus (flip generation "
-				  "%u)", s->name, color_str(p->live),
-				  (unsigned long long)pc->bake_ms / 1000, p->flip_gen);
+		p->watching = false;
+		if (!pc || !pc->bake_ms)
+			return;
+		watch_begin(s, p, (int)bgs_flip_live(fl), now);
+		watch_save(s, p);
+		agent_log(LOG_N, "%s: post-flip check: watching %s for %llus (flip generation %u)",
+			  s->name, color_str(p->live), (unsigned long long)pc->bake_ms / 1000,
+			  p->flip_gen);
 		return;
 	}
 	if (!p->watching || !pc)

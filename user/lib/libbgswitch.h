@@ -578,6 +578,21 @@ int bgs_rollout_update(struct bgs *h, __u32 svc_id, const struct bgs_rollout *se
 		       const struct bgs_rollout *next, int canary_bps, long long expect_gen,
 		       struct bgs_flip *after);
 
+/* The post-flip check an agent keeps of a service's last flip, so that a restarted agent
+ * goes on with it (bgs_watch, made on first use like bgs_rollout). Written by the agent
+ * only, without the lock. */
+struct bgs_flip_watch {
+	char service[BGS_NAME_MAX]; /* the record is the service's while the name matches */
+	__u32 flip_gen;		    /* the flip watched (bgs_flip_drain_gen) */
+	__u32 live;		    /* the color it made live */
+	__u64 since_ms;		    /* CLOCK_MONOTONIC ms when the watch began */
+	__u32 over;		    /* the watch ended (baked or rolled back) */
+	__u32 reserved;
+};
+int bgs_flip_watch_set(struct bgs *h, __u32 svc_id, const struct bgs_flip_watch *w);
+/* -ENOENT: none for this service. */
+int bgs_flip_watch_get(struct bgs *h, __u32 svc_id, struct bgs_flip_watch *w);
+
 /* An agent shows it is alive: its pid and the time of its last tick (CLOCK_MONOTONIC ms). */
 struct bgs_agent_beat {
 	__u32 pid;

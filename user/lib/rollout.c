@@ -3,7 +3,8 @@
  * Rollouts kept with the pinned state. bgctl writes a service's request (start, promote,
  * abort), an agent writes the progress of its steps; both go through the pin directory's
  * lock, so a request and a step never cross. The records live in a small pinned hash map
- * (bgs_rollout, by service id) and the agent's heartbeat in a one-entry array (bgs_agent).
+ * (bgs_rollout, by service id), the agent's heartbeat in a one-entry array (bgs_agent) and
+ * its post-flip watches in another hash (bgs_watch).
  * No program reads them, so they are not part of the pin layout: both are made on first
  * use, which gives them to pin directories made before they existed; bgs_destroy removes
  * them with the other bgs_ pins and bgs_upgrade leaves them alone.
@@ -19,6 +20,7 @@
 
 #define BGS_PIN_ROLLOUT "bgs_rollout"
 #define BGS_PIN_AGENT "bgs_agent"
+#define BGS_PIN_WATCH "bgs_watch"
 
 static const char *const state_names[BGS_ROLLOUT_NR] = {
 	[BGS_ROLLOUT_NONE] = "none",	   [BGS_ROLLOUT_REQUESTED] = "requested",
@@ -116,20 +118,43 @@ static int record_read(int fd, __u32 svc_id, const struct bgs_service *svc,
 	return 0;
 }
 
-int bgs_rollout_get(struct bgs *h, __u32 svc_id, struct bgs_rollout *ro)
+/* A service's record in one of these per-service maps (each record begins with the
+ * service's name): -ENOENT if none, or if it is one that a deleted service of the same id
+ * left. */
+typedef int (*side_map_fn)(const struct bgs *h, bool create);
+
+/* The service (which must exist) and the fd of one of its per-service maps. */
+static int svc_map(struct bgs *h, __u32 svc_id, side_map_fn open_map, bool create,
+		   struct bgs_service *svc)
 {
-	struct bgs_service svc;
-	int fd, err;
+	int err;
 
 	bgs_err_clear();
-	err = bgs_svc_read(h, svc_id, &svc);
-	if (err)
-		return err;
-	fd = rollout_map(h, false);
+	err = bgs_svc_read(h, svc_id, svc);
+	return err ? err : open_map(h, create);
+}
+
+static int svc_record_get(struct bgs *h, __u32 svc_id, side_map_fn open_map, void *rec)
+{
+	struct bgs_service svc;
+	int fd = svc_map(h, svc_id, open_map, false, &svc), err;
+
 	if (fd < 0)
 		return fd;
-	err = record_read(fd, svc_id, &svc, ro);
+	err = bpf_map_lookup_elem(fd, &svc_id, rec) ? -ENOENT : 0;
 	close(fd);
+	if (!err && strncmp(rec, svc.name, BGS_NAME_MAX))
+		err = -ENOENT;
+	return err;
+}
+
+int bgs_rollout_get(struct bgs *h, __u32 svc_id, struct bgs_rollout *ro)
+{
+	int err = svc_record_get(h, svc_id, rollout_map, ro);
+
+	ro->next[sizeof(ro->next) - 1] = '\0';
+	ro->reason[sizeof(ro->reason) - 1] = '\0';
+	ro->strategy[sizeof(ro->strategy) - 1] = '\0';
 	return err;
 }
 
@@ -315,6 +340,35 @@ int bgs_rollout_update(struct bgs *h, __u32 svc_id, const struct bgs_rollout *se
 	struct update_arg u = { seen, next, canary_bps, expect_gen };
 
 	return rollout_edit(h, svc_id, edit_update, &u, NULL, after);
+}
+
+static int watch_map(const struct bgs *h, bool create)
+{
+	return side_map(h, BGS_PIN_WATCH, BPF_MAP_TYPE_HASH, sizeof(struct bgs_flip_watch),
+			h->meta.max_services ? h->meta.max_services : BGS_DEF_MAX_SERVICES,
+			create);
+}
+
+int bgs_flip_watch_set(struct bgs *h, __u32 svc_id, const struct bgs_flip_watch *w)
+{
+	struct bgs_flip_watch v = *w;
+	struct bgs_service svc;
+	int fd = svc_map(h, svc_id, watch_map, true, &svc), err;
+
+	if (fd < 0)
+		return fd;
+	snprintf(v.service, sizeof(v.service), "%s", svc.name);
+	err = 0;
+	if (bpf_map_update_elem(fd, &svc_id, &v, BPF_ANY))
+		err = bgs_err(-errno, "service '%s': cannot write its post-flip watch: %s", svc.name,
+			      strerror(errno));
+	close(fd);
+	return err;
+}
+
+int bgs_flip_watch_get(struct bgs *h, __u32 svc_id, struct bgs_flip_watch *w)
+{
+	return svc_record_get(h, svc_id, watch_map, w);
 }
 
 static int beat_map(const struct bgs *h, bool create)
