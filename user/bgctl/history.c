@@ -13,6 +13,7 @@
 /* The history, opened once per run; an emergency change goes on without one. */
 static int history_attach(void)
 {
+	char why[sizeof(g.err)];
 	int err;
 
 	if (g.hist)
@@ -28,9 +29,10 @@ static int history_attach(void)
 		return 0;
 	}
 	lib_fail(err, "open history");
+	snprintf(why, sizeof(why), "%s", g.err); /* fail() writes g.err: not from itself */
 	return fail(err, err == -EACCES || err == -EPERM || err == -EROFS ? EXIT_KERNEL : EXIT_OTHER,
 		    "%s; nothing was changed (set --history-file or BGSWITCH_HISTORY to a "
-		    "writable file)", g.err);
+		    "writable file)", why);
 }
 
 int run_change(const char *verb, const char *service, json_object *intent,
