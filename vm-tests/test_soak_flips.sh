@@ -10,7 +10,7 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/soak_lib.sh"
 
-[ "$SOAK_SCALE" = full ] && N=1000 || N=100
+[ "$SOAK_SCALE" = full ] && N=${SOAK_FLIPS:-1000} || N=${SOAK_FLIPS:-100}
 soak_up
 soak_dsr_service
 
