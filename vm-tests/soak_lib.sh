@@ -108,10 +108,10 @@ soak_up() {
 }
 
 # Packets the kernel dropped outside the switch on the test's paths: veth queue drops, XDP
-# transmit and redirect errors (ethtool -S; not xdp_drops, the switch's own), interface drops (ip -s link) and UDP socket errors
-# (/proc/net/snmp), summed over the LB's interfaces and the client's and backends' eth0.
-# Under CPU starvation (a shared machine) veth rings and socket buffers overflow: a UDP loss
-# is the switch's only if these do not account for it.
+# transmit and redirect errors (ethtool -S; not xdp_drops, the switch's own), interface
+# drops (ip -s link) and UDP socket errors (/proc/net/snmp), summed over the LB's interfaces
+# and the client's and backends' eth0. Under CPU starvation (a shared machine) veth rings
+# and socket buffers overflow: a UDP loss is the switch's only if these do not account for it.
 kdrops() {
 	local ns ifs i sum=0 v
 	for ns in "$NS_LB" "$NS_CL" $(for b in "${BACKENDS[@]}"; do ns_be "$b"; done); do
@@ -212,12 +212,20 @@ expect_no_loss() {
 # changes log: one line per change, "START_US END_US COLOR" (CLOCK_REALTIME microseconds).
 us_now() { echo "${EPOCHREALTIME/./}"; }
 
-# misrouted NAME CHANGES: of the run's new connections whose whole life (connect called ..
-# answered) lies between one change's return and the next change's start, how many were
-# answered by another color than that change's. Prints "MISROUTED CHECKED".
+# misrouted NAME CHANGES [REUSE_S]: of the run's new connections whose whole life (connect
+# called .. answered) lies between one change's return and the next change's start, how
+# many were answered by another color than that change's. With REUSE_S (dsr), a connection
+# whose source port an earlier one used less than REUSE_S before is not checked but counted
+# apart: in dsr a SYN on a tuple quiet for less than time_wait keeps the old flow's backend
+# (docs/datapath.md, "TCP close and tuple reuse"); the client's kernel reuses a port at once
+# when the server closed first. Prints "MISROUTED CHECKED REUSED".
 misrouted() {
-	awk 'BEGIN { n = 0 } NR == FNR { s[n] = $1; e[n] = $2; c[n] = $3; n++; next }
+	sort -n "$BGS_RUN/$1.log" | awk -v reuse="${3:-0}" '
+	BEGIN { n = 0 }
+	NR == FNR { s[n] = $1; e[n] = $2; c[n] = $3; n++; next }
 	$3 == "ok" {
+		prev = last[$5]; last[$5] = $2
+		if (reuse > 0 && prev != "" && $1 - prev < reuse * 1000000) { reused++; next }
 		# the last change that returned before this connection started
 		lo = 0; hi = n - 1; k = -1
 		while (lo <= hi) { m = int((lo + hi) / 2); if (e[m] <= $1) { k = m; lo = m + 1 } else hi = m - 1 }
@@ -227,7 +235,7 @@ misrouted() {
 		split($4, t, ":")
 		if (t[1] != c[k]) bad++
 	}
-	END { printf "%d %d\n", bad, checked }' "$2" "$BGS_RUN/$1.log"
+	END { printf "%d %d %d\n", bad, checked, reused }' "$2" -
 }
 
 # ---- with bgagent (source agent_lib.sh first)
