@@ -125,13 +125,16 @@ static __always_inline int parse_l4(struct xdp_md *ctx, struct pkt *p)
 	p->has_ports = 1;
 	if (off + need > p->l3_end || data + off + need > data_end)
 		return PARSE_L4_TRUNC;
-	p->l4_whole = 1;
 	if (p->proto == IPPROTO_TCP) {
-		fl = data + off + 13;
-		if ((void *)(fl + 1) > data_end)
+		fl = data + off + 12; /* data offset, then flags */
+		if ((void *)(fl + 2) > data_end)
 			return PARSE_L4_TRUNC;
-		p->tcp_flags = *fl;
+		/* a header shorter than its fixed part or reaching past the packet is not whole */
+		if ((fl[0] >> 4) < 5 || off + (fl[0] >> 4) * 4 > p->l3_end)
+			return PARSE_L4_TRUNC;
+		p->tcp_flags = fl[1];
 	}
+	p->l4_whole = 1;
 	return PARSE_OK;
 }
 

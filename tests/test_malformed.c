@@ -203,6 +203,43 @@ static bool test_truncated_l4_header(void)
 	return ok;
 }
 
+/* A TCP header whose data offset is below 5 words or reaches past the IP packet: the
+ * header is not whole, so to a VIP:port it is dropped as truncated and creates no flow. */
+static bool test_tcp_data_offset(void)
+{
+	__u8 frame[PKT_MAX];
+	struct pkt p;
+	bool ok = true;
+	size_t i;
+	int len, doff, at;
+
+	if (!services_up())
+		return false;
+	for (i = 0; i < ARRAY_SIZE(variants); i++) {
+		const struct variant *v = &variants[i];
+
+		if (v->proto != IPPROTO_TCP)
+			continue;
+		/* 28 bytes of TCP: offsets 5 to 7 fit (a header with options), 8 and up do not */
+		for (doff = 0; doff < 16; doff++) {
+			if (doff >= 5 && doff <= 7)
+				continue;
+			base_pkt(&p, v, PKT_SYN);
+			p.payload_len = 8;
+			len = pkt_build(&p, frame, sizeof(frame));
+			if (!ASSERT_GT(len, 0, "build"))
+				return false;
+			at = 14 + l3_hlen(v) + 12;
+			frame[at] = (__u8)((doff << 4) | (frame[at] & 0x0f));
+			test_ctx("%s data offset %d, 28 bytes of TCP", v->name, doff);
+			ok &= expect_raw(frame, (__u32)len, XDP_DROP, BGS_R_DROP_L4_TRUNC, &p,
+					 "bad TCP data offset");
+		}
+	}
+	test_ctx("%s", "");
+	return ok;
+}
+
 /* Ethernet padding past the IP length (as on minimum-size frames) is not payload: the
  * packet is forwarded normally and the padding comes out as it went in. */
 static bool test_padded_frames(void)
@@ -651,6 +688,7 @@ static bool test_truncated_icmp_errors(void)
 static const struct test_case tests[] = {
 	{ "truncated_frames", test_truncated_frames },
 	{ "truncated_l4_header", test_truncated_l4_header },
+	{ "tcp_data_offset", test_tcp_data_offset },
 	{ "padded_frames", test_padded_frames },
 	{ "bad_ip_headers", test_bad_ip_headers },
 	{ "options_and_extension_headers", test_options_and_extension_headers },

@@ -30,6 +30,7 @@ CLASSES = {
     "trunc_ip": "drop_malformed",  # a SYN to the VIP cut at every offset, IP length kept
     "trunc_ip6": "drop_malformed",  # an IPv6 header cut at every offset
     "trunc_l4": "drop_l4_trunc",  # IP length right, TCP/UDP header cut at every offset
+    "bad_doff": "drop_l4_trunc",  # TCP data offset below 5 or past the packet
     "bad_ihl": "drop_malformed",  # IHL 0..4
     "bad_version": "drop_malformed",  # IP version other than 4 under the IPv4 ethertype
     "bad_tot_len": "drop_malformed",  # IP total length below its header or past the frame
@@ -62,9 +63,9 @@ def ipv4(src, dst, proto, payload, ttl=64, frag=0, opts=b"", tot=None, ihl=None,
     return h + payload
 
 
-def tcp(sport, dport, flags, seq=None):
+def tcp(sport, dport, flags, seq=None, doff=5):
     seq = random.getrandbits(32) if seq is None else seq
-    return struct.pack("!HHIIBBHHH", sport, dport, seq, 0, 5 << 4, flags, 65535, 0, 0)
+    return struct.pack("!HHIIBBHHH", sport, dport, seq, 0, doff << 4, flags, 65535, 0, 0)
 
 
 def udp(sport, dport, data=b"x" * 16):
@@ -94,6 +95,9 @@ def frames(cls, a, tuples):
         for n in range(0, 8):
             out.append(eth4 + ipv4(a.client, a.vip, UDP, udp(sp(), a.udp_port)[:n]))
         return out
+    if cls == "bad_doff":
+        return [eth4 + ipv4(a.client, a.vip, TCP, tcp(sp(), a.tcp_port, SYN, doff=d))
+                for d in (0, 1, 2, 3, 4, 6, 15)]
     if cls == "bad_ihl":
         return [eth4 + ipv4(a.client, a.vip, TCP, tcp(sp(), a.tcp_port, SYN), ihl=i)
                 for i in range(0, 5)]

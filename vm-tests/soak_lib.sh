@@ -107,6 +107,32 @@ soak_up() {
 	soak_services
 }
 
+# Packets the kernel dropped outside the switch on the test's paths: veth queue drops, XDP
+# transmit and redirect errors (ethtool -S; not xdp_drops, the switch's own), interface
+# drops (ip -s link) and UDP socket errors (/proc/net/snmp), summed over the LB's interfaces
+# and the client's and backends' eth0. Under CPU starvation (a shared machine) veth rings
+# and socket buffers overflow: a UDP loss is the switch's only if these do not account for it.
+kdrops() {
+	local ns ifs i sum=0 v
+	for ns in "$NS_LB" "$NS_CL" $(for b in "${BACKENDS[@]}"; do ns_be "$b"; done); do
+		[ "$ns" = "$NS_LB" ] && ifs="c1 c2 ${BACKENDS[*]}" || ifs=eth0
+		for i in $ifs; do
+			v=$(nsx "$ns" ethtool -S "$i" 2>/dev/null |
+				awk '$1 ~ /(drops|errors):$/ && $1 !~ /xdp_drops/ { s += $2 } END { print s + 0 }')
+			sum=$((sum + v))
+			v=$(ip -n "$ns" -s -j link show "$i" 2>/dev/null |
+				jq '.[0].stats64 | .rx.dropped + .tx.dropped' 2>/dev/null)
+			sum=$((sum + ${v:-0}))
+		done
+		[ "$ns" = "$NS_LB" ] && continue
+		v=$(nsx "$ns" awk '/^Udp:/ { if (!h) { for (i = 2; i <= NF; i++) k[i] = $i; h = 1 }
+			else for (i = 2; i <= NF; i++) if (k[i] ~ /^(InErrors|RcvbufErrors|SndbufErrors)$/) s += $i }
+			END { print s + 0 }' /proc/net/snmp)
+		sum=$((sum + v))
+	done
+	echo "$sum"
+}
+
 # load_start NAME [loadgen client options]: a load client in the client's namespace, for at
 # most SOAK_MAX_S seconds (the scenario ends it earlier with load_stop). Its files are
 # $BGS_RUN/NAME.{json,log,out}; waits (bounded) until every long-lived connection answered.
@@ -115,6 +141,7 @@ load_start() {
 	local name=$1
 	shift
 	rm -f "$BGS_RUN/$name".{json,log,out,ready,stop}
+	kdrops >"$BGS_RUN/$name.kd0"
 	nsx "$NS_CL" timeout $((SOAK_MAX_S + 30)) "$LOADGEN" client \
 		--tcp "$VIP_NAT:$LOAD_TCP" --udp "$VIP_NAT:$LOAD_UDP" --long "$SOAK_LONG" \
 		--rate "$SOAK_RATE" --udp-flows "$SOAK_UDP_FLOWS" --udp-rate "$SOAK_UDP_RATE" \
@@ -142,6 +169,7 @@ load_stop() {
 	done
 	kill -0 "$pid" 2>/dev/null && fail "load client $name did not stop"
 	[ -s "$BGS_RUN/$name.json" ] || fail "load client $name left no figures: $(cat "$BGS_RUN/$name.out")"
+	echo $(($(kdrops) - $(cat "$BGS_RUN/$name.kd0"))) >"$BGS_RUN/$name.kdrops"
 	echo "# $name: $(cat "$BGS_RUN/$name.out")"
 }
 
@@ -160,7 +188,7 @@ lg() { jq -r ".$2" "$BGS_RUN/$1.json"; }
 # expect_no_loss NAME [BASELINE]: every loss figure of the run is 0 (UDP: no more lost than
 # the baseline run), and the run did real work. Prints the figures it checked.
 expect_no_loss() {
-	local name=$1 base=${2:-} f v lost blost
+	local name=$1 base=${2:-} f v lost blost kd
 	for f in long_failed_connects long_resets long_timeouts long_wrong_backend new_refused \
 		new_reset new_timeout new_error udp_wrong_backend; do
 		v=$(lg "$name" $f)
@@ -169,27 +197,35 @@ expect_no_loss() {
 	[ "$(lg "$name" long_exchanges)" -gt 0 ] && [ "$(lg "$name" new_ok)" -gt 0 ] ||
 		fail "$name: no traffic went through: $(cat "$BGS_RUN/$name.out")"
 	lost=$(lg "$name" udp_lost)
-	if [ -n "$base" ]; then
-		blost=$(lg "$base" udp_lost)
-		[ "$lost" -le "$blost" ] || [ "$(lg "$name" udp_max_gap)" -le "$(lg "$base" udp_max_gap)" ] ||
-			fail "$name: $lost UDP datagrams lost (longest gap $(lg "$name" udp_max_gap)); baseline $blost (gap $(lg "$base" udp_max_gap))"
-	else
-		[ "$lost" = 0 ] || fail "$name: $lost UDP datagrams lost"
+	kd=$(cat "$BGS_RUN/$name.kdrops")
+	[ -n "$base" ] && blost=$(lg "$base" udp_lost) || blost=0
+	if [ "$lost" -gt "$blost" ]; then
+		[ "$lost" -le "$kd" ] ||
+			fail "$name: $lost UDP datagrams lost (longest gap $(lg "$name" udp_max_gap)), baseline $blost, and the kernel dropped only $kd packets outside the switch"
+		echo "# $name: $lost UDP datagrams lost (longest gap $(lg "$name" udp_max_gap)), more than the baseline's $blost, but the kernel counted $kd drops outside the switch (veth rings, socket buffers: a starved CPU)"
 	fi
 	[ "$(lg "$name" udp_recv)" -gt 0 ] || [ "$(lg "$name" udp_sent)" = 0 ] ||
 		fail "$name: no UDP answer"
-	ok "$name: no failed or reset connection, no wrong backend, UDP lost $lost (longest gap $(lg "$name" udp_max_gap)); $(lg "$name" long_exchanges) exchanges on $(lg "$name" n_long) long-lived connections, $(lg "$name" new_ok) new connections ($(lg "$name" new_per_s | cut -c1-6)/s)"
+	ok "$name: no failed or reset connection, no wrong backend, UDP lost $lost (longest gap $(lg "$name" udp_max_gap)), kernel drops outside the switch $kd; $(lg "$name" long_exchanges) exchanges on $(lg "$name" n_long) long-lived connections, $(lg "$name" new_ok) new connections ($(lg "$name" new_per_s | cut -c1-6)/s)"
 }
 
 # changes log: one line per change, "START_US END_US COLOR" (CLOCK_REALTIME microseconds).
 us_now() { echo "${EPOCHREALTIME/./}"; }
 
-# misrouted NAME CHANGES: of the run's new connections whose whole life (connect called ..
-# answered) lies between one change's return and the next change's start, how many were
-# answered by another color than that change's. Prints "MISROUTED CHECKED".
+# misrouted NAME CHANGES [REUSE_S]: of the run's new connections whose whole life (connect
+# called .. answered) lies between one change's return and the next change's start, how
+# many were answered by another color than that change's. With REUSE_S (dsr), a connection
+# whose source port an earlier one used less than REUSE_S before is not checked but counted
+# apart: in dsr a SYN on a tuple quiet for less than time_wait keeps the old flow's backend
+# (docs/datapath.md, "TCP close and tuple reuse"); the client's kernel reuses a port at once
+# when the server closed first. Prints "MISROUTED CHECKED REUSED".
 misrouted() {
-	awk 'BEGIN { n = 0 } NR == FNR { s[n] = $1; e[n] = $2; c[n] = $3; n++; next }
+	sort -n "$BGS_RUN/$1.log" | awk -v reuse="${3:-0}" '
+	BEGIN { n = 0 }
+	NR == FNR { s[n] = $1; e[n] = $2; c[n] = $3; n++; next }
 	$3 == "ok" {
+		prev = last[$5]; last[$5] = $2
+		if (reuse > 0 && prev != "" && $1 - prev < reuse * 1000000) { reused++; next }
 		# the last change that returned before this connection started
 		lo = 0; hi = n - 1; k = -1
 		while (lo <= hi) { m = int((lo + hi) / 2); if (e[m] <= $1) { k = m; lo = m + 1 } else hi = m - 1 }
@@ -199,7 +235,7 @@ misrouted() {
 		split($4, t, ":")
 		if (t[1] != c[k]) bad++
 	}
-	END { printf "%d %d\n", bad, checked }' "$2" "$BGS_RUN/$1.log"
+	END { printf "%d %d %d\n", bad, checked, reused }' "$2" -
 }
 
 # ---- with bgagent (source agent_lib.sh first)

@@ -6,9 +6,12 @@
 # next packet takes the mid-flow path (same color, same Maglev backend while the tables are
 # unchanged) and gets an entry again. Expected (docs/datapath.md, "Conntrack under pressure"):
 # nothing crashes, the table never holds more than its size, no connection is reset or
-# answered by another backend, with no flip and after a flip (the long-lived connections,
-# opened before it, keep the drained color by the mid-flow rule while the drain runs), and
-# the verdict counters say what happened (nat replies that found no entry).
+# answered by another backend with no flip; after a flip, the long-lived connections (opened
+# before it) keep the drained color by the mid-flow rule while the drain runs and lose
+# nothing, while new connections opened after it that lose their entry (or never got one:
+# the SYN-flood guard trips at these rates with a small table) are sent to the drained
+# color by the same rule and fail: measured and printed; and the verdict counters say what
+# happened (ct_skipped, replies translated without an entry).
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/soak_lib.sh"
@@ -68,10 +71,10 @@ for f in long_failed_connects long_resets long_timeouts long_wrong_backend udp_l
 done
 read -r early late < <(awk -v t="$t_flip" '$3 != "ok" { if ($1 < t) e++; else l++ }
 	END { printf "%d %d\n", e, l }' "$BGS_RUN/flip.log")
-echo "# measured: $late of $(lg flip new_started) new connections opened after the flip were reset (untracked or evicted during the drain: sent to the drained color by the mid-flow rule); $early failures among those opened before it"
+echo "# measured: $late of $(lg flip new_started) new connections opened after the flip failed (resets $(lg flip new_reset), timeouts $(lg flip new_timeout)): untracked (flood guard) or evicted during the drain, their next packets were sent to the drained color by the mid-flow rule; $early failures among those opened before it"
 check "no new connection opened before the flip failed" test "$early" = 0
-check "every failure is a reset (refused $(lg flip new_refused), timeouts $(lg flip new_timeout))" \
-	test "$(($(lg flip new_refused) + $(lg flip new_timeout) + $(lg flip new_error)))" = 0
+check "none refused or in error (refused $(lg flip new_refused), errors $(lg flip new_error))" \
+	test "$(($(lg flip new_refused) + $(lg flip new_error)))" = 0
 
 # Phase 3: the drain ended, the same pressure loses nothing on green.
 lbctl drain load --kill >/dev/null || fail "end the drain"
