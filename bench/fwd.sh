@@ -9,12 +9,14 @@
 #
 # The generator (bench/fwd_bench, fwd_gen in BPF_PROG_TEST_RUN live-frames mode) sends from
 # the client's veth on CPU 0; the LB's receive side (LBIF's NAPI, made threaded) is pinned to
-# CPU 1 and does all the LB's work for a packet (its XDP program or the kernel's forwarding);
+# CPU 1 and does all the LB's work for a packet (its XDP program or the kernel's forwarding),
+# its CPU time is read from /proc (pps_per_lb_cpu: packets per second of LB CPU);
 # the backends' veths count with fwd_count (XDP, per CPU) and drop. Each round measures every
 # case once, interleaved; results go to OUT_DIR (default docs/bench-data) as CSV.
 #
 # Environment: FWD_ROUNDS (5), FWD_SECONDS (2), FWD_WARMUP (0.5), FWD_FLOWS (256),
-# FWD_FLIP (1), FWD_CASES (all: a space-separated subset of the case names below).
+# FWD_FLIP (1), FWD_CASES (all: a space-separated subset of the case names below);
+# FWD_PERF=DIR records each case's LB CPU with `perf record -g` into DIR/CASE.perf.data.
 set -uo pipefail
 
 build=$(cd "${1:-build/rel}" && pwd)
@@ -80,6 +82,8 @@ pin_napi() {
 	local pid
 	pid=$(ps -eo pid=,comm= | awk -v n="napi/$LBIF" 'index($2, n) == 1 { print $1 }')
 	[ -n "$pid" ] || fail "no NAPI thread for $LBIF"
+	[ "$(wc -w <<<"$pid")" -eq 1 ] || fail "several NAPI threads for $LBIF: $pid"
+	NAPI_PID=$pid
 	for p in $pid; do
 		taskset -pc "$LB_CPU" "$p" >/dev/null || fail "cannot pin NAPI thread $p"
 	done
@@ -149,21 +153,22 @@ lb_prog() {
 	LB_PROG=$want
 }
 
-# case name -> LB program, VIP, port, frame
+# case name (IMPL FAMILY PROTO: nat|dsr|syn = bgswitch, min, nft) -> LB program, VIP, port,
+# frame
 case_args() {
 	local c=$1 impl fam proto vip port
 	impl=${c%%[46]*}
 	fam=${c//[^46]/}
 	proto=${c##*[46]}
 	case $impl in
-	nat) [ "$fam" = 4 ] && vip=$VIP_NAT || vip=$VIP6_NAT ;;
+	nat | syn) [ "$fam" = 4 ] && vip=$VIP_NAT || vip=$VIP6_NAT ;;
 	dsr) [ "$fam" = 4 ] && vip=$VIP_DSR || vip=$VIP6_DSR ;;
 	nft) [ "$fam" = 4 ] && vip=$VIP_NFT || vip=$VIP6_NFT ;;
 	min) [ "$fam" = 4 ] && vip=$VIP_MIN || vip=$VIP6_MIN ;;
 	esac
 	[ "$proto" = tcp ] && port=80 || port=9000
 	case $impl in
-	nat | dsr) echo "bgswitch $vip $port v$fam$proto" ;;
+	nat | dsr | syn) echo "bgswitch $vip $port v$fam$proto" ;;
 	*) echo "$impl $vip $port v$fam$proto" ;;
 	esac
 }
@@ -171,15 +176,23 @@ case_args() {
 # run_case CASE [fwd_bench run options]: fwd_bench's JSON in $BGS_RUN/run.json (not in a
 # subshell: the LB's program is remembered in LB_PROG).
 run_case() {
-	local c=$1 prog vip port frame src
+	local c=$1 prog vip port frame src new=()
 	shift
+	# syn4tcp: every frame a SYN of a new flow (a conntrack insert each), nat v4
+	[ "${c:0:3}" = syn ] && new=(--new-every 1)
 	read -r prog vip port frame <<<"$(case_args "$c")"
 	lb_prog "$prog"
 	pin_napi
 	[ "${frame:1:1}" = 4 ] && src=$CL_ADDR || src=$CL_ADDR6
+	if [ -n "${FWD_PERF:-}" ]; then
+		perf record -q -C "$LB_CPU" -g -o "$FWD_PERF/$c.perf.data" -- \
+			sleep "$(awk -v a="$WARMUP" -v b="$SECONDS_RUN" 'BEGIN { print a + b }')" \
+			>/dev/null 2>&1 &
+		BGS_PIDS+=($!)
+	fi
 	nsx "$NS_LB" "$FB" run "$PIN" --netns "/run/netns/$NS_CL" --ifname eth0 --cpu "$GEN_CPU" \
 		--frame "$frame" --src "$src" --dst "$vip" --dport "$port" --smac "$CL_MAC" \
-		--dmac "$LB_MAC" --flows "$FLOWS" --warmup "$WARMUP" --seconds "$SECONDS_RUN" "$@" \
+		--dmac "$LB_MAC" --napi-pid "$NAPI_PID" --flows "$FLOWS" --warmup "$WARMUP" --seconds "$SECONDS_RUN" "${new[@]}" "$@" \
 		>"$BGS_RUN/run.json"
 }
 
@@ -190,14 +203,14 @@ machine() {
 }
 
 CASES=${FWD_CASES:-"nat4tcp nat4udp dsr4tcp dsr4udp nat6tcp nat6udp dsr6tcp dsr6udp
-	min4tcp min4udp min6tcp min6udp nft4tcp nft4udp nft6tcp nft6udp"}
+	min4tcp min4udp min6tcp min6udp nft4tcp nft4udp nft6tcp nft6udp syn4tcp"}
 
 setup
 log "topology $BGS_ID up; generator on CPU $GEN_CPU, $LBIF's NAPI thread on CPU $LB_CPU"
 csv=$out/fwd.csv
 [ "$ROUNDS" -eq 0 ] || {
 	machine
-	echo "round,case,pps,offered_pps,misrouted,delivered"
+	echo "round,case,pps,offered_pps,misrouted,delivered,lb_cpu_ms,pps_per_lb_cpu"
 } >"$csv"
 for r in $(seq 1 "$ROUNDS"); do
 	for c in $CASES; do
@@ -205,7 +218,7 @@ for r in $(seq 1 "$ROUNDS"); do
 		j=$(cat "$BGS_RUN/run.json")
 		pps=$(jq -r '.pps | floor' <<<"$j")
 		[ "$pps" -gt 0 ] || fail "case $c delivered nothing: $j"
-		echo "$r,$c,$pps,$(jq -r '.offered_pps | floor' <<<"$j"),$(jq -r .misrouted <<<"$j"),$(jq -r .delivered <<<"$j")" |
+		echo "$r,$c,$pps,$(jq -r '.offered_pps | floor' <<<"$j"),$(jq -r .misrouted <<<"$j"),$(jq -r .delivered <<<"$j"),$(jq -r '.lb_cpu_ms | floor' <<<"$j"),$(jq -r '.pps_per_lb_cpu | floor' <<<"$j")" |
 			tee -a "$csv"
 	done
 done

@@ -11,13 +11,16 @@
  *   fwd_bench run PIN_DIR --netns PATH --ifname IFACE --frame v4tcp|v4udp|v6tcp|v6udp
  *                 --src ADDR --dst ADDR --dport PORT --smac MAC --dmac MAC
  *                 [--flows N] [--new-every K] [--warmup S] [--seconds S] [--cpu N]
- *                 [--bins FILE] [--syn-log FILE] [--at SECONDS CMD]...
+ *                 [--bins FILE] [--syn-log FILE] [--napi-pid PID] [--at SECONDS CMD]...
  *       Generates traffic with BPF_PROG_TEST_RUN in live-frames mode (fwd_gen, XDP_TX out
  *       of IFACE in the namespace PATH, from a thread pinned to CPU N) for warmup + seconds;
  *       counts what the backends' fwd_count saw over the last `seconds`; runs each --at
  *       command (sh -c) at its time since the start of the measurement and reports when it
  *       returned (CLOCK_MONOTONIC, the programs' clock). This thread and the commands run on
- *       the generator's CPU. Prints one JSON object.
+ *       the generator's CPU. With --napi-pid, the CPU time that thread (the LB's receive
+ *       side) used over the measurement (/proc/PID/schedstat), and the packets delivered
+ *       per second of it: the LB core's rate whatever share of the core it was given.
+ *       Prints one JSON object.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -360,6 +363,25 @@ static void sleep_until(__u64 t, struct ring_buffer *rb)
 	}
 }
 
+/* A thread's time on a CPU so far, ns (0 if unknown). */
+static __u64 task_cpu_ns(int pid)
+{
+	unsigned long long ns = 0;
+	char path[64];
+	FILE *f;
+
+	if (pid <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/schedstat", pid);
+	f = fopen(path, "r");
+	if (f) {
+		if (fscanf(f, "%llu", &ns) != 1)
+			ns = 0;
+		fclose(f);
+	}
+	return ns;
+}
+
 static int run_cmd(const char *cmd)
 {
 	int st = system(cmd);
@@ -373,7 +395,8 @@ static int cmd_run(int argc, char **argv)
 	const char *syn_out = NULL, *at_cmd[MAX_AT];
 	double warmup = 1, seconds = 3, at_t[MAX_AT];
 	unsigned int dport = 80, flows = 256, new_every = 0;
-	int ncpus = libbpf_num_possible_cpus(), n_at = 0, i, b, k, err = 1;
+	int ncpus = libbpf_num_possible_cpus(), n_at = 0, i, b, k, err = 1, napi_pid = 0;
+	__u64 napi0, napi1;
 	int cfg_fd, tpl_fd, cnt_fd, bins_fd, fb_fd, log_fd;
 	__u8 smac[6] = {}, dmac[6] = {};
 	struct fwd_counts c0, c1;
@@ -420,6 +443,8 @@ static int cmd_run(int argc, char **argv)
 			bins_out = v;
 		else if (!strcmp(o, "--syn-log"))
 			syn_out = v;
+		else if (!strcmp(o, "--napi-pid"))
+			napi_pid = atoi(v);
 		else if (!strcmp(o, "--at") && i + 2 < argc && n_at < MAX_AT) {
 			at_t[n_at] = atof(v);
 			at_cmd[n_at++] = argv[i + 2];
@@ -502,6 +527,7 @@ static int cmd_run(int argc, char **argv)
 	sleep_until(t_start + (__u64)(warmup * 1e9), rb);
 	t0 = mono_ns();
 	read_counts(cnt_fd, ncpus, &c0);
+	napi0 = task_cpu_ns(napi_pid);
 	for (i = 0; i < n_at; i++) {
 		sleep_until(t0 + (__u64)(at_t[i] * 1e9), rb);
 		at_start[i] = mono_ns();
@@ -511,6 +537,7 @@ static int cmd_run(int argc, char **argv)
 	sleep_until(t0 + (__u64)(seconds * 1e9), rb);
 	t1 = mono_ns();
 	read_counts(cnt_fd, ncpus, &c1);
+	napi1 = task_cpu_ns(napi_pid);
 	atomic_store(&g.stop, true);
 	pthread_join(th, NULL);
 	if (g.err) {
@@ -548,6 +575,10 @@ static int cmd_run(int argc, char **argv)
 		json_object_object_add(j, "pps", json_object_new_double(total / ((t1 - t0) / 1e9)));
 		json_object_object_add(j, "delivered", json_object_new_uint64(total));
 		json_object_object_add(j, "syn_delivered", json_object_new_uint64(syn));
+		json_object_object_add(j, "lb_cpu_ms", json_object_new_double((napi1 - napi0) / 1e6));
+		json_object_object_add(j, "pps_per_lb_cpu",
+				       json_object_new_double(napi1 > napi0 ?
+							      total / ((napi1 - napi0) / 1e9) : 0));
 	}
 	json_object_object_add(j, "per_backend", jb);
 	json_object_object_add(j, "offered_pps",

@@ -14,11 +14,15 @@ command -v gnuplot >/dev/null || { echo "plots: no gnuplot (run make deps)" >&2;
 tmp=$(mktemp -d /tmp/bgs-plots.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 
-# --- forwarding: median, lowest and highest pps per case over the rounds ---------------
+# --- forwarding: median, lowest and highest rate per case over the rounds ---------------
+# The rate is pps_per_lb_cpu (column 8): packets delivered per second of CPU time of the
+# LB's receive thread, i.e. what one LB core forwards, whatever share of the core the
+# shared machine gave it; column 3 is the wall-clock rate.
+col=${FWD_COL:-8}
 fwd=$data/fwd.csv
 [ -f "$fwd" ] || { echo "plots: no $fwd (run make bench-fwd)" >&2; exit 1; }
 # per case: median min max (Mpps)
-grep -v '^#' "$fwd" | tail -n +2 | awk -F, '{ print $2, $3 }' | sort -k1,1 -k2,2n |
+grep -v '^#' "$fwd" | tail -n +2 | awk -F, -v k="$col" '{ print $2, $k }' | sort -k1,1 -k2,2n |
 	awk '
 	function flush() {
 		if (n) printf "%s %.4f %.4f %.4f\n", c, (n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2) / 1e6, v[1] / 1e6, v[n] / 1e6
@@ -42,8 +46,8 @@ grep -v '^#' "$fwd" | tail -n +2 | awk -F, '{ print $2, $3 }' | sort -k1,1 -k2,2
 gnuplot <<EOF
 set terminal pngcairo size 1000,520 font "sans,11"
 set output "$outdir/bench-fwd.png"
-set title "Forwarding through one LB core on veth (64-byte frames; v6: 84): median and range of the rounds"
-set ylabel "delivered Mpps"
+set title "Forwarding on veth (64-byte frames; v6: 84): Mpps per LB core, median and range of the rounds"
+set ylabel "delivered Mpps per second of LB CPU"
 set style data histogram
 set style histogram errorbars gap 2 lw 1
 set style fill solid 0.8 border -1
@@ -59,12 +63,14 @@ echo "plots: $outdir/bench-fwd.png"
 
 # --- ratios per round (paired: the cases of one round ran back to back) -----------------
 echo
+echo "(column $col of $fwd)"
+echo
 echo "| traffic | bgswitch | Mpps (median, range) | minimal Mpps | nftables Mpps | / minimal: median (range over rounds) | / nftables: median (range) |"
 echo "|---|---|---:|---:|---:|---:|---:|"
 for k in 4tcp 4udp 6tcp 6udp; do
 	for impl in nat dsr; do
-		grep -v '^#' "$fwd" | tail -n +2 | awk -F, -v a="$impl$k" -v m="min$k" -v n="nft$k" '
-			$2 == a { A[$1] = $3 } $2 == m { M[$1] = $3 } $2 == n { N[$1] = $3 }
+		grep -v '^#' "$fwd" | tail -n +2 | awk -F, -v a="$impl$k" -v m="min$k" -v n="nft$k" -v c="$col" '
+			$2 == a { A[$1] = $c } $2 == m { M[$1] = $c } $2 == n { N[$1] = $c }
 			END { for (r in A) if (M[r] && N[r]) print A[r] / M[r], A[r] / N[r] }' >"$tmp/ratios"
 		[ -s "$tmp/ratios" ] || continue
 		rm_med=$(cut -d' ' -f1 "$tmp/ratios" | sort -g | awk '{ v[++n] = $1 } END { printf "%.2f (%.2f-%.2f)", n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2, v[1], v[n] }')

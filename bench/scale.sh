@@ -9,7 +9,8 @@
 #                     the draining color's flows) and of `bgctl drain NAME --kill` (ending
 #                     them), checked: the count says 1,000,000 and none is left after;
 #   scale-status.csv  wall time of `bgctl status` and `bgctl status -j` with 1,000 services.
-# SCALE_ROUNDS (5) rounds of each. In fresh namespaces on a bpffs under /run, removed on exit.
+# SCALE_ROUNDS (5) drain rounds, SCALE_STATUS_ROUNDS (10) status rounds; SCALE_SERVICES (1000); SCALE_PERF=FILE records the last
+# round's `bgctl drain --kill` with `perf record -g` into FILE. In fresh namespaces on a bpffs under /run, removed on exit.
 set -uo pipefail
 
 build=$(cd "${1:-build/rel}" && pwd)
@@ -21,7 +22,7 @@ export BGS_BUILD=$build
 . "$here/../vm-tests/lib.sh"
 ROUNDS=${SCALE_ROUNDS:-5}
 NFLOWS=1000000
-NSVC=1000
+NSVC=${SCALE_SERVICES:-1000}
 
 [ -x "$build/bench/ct_fill" ] || { echo "scale: $build/bench/ct_fill not built" >&2; exit 1; }
 bgs_require
@@ -42,7 +43,7 @@ machine() {
 }
 
 # The LB namespace with one veth and permanent neighbours for four backends, pins on a
-# bpffs under /run, conntrack of the default size (1,048,576), room for 1,024 services.
+# bpffs under /run, the default sizes (conntrack: 1,048,576 entries).
 bgs_trap
 mkdir -p "$BGS_RUN/bpf"
 mount -t bpf -o mode=0700 bpf "$BGS_RUN/bpf" || fail "cannot mount a bpffs"
@@ -55,7 +56,7 @@ ip -n "$NS_LB" addr add 10.1.1.1/24 dev b1
 for i in 2 3 4 5; do
 	ip -n "$NS_LB" neigh replace "10.1.1.$i" lladdr "02:00:00:00:01:0$i" dev b1 nud permanent
 done
-lbctl init --max-services 1024 >/dev/null || fail "bgctl init"
+lbctl init >/dev/null || fail "bgctl init"
 
 # --- memory per flow ----------------------------------------------------------------
 ct=$(bpftool -j map show pinned "$BGSWITCH_PIN_DIR/bgs_ct") || fail "bpftool map show bgs_ct"
@@ -84,7 +85,12 @@ for r in $(seq 1 "$ROUNDS"); do
 	t_count=$(us lbctl drain "$s" -j)
 	n=$(jq '[.. | objects | select(has("flows")) | .flows] | first // empty' "$BGS_RUN/out" 2>/dev/null)
 	[ -n "$n" ] || n=$(jq -c . "$BGS_RUN/out" | head -c 300)
-	t_kill=$(us lbctl drain "$s" --kill)
+	if [ -n "${SCALE_PERF:-}" ] && [ "$r" -eq "$ROUNDS" ]; then
+		t_kill=$(us perf record -q -g -o "$SCALE_PERF" -- ip netns exec "$NS_LB" "$BGCTL" \
+			drain "$s" --kill)
+	else
+		t_kill=$(us lbctl drain "$s" --kill)
+	fi
 	lbctl drain "$s" --color blue -j >"$BGS_RUN/after" || fail "drain after kill"
 	left=$(jq '[.. | objects | select(has("flows")) | .flows] | first // empty' "$BGS_RUN/after")
 	echo "$r,$n,$(awk -v u="$t_count" 'BEGIN { printf "%.1f", u / 1000 }'),$(awk -v u="$t_kill" 'BEGIN { printf "%.1f", u / 1000 }'),$left" |
@@ -94,6 +100,12 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 
 # --- bgctl status with 1,000 services ---------------------------------------------------
+# A state of its own: 1,024 services, Maglev tables of 1,021 entries (the default 16,381
+# would take 1,000 x 2 pools x 2 slots x 64 KiB; status reads none of them).
+export BGSWITCH_PIN_DIR=$BGS_RUN/bpf/bgswitch-status
+lbctl init --max-services 1024 --maglev-size 1021 --ct-entries 65536 >/dev/null ||
+	fail "bgctl init (status)"
+[ "$NSVC" -gt 0 ] || exit 0
 log "adding $NSVC services"
 for i in $(seq 1 "$NSVC"); do
 	s=$(printf 'svc%04d' "$i")
@@ -106,7 +118,7 @@ done
 	machine
 	echo "round,status_ms,status_json_ms,services"
 } >"$out/scale-status.csv"
-for r in $(seq 1 $((ROUNDS * 2))); do
+for r in $(seq 1 "${SCALE_STATUS_ROUNDS:-10}"); do
 	t1=$(us lbctl status)
 	t2=$(us lbctl status -j)
 	n=$(jq '.services | length' "$BGS_RUN/out")
