@@ -526,7 +526,12 @@ static int on_gate_exit(sd_event_source *src, const siginfo_t *si, void *arg)
 	}
 	gate_free(g);
 	if (ok) {
-		ro_flip(s, &p, &r, bgs_flip_gen(&fl));
+		/* passed: the flip step goes on as a flip, so a refused flip is tried again on
+		 * the next tick without running the gate again */
+		n = r;
+		n.state = BGS_ROLLOUT_RUNNING;
+		if (!ro_write(s, &r, &n, -1, bgs_flip_gen(&fl), NULL, NULL))
+			ro_flip(s, &p, &n, bgs_flip_gen(&fl));
 		return 0;
 	}
 	n = r;
