@@ -514,8 +514,8 @@ static int on_gate_exit(sd_event_source *src, const siginfo_t *si, void *arg)
 		snprintf(why, sizeof(why), "pre-flip gate failed: exit status %d", si->si_status);
 	else
 		snprintf(why, sizeof(why), "pre-flip gate failed: signal %d", si->si_status);
-	agent_log(ok ? LOG_N : LOG_W, "%s: rollout %u: pre-flip gate %s after %llums", g->service,
-		  g->rollout_id, ok ? "passed" : why + strlen("pre-flip gate "),
+	agent_log(ok ? LOG_N : LOG_W, "%s: rollout %u: %s (ran %llums)", g->service,
+		  g->rollout_id, ok ? "pre-flip gate passed" : why,
 		  (unsigned long long)(bgs_mono_ms() - g->started_ms));
 	/* the rollout may have been aborted, or the service removed, meanwhile */
 	if (!s || !s->cfg->rollout || bgs_rollout_get(ag->h, s->id, &r) || r.id != g->rollout_id ||
