@@ -402,8 +402,7 @@ static void ro_done(struct svc_rt *s, const struct bgs_rollout *r, __u32 flip_ge
 	n.flip_gen = flip_gen;
 	n.pause_ms = 0;
 	n.reason[0] = '\0';
-	snprintf(n.next, sizeof(n.next), "nothing (done; the post-flip check watches %s)",
-		 color_str(!(int)r->from_color));
+	snprintf(n.next, sizeof(n.next), "nothing (done)");
 	if (!ro_write(s, r, &n, -1, 0, NULL, NULL))
 		agent_log(LOG_N, "%s: rollout %u done: %s is live (generation %u)", s->name, r->id,
 			  color_str(!(int)r->from_color), flip_gen);
