@@ -7,6 +7,8 @@
 # at the same step; promote runs the gate, which fails (paused, with why), then times out,
 # then passes: the flip, and every new connection goes to green. A second rollout is aborted
 # mid-way: the canary is back to 0 at once. Every step is in the history with its actor.
+# Bad input is refused; upgrade keeps the records; with no agent, start needs --force;
+# destroy removes them.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/agent_lib.sh"
@@ -27,6 +29,13 @@ ro() { lbjq ".services[0].rollout.$1" -j rollout status web; }
 wait_ro() { # wait_ro FIELD WANT [TRIES of 0.1 s]
 	for _ in $(seq 1 "${3:-50}"); do
 		[ "$(ro "$1")" = "$2" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+wait_ro_agent() { # until the heartbeat is stale (bounded: 8 s)
+	for _ in $(seq 1 80); do
+		[ "$(lbjq '.agent.alive' -j rollout status web)" = false ] && return 0
 		sleep 0.1
 	done
 	return 1
@@ -146,6 +155,11 @@ lbctl upgrade >/dev/null || fail "upgrade"
 check "after upgrade: rollout 2 still there" test "$(ro id)" = 2
 kill "$AGENT_PID"
 wait "$AGENT_PID" 2>/dev/null
+check "stopped agent: not alive any more (within 8 s)" wait_ro_agent
+check "start with no agent: exit 4" test "$(rc_of rollout start web)" = 4
+out=$(lbctl -j rollout start web --force)
+check "start --force with no agent: stored, waiting for one" jqt '.services[0].rollout |
+	.id == 3 and .state == "requested" and .shown == "paused: agent down"' <<<"$out"
 check "the pins hold the records" test -e "$BGSWITCH_PIN_DIR/bgs_rollout" -a \
 	-e "$BGSWITCH_PIN_DIR/bgs_agent"
 lbctl destroy --force >/dev/null || fail "destroy"

@@ -402,8 +402,7 @@ static void ro_done(struct svc_rt *s, const struct bgs_rollout *r, __u32 flip_ge
 	n.flip_gen = flip_gen;
 	n.pause_ms = 0;
 	n.reason[0] = '\0';
-	snprintf(n.next, sizeof(n.next), "nothing (done; the post-flip check watches %s)",
-		 color_str(!(int)r->from_color));
+	snprintf(n.next, sizeof(n.next), "nothing (done)");
 	if (!ro_write(s, r, &n, -1, 0, NULL, NULL))
 		agent_log(LOG_N, "%s: rollout %u done: %s is live (generation %u)", s->name, r->id,
 			  color_str(!(int)r->from_color), flip_gen);
@@ -514,8 +513,8 @@ static int on_gate_exit(sd_event_source *src, const siginfo_t *si, void *arg)
 		snprintf(why, sizeof(why), "pre-flip gate failed: exit status %d", si->si_status);
 	else
 		snprintf(why, sizeof(why), "pre-flip gate failed: signal %d", si->si_status);
-	agent_log(ok ? LOG_N : LOG_W, "%s: rollout %u: pre-flip gate %s after %llums", g->service,
-		  g->rollout_id, ok ? "passed" : why + strlen("pre-flip gate "),
+	agent_log(ok ? LOG_N : LOG_W, "%s: rollout %u: %s (ran %llums)", g->service,
+		  g->rollout_id, ok ? "pre-flip gate passed" : why,
 		  (unsigned long long)(bgs_mono_ms() - g->started_ms));
 	/* the rollout may have been aborted, or the service removed, meanwhile */
 	if (!s || !s->cfg->rollout || bgs_rollout_get(ag->h, s->id, &r) || r.id != g->rollout_id ||
@@ -526,7 +525,12 @@ static int on_gate_exit(sd_event_source *src, const siginfo_t *si, void *arg)
 	}
 	gate_free(g);
 	if (ok) {
-		ro_flip(s, &p, &r, bgs_flip_gen(&fl));
+		/* passed: the flip step goes on as a flip, so a refused flip is tried again on
+		 * the next tick without running the gate again */
+		n = r;
+		n.state = BGS_ROLLOUT_RUNNING;
+		if (!ro_write(s, &r, &n, -1, bgs_flip_gen(&fl), NULL, NULL))
+			ro_flip(s, &p, &n, bgs_flip_gen(&fl));
 		return 0;
 	}
 	n = r;

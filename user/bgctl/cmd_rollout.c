@@ -111,6 +111,14 @@ json_object *rollout_json(__u32 svc_id)
 	return o;
 }
 
+static __u32 rollout_state_of(const char *name)
+{
+	for (__u32 st = 0; st < BGS_ROLLOUT_NR; st++)
+		if (!strcmp(name, bgs_rollout_state_name(st)))
+			return st;
+	return BGS_ROLLOUT_NONE;
+}
+
 void render_rollout_line(json_object *r)
 {
 	char buf[32];
@@ -126,7 +134,8 @@ void render_rollout_line(json_object *r)
 	if (jget(r, "pause_left_s"))
 		printf("   pause %s left", dur_str(jgetd(r, "pause_left_s"), buf, sizeof(buf)));
 	printf("\n");
-	if (*jgets(r, "next"))
+	/* what is over has no next step */
+	if (*jgets(r, "next") && bgs_rollout_active(rollout_state_of(jgets(r, "state"))))
 		printf("  next: %s%s\n", jgets(r, "next"),
 		       jgetb(r, "promote_pending") ? " (promote requested)" : "");
 }
