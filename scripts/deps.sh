@@ -9,7 +9,7 @@ pkgs=(
 	libbpf-dev libxdp-dev xdp-tools bpftool linux-libc-dev libelf-dev zlib1g-dev
 	libmnl-dev libjson-c-dev libcyaml-dev libyaml-dev libsystemd-dev libcurl4-openssl-dev
 	libmicrohttpd-dev
-	iproute2 ethtool jq python3 curl procps util-linux
+	iproute2 ethtool jq python3 curl procps util-linux nftables
 )
 
 missing=()
