@@ -8,7 +8,7 @@
 # then passes: the flip, and every new connection goes to green. A second rollout is aborted
 # mid-way: the canary is back to 0 at once. Every step is in the history with its actor.
 # Bad input is refused; upgrade keeps the records; with no agent, start needs --force;
-# destroy removes them.
+# a deleted service's record goes with it; destroy removes them.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/agent_lib.sh"
@@ -162,6 +162,11 @@ check "start --force with no agent: stored, waiting for one" jqt '.services[0].r
 	.id == 3 and .state == "requested" and .shown == "paused: agent down"' <<<"$out"
 check "the pins hold the records" test -e "$BGSWITCH_PIN_DIR/bgs_rollout" -a \
 	-e "$BGSWITCH_PIN_DIR/bgs_agent"
+vip=$(lbjq '.services[0].vip' -j status web)
+lbctl service del web >/dev/null || fail "service del web"
+lbctl service add web --vip "$vip" --mode nat >/dev/null || fail "service add web again"
+check "a service made again under the same name starts with no rollout" \
+	jqt '.services[0].rollout == null' <<<"$(lbctl -j rollout status web)"
 lbctl destroy --force >/dev/null || fail "destroy"
 check "destroy removes them" test ! -e "$BGSWITCH_PIN_DIR/bgs_rollout" -a \
 	! -e "$BGSWITCH_PIN_DIR/bgs_agent"

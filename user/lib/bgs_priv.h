@@ -212,6 +212,7 @@ int bgs_be_read_all(struct bgs *h, struct bgs_backend **out);
 int bgs_pool_publish(struct bgs *h, __u32 svc_id, __u32 color, const __u32 *skip, __u32 nskip);
 /* Deletes the reverse-nat keys of a service's backends (before the sync of a delete). */
 int bgs_svc_revnat_del(struct bgs *h, __u32 svc_id);
+void bgs_svc_side_records_del(struct bgs *h, __u32 svc_id);
 /* Frees every backend record of a service and its counters; caller has synced. */
 int bgs_svc_backends_free(struct bgs *h, __u32 svc_id);
 const char *bgs_be_label(const struct bgs_backend *be, char *buf, size_t len);

@@ -371,6 +371,23 @@ int bgs_flip_watch_get(struct bgs *h, __u32 svc_id, struct bgs_flip_watch *w)
 	return svc_record_get(h, svc_id, watch_map, w);
 }
 
+/* A deleted service's rollout record and post-flip watch go with it (under its lock), so
+ * that a service made again under the same name and id starts with neither. */
+void bgs_svc_side_records_del(struct bgs *h, __u32 svc_id)
+{
+	side_map_fn maps[] = { rollout_map, watch_map };
+
+	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
+		int fd = maps[i](h, false);
+
+		if (fd < 0)
+			continue; /* never made: nothing to remove */
+		bpf_map_delete_elem(fd, &svc_id);
+		close(fd);
+	}
+	bgs_err_clear();
+}
+
 static int beat_map(const struct bgs *h, bool create)
 {
 	return side_map(h, BGS_PIN_AGENT, BPF_MAP_TYPE_ARRAY, sizeof(struct bgs_agent_beat), 1,

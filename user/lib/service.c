@@ -468,8 +468,10 @@ int bgs_service_del(struct bgs *h, __u32 svc_id)
 	bgs_word_publish(h, svc_id, bgs_word_next_gen(bgs_word_load(h, svc_id)) & BGS_FW_GEN_BITS);
 	memset(h->flip[svc_id].drain, 0, sizeof(h->flip[svc_id].drain));
 	err = svc_write(h, svc_id, &(struct bgs_service){});
-	if (!err)
+	if (!err) {
+		bgs_svc_side_records_del(h, svc_id);
 		goto out;
+	}
 partly:
 	{
 		char why[512];
