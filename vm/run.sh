@@ -91,7 +91,8 @@ rm -f "$out/status"
 	# TCG is several times slower than the host: wider per-test bounds.
 	echo "BGS_TEST_TIMEOUT=${BGS_TEST_TIMEOUT:-900}"
 	echo "BGS_VM_TEST_TIMEOUT=${BGS_VM_TEST_TIMEOUT:-1200}"
-	echo "export BGS_ONLY BGS_TEST_TIMEOUT BGS_VM_TEST_TIMEOUT"
+	echo "BGS_TEST_SLOWDOWN=${BGS_TEST_SLOWDOWN:-5}"
+	echo "export BGS_ONLY BGS_TEST_TIMEOUT BGS_VM_TEST_TIMEOUT BGS_TEST_SLOWDOWN"
 } >"$out/guest.env"
 echo "vm-6.1: booting $kver (qemu TCG, $VM_CPUS CPUs, $VM_MEM, bound ${VM_TIMEOUT}s)"
 start=$(date +%s)
