@@ -13,10 +13,12 @@ other than a forward; "fwd" means the frames are forwarded (they are valid packe
 proof is that the real traffic is unaffected. Bounded: at most 200,000 frames per call.
 """
 import argparse
+import errno
 import random
 import socket
 import struct
 import sys
+import time
 
 ETH_P_IP = 0x0800
 ETH_P_IPV6 = 0x86DD
@@ -167,7 +169,16 @@ def main():
         for f in frames(a.cls, a, tuples):
             if sent >= 200000:
                 break
-            s.send(f)
+            for _ in range(1000):  # the device queue may be full: wait for room
+                try:
+                    s.send(f)
+                    break
+                except OSError as e:
+                    if e.errno != errno.ENOBUFS:
+                        raise
+                    time.sleep(0.001)
+            else:
+                raise OSError(errno.ENOBUFS, "device queue full for 1 s")
             sent += 1
     print("sent", sent)
     return 0

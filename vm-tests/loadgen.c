@@ -16,9 +16,13 @@
  *     reply named (a connection that fails is counted and opened again);
  *   - --rate R new TCP connections per second (one request each), each logged to --log as
  *     "START_US END_US RESULT BACKEND SPORT" (CLOCK_REALTIME microseconds; RESULT ok,
- *     refused, reset, timeout, error; BACKEND COLOR:ID or -) so a scenario can match them against its own change times;
+ *     refused, reset, timeout, error; BACKEND COLOR:ID or -) so a scenario can match them
+ *     against its own change times;
  *   - --udp-flows F UDP flows sending --udp-rate datagrams per second in all, with sequence
- *     numbers (lost and late datagrams counted, each flow's backend checked).
+ *     numbers (each flow's backend checked): a datagram unanswered 1 s after it was sent
+ *     counts as lost (udp_max_gap: the longest run of those), and if its answer comes later
+ *     it moves from udp_lost to udp_late; what is unanswered at the end (1 s after the last
+ *     send) stays lost.
  *   At the end it prints one line "loadgen: key=value ..." and, with --json FILE, the same
  *   figures as JSON. --ready FILE is created once every long-lived connection has had its
  *   first reply; --stop FILE ends the run early when it appears. Exit status: 0 when the run
@@ -30,6 +34,7 @@
 #include <getopt.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -323,6 +328,7 @@ struct udpflow {
 	int fd;
 	uint64_t sent, recv;
 	uint64_t sent_at[UDP_WINDOW]; /* mono us of seq % UDP_WINDOW; 0 answered */
+	uint64_t lost_seq[UDP_WINDOW]; /* seq + 1 of the datagram settled as lost there */
 	uint64_t checked;	      /* seqs below are settled (answered or lost) */
 	char tag[TAG_LEN];
 };
@@ -432,6 +438,25 @@ static int read_rep(struct cconn *c)
 		return (errno == EAGAIN || errno == EINTR) ? 0 : -errno;
 	c->inlen += (uint8_t)n;
 	return c->inlen == REP_LEN;
+}
+
+/* The events an fd has now (poll, no wait): for judging a connection before a timeout. */
+static uint32_t ready_events(int fd)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN | POLLOUT };
+	uint32_t ev = 0;
+
+	if (fd < 0 || poll(&pfd, 1, 0) <= 0)
+		return 0;
+	if (pfd.revents & POLLIN)
+		ev |= EPOLLIN;
+	if (pfd.revents & POLLOUT)
+		ev |= EPOLLOUT;
+	if (pfd.revents & POLLERR)
+		ev |= EPOLLERR;
+	if (pfd.revents & POLLHUP)
+		ev |= EPOLLHUP;
+	return ev;
 }
 
 static int conn_error(int fd)
@@ -613,6 +638,7 @@ static void udp_settle(struct udpflow *u, uint64_t now, bool all, uint64_t *run)
 			if (!all && *t + UDP_LATE_US > now && u->sent - u->checked < UDP_WINDOW)
 				break;
 			st.udp_lost++;
+			u->lost_seq[u->checked % UDP_WINDOW] = u->checked + 1;
 			*t = 0;
 			if (++*run > st.udp_max_gap)
 				st.udp_max_gap = *run;
@@ -633,10 +659,15 @@ static void udp_event(struct udpflow *u)
 			memcpy(u->tag, r.tag, TAG_LEN);
 		else if (strcmp(u->tag, r.tag))
 			st.udp_wrong_backend++;
-		if (r.seq < u->checked || r.seq >= u->sent || !u->sent_at[r.seq % UDP_WINDOW]) {
-			st.udp_late++; /* already counted lost (or a duplicate) */
+		if (r.seq < u->checked && u->lost_seq[r.seq % UDP_WINDOW] == r.seq + 1) {
+			/* answered after it was counted lost: late, not lost */
+			u->lost_seq[r.seq % UDP_WINDOW] = 0;
+			st.udp_lost--;
+			st.udp_late++;
 			continue;
 		}
+		if (r.seq < u->checked || r.seq >= u->sent || !u->sent_at[r.seq % UDP_WINDOW])
+			continue; /* a duplicate */
 		u->sent_at[r.seq % UDP_WINDOW] = 0;
 		u->recv++;
 		st.udp_recv++;
@@ -847,18 +878,31 @@ static int client_main(int argc, char **argv)
 			struct stat sb;
 
 			last_sweep = now;
+			/* Before anything is judged late, what is already there is read: a
+			 * process the scheduler kept off the CPU for seconds finds its replies
+			 * waiting, and they are not timeouts. */
 			for (int i = 0; i < MAX_NEW; i++)
-				if (news[i].st != C_FREE && now > news[i].t0_mono + NEW_TIMEOUT_US)
-					new_fail(ep, i, ETIMEDOUT);
-			for (int i = 0; i < cfg.n_long; i++)
-				if (longs[i].st == C_WAITING && !draining &&
-				    now > longs[i].t0_mono + LONG_TIMEOUT_US)
+				if (news[i].st != C_FREE && now > news[i].t0_mono + NEW_TIMEOUT_US) {
+					new_event(ep, i, ready_events(news[i].fd));
+					if (news[i].st != C_FREE)
+						new_fail(ep, i, ETIMEDOUT);
+				}
+			for (int i = 0; i < cfg.n_long; i++) {
+				struct cconn *c = &longs[i];
+
+				if (draining || (c->st != C_WAITING && c->st != C_CONNECTING) ||
+				    now <= c->t0_mono + LONG_TIMEOUT_US)
+					continue;
+				long_event(ep, &cfg, i, ready_events(c->fd));
+				if (c->st == C_WAITING && now > c->t0_mono + LONG_TIMEOUT_US)
 					long_fail(i, ETIMEDOUT);
-				else if (longs[i].st == C_CONNECTING && !draining &&
-					 now > longs[i].t0_mono + LONG_TIMEOUT_US)
+				else if (c->st == C_CONNECTING)
 					long_fail(i, ECONNREFUSED);
-			for (int i = 0; i < cfg.udp_flows; i++)
+			}
+			for (int i = 0; i < cfg.udp_flows; i++) {
+				udp_event(&udps[i]);
 				udp_settle(&udps[i], now, false, &runs[i]);
+			}
 			if (cfg.stop && !stop_sig && stat(cfg.stop, &sb) == 0)
 				stop_sig = 1;
 		}

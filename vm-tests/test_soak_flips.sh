@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 # Soak 1, flip storm: under load (long-lived TCP connections exchanging every 10-50 ms, new
 # connections at SOAK_RATE/s, UDP streams with sequence numbers; nat, and a dsr client beside
-# it), flips and rollbacks through bgctl as fast as they go (full: 1,000 of each; short: 50)
+# it), flips and rollbacks through bgctl as fast as they go (full: 500 of each per service,
+# 1,000 changes; short: 50 of each)
 # -> no failed or reset connection, no reply from a wrong backend, no UDP loss beyond the
 # undisturbed baseline's, and every new connection opened after a flip returned (and
 # answered before the next one started) lands on that flip's color.
@@ -10,7 +11,7 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/soak_lib.sh"
 
-[ "$SOAK_SCALE" = full ] && N=${SOAK_FLIPS:-1000} || N=${SOAK_FLIPS:-50}
+[ "$SOAK_SCALE" = full ] && N=${SOAK_FLIPS:-500} || N=${SOAK_FLIPS:-50}
 soak_up
 soak_dsr_service
 
