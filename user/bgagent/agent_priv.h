@@ -123,6 +123,8 @@ struct agent {
 	unsigned int nsvc;
 	CURLM *curlm;
 	sd_event_source *curl_timer;
+	struct curl_sock *csock; /* by fd: libcurl's sockets and their io sources (checks.c) */
+	unsigned int ncsock;
 	void *mhd; /* struct MHD_Daemon */
 	sd_event_source *mhd_io, *mhd_timer;
 	sd_event_source *tick;

@@ -186,12 +186,55 @@ static void curl_check_done(struct agent *ag)
 	}
 }
 
+/*
+ * libcurl's sockets, by fd. A kept-alive connection is watched by libcurl only while a check
+ * runs on it; its io source stays registered between checks (no epoll_ctl and no allocation
+ * per check: the events asked are the same every time). A socket that becomes readable while
+ * libcurl does not watch it (the server closed it) is taken out of epoll until libcurl asks
+ * again; the source goes when libcurl closes the socket (CURLOPT_CLOSESOCKETFUNCTION), before
+ * its fd can be reused.
+ */
+struct curl_sock {
+	sd_event_source *src;
+	bool watched; /* libcurl asked for events on it */
+	bool off;     /* taken out of epoll while not watched */
+};
+
+static struct curl_sock *csock_get(struct agent *ag, curl_socket_t fd, bool grow)
+{
+	if (fd < 0)
+		return NULL;
+	if ((unsigned int)fd >= ag->ncsock) {
+		unsigned int n = ag->ncsock ? ag->ncsock : 256;
+		struct curl_sock *cs;
+
+		if (!grow)
+			return NULL;
+		while (n <= (unsigned int)fd)
+			n *= 2;
+		cs = realloc(ag->csock, n * sizeof(*cs));
+		if (!cs)
+			return NULL;
+		memset(cs + ag->ncsock, 0, (n - ag->ncsock) * sizeof(*cs));
+		ag->csock = cs;
+		ag->ncsock = n;
+	}
+	return &ag->csock[fd];
+}
+
 static int on_curl_io(sd_event_source *src, int fd, uint32_t revents, void *arg)
 {
 	struct agent *ag = arg;
+	struct curl_sock *cs = csock_get(ag, fd, false);
 	int flags = 0, running;
 
-	(void)src;
+	if (cs && !cs->watched) {
+		/* an idle kept-alive connection closed by its server: libcurl finds it dead
+		 * when it next takes it from its cache */
+		sd_event_source_set_enabled(src, SD_EVENT_OFF);
+		cs->off = true;
+		return 0;
+	}
 	if (revents & (EPOLLIN | EPOLLHUP))
 		flags |= CURL_CSELECT_IN;
 	if (revents & EPOLLOUT)
@@ -219,27 +262,52 @@ static int on_curl_timer(sd_event_source *src, uint64_t usec, void *arg)
 static int curl_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
 	struct agent *ag = userp;
-	sd_event_source *src = socketp;
+	struct curl_sock *cs = csock_get(ag, s, what != CURL_POLL_REMOVE);
 	uint32_t ev = 0;
 
 	(void)easy;
+	(void)socketp;
 	if (what == CURL_POLL_REMOVE) {
-		sd_event_source_disable_unref(src);
-		curl_multi_assign(ag->curlm, s, NULL);
+		if (cs)
+			cs->watched = false; /* its source stays until the socket is closed */
 		return 0;
 	}
+	if (!cs)
+		return -1;
 	if (what & CURL_POLL_IN)
 		ev |= EPOLLIN;
 	if (what & CURL_POLL_OUT)
 		ev |= EPOLLOUT;
-	if (src) {
-		sd_event_source_set_io_events(src, ev);
-		return 0;
+	cs->watched = true;
+	if (cs->src) {
+		/* the same events as last time: no system call */
+		if (sd_event_source_set_io_events(cs->src, ev) >= 0 &&
+		    (!cs->off || sd_event_source_set_enabled(cs->src, SD_EVENT_ON) >= 0)) {
+			cs->off = false;
+			return 0;
+		}
+		/* not what epoll holds (a socket closed without curl_close_cb): anew */
+		cs->src = sd_event_source_disable_unref(cs->src);
 	}
-	if (sd_event_add_io(ag->ev, &src, s, ev, on_curl_io, ag) < 0)
+	if (sd_event_add_io(ag->ev, &cs->src, s, ev, on_curl_io, ag) < 0) {
+		cs->src = NULL;
 		return -1;
-	curl_multi_assign(ag->curlm, s, src);
+	}
+	cs->off = false;
 	return 0;
+}
+
+/* libcurl closes a socket: its source leaves epoll first (the fd may be reused at once) */
+static int curl_close_cb(void *arg, curl_socket_t s)
+{
+	struct agent *ag = arg;
+	struct curl_sock *cs = csock_get(ag, s, false);
+
+	if (cs) {
+		cs->src = sd_event_source_disable_unref(cs->src);
+		cs->watched = cs->off = false;
+	}
+	return close(s);
 }
 
 static int curl_timer_cb(CURLM *multi, long timeout_ms, void *userp)
@@ -289,6 +357,8 @@ static void start_http(struct be_rt *be)
 		curl_easy_setopt(be->easy, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(be->easy, CURLOPT_SSL_VERIFYHOST, 0L);
 		curl_easy_setopt(be->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+		curl_easy_setopt(be->easy, CURLOPT_CLOSESOCKETFUNCTION, curl_close_cb);
+		curl_easy_setopt(be->easy, CURLOPT_CLOSESOCKETDATA, be->ag);
 	}
 	if (curl_multi_add_handle(be->ag->curlm, be->easy) != CURLM_OK)
 		finish(be, CR_FAIL, "libcurl refused the request");
@@ -499,6 +569,12 @@ void checks_fini(struct agent *ag)
 	if (ag->curlm)
 		curl_multi_cleanup(ag->curlm);
 	ag->curlm = NULL;
+	/* sockets libcurl did not close through curl_close_cb */
+	for (unsigned int i = 0; i < ag->ncsock; i++)
+		sd_event_source_disable_unref(ag->csock[i].src);
+	free(ag->csock);
+	ag->csock = NULL;
+	ag->ncsock = 0;
 	ag->curl_timer = sd_event_source_disable_unref(ag->curl_timer);
 	curl_global_cleanup();
 }
