@@ -10,10 +10,13 @@
 # build/san and build/rel (built by the host) and writes its exit status back. The guest's
 # console is this script's output; its exit status is the suite's.
 #
-# --smoke runs a subset (the data-plane packet tests and one end-to-end flip); BGS_ONLY
+# --smoke runs a subset (three data-plane packet tests and one end-to-end flip); BGS_ONLY
 # (an extended regexp on test names, see tests/run.sh) picks any other subset; BGS_VM_CMD
 # runs that shell command in the guest instead of the suite (its status is the result).
-# Bounds: BGS_VM_TIMEOUT (whole run, seconds), BGS_VM_MEM, BGS_VM_CPUS.
+# Bounds: BGS_VM_TIMEOUT (whole run, seconds), BGS_VM_MEM, BGS_VM_CPUS. The guest runs several
+# times slower than the host (BGS_TEST_SLOWDOWN scales the test binaries' watchdogs): the
+# scenarios that assert host timings (100 ms health checks, sub-second latency bounds) fail
+# there on time, not on the kernel; the smoke subset has none of them.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,7 +28,7 @@ smoke=0
 VM_TIMEOUT=${BGS_VM_TIMEOUT:-$([ $smoke = 1 ] && echo 900 || echo 5400)}
 VM_MEM=${BGS_VM_MEM:-3G}
 VM_CPUS=${BGS_VM_CPUS:-2}
-SMOKE_ONLY='^(test_(routing|nat_dsr|malformed|canary|preview|drain|upgrade|atomicity|failover|flood|publish|seeds)|test_flip_nat\.sh)$'
+SMOKE_ONLY='^(test_(routing|nat_dsr|upgrade)|test_flip_nat\.sh)$'
 
 fail() {
 	echo "vm-6.1: $*" >&2

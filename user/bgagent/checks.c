@@ -322,6 +322,20 @@ static int curl_timer_cb(CURLM *multi, long timeout_ms, void *userp)
 	return 0;
 }
 
+/* libcurl's sockets are not close-on-exec: without this, every exec check's command would
+ * hold the agent's http connections for its whole life, and a socket closed by the agent
+ * would stay registered in sd-event's epoll (events for a source already freed). */
+static int cloexec_socket(void *arg, curl_socket_t fd, curlsocktype purpose)
+{
+	int fl = fcntl(fd, F_GETFD);
+
+	(void)arg;
+	(void)purpose;
+	if (fl < 0 || fcntl(fd, F_SETFD, fl | FD_CLOEXEC) < 0)
+		return CURL_SOCKOPT_ERROR;
+	return CURL_SOCKOPT_OK;
+}
+
 /* The body is not looked at (libcurl would print it on stdout). */
 static size_t discard_body(char *ptr, size_t size, size_t nmemb, void *arg)
 {
@@ -350,6 +364,7 @@ static void start_http(struct be_rt *be)
 		curl_easy_setopt(be->easy, CURLOPT_URL, be->url);
 		curl_easy_setopt(be->easy, CURLOPT_PRIVATE, be);
 		curl_easy_setopt(be->easy, CURLOPT_WRITEFUNCTION, discard_body);
+		curl_easy_setopt(be->easy, CURLOPT_SOCKOPTFUNCTION, cloexec_socket);
 		curl_easy_setopt(be->easy, CURLOPT_NOSIGNAL, 1L);
 		curl_easy_setopt(be->easy, CURLOPT_TIMEOUT_MS, (long)ck->timeout_ms);
 		curl_easy_setopt(be->easy, CURLOPT_USERAGENT, "bgagent health check");
