@@ -68,7 +68,8 @@ load_run base "$SOAK_BASE_S"
 v1=$(verdicts)
 echo "# verdicts during base: $(delta "$v0" "$v1")"
 zeros base long_failed_connects long_resets long_wrong_backend new_refused new_reset \
-	new_error udp_wrong_backend udp_lost
+	new_error udp_wrong_backend
+udp_ok base
 stalls_explained base "$v0" "$v1"
 
 # Phase 2: a flip while the pressure goes on. The long-lived connections (blue, opened
@@ -94,7 +95,8 @@ check "the table never held more than its size" test "$max" -le "$CT"
 check "counters say what happened: flows left untracked or evicted (ct_skipped, ct_full, replies without an entry)" \
 	jqt '(.ct_skipped + .ct_full + .reply_untracked + .drop_reply_no_flow) > 0' \
 	< <(jq -n --argjson a "$v1" --argjson b "$v2" '$b | with_entries(.value -= $a[.key])')
-zeros flip long_failed_connects long_resets long_wrong_backend udp_lost udp_wrong_backend
+zeros flip long_failed_connects long_resets long_wrong_backend udp_wrong_backend
+udp_ok flip base
 stalls_explained flip "$v1" "$v2"
 read -r early late < <(awk -v t="$t_flip" '$3 != "ok" && !($3 == "timeout" && $1 < t) { if ($1 < t) e++; else l++ }
 	END { printf "%d %d\n", e, l }' "$BGS_RUN/flip.log")
@@ -109,7 +111,8 @@ v3=$(verdicts)
 load_run after "$SOAK_BASE_S"
 v4=$(verdicts)
 zeros after long_failed_connects long_resets long_wrong_backend new_refused new_reset \
-	new_error udp_wrong_backend udp_lost
+	new_error udp_wrong_backend
+udp_ok after base
 stalls_explained after "$v3" "$v4"
 check "answered by green only" \
 	test "$(awk '$3 == "ok" { split($4, c, ":"); print c[1] }' "$BGS_RUN/after.log" | sort -u)" = green
