@@ -16,18 +16,18 @@ Definitions:
             color (and of the last routed to the old one) relative to bgctl's return.
   misrouted (1) packets of an established flow that reached a backend other than the one
             its first packet reached (fwd_count's per-flow record; no drain ends during the
-            run, so every such packet is a misroute); plus new flows (SYNs) the switch must
-            have routed after a change but sent to the old color, or before it but sent to
-            the new one: (2) generated at or after bgctl flip returned (and before bgctl
-            rollback started) but on blue, or generated at or after bgctl rollback returned
-            but on green; (3) arrived at a backend before bgctl flip started but on green;
-            (4) out
-            of order: the LB takes the generator's frames in the order they were made (one
-            FIFO ring, one generator CPU), so in generation order the colors must read
-            blue..., green..., blue... with one switch per change: the SYNs that break that
-            pattern (the fewest whose change would restore it). A SYN made before bgctl
-            returned may sit in the ring and reach the switch after the change: (2)-(4)
-            leave it free to go either way, as long as the order holds.
+            run, so every such packet is a misroute); plus new flows (SYNs) that went to
+            the color the switch could not have had live when it routed them. The switch
+            routed a SYN at some moment between its generation and its arrival at a
+            backend (it may wait in the veth's ring for the LB's thread: on a shared machine
+            for 100 ms and more), so: (2) generated at or after bgctl flip returned and
+            arrived before bgctl rollback started, but on blue; (3) arrived before bgctl
+            flip started, or generated at or after bgctl rollback returned, but on green;
+            (4) out of order: the LB takes the generator's frames in the order they were
+            made (one FIFO ring, one generator CPU), so in generation order the colors must
+            read blue..., green..., blue... with one switch per change: the SYNs that break
+            that pattern (the fewest whose change would restore it). Any other SYN may have
+            been routed while bgctl ran and may go either way, as long as the order holds.
 """
 import csv
 import gzip
@@ -65,7 +65,7 @@ def main():
     cut_flip = cutover(flip, GREEN)
     cut_back = cutover(rollback, BLUE)
     mis_flip = sum(1 for g, a, b in syns
-                   if flip["return_ns"] <= g < rollback["start_ns"] and b in BLUE)
+                   if g >= flip["return_ns"] and a < rollback["start_ns"] and b in BLUE)
     mis_back = sum(1 for g, a, b in syns if g >= rollback["return_ns"] and b in GREEN)
     mis_before = sum(1 for g, a, b in syns if a < flip["start_ns"] and b in GREEN)
     # (4) fewest SYNs out of the pattern blue* green* blue*, in generation order
@@ -105,7 +105,10 @@ def main():
     # the old color gets new flows again after the rollback: only SYNs before it count
     print(f"by generation time, relative to bgctl rollback returning: first SYN routed to blue "
           f"{edge_back[0]:.3f} ms, last routed to green {edge_back[1]:.3f} ms")
-    print(f"new flows while green was live: {new_flip}, misrouted to blue: {mis_flip}")
+    late = sum(1 for g, a, b in syns
+               if flip["return_ns"] <= g < rollback["start_ns"] <= a and b in BLUE)
+    print(f"new flows while green was live: {new_flip}, misrouted to blue: {mis_flip} "
+          f"({late} generated then but routed after the rollback, to blue: in order)")
     print(f"new flows after the rollback: {new_back}, misrouted to green: {mis_back}")
     print(f"new flows that reached a backend before bgctl flip started, on green: {mis_before}")
     print(f"new flows out of the order blue, green, blue (generation order): {mis_order}")

@@ -15,7 +15,8 @@
  *              ring buffer; then drops the packet;
  *   fwd_min    the ceiling: parse Ethernet/IPv4|IPv6/TCP|UDP, one hash lookup of the
  *              destination, rewrite the destination address and port (checksums updated),
- *              TTL - 1, MACs, XDP_REDIRECT through a devmap: the switch's egress path.
+ *              TTL - 1, MACs, XDP_REDIRECT through a devmap: the switch's egress path;
+ *   fwd_null   the floor: every frame redirected to the first backend, untouched.
  */
 #include <stdbool.h>
 #include <linux/bpf.h>
@@ -355,4 +356,13 @@ int fwd_min(struct xdp_md *ctx)
 	__builtin_memcpy(eth->h_dest, v->dmac, 6);
 	__builtin_memcpy(eth->h_source, v->smac, 6);
 	return bpf_redirect_map(&fwd_tx, v->slot, 0);
+}
+
+/* The harness's floor: every frame straight to fwd_tx slot 0 (b1), untouched. What it
+ * costs the LB's thread is what every case pays besides the LB's own decision: the veth's
+ * receive, the redirect and transmit, the backend's receive and count. */
+SEC("xdp")
+int fwd_null(struct xdp_md *ctx)
+{
+	return bpf_redirect_map(&fwd_tx, 0, 0);
 }

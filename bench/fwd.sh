@@ -9,14 +9,17 @@
 #
 # The generator (bench/fwd_bench, fwd_gen in BPF_PROG_TEST_RUN live-frames mode) sends from
 # the client's veth on CPU 0; the LB's receive side (LBIF's NAPI, made threaded) is pinned to
-# CPU 1 and does all the LB's work for a packet (its XDP program or the kernel's forwarding),
-# its CPU time is read from /proc (pps_per_lb_cpu: packets per second of LB CPU);
-# the backends' veths count with fwd_count (XDP, per CPU) and drop. Each round measures every
+# CPU 1 and does all the LB's work for a packet (its XDP program or the kernel's forwarding,
+# up to handing the frame to the backend's veth); its CPU time is read from /proc
+# (pps_per_lb_cpu: packets per second of LB CPU); the backends' veths count with fwd_count
+# (XDP, per CPU) and drop. Each round measures every
 # case once, interleaved; results go to OUT_DIR (default docs/bench-data) as CSV.
 #
-# Environment: FWD_ROUNDS (5), FWD_SECONDS (2), FWD_WARMUP (0.5), FWD_FLOWS (256),
-# FWD_FLIP (1), FWD_CASES (all: a space-separated subset of the case names below);
-# FWD_PERF=DIR records each case's LB CPU with `perf record -g` into DIR/CASE.perf.data.
+# Environment: FWD_ROUNDS (7), FWD_SECONDS (2), FWD_WARMUP (0.5), FWD_FLOWS (256),
+# FWD_FLIP (1), FWD_BE_ON_LB (1; 0: the backends' receive in threads on CPU 0),
+# FWD_CASES (all: a space-separated subset of the case names below);
+# FWD_PERF=DIR records the LB receive thread of each case with `perf record -g` into
+# DIR/CASE.perf.data.
 set -uo pipefail
 
 build=$(cd "${1:-build/rel}" && pwd)
@@ -27,7 +30,7 @@ out=$(cd "$out" && pwd)
 export BGS_BUILD=$build
 . "$here/../vm-tests/lib.sh"
 
-ROUNDS=${FWD_ROUNDS:-5}
+ROUNDS=${FWD_ROUNDS:-7}
 SECONDS_RUN=${FWD_SECONDS:-2}
 WARMUP=${FWD_WARMUP:-0.5}
 FLOWS=${FWD_FLOWS:-256}
@@ -68,19 +71,50 @@ topo_up() {
 		ip netns add "$ns"
 		bgs_link "$ns" "$b" "${BE_LB[$b]}" "${BE_ADDR[$b]}" "${BE_LB6[$b]}" "${BE_ADDR6[$b]}"
 		ip -n "$ns" link set eth0 address "${BE_MAC[$b]}"
+		# a unique name, so that its NAPI thread can be found (napi/NAME-ID)
+		ip -n "$ns" link set eth0 down
+		ip -n "$ns" link set eth0 name "$(be_if "$b")"
+		ip -n "$ns" link set "$(be_if "$b")" up
+		ip -n "$ns" route replace default via "${BE_LB[$b]}"
 		ip -n "$NS_LB" neigh replace "${BE_ADDR[$b]}" lladdr "${BE_MAC[$b]}" dev "$b" nud permanent
 		ip -n "$NS_LB" neigh replace "${BE_ADDR6[$b]}" lladdr "${BE_MAC[$b]}" dev "$b" \
 			nud permanent
 	done
-	# The LB's receive work in a kernel thread of its own, pinned to LB_CPU.
+	# The LB's receive work in a kernel thread of its own, pinned to LB_CPU. The backends'
+	# receive (their count) runs in softirq where the LB's transmit schedules it: on the
+	# LB's CPU, in its thread's time, the same for every case (FWD_BE_ON_LB=0: in threads
+	# of their own pinned to GEN_CPU; on a VM each transmit then wakes a thread on the
+	# other CPU, which costs the kernel's per-packet path far more than XDP's batches).
 	nsx "$NS_LB" sh -c "echo 1 > /sys/class/net/$LBIF/threaded" ||
 		skip "threaded NAPI not available on veth here"
+	if [ "${FWD_BE_ON_LB:-1}" != 1 ]; then
+		for b in "${BACKENDS[@]}"; do
+			nsx "$(ns_be "$b")" sh -c "echo 1 > /sys/class/net/$(be_if "$b")/threaded" ||
+				fail "threaded NAPI on $b"
+		done
+	fi
 }
 
-# Pin LBIF's NAPI thread (re-done before each run: attaching XDP may recreate it).
+# A backend's veth, in its namespace.
+be_if() { echo "k${BGS_ID:0:6}$1"; }
+
+# The NAPI threads of an interface (by name: napi/IFACE-ID, cut to 15 characters).
+napi_pids() {
+	ps -eo pid=,comm= | awk -v n="$(cut -c1-15 <<<"napi/$1-")" 'index($2, n) == 1 { print $1 }'
+}
+
+# Pin LBIF's NAPI thread and the backends' (re-done before each run: attaching XDP may
+# recreate them).
 pin_napi() {
-	local pid
-	pid=$(ps -eo pid=,comm= | awk -v n="napi/$LBIF" 'index($2, n) == 1 { print $1 }')
+	local pid b p
+	if [ "${FWD_BE_ON_LB:-1}" != 1 ]; then
+		for b in "${BACKENDS[@]}"; do
+			for p in $(napi_pids "$(be_if "$b")"); do
+				taskset -pc "$GEN_CPU" "$p" >/dev/null || fail "cannot pin NAPI thread $p"
+			done
+		done
+	fi
+	pid=$(napi_pids "$LBIF")
 	[ -n "$pid" ] || fail "no NAPI thread for $LBIF"
 	[ "$(wc -w <<<"$pid")" -eq 1 ] || fail "several NAPI threads for $LBIF: $pid"
 	NAPI_PID=$pid
@@ -128,7 +162,7 @@ setup() {
 		--min "$VIP6_MIN,9000,udp,${BE_ADDR6[b1]},9001,${BE_MAC[b1]},0" ||
 		fail "fwd_bench load"
 	for b in "${BACKENDS[@]}"; do
-		ip -n "$(ns_be "$b")" link set eth0 xdpdrv pinned "$PIN/prog/fwd_count" ||
+		ip -n "$(ns_be "$b")" link set "$(be_if "$b")" xdpdrv pinned "$PIN/prog/fwd_count" ||
 			fail "attach fwd_count on $b"
 	done
 	nft_up
@@ -143,18 +177,18 @@ lb_prog() {
 	[ "$want" = "$LB_PROG" ] && return 0
 	case $LB_PROG in
 	bgswitch) lbctl detach "$LBIF" >/dev/null || fail "bgctl detach" ;;
-	min) ip -n "$NS_LB" link set "$LBIF" xdpdrv off || fail "detach fwd_min" ;;
+	min | null) ip -n "$NS_LB" link set "$LBIF" xdpdrv off || fail "detach fwd_$LB_PROG" ;;
 	esac
 	case $want in
 	bgswitch) lbctl attach "$LBIF" >/dev/null || fail "bgctl attach $LBIF" ;;
-	min) ip -n "$NS_LB" link set "$LBIF" xdpdrv pinned "$PIN/prog/fwd_min" ||
-		fail "attach fwd_min" ;;
+	min | null) ip -n "$NS_LB" link set "$LBIF" xdpdrv pinned "$PIN/prog/fwd_$want" ||
+		fail "attach fwd_$want" ;;
 	esac
 	LB_PROG=$want
 }
 
-# case name (IMPL FAMILY PROTO: nat|dsr|syn = bgswitch, min, nft) -> LB program, VIP, port,
-# frame
+# case name (IMPL FAMILY PROTO: nat|dsr|syn = bgswitch, min, nft, null) -> LB program, VIP,
+# port, frame
 case_args() {
 	local c=$1 impl fam proto vip port
 	impl=${c%%[46]*}
@@ -164,7 +198,7 @@ case_args() {
 	nat | syn) [ "$fam" = 4 ] && vip=$VIP_NAT || vip=$VIP6_NAT ;;
 	dsr) [ "$fam" = 4 ] && vip=$VIP_DSR || vip=$VIP6_DSR ;;
 	nft) [ "$fam" = 4 ] && vip=$VIP_NFT || vip=$VIP6_NFT ;;
-	min) [ "$fam" = 4 ] && vip=$VIP_MIN || vip=$VIP6_MIN ;;
+	min | null) [ "$fam" = 4 ] && vip=$VIP_MIN || vip=$VIP6_MIN ;;
 	esac
 	[ "$proto" = tcp ] && port=80 || port=9000
 	case $impl in
@@ -185,7 +219,7 @@ run_case() {
 	pin_napi
 	[ "${frame:1:1}" = 4 ] && src=$CL_ADDR || src=$CL_ADDR6
 	if [ -n "${FWD_PERF:-}" ]; then
-		perf record -q -C "$LB_CPU" -g -o "$FWD_PERF/$c.perf.data" -- \
+		perf record -q -t "$NAPI_PID" -g -o "$FWD_PERF/$c.perf.data" -- \
 			sleep "$(awk -v a="$WARMUP" -v b="$SECONDS_RUN" 'BEGIN { print a + b }')" \
 			>/dev/null 2>&1 &
 		BGS_PIDS+=($!)
@@ -203,7 +237,7 @@ machine() {
 }
 
 CASES=${FWD_CASES:-"nat4tcp nat4udp dsr4tcp dsr4udp nat6tcp nat6udp dsr6tcp dsr6udp
-	min4tcp min4udp min6tcp min6udp nft4tcp nft4udp nft6tcp nft6udp syn4tcp"}
+	min4tcp min4udp min6tcp min6udp nft4tcp nft4udp nft6tcp nft6udp syn4tcp null4tcp null6tcp"}
 
 setup
 log "topology $BGS_ID up; generator on CPU $GEN_CPU, $LBIF's NAPI thread on CPU $LB_CPU"

@@ -9,6 +9,8 @@
 #                     the draining color's flows) and of `bgctl drain NAME --kill` (ending
 #                     them), checked: the count says 1,000,000 and none is left after;
 #   scale-status.csv  wall time of `bgctl status` and `bgctl status -j` with 1,000 services.
+# Each timing comes with the command's CPU time (perf stat task-clock), which the other load
+# of a shared machine moves far less than the wall time.
 # SCALE_ROUNDS (5) drain rounds, SCALE_STATUS_ROUNDS (10) status rounds; SCALE_SERVICES (1000); SCALE_PERF=FILE records the last
 # round's `bgctl drain --kill` with `perf record -g` into FILE. In fresh namespaces on a bpffs under /run, removed on exit.
 set -uo pipefail
@@ -21,18 +23,22 @@ out=$(cd "$out" && pwd)
 export BGS_BUILD=$build
 . "$here/../vm-tests/lib.sh"
 ROUNDS=${SCALE_ROUNDS:-5}
+LBX=(ip netns exec "$NS_LB" "$BGCTL") # lbctl as a command (perf stat runs it)
 NFLOWS=1000000
 NSVC=${SCALE_SERVICES:-1000}
 
 [ -x "$build/bench/ct_fill" ] || { echo "scale: $build/bench/ct_fill not built" >&2; exit 1; }
 bgs_require
 
-# wall time of a command in microseconds, its output to $BGS_RUN/out
+# wall time of a command in microseconds, its output to $BGS_RUN/out; the CPU time it used
+# (user + system, perf stat's task-clock) in ms to $BGS_RUN/cpu
 us() {
 	local a b
 	a=$(date +%s%N)
-	"$@" >"$BGS_RUN/out" || fail "$*"
+	perf stat -x, -e task-clock -o "$BGS_RUN/stat" -- "$@" >"$BGS_RUN/out" || fail "$*"
 	b=$(date +%s%N)
+	awk -F, '$3 == "task-clock" || $3 ~ /^task-clock/ { printf "%.1f", $1 }' "$BGS_RUN/stat" \
+		>"$BGS_RUN/cpu"
 	echo $(((b - a) / 1000))
 }
 
@@ -70,7 +76,7 @@ ct=$(bpftool -j map show pinned "$BGSWITCH_PIN_DIR/bgs_ct") || fail "bpftool map
 # --- counting and ending 1,000,000 flows of a draining color --------------------------
 {
 	machine
-	echo "round,flows_counted,drain_count_ms,drain_kill_ms,flows_left"
+	echo "round,flows_counted,drain_count_ms,drain_kill_ms,flows_left,drain_count_cpu_ms,drain_kill_cpu_ms"
 } >"$out/scale-drain.csv"
 for r in $(seq 1 "$ROUNDS"); do
 	s=drain$r
@@ -82,18 +88,22 @@ for r in $(seq 1 "$ROUNDS"); do
 	lbctl backend add "$s" green 10.1.1.4:8080 >/dev/null || fail "backend"
 	lbctl backend add "$s" green 10.1.1.5:8080 >/dev/null || fail "backend"
 	lbctl flip "$s" --drain-timeout 1h >/dev/null || fail "flip $s"
-	t_count=$(us lbctl drain "$s" -j)
+	t_count=$(us "${LBX[@]}" drain "$s" -j)
+	c_count=$(cat "$BGS_RUN/cpu")
 	n=$(jq '[.. | objects | select(has("flows")) | .flows] | first // empty' "$BGS_RUN/out" 2>/dev/null)
 	[ -n "$n" ] || n=$(jq -c . "$BGS_RUN/out" | head -c 300)
 	if [ -n "${SCALE_PERF:-}" ] && [ "$r" -eq "$ROUNDS" ]; then
-		t_kill=$(us perf record -q -g -o "$SCALE_PERF" -- ip netns exec "$NS_LB" "$BGCTL" \
-			drain "$s" --kill)
+		perf record -q -g -o "$SCALE_PERF" -- ip netns exec "$NS_LB" "$BGCTL" \
+			drain "$s" --kill >/dev/null || fail "drain --kill"
+		t_kill=0
+		echo 0 >"$BGS_RUN/cpu"
 	else
-		t_kill=$(us lbctl drain "$s" --kill)
+		t_kill=$(us "${LBX[@]}" drain "$s" --kill)
 	fi
+	c_kill=$(cat "$BGS_RUN/cpu")
 	lbctl drain "$s" --color blue -j >"$BGS_RUN/after" || fail "drain after kill"
 	left=$(jq '[.. | objects | select(has("flows")) | .flows] | first // empty' "$BGS_RUN/after")
-	echo "$r,$n,$(awk -v u="$t_count" 'BEGIN { printf "%.1f", u / 1000 }'),$(awk -v u="$t_kill" 'BEGIN { printf "%.1f", u / 1000 }'),$left" |
+	echo "$r,$n,$(awk -v u="$t_count" 'BEGIN { printf "%.1f", u / 1000 }'),$(awk -v u="$t_kill" 'BEGIN { printf "%.1f", u / 1000 }'),$left,$c_count,$c_kill" |
 		tee -a "$out/scale-drain.csv"
 	lbctl service del "$s" >/dev/null 2>&1 || lbctl service del "$s" --force >/dev/null ||
 		fail "service del $s"
@@ -116,13 +126,15 @@ for i in $(seq 1 "$NSVC"); do
 done
 {
 	machine
-	echo "round,status_ms,status_json_ms,services"
+	echo "round,status_ms,status_json_ms,services,status_cpu_ms,status_json_cpu_ms"
 } >"$out/scale-status.csv"
 for r in $(seq 1 "${SCALE_STATUS_ROUNDS:-10}"); do
-	t1=$(us lbctl status)
-	t2=$(us lbctl status -j)
+	t1=$(us "${LBX[@]}" status)
+	c1=$(cat "$BGS_RUN/cpu")
+	t2=$(us "${LBX[@]}" status -j)
+	c2=$(cat "$BGS_RUN/cpu")
 	n=$(jq '.services | length' "$BGS_RUN/out")
 	[ "$n" -eq "$NSVC" ] || fail "status -j lists $n services, not $NSVC"
-	echo "$r,$(awk -v u="$t1" 'BEGIN { printf "%.1f", u / 1000 }'),$(awk -v u="$t2" 'BEGIN { printf "%.1f", u / 1000 }'),$n" |
+	echo "$r,$(awk -v u="$t1" 'BEGIN { printf "%.1f", u / 1000 }'),$(awk -v u="$t2" 'BEGIN { printf "%.1f", u / 1000 }'),$n,$c1,$c2" |
 		tee -a "$out/scale-status.csv"
 done
