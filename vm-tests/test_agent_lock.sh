@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 # bgagent and a held lock: while an operator holds every change off (`flock PIN_DIR CMD`),
 # the live pool dies. The agent keeps running and checking (its loop waits for the lock only
-# briefly), logs the refused failover once, and flips on a later tick once the lock is free:
-# one flip, recorded once, with its reason.
+# briefly), logs the refused failover once, tries again every tick without recording each
+# refusal, and flips on a later tick once the lock is free: one flip, recorded once, with its
+# reason.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/agent_lib.sh"
@@ -29,3 +30,8 @@ check "one flip recorded, by bgagent, done" \
 	jqt '[.records[] | select(.verb == "flip" and .actor == "bgagent" and .status == "done"
 		and .reason == "failover: blue 0/2 healthy < 50%")] | length == 1' \
 	< <(lbctl -j history web)
+check "the flip was tried again while the lock was held" \
+	grep -q "web: the flip went through after [1-9][0-9]* failed tries" "$AGENT_LOG"
+check "its refusals are recorded once, not at every try" \
+	jqt '[.records[] | select(.verb == "flip" and .actor == "bgagent" and .status == "failed")]
+		| length == 1' < <(lbctl -j history --all web)
