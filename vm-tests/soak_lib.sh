@@ -18,12 +18,13 @@ full)
 	SOAK_LONG=${SOAK_LONG:-200}
 	SOAK_RATE=${SOAK_RATE:-500}
 	SOAK_BASE_S=${SOAK_BASE_S:-10}
-	SOAK_N=${SOAK_N:-1}	# multiplies the repetitions
+	SOAK_MAX_S=${SOAK_MAX_S:-500}	# a load client's bound
 	;;
 short)
 	SOAK_LONG=${SOAK_LONG:-100}
 	SOAK_RATE=${SOAK_RATE:-150}
 	SOAK_BASE_S=${SOAK_BASE_S:-3}
+	SOAK_MAX_S=${SOAK_MAX_S:-300}
 	;;
 *)
 	echo "SOAK_SCALE must be short or full" >&2
@@ -136,7 +137,6 @@ kdrops() {
 # load_start NAME [loadgen client options]: a load client in the client's namespace, for at
 # most SOAK_MAX_S seconds (the scenario ends it earlier with load_stop). Its files are
 # $BGS_RUN/NAME.{json,log,out}; waits (bounded) until every long-lived connection answered.
-SOAK_MAX_S=${SOAK_MAX_S:-300}
 load_start() {
 	local name=$1
 	shift

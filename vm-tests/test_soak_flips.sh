@@ -3,7 +3,7 @@
 # Soak 1, flip storm: under load (long-lived TCP connections exchanging every 10-50 ms, new
 # connections at SOAK_RATE/s, UDP streams with sequence numbers; nat, and a dsr client beside
 # it), flips and rollbacks through bgctl as fast as they go (full: 500 of each per service,
-# 1,000 changes; short: 50 of each)
+# 1,000 changes; short: 50 of each; the dsr service every fifth round)
 # -> no failed or reset connection, no reply from a wrong backend, no UDP loss beyond the
 # undisturbed baseline's, and every new connection opened after a flip returned (and
 # answered before the next one started) lands on that flip's color.
@@ -26,7 +26,8 @@ load_start dsr --tcp "$VIP_DSR:$LOAD_DSR" --long $((SOAK_LONG / 4)) --rate $((SO
 	--udp-flows 0
 sleep 1
 
-# The storm: load and loadd flip and roll back in turn; each change's times are logged.
+# The storm: load flips and rolls back as fast as it goes, loadd with it every fifth round
+# (bgctl's time is the storm's cost); each change's times are logged.
 # change SERVICE VERB COLOR: one change, its start and return in $changes.SERVICE
 change() {
 	local s e
@@ -38,9 +39,9 @@ change() {
 t0=$(us_now)
 for i in $(seq 1 "$N"); do
 	change load flip green
-	change loadd flip green
+	[ $((i % 5)) = 1 ] && change loadd flip green
 	change load rollback blue
-	change loadd rollback blue
+	[ $((i % 5)) = 1 ] && change loadd rollback blue
 	[ $(($(us_now) - t0)) -lt $((SOAK_MAX_S * 1000000 - 20000000)) ] ||
 		fail "storm too slow: $i flips in $(((SOAK_MAX_S - 20))) s"
 done
@@ -48,7 +49,7 @@ t1=$(us_now)
 sleep 1
 load_stop storm
 load_stop dsr
-echo "# measured: $((2 * N)) flips and rollbacks of load (and as many of loadd) in $(((t1 - t0) / 1000)) ms"
+echo "# measured: $((2 * N)) flips and rollbacks of load ($((2 * ((N + 4) / 5))) of loadd) in $(((t1 - t0) / 1000)) ms"
 check "generation advanced by every change" \
 	test "$(lbjq '.services[0].generation' -j status load)" -ge $((2 * N))
 expect_no_loss storm base
