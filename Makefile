@@ -258,6 +258,7 @@ bench: deps
 # bgagent's idle CPU: 100 services x 2 colors x 8 backends, HTTP checks every second.
 bench-agent: deps
 	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory build/rel/bench/http_floor
 	$(Q)bench/agent_idle.sh build/rel
 
 # Forwarding on veth, one LB core: bgswitch next to nftables DNAT and a minimal XDP program,
