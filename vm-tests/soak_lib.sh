@@ -276,7 +276,13 @@ EOC
     health_check: {type: tcp, port: $port, interval: 100ms, timeout: 100ms, rise: 2, fall: 3}
     failover: {enabled: $fo, min_healthy: 50%, hold_down: 60s}
 EOC
+		# SOAK_ROLLOUT_PAUSE: the tcp service's rollout, two canary steps and the flip
+		[ $svc = load ] && [ -n "${SOAK_ROLLOUT_PAUSE:-}" ] && cat >>"$AGENT_CFG" <<EOC
+    rollout:
+      steps: [{canary: 10, pause: $SOAK_ROLLOUT_PAUSE}, {canary: 50, pause: $SOAK_ROLLOUT_PAUSE}, {promote: true}]
+EOC
 	done
+	return 0
 }
 
 # The agent's topology, the load servers and the agent itself, every backend up.

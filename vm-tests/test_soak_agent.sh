@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
-# Soak 3, bgagent killed under load: during a drain (blue draining after a flip), bgagent is
-# killed with SIGKILL and started again (full: 20 times; short: 4), each time resuming the
-# drain -> no failed or reset connection, no wrong backend, no UDP loss beyond the
-# undisturbed baseline's, and the drain finishes (recorded by the agent in the history).
-# Phases are functions, so a rollout phase can be added beside the drain's.
+# Soak 3, bgagent killed under load: during a drain (blue draining after a flip), then during
+# a rollout back to blue (`bgctl rollout start`: canary 10%, 50%, the flip), bgagent is
+# killed with SIGKILL and started again (full: 20 times each; short: 4), each time resuming
+# -> no failed or reset connection, no wrong backend, no UDP loss beyond the undisturbed
+# baseline's, the drain finishes (recorded by the agent in the history) and so does the
+# rollout (every step recorded by the agent, blue live at the end).
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/agent_lib.sh"
@@ -15,6 +16,8 @@ set -uo pipefail
 # machine); it ends by itself: no flow left (closed flows count for tcp_close, 30 s) or the
 # deadline, whichever comes first.
 [ "$SOAK_SCALE" = full ] && DRAIN_S=150 || DRAIN_S=25
+# Each canary step's pause (the time no agent ran does not count in it).
+[ "$SOAK_SCALE" = full ] && SOAK_ROLLOUT_PAUSE=20s || SOAK_ROLLOUT_PAUSE=3s
 
 # agent_restart: kill -9, start again, wait (bounded) until it is ready and follows the drain.
 agent_restart() {
@@ -62,7 +65,39 @@ phase_drain() {
 		test "$(lbjq '.services[0] | "\(.live) \(.generation)"' -j status load)" = "green $gen"
 }
 
-soak_agent_up "${DRAIN_S}s" false
+phase_rollout() {
+	local i t0 t1 state id
+	load_start rollout
+	sleep 1
+	id=$(lbjq '.services[0].rollout.id' -j rollout start load --reason "soak: rollout under agent kills") ||
+		fail "rollout start load"
+	agent_wait_log "load: rollout $id" || fail "the agent did not take rollout $id"
+	t0=$(us_now)
+	for i in $(seq 1 "$N"); do
+		agent_restart "rollout $i" "ready: 2 services"
+		sleep 0.2
+	done
+	t1=$(us_now)
+	echo "# measured: $N kill -9 and restarts of bgagent during rollout $id in $(((t1 - t0) / 1000)) ms"
+	# bounded: two pauses, the flip and the restarts' time again
+	for _ in $(seq 1 $((2 * ${SOAK_ROLLOUT_PAUSE%s} * 10 + (t1 - t0) / 100000 + 300))); do
+		state=$(lbjq '.services[0].rollout.state' -j rollout status load)
+		[ "$state" = done ] || [ "$state" = failed ] || [ "$state" = aborted ] && break
+		sleep 0.1
+	done
+	load_stop rollout
+	expect_no_loss rollout base
+	check "rollout $id finished after $N agent kills (state: $state)" test "$state" = done
+	check "blue is live after the rollout" test "$(lbjq '.services[0].live' -j status load)" = blue
+	check "each step of rollout $id recorded by the agent (2 canary steps and the flip)" \
+		jqt '[.records[] | select(.actor == "bgagent" and (.reason // "" |
+			test("^rollout step [1-3]/3: (canary [15]0%|flip to blue)"))) | .reason] |
+			unique | length == 3' \
+		< <(lbctl -j history load --all)
+}
+
+SOAK_ROLLOUT_PAUSE=$SOAK_ROLLOUT_PAUSE soak_agent_up "${DRAIN_S}s" false
 load_run base "$SOAK_BASE_S"
 expect_no_loss base
 phase_drain
+phase_rollout
