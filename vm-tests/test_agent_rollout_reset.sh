@@ -91,6 +91,9 @@ for _ in $(seq 1 50); do
 	sleep 0.1
 done
 check "the rollout flipped to green" test "$(live)" = green
+# the agent sees the flip at its next tick (up to 1 s): resets before that are not watched
+agent_wait_log "post-flip check: watching green for ${BAKE}s (flip generation $(lbjq \
+	'.services[0].generation' -j status web))" || fail "no watch of the rollout's flip"
 bad_traffic
 ms=$(wait_rollback)
 check "rolled back to blue" test "$(live)" = blue
