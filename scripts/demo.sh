@@ -304,14 +304,17 @@ say "Release v4 on $IDLE is bad: its servers reset every request (their health c
 	"It rolls out; after the flip, bgagent's post-flip check rolls it back on its own"
 servers_restart "$IDLE" --reset
 run rollout start web --reason "release v4" || die "rollout start failed"
-# real traffic meanwhile (bounded: 3000 connections or 25 s)
+wait_for 10 live_of_web "$IDLE" || die "the rollout did not flip to $IDLE"
+t0=$(now_ms)
+GEN=$(lbjq '.services[0].generation' -j status web)
+agent_wait_log "post-flip check: watching $IDLE for 10s (flip generation $GEN)" ||
+	die "the agent does not watch the flip: $(tail -3 "$AGENT_LOG")"
+note "$(printf 'flipped to %s by the rollout; the post-flip check watches it' "$IDLE" | colorize)"
+# real traffic to the bad release (bounded: 3000 connections or 25 s)
 nsx "$NS_CL" timeout 30 python3 "$BGS_ROOT/vm-tests/client.py" http "$VIP_NAT" 80 3000 \
 	--timeout 1 --deadline 25 >/dev/null 2>&1 &
 TRAFFIC=$!
 BGS_PIDS+=($TRAFFIC)
-wait_for 10 live_of_web "$IDLE" || die "the rollout did not flip to $IDLE"
-t0=$(now_ms)
-note "$(printf 'flipped to %s by the rollout; the post-flip check watches it' "$IDLE" | colorize)"
 wait_for 12 live_of_web "$LIVE" || die "no rollback: $(tail -3 "$AGENT_LOG")"
 note "$(printf 'rolled back to %s %s ms after the flip' "$LIVE" $(($(now_ms) - t0)) | colorize)"
 kill "$TRAFFIC" 2>/dev/null
