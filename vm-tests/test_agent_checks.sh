@@ -43,7 +43,7 @@ services:
     pools:
       blue: [{address: "${BE_ADDR[b2]}:80"}]
       green: [{address: "${BE_ADDR[g2]}:80"}]
-    health_check: {type: exec, command: "$probe", interval: 200ms, timeout: 200ms, rise: 2,
+    health_check: {type: exec, command: "$probe", interval: 500ms, timeout: 500ms, rise: 2,
                    fall: 2}
     failover: {enabled: false}
   - name: v6
