@@ -131,6 +131,15 @@ for b in g1 g2; do
 	responder_start $b || fail "cannot start $b"
 done
 wait_count "web green backend .*: up" $((up0 + 2)) || fail "green not seen up again"
+# the health writes reach the pins after the log line (a publish each): flip after them, or
+# bgctl's compare-and-swap is refused (exit 4) by a generation that moved meanwhile
+green_up() { lbjq '[.services[0].pools.green.backends[] | select(.health == "up")] | length' \
+	-j status web; }
+for _ in $(seq 1 100); do
+	[ "$(green_up)" = 2 ] && break
+	sleep 0.05
+done
+check "green up in the pins" test "$(green_up)" = 2
 w0=$(nlog "post-flip check: watching green")
 lbctl flip web --drain-timeout 0 >/dev/null || fail "flip"
 wait_count "post-flip check: watching green" $((w0 + 1)) || fail "no watch of the bgctl flip"
