@@ -59,11 +59,13 @@ soak_server_start() {
 
 # Stop it (SIGKILL: a backend dying, its sockets closed by the kernel).
 soak_server_kill() {
-	local b=$1 pid
+	local b=$1 pid n=0
 	for pid in $(ip netns pids "$(ns_be "$b")"); do
-		[ "$(readlink "/proc/$pid/exe")" = "$(readlink -f "$LOADGEN")" ] && kill -9 "$pid"
+		[ "$(readlink "/proc/$pid/exe")" = "$(readlink -f "$LOADGEN")" ] || continue
+		kill -9 "$pid" && n=$((n + 1))
 	done
-	return 0
+	[ "$n" -gt 0 ] || fail "no load server to kill in $b (pids: $(ip netns pids "$(ns_be "$b")" |
+		while read -r p; do printf '%s=%s ' "$p" "$(readlink "/proc/$p/exe")"; done))"
 }
 
 soak_servers_start() {

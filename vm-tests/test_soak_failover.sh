@@ -30,8 +30,9 @@ for _ in $(seq 1 100); do
 	sleep 0.05
 done
 t_flip=$(us_now)
-check "the agent flipped load to green ($(((t_flip - t_kill) / 1000)) ms after the kill, by status polling)" \
-	test "$(live_of_load)" = green
+[ "$(live_of_load)" = green ] ||
+	fail "the agent did not flip load to green within $(((t_flip - t_kill) / 1000)) ms: $(grep -v 'checks_total' "$AGENT_LOG" | tail -8)"
+ok "the agent flipped load to green ($(((t_flip - t_kill) / 1000)) ms after the kill, by status polling)"
 sleep 2
 load_stop fo
 # From the conn log: failures of connections started after the kill, and the window.
