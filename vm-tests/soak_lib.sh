@@ -61,7 +61,9 @@ soak_server_start() {
 soak_server_kill() {
 	local b=$1 pid n=0
 	for pid in $(ip netns pids "$(ns_be "$b")"); do
-		[ "$(readlink "/proc/$pid/exe")" = "$(readlink -f "$LOADGEN")" ] || continue
+		# the same file (device and inode): the link's text names the path as the kernel
+		# sees it, which differs from ours in a chroot
+		[ "/proc/$pid/exe" -ef "$LOADGEN" ] || continue
 		kill -9 "$pid" && n=$((n + 1))
 	done
 	[ "$n" -gt 0 ] || fail "no load server to kill in $b (pids: $(ip netns pids "$(ns_be "$b")" |
