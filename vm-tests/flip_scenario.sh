@@ -83,7 +83,12 @@ run_flip_scenario() {
 
 	hold_stop "$hold_t" "$pid_t"
 	hold_stop "$hold_u" "$pid_u"
-	[ "$(lbjq '.services[0].pools.blue.new_flows' status web-tcp)" -ge $((2 * N + 1)) ] ||
-		fail "blue new-flow counter below the flows sent"
+	# every connection to blue was a new flow (the first batch, the held one, the batch after
+	# the rollback); in dsr a connection whose source port the client reused within the
+	# TIME_WAIT interval (10 s) is the old flow again, not a new one (docs/datapath.md)
+	local want=$((2 * N + 1))
+	case $mode in *dsr*) want=$((N + 1)) ;; esac
+	[ "$(lbjq '.services[0].pools.blue.new_flows' status web-tcp)" -ge $want ] ||
+		fail "blue new-flow counter below the flows sent ($want)"
 	ok "$mode counters: $(lbjq '[.services[0].pools[] | .new_flows] | @csv' status web-tcp) new flows blue,green"
 }
