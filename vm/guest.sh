@@ -17,10 +17,19 @@ off() {
 
 mkdir -p /dev/pts /dev/shm
 mount -t devpts -o newinstance,ptmxmode=0666 devpts /dev/pts
-for d in /run /tmp /dev/shm /root; do
+for d in /run /tmp /dev/shm; do
 	mount -t tmpfs -o mode=1777 tmpfs "$d" || { echo "bgs-vm: cannot mount tmpfs on $d"; off; }
 done
-chmod 0700 /root
+# a writable home; not a tmpfs on /root when the tree is under it (it would hide the tree)
+case $tree/ in
+/root/*)
+	export HOME=/tmp/home
+	mkdir -p -m 0700 "$HOME"
+	;;
+*)
+	mount -t tmpfs -o mode=0700 tmpfs /root || { echo "bgs-vm: cannot mount tmpfs on /root"; off; }
+	;;
+esac
 for f in fd:/proc/self/fd stdin:/proc/self/fd/0 stdout:/proc/self/fd/1 stderr:/proc/self/fd/2; do
 	ln -sfn "${f#*:}" "/dev/${f%%:*}"
 done
