@@ -31,22 +31,29 @@ agent_restart() {
 	agent_wait_log "$2" || fail "restart $what: no '$2' in the log: $(tail -3 "$AGENT_LOG")"
 }
 
+# agent_restarts WHAT PATTERN: N kill -9 and restarts, each waiting for PATTERN in the new
+# agent's log; prints the time taken and leaves it (ms) in RESTARTS_MS.
+agent_restarts() {
+	local i t0
+	t0=$(us_now)
+	for i in $(seq 1 "$N"); do
+		agent_restart "$1 $i" "$2"
+		sleep 0.2
+	done
+	RESTARTS_MS=$((($(us_now) - t0) / 1000))
+	echo "# measured: $N kill -9 and restarts of bgagent $1 in $RESTARTS_MS ms (each ready and showing '$2')"
+}
+
 phase_drain() {
-	local i t0 t1 gen
+	local gen
 	load_start drain
 	sleep 1
 	lbctl flip load --drain-timeout "${DRAIN_S}s" --reason "soak: drain under agent kills" \
 		>/dev/null || fail "flip load"
 	gen=$(lbjq '.services[0].generation' -j status load)
 	agent_wait_log "load: tracking the drain of blue" || fail "agent did not follow the drain"
-	t0=$(us_now)
-	for i in $(seq 1 "$N"); do
-		agent_restart "$i" "load: tracking the drain of blue"
-		sleep 0.2
-	done
-	t1=$(us_now)
-	echo "# measured: $N kill -9 and restarts of bgagent in $(((t1 - t0) / 1000)) ms (ready and following the drain each time)"
-	[ $(((t1 - t0) / 1000000)) -lt $((DRAIN_S - 2)) ] ||
+	agent_restarts "during the drain" "load: tracking the drain of blue"
+	[ $((RESTARTS_MS / 1000)) -lt $((DRAIN_S - 2)) ] ||
 		fail "the restarts outlasted the drain ($DRAIN_S s): nothing measured during it"
 	load_stop drain
 	expect_no_loss drain base
@@ -66,21 +73,15 @@ phase_drain() {
 }
 
 phase_rollout() {
-	local i t0 t1 state id
+	local state id
 	load_start rollout
 	sleep 1
 	id=$(lbjq '.services[0].rollout.id' -j rollout start load --reason "soak: rollout under agent kills") ||
 		fail "rollout start load"
 	agent_wait_log "load: rollout $id" || fail "the agent did not take rollout $id"
-	t0=$(us_now)
-	for i in $(seq 1 "$N"); do
-		agent_restart "rollout $i" "ready: 2 services"
-		sleep 0.2
-	done
-	t1=$(us_now)
-	echo "# measured: $N kill -9 and restarts of bgagent during rollout $id in $(((t1 - t0) / 1000)) ms"
+	agent_restarts "during rollout $id" "ready: 2 services"
 	# bounded: two pauses, the flip and the restarts' time again
-	for _ in $(seq 1 $((2 * ${SOAK_ROLLOUT_PAUSE%s} * 10 + (t1 - t0) / 100000 + 300))); do
+	for _ in $(seq 1 $((2 * ${SOAK_ROLLOUT_PAUSE%s} * 10 + RESTARTS_MS / 100 + 300))); do
 		state=$(lbjq '.services[0].rollout.state' -j rollout status load)
 		[ "$state" = done ] || [ "$state" = failed ] || [ "$state" = aborted ] && break
 		sleep 0.1
