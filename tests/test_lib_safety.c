@@ -77,6 +77,45 @@ static bool test_cas_flip(void)
 	return ok;
 }
 
+/* A caller that compares the routing it read (opts.expect) is not refused by a publish that
+ * moved only the pools (a backend added: the generation moves), and is refused when the
+ * routing itself changed (a flip, a canary). */
+static bool test_cas_decision(void)
+{
+	struct bgs_flip_opts o = { .to_color = BGS_ANY_COLOR, .expect_gen = BGS_ANY_GEN,
+				   .drain_ms = 0 };
+	struct bgs_flip before, after, now;
+	struct fx_svc s;
+	bool ok = true;
+	__u32 id;
+
+	if (!two_pools(&s, "casd", 1) || !fx_flip_get(&s, &before))
+		return false;
+	/* a pool publish between the read and the flip */
+	ok &= fx_be_add(&s, BGS_BLUE, FX_NET_BACKEND, 200, 8080, 0, &id);
+	ok &= fx_flip_get(&s, &now);
+	ok &= ASSERT_TRUE(bgs_fw_gen(now.word) != bgs_fw_gen(before.word), "the pool moved the generation");
+	o.expect = &before;
+	ok &= ASSERT_EQ(bgs_flip(fx.h, s.id, &o, &after), 1, "flip on an unchanged routing");
+	ok &= ASSERT_EQ(bgs_fw_live(after.word), BGS_GREEN, "green live");
+	/* the same read again: its routing (blue live) is gone */
+	ok &= ASSERT_EQ(bgs_flip(fx.h, s.id, &o, &after), -ESTALE, "a second flip from that read");
+	ok &= ASSERT_TRUE(strstr(bgs_errmsg(), "routing changed") != NULL, bgs_errmsg());
+	ok &= fx_flip_get(&s, &now);
+	ok &= ASSERT_EQ(bgs_fw_live(now.word), BGS_GREEN, "still green: nothing published");
+	/* canary: a pool publish does not refuse it, a canary change does */
+	ok &= fx_flip_get(&s, &before);
+	ok &= fx_be_add(&s, BGS_GREEN, FX_NET_BACKEND, 201, 8080, 0, &id);
+	ok &= ASSERT_EQ(bgs_canary_set_expect(fx.h, s.id, 500, false, &before, &after), 0,
+			"canary on an unchanged routing");
+	ok &= ASSERT_EQ(bgs_fw_canary(after.word), 500, "canary 5%");
+	ok &= ASSERT_EQ(bgs_canary_set_expect(fx.h, s.id, 900, false, &before, &after), -ESTALE,
+			"canary from a read before the last canary");
+	ok &= ASSERT_EQ(bgs_fw_canary(after.word), 500, "after: the canary found");
+	ok &= fx_svc_del(&s);
+	return ok;
+}
+
 /* Sends one flow's packets while the next hop changes; every frame must go to the old
  * or the new MAC whole (or to the kernel, while the record says "unresolved"). */
 struct sender {
@@ -916,6 +955,7 @@ static const struct test_case tests[] = {
 	{ "resolve_unlocked", test_resolve_unlocked },
 	{ "nexthop_in_place", test_nexthop_in_place },
 	{ "cas_flip", test_cas_flip },
+	{ "cas_decision", test_cas_decision },
 };
 
 int main(int argc, char **argv)

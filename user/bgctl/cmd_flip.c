@@ -328,10 +328,12 @@ static int flip_common(int argc, char **argv, bool rollback)
 			    "nothing was done (check bgctl status %s)",
 			    name, gen, a.opts.expect_gen, name);
 	/* What bgctl shows (from, to) is what it changes: the flip is a compare-and-swap on
-	 * the generation read, unless --to made it declarative ("COLOR live, whatever
-	 * happened meanwhile"). */
-	if (a.opts.to_color == BGS_ANY_COLOR || rollback)
-		a.opts.expect_gen = gen;
+	 * the routing read (live color, drain, canary), unless --to made it declarative
+	 * ("COLOR live, whatever happened meanwhile"). Not on the generation: the agent's
+	 * health publishes move it without changing what the flip shows. --expect-generation
+	 * asks for the strict compare. */
+	if ((a.opts.to_color == BGS_ANY_COLOR || rollback) && !a.user_gen)
+		a.opts.expect = &a.before;
 	if (rollback) {
 		if (!bgs_flip_draining(&before) && bgs_flip_drain_gen(&before) == 0)
 			return fail(-EALREADY, EXIT_CONFLICT,
@@ -433,7 +435,10 @@ struct canary_arg {
 static int apply_canary(void *p, json_object *done)
 {
 	struct canary_arg *a = p;
-	int err = bgs_canary_set(g.h, a->svc_id, a->bps, a->sticky, a->expect_gen, &a->after);
+	int err = a->user_gen ? bgs_canary_set(g.h, a->svc_id, a->bps, a->sticky, a->expect_gen,
+					       &a->after) :
+				bgs_canary_set_expect(g.h, a->svc_id, a->bps, a->sticky, &a->before,
+						      &a->after);
 
 	if (err == -ESTALE)
 		return changed_since(a->name, &a->before, &a->after, a->user_gen);
@@ -499,8 +504,8 @@ int do_canary(int argc, char **argv)
 			    "%s is at generation %u, not %lld: it changed since you looked; "
 			    "nothing was done",
 			    name, gen, a.expect_gen);
-	/* A compare-and-swap on what was read: the idle color named below stays true. */
-	a.expect_gen = gen;
+	/* A compare-and-swap on the routing read (bgs_canary_set_expect): the idle color
+	 * named below stays true; --expect-generation compares the generation itself. */
 	a.name = name;
 	pct_str(a.bps, pbuf, sizeof(pbuf));
 	pct_str(bgs_flip_canary(&before), obuf, sizeof(obuf));

@@ -371,6 +371,10 @@ struct bgs_flip_opts {
 	long long expect_gen; /* BGS_ANY_GEN, or refuse with -ESTALE unless it matches */
 	__u64 drain_ms;	      /* drain deadline from now; BGS_NO_DEADLINE: none; 0: drain ends now */
 	bool force;	      /* allow a target color with no usable backend */
+	/* NULL, or refuse with -ESTALE unless the routing decision (live color, drain
+	 * running, canary weight and stickiness) is still the one this state shows: a
+	 * publish that moved only the pools (health, backends) refuses nothing */
+	const struct bgs_flip *expect;
 };
 
 /* Flip live to the other color (reset canary, start draining the old one).
@@ -384,6 +388,10 @@ int bgs_flip(struct bgs *h, __u32 svc_id, const struct bgs_flip_opts *opts, stru
  * (-ESTALE fills after with the state found). */
 int bgs_canary_set(struct bgs *h, __u32 svc_id, __u32 bps, bool sticky, long long expect_gen,
 		   struct bgs_flip *after);
+/* The same, refused with -ESTALE unless the routing decision is still expect's (see
+ * bgs_flip_opts.expect; NULL: no check). */
+int bgs_canary_set_expect(struct bgs *h, __u32 svc_id, __u32 bps, bool sticky,
+			  const struct bgs_flip *expect, struct bgs_flip *after);
 /* End the drain now: the old color's remaining flows are routed as new. */
 int bgs_drain_end(struct bgs *h, __u32 svc_id, struct bgs_flip *after);
 

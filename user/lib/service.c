@@ -584,8 +584,17 @@ static void flip_fill(struct bgs *h, __u32 svc_id, struct bgs_flip *after)
 		flip_read(h, svc_id, after);
 }
 
-static int gen_check(const struct bgs_service *svc, __u64 w, long long expect_gen)
+/* The bits of the flip word that route new flows (the rest: generation, pool state). */
+#define DECISION_BITS                                                                      \
+	(BGS_FW_LIVE_GREEN | BGS_FW_DRAINING | BGS_FW_STICKY |                             \
+	 ((__u64)BGS_FW_CANARY_MASK << BGS_FW_CANARY_SHIFT))
+
+static int gen_check(const struct bgs_service *svc, __u64 w, long long expect_gen,
+		     const struct bgs_flip *expect)
 {
+	if (expect && (w & DECISION_BITS) != (expect->word & DECISION_BITS))
+		return bgs_err(-ESTALE, "service '%s': its routing changed (generation %u -> %u)",
+			       svc->name, bgs_fw_gen(expect->word), bgs_fw_gen(w));
 	if (expect_gen == BGS_ANY_GEN)
 		return 0;
 	if (expect_gen < 0 || (unsigned long long)expect_gen != bgs_fw_gen(w))
@@ -616,7 +625,7 @@ int bgs_flip(struct bgs *h, __u32 svc_id, const struct bgs_flip_opts *opts, stru
 	live = bgs_fw_live(w);
 	target = o.to_color == BGS_ANY_COLOR ? !live : (__u32)o.to_color;
 	/* Before the "already live" answer too: that answer is about the generation read. */
-	err = gen_check(&svc, w, o.expect_gen);
+	err = gen_check(&svc, w, o.expect_gen, o.expect);
 	if (err)
 		goto done;
 	if (target == live)
@@ -657,8 +666,8 @@ out:
 	return err;
 }
 
-int bgs_canary_set(struct bgs *h, __u32 svc_id, __u32 bps, bool sticky, long long expect_gen,
-		   struct bgs_flip *after)
+static int canary_set(struct bgs *h, __u32 svc_id, __u32 bps, bool sticky, long long expect_gen,
+		      const struct bgs_flip *expect, struct bgs_flip *after)
 {
 	struct bgs_service svc;
 	int lock, err;
@@ -672,7 +681,7 @@ int bgs_canary_set(struct bgs *h, __u32 svc_id, __u32 bps, bool sticky, long lon
 	if (lock < 0)
 		return lock;
 	w = bgs_word_load(h, svc_id);
-	err = gen_check(&svc, w, expect_gen);
+	err = gen_check(&svc, w, expect_gen, expect);
 	if (err) {
 		flip_fill(h, svc_id, after); /* the caller says what changed */
 		goto out;
@@ -685,6 +694,18 @@ int bgs_canary_set(struct bgs *h, __u32 svc_id, __u32 bps, bool sticky, long lon
 out:
 	bgs_unlock(h, lock, err);
 	return err;
+}
+
+int bgs_canary_set(struct bgs *h, __u32 svc_id, __u32 bps, bool sticky, long long expect_gen,
+		   struct bgs_flip *after)
+{
+	return canary_set(h, svc_id, bps, sticky, expect_gen, NULL, after);
+}
+
+int bgs_canary_set_expect(struct bgs *h, __u32 svc_id, __u32 bps, bool sticky,
+			  const struct bgs_flip *expect, struct bgs_flip *after)
+{
+	return canary_set(h, svc_id, bps, sticky, BGS_ANY_GEN, expect, after);
 }
 
 int bgs_drain_end(struct bgs *h, __u32 svc_id, struct bgs_flip *after)
