@@ -9,7 +9,7 @@
  *   with the close flag is answered and then the server closes (it closes first, so the
  *   client's port is free again at once and the switch sees the backend's FIN).
  *
- * loadgen client --tcp ADDR:PORT [--udp ADDR:PORT] [options]
+ * loadgen client --tcp ADDR:PORT [--udp ADDR:PORT] [options]   (ADDR: a.b.c.d or [IPv6])
  *   Runs in the client namespace and keeps, at once, for --duration seconds:
  *   - --long N long-lived TCP connections, each exchanging a request/response every
  *     --min-ms..--max-ms (random) and checking that every reply names the backend its first
@@ -99,24 +99,53 @@ static uint64_t rnd(void)
 	return rng;
 }
 
-static int parse_addr(const char *s, struct sockaddr_in *sa)
+/* HOST:PORT or [HOST6]:PORT. Every socket is AF_INET6 and dual-stack: an IPv4 address is
+ * kept v4-mapped (::ffff:a.b.c.d), so the same code carries either family. */
+static int parse_addr(const char *s, struct sockaddr_in6 *sa)
 {
-	char host[64];
-	const char *colon = strrchr(s, ':');
+	char host[INET6_ADDRSTRLEN + 8];
+	const char *colon = strrchr(s, ':'), *h = s;
+	size_t hl;
 	char *end;
 	long port;
 
-	if (!colon || (size_t)(colon - s) >= sizeof(host))
+	if (!colon)
 		return -1;
-	memcpy(host, s, colon - s);
-	host[colon - s] = 0;
+	hl = (size_t)(colon - s);
+	if (*s == '[') {
+		if (hl < 2 || s[hl - 1] != ']')
+			return -1;
+		h = s + 1;
+		hl -= 2;
+	}
+	if (hl >= sizeof(host) - 7)
+		return -1;
 	port = strtol(colon + 1, &end, 10);
 	if (*end || port <= 0 || port > 65535)
 		return -1;
 	memset(sa, 0, sizeof(*sa));
-	sa->sin_family = AF_INET;
-	sa->sin_port = htons((uint16_t)port);
-	return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -1;
+	sa->sin6_family = AF_INET6;
+	sa->sin6_port = htons((uint16_t)port);
+	if (h != s) {
+		memcpy(host, h, hl);
+		host[hl] = 0;
+	} else {
+		/* IPv4: v4-mapped */
+		memcpy(host, "::ffff:", 7);
+		memcpy(host + 7, h, hl);
+		host[hl + 7] = 0;
+	}
+	return inet_pton(AF_INET6, host, &sa->sin6_addr) == 1 ? 0 : -1;
+}
+
+/* An AF_INET6 socket that also carries IPv4 (v4-mapped). */
+static int socket_dual(int type)
+{
+	int fd = socket(AF_INET6, type, 0), zero = 0;
+
+	if (fd >= 0)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+	return fd;
 }
 
 static int parse_num(const char *s, long lo, long hi, long *v)
@@ -251,8 +280,8 @@ static int server_main(int argc, char **argv)
 	for (int i = 0; i < nt + nu; i++) {
 		bool tcp = i < nt;
 		int port = tcp ? tcp_ports[i] : udp_ports[i - nt], one = 1;
-		int fd = socket(AF_INET, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK, 0);
-		struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
+		int fd = socket_dual((tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK);
+		struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_port = htons(port) };
 
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 		if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || (tcp && listen(fd, 4096))) {
@@ -283,7 +312,7 @@ static int server_main(int argc, char **argv)
 					ep_add(ep, c, EPOLLIN, SDATA(S_CONN, c));
 				}
 			} else if (kind == S_UDP) {
-				struct sockaddr_in from;
+				struct sockaddr_in6 from;
 				socklen_t fl = sizeof(from);
 				struct req q;
 				struct rep r = { 0 };
@@ -355,16 +384,16 @@ enum { K_LONG = 1, K_NEW, K_UDP };
 #define CDATA(kind, i) (((uint64_t)(kind) << 32) | (uint32_t)(i))
 
 struct client_cfg {
-	struct sockaddr_in tcp, udp;
+	struct sockaddr_in6 tcp, udp;
 	bool have_tcp, have_udp;
 	long n_long, min_ms, max_ms, rate, udp_flows, udp_rate;
 	double duration;
 	const char *ready, *stop, *json;
 };
 
-static int tcp_connect(int ep, const struct sockaddr_in *sa, uint64_t data)
+static int tcp_connect(int ep, const struct sockaddr_in6 *sa, uint64_t data)
 {
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), one = 1;
+	int fd = socket_dual(SOCK_STREAM | SOCK_NONBLOCK), one = 1;
 
 	if (fd < 0)
 		return -1;
@@ -526,13 +555,13 @@ static void new_done(int ep, int i, const char *result, const char *tag)
 	struct cconn *c = &news[i];
 
 	if (conn_log) {
-		struct sockaddr_in me = { 0 };
+		struct sockaddr_in6 me = { 0 };
 		socklen_t l = sizeof(me);
 
 		if (c->fd >= 0)
 			getsockname(c->fd, (struct sockaddr *)&me, &l);
 		fprintf(conn_log, "%llu %llu %s %s %u\n", (unsigned long long)c->t0_real,
-			(unsigned long long)real_us(), result, tag ? tag : "-", ntohs(me.sin_port));
+			(unsigned long long)real_us(), result, tag ? tag : "-", ntohs(me.sin6_port));
 	}
 	if (c->fd >= 0) {
 		epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
@@ -735,7 +764,7 @@ static int client_main(int argc, char **argv)
 		case 't':
 		case 'u':
 			if (parse_addr(optarg, o == 't' ? &cfg.tcp : &cfg.udp)) {
-				fprintf(stderr, "loadgen client: bad address '%s' (want A.B.C.D:PORT)\n",
+				fprintf(stderr, "loadgen client: bad address '%s' (want A.B.C.D:PORT or [IPV6]:PORT)\n",
 					optarg);
 				return 1;
 			}
@@ -806,7 +835,7 @@ static int client_main(int argc, char **argv)
 	for (int i = 0; i < cfg.udp_flows; i++) {
 		struct udpflow *u = &udps[i];
 
-		u->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+		u->fd = socket_dual(SOCK_DGRAM | SOCK_NONBLOCK);
 		if (u->fd < 0 || connect(u->fd, (struct sockaddr *)&cfg.udp, sizeof(cfg.udp))) {
 			fprintf(stderr, "loadgen client: udp: %s\n", strerror(errno));
 			return 1;

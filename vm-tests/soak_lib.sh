@@ -4,7 +4,8 @@
 # namespace and loads the switch from the client's namespace.
 #
 # Services (nat): load VIP_NAT:7000/tcp -> backends :7000, loadu VIP_NAT:7001/udp -> :7001;
-# (dsr, with soak_dsr_up) loadd VIP_DSR:7002/tcp -> :7002. The servers also listen on TCP
+# (dsr, with soak_dsr_service) loadd VIP_DSR:7002/tcp -> :7002; (IPv6, with soak_v6_services)
+# load6 and loadu6 on VIP6_NAT, the same ports. The servers also listen on TCP
 # 7001 so that a tcp health check of the udp service's backends has something to connect to.
 #
 # SOAK_SCALE=short (default: what `make test` runs, a few seconds per scenario) or full
@@ -79,20 +80,28 @@ soak_servers_start() {
 	sysctl_ns "$NS_CL" net.ipv4.ip_local_port_range="20000 65000"
 }
 
-# The load services by bgctl (the agent scenarios make them from the agent's config).
-soak_services() {
-	local b
-	lbctl service add load --vip "$VIP_NAT:$LOAD_TCP/tcp" --mode nat >/dev/null ||
-		fail "service add load"
-	lbctl service add loadu --vip "$VIP_NAT:$LOAD_UDP/udp" --mode nat >/dev/null ||
-		fail "service add loadu"
+# soak_nat_pair TCPNAME UDPNAME VIP FAMILY(4|6): a nat tcp service on VIP:7000 and a udp one
+# on VIP:7001 (VIP bracketed for IPv6), every backend in its color on that family's address.
+soak_nat_pair() {
+	local t=$1 u=$2 vip=$3 fam=$4 b a
+	lbctl service add "$t" --vip "$vip:$LOAD_TCP/tcp" --mode nat >/dev/null ||
+		fail "service add $t"
+	lbctl service add "$u" --vip "$vip:$LOAD_UDP/udp" --mode nat >/dev/null ||
+		fail "service add $u"
 	for b in "${BACKENDS[@]}"; do
-		lbctl backend add load "${BE_COLOR[$b]}" "${BE_ADDR[$b]}:$LOAD_TCP" >/dev/null ||
-			fail "backend add load $b"
-		lbctl backend add loadu "${BE_COLOR[$b]}" "${BE_ADDR[$b]}:$LOAD_UDP" >/dev/null ||
-			fail "backend add loadu $b"
+		[ "$fam" = 6 ] && a="[${BE_ADDR6[$b]}]" || a=${BE_ADDR[$b]}
+		lbctl backend add "$t" "${BE_COLOR[$b]}" "$a:$LOAD_TCP" >/dev/null ||
+			fail "backend add $t $b"
+		lbctl backend add "$u" "${BE_COLOR[$b]}" "$a:$LOAD_UDP" >/dev/null ||
+			fail "backend add $u $b"
 	done
 }
+
+# The load services by bgctl (the agent scenarios make them from the agent's config).
+soak_services() { soak_nat_pair load loadu "$VIP_NAT" 4; }
+
+# The IPv6 services: load6 and loadu6 on VIP6_NAT (the load servers are dual-stack).
+soak_v6_services() { soak_nat_pair load6 loadu6 "[$VIP6_NAT]" 6; }
 
 soak_dsr_service() {
 	local b
