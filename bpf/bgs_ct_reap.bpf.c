@@ -4,8 +4,9 @@
  * the table (bgs_drain_kill, bgs_flow_kill): no key or value is copied to user space and
  * no system call is made per entry. libbgswitch loads it on demand with bgs_ct reused
  * from the open state (the definition here only has to match the pinned map's type, key
- * and value), runs it once with BPF_PROG_TEST_RUN and closes it. Never attached, never
- * pinned.
+ * and value), runs it with BPF_PROG_TEST_RUN until it has nothing more to remove (each run
+ * stops after max_delete removals: the kernel does not reschedule inside one run, so a
+ * run is kept to some tens of milliseconds) and closes it. Never attached, never pinned.
  */
 #include "maps.h"
 #include "bgs_reap.h"
@@ -29,6 +30,10 @@ static long reap_one(void *map, struct bgs_flow_key *key, struct bgs_flow *f,
 		a->deleted++;
 	else
 		a->missed++; /* gone meanwhile (LRU, the program's own insert) */
+	if (a->max_delete && a->deleted >= a->max_delete) {
+		a->more = 1; /* the caller runs it again: the walk restarts past what went */
+		return 1;
+	}
 	return 0;
 }
 
@@ -37,11 +42,12 @@ int bgs_reap(struct bgs_reap *a)
 {
 	struct bgs_reap r = *a; /* the callback's context lives on the stack */
 
-	r.deleted = r.missed = 0;
+	r.deleted = r.missed = r.more = 0;
 	r.walked = bpf_for_each_map_elem(&bgs_ct, reap_one, &r, 0);
 	a->walked = r.walked;
 	a->deleted = r.deleted;
 	a->missed = r.missed;
+	a->more = r.more;
 	return 0;
 }
 

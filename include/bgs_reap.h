@@ -2,7 +2,7 @@
 /*
  * Context of the bgs_reap syscall program (bpf/bgs_ct_reap.bpf.c): which conntrack entries
  * of one service it removes, and what it did. In: svc_id, color, keep_color, epoch,
- * max_gen. Out: walked, deleted, missed.
+ * max_gen, max_delete. Out: walked, deleted, missed, more.
  */
 #ifndef BGS_REAP_H
 #define BGS_REAP_H
@@ -18,9 +18,11 @@ struct bgs_reap {
 	__u32 epoch;	  /* the service's epoch ... */
 	__u32 max_gen;	  /* ... and its generation when the caller decided: an entry of this
 			   * epoch created by a later generation is kept */
+	__u32 max_delete; /* stop after removing this many (0: no limit) ... */
 	__u32 walked;	  /* entries visited */
 	__u32 deleted;	  /* entries removed */
 	__u32 missed;	  /* matched, but gone before the delete */
+	__u32 more;	  /* ... and say so: 1 when it stopped there (run it again) */
 };
 
 #endif /* BGS_REAP_H */

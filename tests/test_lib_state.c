@@ -1106,17 +1106,18 @@ out:
 }
 
 /*
- * Which entries a kill removes, in the kernel (bgs_ct_reap) and by the user-space walk
- * (BGS_REAP_USER): the same ones. Of the service and color, not live: those of another
- * epoch, and of this epoch those created up to the generation read when the kill began; an
- * entry of a later generation (a flow a flip sent there while the kill ran) stays, and so
- * do the live color's and other services' entries.
+ * Which entries a kill removes, in the kernel (bgs_ct_reap) in one run or in many
+ * (BGS_REAP_RUN), and by the user-space walk (BGS_REAP_USER): the same ones. Of the
+ * service and color, not live: those of another epoch, and of this epoch those created up
+ * to the generation read when the kill began; an entry of a later generation (a flow a
+ * flip sent there while the kill ran) stays, and so do the live color's and other
+ * services' entries.
  */
 static bool test_flow_kill_bounds(void)
 {
 	struct bgs_flip_opts o = { .to_color = BGS_GREEN, .expect_gen = BGS_ANY_GEN,
 				   .drain_ms = BGS_NO_DEADLINE, .force = true };
-	static const char *const how[] = { "kernel", "user space" };
+	static const char *const how[] = { "kernel", "kernel, runs of 1000", "user space" };
 	struct fx_svc a, b;
 	struct bgs_flip f;
 	struct ct_count raw;
@@ -1129,8 +1130,10 @@ static bool test_flow_kill_bounds(void)
 		return false;
 	ok &= ASSERT_EQ(bgs_flip(fx.h, a.id, &o, &f), 1, "flip a to green");
 	gen = bgs_flip_gen(&f);
-	for (i = 0; ok && i < 2; i++) {
-		if (i)
+	for (i = 0; ok && i < 3; i++) {
+		if (i == 1)
+			setenv("BGS_REAP_RUN", "1000", 1); /* 11 runs, each walking again */
+		if (i == 2)
 			setenv("BGS_REAP_USER", "1", 1);
 		ok &= ASSERT_TRUE(fx_flip_get(&a, &f), "read a's flip entry");
 		epoch = f.epoch;
@@ -1150,6 +1153,7 @@ static bool test_flow_kill_bounds(void)
 		ok &= ASSERT_EQ(bgs_flow_kill(fx.h, a.id, BGS_GREEN), 0, "live green: none");
 		ok &= ct_clear();
 	}
+	unsetenv("BGS_REAP_RUN");
 	unsetenv("BGS_REAP_USER");
 	del_all_services(fx.h);
 	ct_clear();
