@@ -7,7 +7,8 @@
 #   scale-drain.csv   per round: a service whose blue pool holds 1,000,000 flows is flipped
 #                     to green (blue drains); wall time of `bgctl drain NAME -j` (counting
 #                     the draining color's flows) and of `bgctl drain NAME --kill` (ending
-#                     them), checked: the count says 1,000,000 and none is left after;
+#                     them), checked: the count says 1,000,000 and no flow and no entry of
+#                     the service is left after;
 #   scale-status.csv  wall time of `bgctl status` and `bgctl status -j` with 1,000 services.
 # Each timing comes with the command's CPU time (perf stat task-clock), which the other load
 # of a shared machine moves far less than the wall time.
@@ -76,7 +77,7 @@ ct=$(bpftool -j map show pinned "$BGSWITCH_PIN_DIR/bgs_ct") || fail "bpftool map
 # --- counting and ending 1,000,000 flows of a draining color --------------------------
 {
 	machine
-	echo "round,flows_counted,drain_count_ms,drain_kill_ms,flows_left,drain_count_cpu_ms,drain_kill_cpu_ms"
+	echo "round,flows_counted,drain_count_ms,drain_kill_ms,flows_left,drain_count_cpu_ms,drain_kill_cpu_ms,entries_left"
 } >"$out/scale-drain.csv"
 for r in $(seq 1 "$ROUNDS"); do
 	s=drain$r
@@ -103,7 +104,12 @@ for r in $(seq 1 "$ROUNDS"); do
 	c_kill=$(cat "$BGS_RUN/cpu")
 	lbctl drain "$s" --color blue -j >"$BGS_RUN/after" || fail "drain after kill"
 	left=$(jq '[.. | objects | select(has("flows")) | .flows] | first // empty' "$BGS_RUN/after")
-	echo "$r,$n,$(awk -v u="$t_count" 'BEGIN { printf "%.1f", u / 1000 }'),$(awk -v u="$t_kill" 'BEGIN { printf "%.1f", u / 1000 }'),$left,$c_count,$c_kill" |
+	# the entries themselves, dead or alive: none may be left (the table's space is back)
+	entries=$(lbctl conntrack "$s" --all --color blue --limit 1 -j | jq .matched) ||
+		fail "conntrack after kill"
+	[ "$left" = 0 ] && [ "$entries" = 0 ] ||
+		fail "after drain --kill: $left flows, $entries entries of $s left"
+	echo "$r,$n,$(awk -v u="$t_count" 'BEGIN { printf "%.1f", u / 1000 }'),$(awk -v u="$t_kill" 'BEGIN { printf "%.1f", u / 1000 }'),$left,$c_count,$c_kill,$entries" |
 		tee -a "$out/scale-drain.csv"
 	lbctl service del "$s" >/dev/null 2>&1 || lbctl service del "$s" --force >/dev/null ||
 		fail "service del $s"

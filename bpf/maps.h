@@ -31,4 +31,16 @@
 		__uint(pinning, LIBBPF_PIN_BY_NAME);                 \
 	} bgs_progs SEC(".maps")
 
+/* Conntrack (its sizing and LRU: switch_maps.h); the conntrack reaper (bgs_ct_reap.bpf.c)
+ * carries it too, reusing the switch's. */
+#define BGS_CT_MAP                                                   \
+	struct {                                                     \
+		__uint(type, BPF_MAP_TYPE_LRU_HASH);                 \
+		__uint(map_flags, BPF_F_NO_COMMON_LRU);              \
+		__uint(max_entries, 1);                              \
+		__type(key, struct bgs_flow_key);                    \
+		__type(value, struct bgs_flow);                      \
+		__uint(pinning, LIBBPF_PIN_BY_NAME);                 \
+	} bgs_ct SEC(".maps")
+
 #endif /* BGS_MAPS_H */

@@ -112,14 +112,7 @@ struct {
  * any CPU: nat replies arrive on another queue than their client's) with an LRU list per
  * CPU (an insert locks its CPU's list only; a CPU evicts from its own share). Load time:
  * ct entries. docs/datapath.md: "Conntrack under pressure". */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(map_flags, BPF_F_NO_COMMON_LRU);
-	__uint(max_entries, 1);
-	__type(key, struct bgs_flow_key);
-	__type(value, struct bgs_flow);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} bgs_ct SEC(".maps");
+BGS_CT_MAP;
 
 /* Per-CPU counters by svc_id * 2 + color. Load time: 2 x max services. */
 struct {

@@ -784,8 +784,17 @@ static bool test_second_step_fails(void)
 	ok &= ASSERT_TRUE(strstr(bgs_errmsg(), "run it again") != NULL, bgs_errmsg());
 	ok &= ASSERT_FALSE(f.word & BGS_FW_DRAINING, "the drain has ended");
 	ok &= ASSERT_EQ(flows_on(&s, BGS_BLUE), 6, "the entries are still there");
-	ok &= ASSERT_EQ(bgs_drain_kill(fx.h, s.id, BGS_ANY_COLOR, &f), 6, "again: removes 6");
+	/* ... and already dead: the next packet of such a flow goes to green, and its entry
+	 * is replaced by the green one */
+	ok &= fx_flow_next(&s, 30, 41000, id);
+	ok &= ASSERT_EQ(flows_on(&s, BGS_BLUE), 5, "the entry of the flow that went on is green");
+	ok &= ASSERT_EQ(flows_on(&s, BGS_GREEN), 1, "... and green");
+	ok &= ASSERT_EQ(bgs_drain_kill(fx.h, s.id, BGS_ANY_COLOR, &f), 5, "again: removes 5");
 	ok &= ASSERT_EQ(flows_on(&s, BGS_BLUE), 0, "none left");
+	ok &= ASSERT_EQ(flows_on(&s, BGS_GREEN), 1, "the green flow kept");
+	/* every killed flow's next packet goes to green */
+	for (i = 1; i < 6; i++)
+		ok &= fx_flow_next(&s, 30 + (__u32)i, 41000, id);
 
 	/* backend del: out of the table, then the record; the second step fails */
 	setenv("BGS_FAULT", "backend_del_step", 1);

@@ -510,11 +510,14 @@ static void ct_key(__u32 i, struct bgs_flow_key *k)
 
 static int ct_base;
 
-static bool ct_insert(__u32 svc, __u32 color, __u32 n, __u32 be_id)
+/* Inserts n entries of svc with color, backend, epoch and generation as given. */
+static bool ct_insert_gen(__u32 svc, __u32 color, __u32 n, __u32 be_id, __u32 epoch,
+			  __u32 gen)
 {
 	struct bgs_flow_key k;
 	struct bgs_flow f = { .svc_id = svc, .color = (__u8)color, .backend_id = be_id,
-			      .incarnation = 1, .gen = 1, .tcp_state = BGS_TCP_EST };
+			      .incarnation = 1, .gen = gen, .epoch = epoch,
+			      .tcp_state = BGS_TCP_EST };
 	__u32 i;
 
 	for (i = 0; i < n; i++) {
@@ -525,6 +528,11 @@ static bool ct_insert(__u32 svc, __u32 color, __u32 n, __u32 be_id)
 		}
 	}
 	return true;
+}
+
+static bool ct_insert(__u32 svc, __u32 color, __u32 n, __u32 be_id)
+{
+	return ct_insert_gen(svc, color, n, be_id, 0, 1);
 }
 
 struct ct_count {
@@ -1092,6 +1100,61 @@ static bool test_flow_walk_kill(void)
 	ok &= ASSERT_EQ(raw.total, 1500, "only b's blue flows left");
 	ok &= ASSERT_EQ(raw.n[b.id][BGS_BLUE], 1500, "b's blue flows");
 out:
+	del_all_services(fx.h);
+	ct_clear();
+	return ok;
+}
+
+/*
+ * Which entries a kill removes, in the kernel (bgs_ct_reap) in one run or in many
+ * (BGS_REAP_RUN), and by the user-space walk (BGS_REAP_USER): the same ones. Of the
+ * service and color, not live: those of another epoch, and of this epoch those created up
+ * to the generation read when the kill began; an entry of a later generation (a flow a
+ * flip sent there while the kill ran) stays, and so do the live color's and other
+ * services' entries.
+ */
+static bool test_flow_kill_bounds(void)
+{
+	struct bgs_flip_opts o = { .to_color = BGS_GREEN, .expect_gen = BGS_ANY_GEN,
+				   .drain_ms = BGS_NO_DEADLINE, .force = true };
+	static const char *const how[] = { "kernel", "kernel, runs of 1000", "user space" };
+	struct fx_svc a, b;
+	struct bgs_flip f;
+	struct ct_count raw;
+	__u32 gen, epoch;
+	bool ok = true;
+	int i;
+
+	if (!ct_clear() || !svc_add(&a, "ka", BGS_AF_INET, 80, IPPROTO_TCP, BGS_MODE_NAT, 0) ||
+	    !svc_add(&b, "kb", BGS_AF_INET, 80, IPPROTO_TCP, BGS_MODE_NAT, 0))
+		return false;
+	ok &= ASSERT_EQ(bgs_flip(fx.h, a.id, &o, &f), 1, "flip a to green");
+	gen = bgs_flip_gen(&f);
+	for (i = 0; ok && i < 3; i++) {
+		if (i == 1)
+			setenv("BGS_REAP_RUN", "1000", 1); /* 11 runs, each walking again */
+		if (i == 2)
+			setenv("BGS_REAP_USER", "1", 1);
+		ok &= ASSERT_TRUE(fx_flip_get(&a, &f), "read a's flip entry");
+		epoch = f.epoch;
+		ok &= ct_insert_gen(a.id, BGS_BLUE, 10000, 1, epoch, gen - 1);   /* drained */
+		ok &= ct_insert_gen(a.id, BGS_BLUE, 300, 1, epoch, gen);	      /* after the flip */
+		ok &= ct_insert_gen(a.id, BGS_BLUE, 7, 1, epoch, gen + 1);	      /* later: kept */
+		ok &= ct_insert_gen(a.id, BGS_BLUE, 5, 1, epoch + 1, gen + 9);   /* other epoch */
+		ok &= ct_insert_gen(a.id, BGS_GREEN, 200, 1, epoch, gen);	      /* live: kept */
+		ok &= ct_insert_gen(b.id, BGS_BLUE, 50, 1, epoch, gen - 1);      /* b: kept */
+		if (!ok)
+			break;
+		ok &= ASSERT_EQ(bgs_flow_kill(fx.h, a.id, BGS_BLUE), 10305, how[i]);
+		ct_count_raw(&raw);
+		ok &= ASSERT_EQ(raw.n[a.id][BGS_BLUE], 7, "a: the later generation's blue kept");
+		ok &= ASSERT_EQ(raw.n[a.id][BGS_GREEN], 200, "a: live green kept");
+		ok &= ASSERT_EQ(raw.n[b.id][BGS_BLUE], 50, "b untouched");
+		ok &= ASSERT_EQ(bgs_flow_kill(fx.h, a.id, BGS_GREEN), 0, "live green: none");
+		ok &= ct_clear();
+	}
+	unsetenv("BGS_REAP_RUN");
+	unsetenv("BGS_REAP_USER");
 	del_all_services(fx.h);
 	ct_clear();
 	return ok;
@@ -1870,6 +1933,7 @@ static const struct test_case tests[] = {
 	{ "flip_word", test_flip_word },
 	{ "pool_slots", test_pool_slots },
 	{ "flow_walk_kill", test_flow_walk_kill },
+	{ "flow_kill_bounds", test_flow_kill_bounds },
 	{ "counters", test_counters },
 	{ "concurrent_threads", test_concurrent_threads },
 	{ "concurrent_fork", test_concurrent_fork },

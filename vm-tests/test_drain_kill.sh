@@ -41,6 +41,8 @@ k_u=$(grep -c '^[0-9]' "$hold_u")
 j=$(lbctl -j drain dns --kill --reason "e2e")
 check "drain dns --kill: ended 1 flow and the drain" \
 	jqt '.killed == 1 and .draining == false and .pools.blue.flows == 0' <<<"$j"
+check "... and removed its entry (conntrack --all: no dns entry on blue, dead or alive)" \
+	jqt '.matched == 0' < <(lbctl -j conntrack dns --all --color blue)
 wait_lines "$hold_u" $((k_u + 4)) || fail "udp hold flow stalled after the kill"
 after=$(hold_backends_after "$hold_u" $((k_u + 1)))
 [[ "$after" == green* ]] && [ "$(wc -l <<<"$after")" -eq 1 ] ||
@@ -49,6 +51,7 @@ ok "open udp flow moved from $bu to $after after drain --kill"
 
 j=$(lbctl -j drain web --kill)
 check "drain web --kill: ended the tcp flow" jqt '.killed == 1' <<<"$j"
+check "... and removed its entry" jqt '.matched == 0' < <(lbctl -j conntrack web --all --color blue)
 for i in $(seq 1 40); do
 	grep -q error "$hold_t" && break
 	kill -0 "$pid_t" 2>/dev/null || break

@@ -432,7 +432,10 @@ typedef int (*bgs_flow_cb)(const struct bgs_flow_key *key, const struct bgs_flow
 /* (Raw entries, judged by nobody: bgs_flow_walk_verdict says which still hold a flow.) */
 int bgs_flow_walk(struct bgs *h, bgs_flow_cb cb, void *arg);
 /* Delete the flows of a service (and color unless BGS_ANY_COLOR) that are on a color
- * that is not live; returns how many. */
+ * that is not live and existed when the call began (a flow a concurrent flip creates
+ * there is kept); returns how many. In the kernel (a syscall program, bgs_ct_reap.bpf.c,
+ * run in passes of a bounded number of deletions), or, where that cannot be loaded, by a
+ * walk from user space. */
 int bgs_flow_kill(struct bgs *h, __u32 svc_id, int color);
 
 /* ---- Parsing what users type (command lines, config files) ----
