@@ -89,10 +89,11 @@ static __always_inline __u32 table_pick(struct route *r, __u32 color, __u32 h)
 	return id ? *id : 0;
 }
 
-/* Picks a backend of r->color, or of the other color when that pool is empty. */
-static __always_inline __u32 pick_backend(struct route *r, struct pkt *p, __u32 seed)
+/* Picks a backend of r->color, or of the other color when that pool is empty; h is the
+ * flow's Maglev hash. */
+static __always_inline __u32 pick_backend(struct route *r, __u32 h)
 {
-	__u32 h = bgs_hash_flow(&p->key, seed), id;
+	__u32 id;
 
 	id = table_pick(r, r->color, h);
 	if (!id) {
@@ -103,18 +104,68 @@ static __always_inline __u32 pick_backend(struct route *r, struct pkt *p, __u32 
 	return id;
 }
 
+/* The fresh-flow marks line of a flow with Maglev hash h (bgs_fresh, include/bgswitch.h). */
+static __always_inline struct bgs_fresh_line *fresh_line(__u32 h)
+{
+	__u32 line = h & cfg_fresh_mask;
+
+	return bpf_map_lookup_elem(&bgs_fresh, &line);
+}
+
+/* Marks p's flow as started during the current drain of r's service (a SYN routed as new):
+ * its stamp replaces the oldest mark of its line, unless it is there already (a SYN sent
+ * again). Concurrent writers may both pick one mark: one of the two flows loses its mark. */
+static __always_inline void fresh_mark(struct route *r, struct pkt *p, __u32 h)
+{
+	__u32 stamp = bgs_fresh_stamp(&p->key, r->svc_id, r->v.drain_gen), now = (__u32)r->now;
+	struct bgs_fresh_line *l = fresh_line(h);
+	__u32 i, oldest = 0, age, max_age = 0;
+
+	if (!l)
+		return;
+#pragma unroll
+	for (i = 0; i < BGS_FRESH_WAYS; i++) {
+		if (l->mark[i].stamp == stamp)
+			return;
+		age = l->mark[i].stamp ? now - l->mark[i].at : ~0u;
+		if (i == 0 || age > max_age) {
+			max_age = age;
+			oldest = i;
+		}
+	}
+	l->mark[oldest & (BGS_FRESH_WAYS - 1)].stamp = stamp;
+	l->mark[oldest & (BGS_FRESH_WAYS - 1)].at = now;
+}
+
+/* Whether p's flow (Maglev hash h) was marked by its SYN during the current drain. */
+static __always_inline bool fresh_marked(struct route *r, struct pkt *p, __u32 h)
+{
+	__u32 stamp = bgs_fresh_stamp(&p->key, r->svc_id, r->v.drain_gen), i;
+	struct bgs_fresh_line *l = fresh_line(h);
+
+	if (!l)
+		return false;
+#pragma unroll
+	for (i = 0; i < BGS_FRESH_WAYS; i++)
+		if (l->mark[i].stamp == stamp)
+			return true;
+	return false;
+}
+
 /*
  * Color of a flow without a usable entry: preview port or prefix -> idle; canary draw ->
  * idle; else, for a mid-flow packet while a drain runs, the drained color (where such a flow
- * most likely started); else live. Preview and canary come first: both are deterministic,
- * so a flow keeps its color when its entry is missing (eviction, restart, ECMP move).
- * *drained is set when the drain rule chose the color.
+ * most likely started) unless its SYN marked it fresh in this drain (it started live: its
+ * entry was evicted or never inserted); else live. Preview and canary come first: both are
+ * deterministic, so a flow keeps its color when its entry is missing (eviction, restart,
+ * ECMP move). h is the flow's Maglev hash. *drained is set when the drain rule chose the
+ * color.
  */
 static __always_inline __u32 flow_color(struct route *r, struct pkt *p, struct bgs_vip_val *vv,
-					struct bgs_service *svc, __u32 seed, bool midflow,
-					bool *drained)
+					struct bgs_service *svc, __u32 seed, __u32 h,
+					bool midflow, bool *drained)
 {
-	__u32 idle = r->v.live ^ 1, canary = bgs_fw_canary(r->v.word), h;
+	__u32 idle = r->v.live ^ 1, canary = bgs_fw_canary(r->v.word), ch;
 	struct bgs_preview_key pk;
 
 	if (vv->flags & BGS_VIP_PREVIEW_PORT)
@@ -128,13 +179,13 @@ static __always_inline __u32 flow_color(struct route *r, struct pkt *p, struct b
 	}
 	if (canary) {
 		if (r->v.word & BGS_FW_STICKY)
-			h = bgs_hash_addr(p->key.src, seed);
+			ch = bgs_hash_addr(p->key.src, seed);
 		else
-			h = bgs_hash_flow(&p->key, seed);
-		if (h % BGS_CANARY_SCALE < canary)
+			ch = bgs_hash_flow(&p->key, seed);
+		if (ch % BGS_CANARY_SCALE < canary)
 			return idle;
 	}
-	if (midflow && r->v.draining) {
+	if (midflow && r->v.draining && !fresh_marked(r, p, h)) {
 		*drained = true;
 		return idle;
 	}
@@ -422,7 +473,7 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct pkt *p, struct bg
 	struct bgs_flow nf = {};
 	struct route r = {};
 	struct ethhdr *eth;
-	__u32 svc_id = vv->svc_id;
+	__u32 svc_id = vv->svc_id, h;
 
 	svc = bpf_map_lookup_elem(&bgs_svcs, &svc_id);
 	if (!svc || route_init(&r, svc_id))
@@ -443,15 +494,21 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct pkt *p, struct bg
 	m = bpf_map_lookup_elem(&bgs_meta, &zero);
 	if (!m)
 		return count(p, BGS_R_DROP_INACTIVE, XDP_DROP);
-	r.color = flow_color(&r, p, vv, svc, m->canary_seed, midflow, &drained);
+	/* one flow hash: the Maglev index and the fresh-flow mark's slot */
+	h = bgs_hash_flow(&p->key, m->maglev_seed);
+	r.color = flow_color(&r, p, vv, svc, m->canary_seed, h, midflow, &drained);
 	if (midflow) {
 		nf.tcp_state = tcp_state_next(BGS_TCP_SYN, p->tcp_flags | TCP_FL_ACK);
 	} else {
 		r.is_new = 1;
 		nf.tcp_state = p->proto == IPPROTO_TCP ?
 			tcp_state_next(BGS_TCP_SYN, p->tcp_flags) : 0;
+		/* whatever the guard or the insert do below: its later packets find the mark
+		 * if they find no entry */
+		if (r.v.draining && is_syn(p))
+			fresh_mark(&r, p, h);
 	}
-	if (!pick_backend(&r, p, m->maglev_seed))
+	if (!pick_backend(&r, h))
 		return count(p, BGS_R_DROP_NO_BACKEND, XDP_DROP);
 	be = bpf_map_lookup_elem(&bgs_backends, &r.backend_id);
 	if (!be || !(be->flags & BGS_BE_IN_USE))

@@ -163,6 +163,12 @@ bool fx_flow_new(const struct fx_svc *s, __u32 client, __u16 sport, __u32 color,
 /* Next packet of a known flow (TCP ACK / datagram): it must go to be_id. */
 bool fx_flow_next(const struct fx_svc *s, __u32 client, __u16 sport, __u32 be_id);
 
+/* A mid-flow ACK of (client, sport) with no entry: it must go to the backend the current
+ * table of `color` gives it (*be_id, if not NULL). */
+bool fx_midflow(const struct fx_svc *s, __u32 client, __u16 sport, __u32 color, __u32 *be_id);
+/* Runs the rest of the test on CPU 0 (per-CPU state such as the SYN-flood guard's window). */
+bool fx_pin_cpu0(void);
+
 /* ---- nat replies ---- */
 
 /* A packet from backend be_id answering client packet c (MACs of its next hop, TTL 64,
