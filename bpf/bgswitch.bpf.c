@@ -33,7 +33,14 @@ struct route {
 
 static __always_inline int count(struct pkt *p, __u32 reason, int action)
 {
-	struct bgs_reason_counter *rc = bpf_map_lookup_elem(&bgs_reasons, &reason);
+	struct bgs_reason_counter *rc;
+	__u32 more = reason - BGS_R_BASE_ENTRIES;
+
+	/* reason is a constant at nearly every call: one of the two lookups is compiled */
+	if (reason < BGS_R_BASE_ENTRIES)
+		rc = bpf_map_lookup_elem(&bgs_reasons, &reason);
+	else
+		rc = bpf_map_lookup_elem(&bgs_reasons_more, &more);
 
 	if (rc) {
 		rc->packets++;
@@ -185,8 +192,13 @@ static __always_inline __u32 flow_color(struct route *r, struct pkt *p, struct b
 		if (ch % BGS_CANARY_SCALE < canary)
 			return idle;
 	}
-	if (midflow && r->v.draining && !fresh_marked(r, p, h)) {
+	if (midflow && r->v.draining) {
+		if (fresh_marked(r, p, h)) {
+			count(p, BGS_R_MIDFLOW_FRESH, 0);
+			return r->v.live;
+		}
 		*drained = true;
+		count(p, BGS_R_MIDFLOW_DRAINED, 0);
 		return idle;
 	}
 	return r->v.live;
@@ -491,6 +503,8 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct pkt *p, struct bg
 	/* mid-flow without an entry (restart, eviction, idle timeout, another LB's flow): the
 	 * color it most likely started on */
 	midflow = p->proto == IPPROTO_TCP && !is_syn(p) && (!f || f_missing);
+	if (midflow)
+		count(p, BGS_R_CT_MIDFLOW, 0);
 	m = bpf_map_lookup_elem(&bgs_meta, &zero);
 	if (!m)
 		return count(p, BGS_R_DROP_INACTIVE, XDP_DROP);

@@ -180,4 +180,16 @@ struct {
 
 BGS_REASONS_MAP;
 
+/* Per-CPU counters of the reasons from BGS_R_BASE_ENTRIES on (include/bgswitch.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, BGS_R_MORE_ENTRIES);
+	__type(key, __u32);
+	__type(value, struct bgs_reason_counter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bgs_reasons_more SEC(".maps");
+
+_Static_assert(BGS_R_MAX - BGS_R_BASE_ENTRIES <= BGS_R_MORE_ENTRIES,
+	       "bgs_reasons_more holds every later reason");
+
 #endif /* BGS_SWITCH_MAPS_H */

@@ -488,8 +488,22 @@ enum bgs_reason {
 				  * full table): its replies could not be told apart */
 	BGS_R_ICMP_TO_CLIENT,	 /* ICMP error from the backend side about a nat flow,
 				  * its quote rewritten to the VIP, sent to the client */
+	/* from here on: counters in bgs_reasons_more (see BGS_R_BASE_ENTRIES) */
+	BGS_R_CT_MIDFLOW,	 /* not a verdict: TCP mid-flow packet without an entry (evicted,
+				  * never inserted, idled out, another LB's), routed by the
+				  * mid-flow rule */
+	BGS_R_MIDFLOW_DRAINED,	 /* not a verdict: of those, sent to the drained color */
+	BGS_R_MIDFLOW_FRESH,	 /* not a verdict: of those, during a drain, kept on the live
+				  * color by its SYN's fresh-flow mark */
 	BGS_R_MAX,
 };
+/* Entries of bgs_reasons: the reasons of layout 3's first release, whose pins an upgrade
+ * reuses (a map's size cannot change under its pin). Later reasons count in
+ * bgs_reasons_more, index reason - BGS_R_BASE_ENTRIES; a switch that predates them leaves
+ * them at 0. */
+#define BGS_R_BASE_ENTRIES (BGS_R_ICMP_TO_CLIENT + 1)
+/* Entries of bgs_reasons_more: room for reasons to come without another map. */
+#define BGS_R_MORE_ENTRIES 16
 
 /* Value of bgs_reasons. */
 struct bgs_reason_counter {

@@ -120,6 +120,7 @@ static bool marked(const struct fx_svc *s, __u32 c, __u16 sport, __u32 drain_gen
  */
 static bool test_evicted_fresh_flow_stays_live(void)
 {
+	struct bgs_reason_counter r0[BGS_R_MAX], r1[BGS_R_MAX];
 	__u32 be, gen, drain_gen;
 	struct bgs_flip after;
 	bool found;
@@ -147,6 +148,7 @@ static bool test_evicted_fresh_flow_stays_live(void)
 		}
 		if (!ok)
 			return false;
+		fx_reasons(r0);
 		test_ctx("%s: evicted, begun after the flip", variants[v].name);
 		for (i = 0; i < NFLOWS; i++) {
 			ok &= evict(&s, (__u32)i, (__u16)(30000 + i));
@@ -164,6 +166,14 @@ static bool test_evicted_fresh_flow_stays_live(void)
 		for (i = 0; i < NFLOWS; i++)
 			ok &= ack_goes(&s, (__u32)i, (__u16)(31000 + i), BGS_BLUE, drain_gen - 1);
 
+		fx_reasons(r1);
+		ok &= ASSERT_EQ(r1[BGS_R_CT_MIDFLOW].packets - r0[BGS_R_CT_MIDFLOW].packets,
+				4 * NFLOWS, "ct_midflow counts every ACK without an entry");
+		ok &= ASSERT_EQ(r1[BGS_R_MIDFLOW_FRESH].packets - r0[BGS_R_MIDFLOW_FRESH].packets,
+				2 * NFLOWS, "midflow_fresh counts those kept live by their mark");
+		ok &= ASSERT_EQ(r1[BGS_R_MIDFLOW_DRAINED].packets -
+					r0[BGS_R_MIDFLOW_DRAINED].packets,
+				2 * NFLOWS, "midflow_drained counts those sent to the drained color");
 		test_ctx("%s: a second drain", variants[v].name);
 		ok &= flip(&s, BGS_BLUE, BGS_NO_DEADLINE, &after);
 		ok &= ASSERT_GT(bgs_flip_drain(&after)->gen, drain_gen, "a new drain");
@@ -230,6 +240,9 @@ static bool test_untracked_fresh_flow_stays_live(void)
 		ok &= ASSERT_EQ(fx.be[be[i]].color, BGS_GREEN, "live backend") &&
 		      fx_expect_fwd(&s, &p, be[i]);
 	}
+	fx_reasons(before);
+	ok &= ASSERT_EQ(before[BGS_R_MIDFLOW_FRESH].packets - after[BGS_R_MIDFLOW_FRESH].packets,
+			untracked, "midflow_fresh: each untracked flow's ACK");
 	/* the old flows (before the flip), evicted: still blue */
 	for (i = 0; i < NFLOWS; i++) {
 		struct bgs_flow_key k;

@@ -346,6 +346,11 @@ static bool scenario_unresolved(const struct variant *v, __u8 mode)
 		fx_client_pkt(&c, &s, (__u32)i, (__u16)(35000 + i), i & 1 ? PKT_ACK : PKT_SYN);
 		len = pkt_build(&c, tmp, sizeof(tmp));
 		fx_reasons(before);
+		if ((i & 1) && v->proto == IPPROTO_TCP) {
+			/* a TCP ACK without an entry also counts as a mid-flow packet */
+			before[BGS_R_CT_MIDFLOW].packets++;
+			before[BGS_R_CT_MIDFLOW].bytes += (__u64)len;
+		}
 		/* fx_expected_fwd: nat -> XDP_PASS, address rewritten, TTL and MACs as they
 		 * were; dsr -> XDP_DROP */
 		ok &= fx_expect_fwd(&s, &c, id);
