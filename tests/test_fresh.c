@@ -5,7 +5,9 @@
  * color): then it goes live, as the flow started. Conntrack eviction is simulated by deleting
  * the entry; "never inserted" by tripping the SYN-flood guard. An old flow (before the flip)
  * whose entry is gone still goes to the drained color; another drain's marks do not match;
- * without a drain nothing is marked and nothing changes.
+ * without a drain nothing is marked and nothing changes. A line keeps its last
+ * BGS_FRESH_WAYS marks (the bound docs/datapath.md gives for a lost mark). The counters
+ * ct_midflow, midflow_drained and midflow_fresh count what happened.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -83,32 +85,46 @@ static bool ack_goes(const struct fx_svc *s, __u32 c, __u16 sport, __u32 color, 
 	return fx_flow_check_ct(s, &p, id, color, gen);
 }
 
-/* Whether (client, sport)'s line of bgs_fresh holds stamp (as the program computes it). */
-static bool marked(const struct fx_svc *s, __u32 c, __u16 sport, __u32 drain_gen, bool *found)
+/* The line of bgs_fresh of (client, sport) (as the program picks it) into *line; *idx its
+ * index. */
+static bool fresh_line_of(const struct fx_svc *s, __u32 c, __u16 sport, struct bgs_fresh_line *line,
+			  __u32 *idx)
 {
-	char path[160];
-	struct bgs_fresh_line line;
 	struct bgs_flow_key k;
+	char path[160];
 	struct pkt p;
-	__u32 h, idx, stamp, i;
 	int fd;
 	bool ok;
 
 	fx_client_pkt(&p, s, c, sport, PKT_SYN);
 	pkt_flow_key(&p, &k);
-	h = bgs_hash_flow(&k, fx.meta.maglev_seed);
-	idx = h & (bgs_fresh_lines(fx.meta.ct_entries) - 1);
-	stamp = bgs_fresh_stamp(&k, s->id, drain_gen);
+	*idx = bgs_hash_flow(&k, fx.meta.maglev_seed) & (bgs_fresh_lines(fx.meta.ct_entries) - 1);
 	snprintf(path, sizeof(path), "%s/bgs_fresh", fx.pin_dir);
 	fd = bpf_obj_get(path);
 	if (!ASSERT_GE(fd, 0, "bgs_fresh pinned"))
 		return false;
-	ok = ASSERT_OK(bpf_map_lookup_elem(fd, &idx, &line) ? -errno : 0, "read bgs_fresh");
+	ok = ASSERT_OK(bpf_map_lookup_elem(fd, idx, line) ? -errno : 0, "read bgs_fresh");
 	close(fd);
+	return ok;
+}
+
+/* Whether (client, sport)'s line of bgs_fresh holds its stamp of drain drain_gen. */
+static bool marked(const struct fx_svc *s, __u32 c, __u16 sport, __u32 drain_gen, bool *found)
+{
+	struct bgs_fresh_line line;
+	struct bgs_flow_key k;
+	struct pkt p;
+	__u32 idx, stamp, i;
+
+	fx_client_pkt(&p, s, c, sport, PKT_SYN);
+	pkt_flow_key(&p, &k);
+	stamp = bgs_fresh_stamp(&k, s->id, drain_gen);
 	*found = false;
+	if (!fresh_line_of(s, c, sport, &line, &idx))
+		return false;
 	for (i = 0; i < BGS_FRESH_WAYS; i++)
 		*found |= line.mark[i].stamp == stamp;
-	return ok;
+	return true;
 }
 
 /*
@@ -297,9 +313,78 @@ static bool test_no_drain_unchanged(void)
 	return fx_svc_del(&s) && ok;
 }
 
+/*
+ * A line keeps the last BGS_FRESH_WAYS marks: that many new flows whose Maglev hashes pick
+ * one line all stay live when evicted; one more SYN in that line replaces the oldest mark,
+ * and that flow, evicted, goes to the drained color (the documented false negative).
+ */
+static bool test_line_keeps_last_marks(void)
+{
+	enum { N = BGS_FRESH_WAYS + 1, NCLIENTS = 224 * 250 /* distinct v4 clients */ };
+	__u32 c[N], be, idx, want, i, n = 0, drain_gen, mask;
+	struct bgs_fresh_line line;
+	__u16 sp[N], port;
+	struct bgs_flip after;
+	struct bgs_flow_key k;
+	struct fx_svc s;
+	struct pkt p;
+	bool ok = true;
+
+	if (!svc_setup(&variants[0], &s))
+		return false;
+	/* a line no mark uses yet, and N tuples whose Maglev hashes pick it */
+	mask = bgs_fresh_lines(fx.meta.ct_entries) - 1;
+	for (i = 0;; i++) {
+		if (!ASSERT_LT(i, 1000, "an unused line") || !fresh_line_of(&s, i, 50000, &line, &want))
+			return false;
+		for (n = 0; n < BGS_FRESH_WAYS && !line.mark[n].stamp; n++)
+			;
+		if (n == BGS_FRESH_WAYS)
+			break;
+	}
+	n = 0;
+	for (port = 50000; port < 60000 && n < N; port++) {
+		for (i = 0; i < NCLIENTS && n < N; i++) {
+			fx_client_pkt(&p, &s, i, port, PKT_SYN);
+			pkt_flow_key(&p, &k);
+			idx = bgs_hash_flow(&k, fx.meta.maglev_seed) & mask;
+			if (idx == want) {
+				c[n] = i;
+				sp[n++] = port;
+			}
+		}
+	}
+	if (!ASSERT_EQ(n, N, "tuples sharing a line found"))
+		return false;
+	ok &= flip(&s, BGS_GREEN, BGS_NO_DEADLINE, &after);
+	drain_gen = bgs_flip_drain(&after)->gen;
+	for (i = 0; i < BGS_FRESH_WAYS; i++)
+		ok &= fx_flow_new(&s, c[i], sp[i], BGS_GREEN, &be);
+	for (i = 0; i < BGS_FRESH_WAYS; i++) {
+		ok &= evict(&s, c[i], sp[i]);
+		ok &= ack_goes(&s, c[i], sp[i], BGS_GREEN, bgs_fw_gen(after.word));
+	}
+	/* one more: the first mark goes */
+	ok &= fx_flow_new(&s, c[BGS_FRESH_WAYS], sp[BGS_FRESH_WAYS], BGS_GREEN, &be);
+	for (i = 0; i < N; i++) {
+		bool found;
+
+		test_ctx("flow %u of %u in one line", i, N);
+		ok &= marked(&s, c[i], sp[i], drain_gen, &found);
+		ok &= i == 0 ? ASSERT_FALSE(found, "the oldest mark replaced") :
+			       ASSERT_TRUE(found, "a later mark kept");
+		ok &= evict(&s, c[i], sp[i]);
+		ok &= ack_goes(&s, c[i], sp[i], i == 0 ? BGS_BLUE : BGS_GREEN,
+			       i == 0 ? drain_gen - 1 : bgs_fw_gen(after.word));
+	}
+	test_ctx("%s", "");
+	return fx_svc_del(&s) && ok;
+}
+
 static const struct test_case tests[] = {
 	{ "evicted_fresh_flow_stays_live", test_evicted_fresh_flow_stays_live },
 	{ "no_drain_unchanged", test_no_drain_unchanged },
+	{ "line_keeps_last_marks", test_line_keeps_last_marks },
 	{ "untracked_fresh_flow_stays_live", test_untracked_fresh_flow_stays_live },
 };
 
