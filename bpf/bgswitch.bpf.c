@@ -144,10 +144,10 @@ static __always_inline void fresh_mark(struct route *r, struct pkt *p, __u32 h)
 	l->mark[oldest & (BGS_FRESH_WAYS - 1)].at = now;
 }
 
-/* Whether p's flow (Maglev hash h) was marked by its SYN during the current drain. */
-static __always_inline bool fresh_marked(struct route *r, struct pkt *p, __u32 h)
+/* Whether flow key (Maglev hash h) was marked by its SYN during the current drain. */
+static __always_inline bool fresh_marked(struct route *r, const struct bgs_flow_key *key, __u32 h)
 {
-	__u32 stamp = bgs_fresh_stamp(&p->key, r->svc_id, r->v.drain_gen), i;
+	__u32 stamp = bgs_fresh_stamp(key, r->svc_id, r->v.drain_gen), i;
 	struct bgs_fresh_line *l = fresh_line(h);
 
 	if (!l)
@@ -165,12 +165,13 @@ static __always_inline bool fresh_marked(struct route *r, struct pkt *p, __u32 h
  * most likely started) unless its SYN marked it fresh in this drain (it started live: its
  * entry was evicted or never inserted); else live. Preview and canary come first: both are
  * deterministic, so a flow keeps its color when its entry is missing (eviction, restart,
- * ECMP move). h is the flow's Maglev hash. *drained is set when the drain rule chose the
- * color.
+ * ECMP move). key is the flow's client-side tuple, h its Maglev hash. *drained is set when
+ * the drain rule chose the color; the drain rule counts its choice for packet p if counted.
  */
-static __always_inline __u32 flow_color(struct route *r, struct pkt *p, struct bgs_vip_val *vv,
+static __always_inline __u32 flow_color(struct route *r, struct pkt *p,
+					const struct bgs_flow_key *key, struct bgs_vip_val *vv,
 					struct bgs_service *svc, __u32 seed, __u32 h,
-					bool midflow, bool *drained)
+					bool midflow, bool *drained, bool counted)
 {
 	__u32 idle = r->v.live ^ 1, canary = bgs_fw_canary(r->v.word), ch;
 	struct bgs_preview_key pk;
@@ -178,27 +179,29 @@ static __always_inline __u32 flow_color(struct route *r, struct pkt *p, struct b
 	if (vv->flags & BGS_VIP_PREVIEW_PORT)
 		return idle;
 	if (svc->flags & BGS_SVC_HAS_PREVIEW) {
-		pk.prefixlen = 32 + (p->family == BGS_AF_INET ? 32 : 128);
+		pk.prefixlen = 32 + (key->family == BGS_AF_INET ? 32 : 128);
 		pk.svc_id = bpf_htonl(r->svc_id);
-		__builtin_memcpy(pk.addr, p->key.src, 16);
+		__builtin_memcpy(pk.addr, key->src, 16);
 		if (bpf_map_lookup_elem(&bgs_preview, &pk))
 			return idle;
 	}
 	if (canary) {
 		if (r->v.word & BGS_FW_STICKY)
-			ch = bgs_hash_addr(p->key.src, seed);
+			ch = bgs_hash_addr(key->src, seed);
 		else
-			ch = bgs_hash_flow(&p->key, seed);
+			ch = bgs_hash_flow(key, seed);
 		if (ch % BGS_CANARY_SCALE < canary)
 			return idle;
 	}
 	if (midflow && r->v.draining) {
-		if (fresh_marked(r, p, h)) {
-			count(p, BGS_R_MIDFLOW_FRESH, 0);
+		if (fresh_marked(r, key, h)) {
+			if (counted)
+				count(p, BGS_R_MIDFLOW_FRESH, 0);
 			return r->v.live;
 		}
 		*drained = true;
-		count(p, BGS_R_MIDFLOW_DRAINED, 0);
+		if (counted)
+			count(p, BGS_R_MIDFLOW_DRAINED, 0);
 		return idle;
 	}
 	return r->v.live;
@@ -510,7 +513,7 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct pkt *p, struct bg
 		return count(p, BGS_R_DROP_INACTIVE, XDP_DROP);
 	/* one flow hash: the Maglev index and the fresh-flow mark's slot */
 	h = bgs_hash_flow(&p->key, m->maglev_seed);
-	r.color = flow_color(&r, p, vv, svc, m->canary_seed, h, midflow, &drained);
+	r.color = flow_color(&r, p, &p->key, vv, svc, m->canary_seed, h, midflow, &drained, true);
 	if (midflow) {
 		nf.tcp_state = tcp_state_next(BGS_TCP_SYN, p->tcp_flags | TCP_FL_ACK);
 	} else {
@@ -645,15 +648,46 @@ static __always_inline int not_reply(struct xdp_md *ctx, struct pkt *p, const __
 
 
 /*
- * A packet from nat backend e with no entry of its flow (conflict: an entry of the tuple
- * names another backend). A SYN-ACK (whose SYN the flood guard or a failed insert left
- * untracked), a UDP datagram, and during a flood any TCP packet, are translated without an
- * entry: the slot knows the VIP and port, the kernel's FIB the way to the client. The
+ * Whether the mid-flow rule sends the next client packet of tuple key (no entry) to nat
+ * backend e (its id and incarnation), as new_flow would route it: then a reply of e without
+ * an entry is that flow's (its entry was evicted between the client's packet and the reply).
+ */
+static __always_inline bool midflow_goes_to(struct pkt *p, const struct bgs_flow_key *key,
+					    const struct bgs_revnat_slot *e)
+{
+	struct bgs_vip_val vv = { .svc_id = e->svc_id, .flags = 0 };
+	__u32 zero = 0, svc_id = e->svc_id, h;
+	struct bgs_service *svc;
+	struct bgs_backend *be;
+	struct route r = {};
+	bool drained = false;
+	struct bgs_meta *m;
+
+	svc = bpf_map_lookup_elem(&bgs_svcs, &svc_id);
+	m = bpf_map_lookup_elem(&bgs_meta, &zero);
+	if (!svc || !m || route_init(&r, svc_id))
+		return false;
+	h = bgs_hash_flow(key, m->maglev_seed);
+	r.color = flow_color(&r, p, key, &vv, svc, m->canary_seed, h, true, &drained, false);
+	if (pick_backend(&r, h) != e->backend_id)
+		return false;
+	be = bpf_map_lookup_elem(&bgs_backends, &r.backend_id);
+	return be && (be->flags & BGS_BE_IN_USE) && be->incarnation == e->incarnation;
+}
+
+/*
+ * A packet from nat backend e with no entry of its flow key (the service port's; conflict:
+ * an entry of the tuple names another backend). A SYN-ACK (whose SYN the flood guard or a
+ * failed insert left untracked), a UDP datagram, during a flood any TCP packet, and any
+ * TCP packet of a backend the mid-flow rule sends the flow's client packets to (its entry
+ * was evicted: the client's next packet would go there and make one again), are translated
+ * without an entry: the slot knows the VIP and port, the kernel's FIB the way to the client. The
  * source becomes the service port: a flow on the preview port is always tracked (or
  * dropped, DROP_UNTRACKABLE), so an untracked one is the service port's. Anything else that
  * is not for this host is dropped and counted.
  */
 static __always_inline int reply_untracked(struct xdp_md *ctx, struct pkt *p,
+					   const struct bgs_flow_key *key,
 					   const struct bgs_revnat_slot *e, __u32 conflict)
 {
 	void *data, *data_end;
@@ -670,7 +704,8 @@ static __always_inline int reply_untracked(struct xdp_md *ctx, struct pkt *p,
 	if (p->proto == IPPROTO_TCP) {
 		synack = (p->tcp_flags & (TCP_FL_SYN | TCP_FL_ACK | TCP_FL_RST)) ==
 			 (TCP_FL_SYN | TCP_FL_ACK);
-		ok = synack || guard_within((__u64)BGS_GUARD_HOLD_S * CONFIG_HZ);
+		ok = synack || guard_within((__u64)BGS_GUARD_HOLD_S * CONFIG_HZ) ||
+		     midflow_goes_to(p, key, e);
 	} else {
 		ok = true;
 	}
@@ -744,8 +779,10 @@ static __always_inline int from_backend(struct xdp_md *ctx, struct pkt *p,
 		}
 	}
 	barrier_var(conflict); /* a scalar, not an OR of the two pointers */
-	if (!f)
-		return reply_untracked(ctx, p, e, conflict);
+	if (!f) {
+		k.w[4] = key_tail(p->key.dport, e->vip_port, p->proto, p->family);
+		return reply_untracked(ctx, p, &k.key, e, conflict);
+	}
 	if (p->ttl <= 1)
 		return count(p, BGS_R_PASS_TTL, XDP_PASS);
 	if (p->proto == IPPROTO_TCP) {

@@ -381,10 +381,76 @@ static bool test_line_keeps_last_marks(void)
 	return fx_svc_del(&s) && ok;
 }
 
+/* A nat reply without an entry must come from the backend the flow's own next packet goes
+ * to; expect it translated (to the kernel: the clients have no neighbour) or dropped. */
+static bool reply_goes(const struct fx_svc *s, __u32 c, __u16 sport, __u32 be_id, bool ok_be)
+{
+	struct pkt o, r, e;
+
+	fx_client_pkt(&o, s, c, sport, PKT_ACK);
+	fx_reply_pkt(&r, &o, be_id, PKT_ACK);
+	if (!ok_be)
+		return fx_expect_reply(&r, fx.be[be_id].ifindex, XDP_DROP,
+				       BGS_R_DROP_REPLY_NO_FLOW, NULL, "reply, not its backend");
+	fx_expected_reply(s, &o, &r, s->port, &e);
+	e.ttl = r.ttl;
+	memcpy(e.dmac, r.dmac, 6);
+	memcpy(e.smac, r.smac, 6);
+	return fx_expect_reply(&r, fx.be[be_id].ifindex, XDP_PASS, BGS_R_PASS_REPLY_UNTRACKED,
+			       &e, "reply of an evicted flow, from its backend");
+}
+
+/*
+ * nat, during a drain, outside a flood: the reply of an evicted flow (its request went
+ * through, its entry was evicted before the answer) is translated when it comes from the
+ * backend the flow's next client packet goes to — the drained color's for a flow begun
+ * before the flip, the live color's for one begun after it (its mark) — and dropped from
+ * a backend of the other color.
+ */
+static bool test_reply_of_evicted_flow(void)
+{
+	__u32 old_be[NFLOWS], new_be[NFLOWS], other;
+	struct bgs_flow_key k;
+	struct bgs_flip after;
+	struct fx_svc s;
+	struct pkt p;
+	bool ok = true;
+	int i;
+
+	if (!svc_setup(&variants[0], &s))
+		return false;
+	for (i = 0; i < NFLOWS; i++) {
+		ok &= fx_flow_new(&s, (__u32)i, (__u16)(45000 + i), BGS_BLUE, &old_be[i]);
+		ok &= fx_flow_next(&s, (__u32)i, (__u16)(45000 + i), old_be[i]);
+	}
+	ok &= flip(&s, BGS_GREEN, BGS_NO_DEADLINE, &after);
+	for (i = 0; i < NFLOWS; i++)
+		ok &= fx_flow_new(&s, (__u32)i, (__u16)(46000 + i), BGS_GREEN, &new_be[i]);
+	for (i = 0; i < NFLOWS && ok; i++) {
+		test_ctx("flow %d", i);
+		ok &= evict(&s, (__u32)i, (__u16)(45000 + i));
+		ok &= evict(&s, (__u32)i, (__u16)(46000 + i));
+		ok &= reply_goes(&s, (__u32)i, (__u16)(45000 + i), old_be[i], true);
+		ok &= reply_goes(&s, (__u32)i, (__u16)(46000 + i), new_be[i], true);
+		/* the other color's pick for the same tuples */
+		fx_client_pkt(&p, &s, (__u32)i, (__u16)(45000 + i), PKT_ACK);
+		pkt_flow_key(&p, &k);
+		other = fx_table_pick(&s, BGS_GREEN, &k);
+		ok &= reply_goes(&s, (__u32)i, (__u16)(45000 + i), other, false);
+		fx_client_pkt(&p, &s, (__u32)i, (__u16)(46000 + i), PKT_ACK);
+		pkt_flow_key(&p, &k);
+		other = fx_table_pick(&s, BGS_BLUE, &k);
+		ok &= reply_goes(&s, (__u32)i, (__u16)(46000 + i), other, false);
+	}
+	test_ctx("%s", "");
+	return fx_svc_del(&s) && ok;
+}
+
 static const struct test_case tests[] = {
 	{ "evicted_fresh_flow_stays_live", test_evicted_fresh_flow_stays_live },
 	{ "no_drain_unchanged", test_no_drain_unchanged },
 	{ "line_keeps_last_marks", test_line_keeps_last_marks },
+	{ "reply_of_evicted_flow", test_reply_of_evicted_flow },
 	{ "untracked_fresh_flow_stays_live", test_untracked_fresh_flow_stays_live },
 };
 
