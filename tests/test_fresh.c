@@ -392,10 +392,7 @@ static bool reply_goes(const struct fx_svc *s, __u32 c, __u16 sport, __u32 be_id
 	if (!ok_be)
 		return fx_expect_reply(&r, fx.be[be_id].ifindex, XDP_DROP,
 				       BGS_R_DROP_REPLY_NO_FLOW, NULL, "reply, not its backend");
-	fx_expected_reply(s, &o, &r, s->port, &e);
-	e.ttl = r.ttl;
-	memcpy(e.dmac, r.dmac, 6);
-	memcpy(e.smac, r.smac, 6);
+	fx_expected_reply_kernel(s, &o, &r, s->port, &e);
 	return fx_expect_reply(&r, fx.be[be_id].ifindex, XDP_PASS, BGS_R_PASS_REPLY_UNTRACKED,
 			       &e, "reply of an evicted flow, from its backend");
 }

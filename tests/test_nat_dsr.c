@@ -148,10 +148,7 @@ static bool untracked_tcp_replies(const struct fx_svc *s, __u32 be_id)
 					      NULL, "TCP ACK without a flow, not its backend");
 			continue;
 		}
-		fx_expected_reply(s, &o, &r, s->port, &e);
-		e.ttl = r.ttl;
-		memcpy(e.dmac, r.dmac, 6);
-		memcpy(e.smac, r.smac, 6);
+		fx_expected_reply_kernel(s, &o, &r, s->port, &e);
 		ok &= fx_expect_reply(&r, b->ifindex, XDP_PASS, BGS_R_PASS_REPLY_UNTRACKED, &e,
 				      "TCP ACK without a flow, from its mid-flow backend");
 	}
@@ -179,11 +176,8 @@ static bool untracked_replies(const struct variant *v, const struct fx_svc *s, _
 		ok &= untracked_tcp_replies(s, be_id);
 	fx_client_pkt(&c, s, 9999, 33999, PKT_SYN);
 	fx_reply_pkt(&r, &c, be_id, flags);
-	fx_expected_reply(s, &c, &r, s->port, &e);
 	/* no neighbour for the client: rewritten, the kernel forwards (TTL and MACs its job) */
-	e.ttl = r.ttl;
-	memcpy(e.dmac, r.dmac, 6);
-	memcpy(e.smac, r.smac, 6);
+	fx_expected_reply_kernel(s, &c, &r, s->port, &e);
 	ok &= fx_expect_reply(&r, b->ifindex, XDP_PASS, BGS_R_PASS_REPLY_UNTRACKED, &e,
 			      "untracked reply, neighbour unknown");
 	/* with the client's neighbour known: out lb0 to it */

@@ -842,6 +842,15 @@ void fx_expected_reply(const struct fx_svc *s, const struct pkt *c, const struct
 	memcpy(exp->smac, c->dmac, 6);
 }
 
+void fx_expected_reply_kernel(const struct fx_svc *s, const struct pkt *c, const struct pkt *r,
+			      __u16 vip_port, struct pkt *exp)
+{
+	fx_expected_reply(s, c, r, vip_port, exp);
+	exp->ttl = r->ttl;
+	memcpy(exp->dmac, r->dmac, 6);
+	memcpy(exp->smac, r->smac, 6);
+}
+
 bool fx_expect_reply(const struct pkt *r, __u32 ifindex, __u32 verdict, enum bgs_reason reason,
 		     const struct pkt *exp, const char *what)
 {

@@ -178,6 +178,10 @@ void fx_reply_pkt(struct pkt *r, const struct pkt *c, __u32 be_id, __u8 tcp_flag
  * client packet c. */
 void fx_expected_reply(const struct fx_svc *s, const struct pkt *c, const struct pkt *r,
 		       __u16 vip_port, struct pkt *exp);
+/* The same, as handed to the kernel (the client's neighbour unknown): addresses and ports
+ * rewritten, TTL and MACs as they came (the kernel's job). */
+void fx_expected_reply_kernel(const struct fx_svc *s, const struct pkt *c, const struct pkt *r,
+			      __u16 vip_port, struct pkt *exp);
 /* Run reply r arriving on ifindex; expect verdict and reason, and (when exp is not NULL)
  * exactly frame exp out, else the frame untouched. */
 bool fx_expect_reply(const struct pkt *r, __u32 ifindex, __u32 verdict, enum bgs_reason reason,
