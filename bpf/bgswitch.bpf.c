@@ -7,7 +7,8 @@
  *
  * Hot path of a known flow: parse, port filter, conntrack lookup (the one hash lookup),
  * service record (checked against the packet), flip word, backend record, rewrite,
- * forward. New flows add the VIP lookup, the color choice, the Maglev table and an insert.
+ * forward. New flows add the VIP lookup, the color choice, the Maglev table and an insert
+ * (and, during a drain, a fresh-flow mark: include/bgswitch.h, bgs_fresh).
  * docs/datapath.md is the reference for every decision and verdict.
  */
 #include "parse.h"
