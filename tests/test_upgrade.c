@@ -291,8 +291,9 @@ static bool test_upgrade_keeps_flows(void)
 }
 
 /*
- * Pins made by an earlier build of this layout lack the maps added since (bgs_fresh): an
- * upgrade creates and pins them, sized from bgs_meta, and keeps everything else.
+ * Pins made by an earlier build of this layout lack the maps added since (bgs_fresh,
+ * bgs_reasons_more): an upgrade creates and pins them, sized from bgs_meta, and keeps
+ * everything else.
  */
 static bool test_upgrade_adds_missing_map(void)
 {
@@ -302,10 +303,20 @@ static bool test_upgrade_adds_missing_map(void)
 	bool ok = true;
 	int fd;
 
+	struct bgs_reason_counter rc[BGS_R_MAX];
+	char more[PATH_MAX];
+
 	snprintf(path, sizeof(path), "%s/bgs_fresh", fx.pin_dir);
-	if (!ASSERT_OK(unlink(path) ? -errno : 0, "remove the bgs_fresh pin (an earlier build's pins)"))
+	snprintf(more, sizeof(more), "%s/bgs_reasons_more", fx.pin_dir);
+	if (!ASSERT_OK(unlink(path) ? -errno : 0, "remove the bgs_fresh pin (an earlier build's pins)") ||
+	    !ASSERT_OK(unlink(more) ? -errno : 0, "remove the bgs_reasons_more pin"))
 		return false;
+	/* the library reads the later reasons as 0 until a switch that has them is loaded */
+	ok &= ASSERT_OK(bgs_reason_counters(fx.h, rc), "reason counters without bgs_reasons_more");
+	ok &= ASSERT_EQ(rc[BGS_R_CT_MIDFLOW].packets, 0, "a later reason reads 0");
 	ok &= upgrade_once(NULL, "upgrade of pins without bgs_fresh");
+	ok &= ASSERT_OK(access(more, F_OK) ? -errno : 0, "bgs_reasons_more pinned by the upgrade");
+	ok &= ASSERT_OK(bgs_reason_counters(fx.h, rc), "reason counters");
 	fd = bpf_obj_get(path);
 	if (!ASSERT_GE(fd, 0, "bgs_fresh pinned by the upgrade"))
 		return false;
