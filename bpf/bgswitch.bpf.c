@@ -7,7 +7,8 @@
  *
  * Hot path of a known flow: parse, port filter, conntrack lookup (the one hash lookup),
  * service record (checked against the packet), flip word, backend record, rewrite,
- * forward. New flows add the VIP lookup, the color choice, the Maglev table and an insert.
+ * forward. New flows add the VIP lookup, the color choice, the Maglev table and an insert
+ * (and, during a drain, a fresh-flow mark: include/bgswitch.h, bgs_fresh).
  * docs/datapath.md is the reference for every decision and verdict.
  */
 #include "parse.h"
@@ -33,7 +34,14 @@ struct route {
 
 static __always_inline int count(struct pkt *p, __u32 reason, int action)
 {
-	struct bgs_reason_counter *rc = bpf_map_lookup_elem(&bgs_reasons, &reason);
+	struct bgs_reason_counter *rc;
+	__u32 more = reason - BGS_R_BASE_ENTRIES;
+
+	/* reason is a constant at nearly every call: one of the two lookups is compiled */
+	if (reason < BGS_R_BASE_ENTRIES)
+		rc = bpf_map_lookup_elem(&bgs_reasons, &reason);
+	else
+		rc = bpf_map_lookup_elem(&bgs_reasons_more, &more);
 
 	if (rc) {
 		rc->packets++;
@@ -93,10 +101,11 @@ static __always_inline __u32 table_pick(struct route *r, __u32 color, __u32 h)
 	return id ? *id : 0;
 }
 
-/* Picks a backend of r->color, or of the other color when that pool is empty. */
-static __always_inline __u32 pick_backend(struct route *r, struct pkt *p, __u32 seed)
+/* Picks a backend of r->color, or of the other color when that pool is empty; h is the
+ * flow's Maglev hash. */
+static __always_inline __u32 pick_backend(struct route *r, __u32 h)
 {
-	__u32 h = bgs_hash_flow(&p->key, seed), id;
+	__u32 id;
 
 	id = table_pick(r, r->color, h);
 	if (!id) {
@@ -107,39 +116,97 @@ static __always_inline __u32 pick_backend(struct route *r, struct pkt *p, __u32 
 	return id;
 }
 
+/* The fresh-flow marks line of a flow with Maglev hash h (bgs_fresh, include/bgswitch.h). */
+static __always_inline struct bgs_fresh_line *fresh_line(__u32 h)
+{
+	__u32 line = h & cfg_fresh_mask;
+
+	return bpf_map_lookup_elem(&bgs_fresh, &line);
+}
+
+/* Marks p's flow as started during the current drain of r's service (a SYN routed as new):
+ * its stamp replaces the oldest mark of its line, unless it is there already (a SYN sent
+ * again). Concurrent writers may both pick one mark: one of the two flows loses its mark. */
+static __always_inline void fresh_mark(struct route *r, struct pkt *p, __u32 h)
+{
+	__u32 stamp = bgs_fresh_stamp(&p->key, r->svc_id, r->v.drain_gen), now = (__u32)r->now;
+	struct bgs_fresh_line *l = fresh_line(h);
+	__u32 i, oldest = 0, age, max_age = 0;
+
+	if (!l)
+		return;
+#pragma unroll
+	for (i = 0; i < BGS_FRESH_WAYS; i++) {
+		if (l->mark[i].stamp == stamp)
+			return;
+		age = l->mark[i].stamp ? now - l->mark[i].at : ~0u;
+		if (i == 0 || age > max_age) {
+			max_age = age;
+			oldest = i;
+		}
+	}
+	l->mark[oldest & (BGS_FRESH_WAYS - 1)].stamp = stamp;
+	l->mark[oldest & (BGS_FRESH_WAYS - 1)].at = now;
+}
+
+/* Whether flow key (Maglev hash h) was marked by its SYN during the current drain. */
+static __always_inline bool fresh_marked(struct route *r, const struct bgs_flow_key *key, __u32 h)
+{
+	__u32 stamp = bgs_fresh_stamp(key, r->svc_id, r->v.drain_gen), i;
+	struct bgs_fresh_line *l = fresh_line(h);
+
+	if (!l)
+		return false;
+#pragma unroll
+	for (i = 0; i < BGS_FRESH_WAYS; i++)
+		if (l->mark[i].stamp == stamp)
+			return true;
+	return false;
+}
+
 /*
  * Color of a flow without a usable entry: preview port or prefix -> idle; canary draw ->
  * idle; else, for a mid-flow packet while a drain runs, the drained color (where such a flow
- * most likely started); else live. Preview and canary come first: both are deterministic,
- * so a flow keeps its color when its entry is missing (eviction, restart, ECMP move).
- * *drained is set when the drain rule chose the color.
+ * most likely started) unless its SYN marked it fresh in this drain (it started live: its
+ * entry was evicted or never inserted); else live. Preview and canary come first: both are
+ * deterministic, so a flow keeps its color when its entry is missing (eviction, restart,
+ * ECMP move). key is the flow's client-side tuple, h its Maglev hash. *drained is set when
+ * the drain rule chose the color; the drain rule counts its choice for packet p if counted.
  */
-static __always_inline __u32 flow_color(struct route *r, struct pkt *p, struct bgs_vip_val *vv,
-					struct bgs_service *svc, __u32 seed, bool midflow,
-					bool *drained)
+static __always_inline __u32 flow_color(struct route *r, struct pkt *p,
+					const struct bgs_flow_key *key, struct bgs_vip_val *vv,
+					struct bgs_service *svc, __u32 seed, __u32 h,
+					bool midflow, bool *drained, bool counted)
 {
-	__u32 idle = r->v.live ^ 1, canary = bgs_fw_canary(r->v.word), h;
+	__u32 idle = r->v.live ^ 1, canary = bgs_fw_canary(r->v.word), ch;
 	struct bgs_preview_key pk;
 
 	if (vv->flags & BGS_VIP_PREVIEW_PORT)
 		return idle;
 	if (svc->flags & BGS_SVC_HAS_PREVIEW) {
-		pk.prefixlen = 32 + (p->family == BGS_AF_INET ? 32 : 128);
+		pk.prefixlen = 32 + (key->family == BGS_AF_INET ? 32 : 128);
 		pk.svc_id = bpf_htonl(r->svc_id);
-		__builtin_memcpy(pk.addr, p->key.src, 16);
+		__builtin_memcpy(pk.addr, key->src, 16);
 		if (bpf_map_lookup_elem(&bgs_preview, &pk))
 			return idle;
 	}
 	if (canary) {
 		if (r->v.word & BGS_FW_STICKY)
-			h = bgs_hash_addr(p->key.src, seed);
+			ch = bgs_hash_addr(key->src, seed);
 		else
-			h = bgs_hash_flow(&p->key, seed);
-		if (h % BGS_CANARY_SCALE < canary)
+			ch = bgs_hash_flow(key, seed);
+		if (ch % BGS_CANARY_SCALE < canary)
 			return idle;
 	}
 	if (midflow && r->v.draining) {
+		if (fresh_marked(r, key, h)) {
+			if (counted)
+				count(p, BGS_R_MIDFLOW_FRESH, 0);
+			return r->v.live;
+		}
 		*drained = true;
+		if (counted)
+			count(p, BGS_R_MIDFLOW_DRAINED, 0);
 		return idle;
 	}
 	return r->v.live;
@@ -432,7 +499,7 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct pkt *p, struct bg
 	struct bgs_flow nf = {};
 	struct route r = {};
 	struct ethhdr *eth;
-	__u32 svc_id = vv->svc_id;
+	__u32 svc_id = vv->svc_id, h;
 
 	svc = bpf_map_lookup_elem(&bgs_svcs, &svc_id);
 	if (!svc || route_init(&r, svc_id))
@@ -450,18 +517,26 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct pkt *p, struct bg
 	/* mid-flow without an entry (restart, eviction, idle timeout, another LB's flow): the
 	 * color it most likely started on */
 	midflow = p->proto == IPPROTO_TCP && !is_syn(p) && (!f || f_missing);
+	if (midflow)
+		count(p, BGS_R_CT_MIDFLOW, 0);
 	m = bpf_map_lookup_elem(&bgs_meta, &zero);
 	if (!m)
 		return count(p, BGS_R_DROP_INACTIVE, XDP_DROP);
-	r.color = flow_color(&r, p, vv, svc, m->canary_seed, midflow, &drained);
+	/* one flow hash: the Maglev index and the fresh-flow mark's slot */
+	h = bgs_hash_flow(&p->key, m->maglev_seed);
+	r.color = flow_color(&r, p, &p->key, vv, svc, m->canary_seed, h, midflow, &drained, true);
 	if (midflow) {
 		nf.tcp_state = tcp_state_next(BGS_TCP_SYN, p->tcp_flags | TCP_FL_ACK);
 	} else {
 		r.is_new = 1;
 		nf.tcp_state = p->proto == IPPROTO_TCP ?
 			tcp_state_next(BGS_TCP_SYN, p->tcp_flags) : 0;
+		/* whatever the guard or the insert do below: its later packets find the mark
+		 * if they find no entry */
+		if (r.v.draining && is_syn(p))
+			fresh_mark(&r, p, h);
 	}
-	if (!pick_backend(&r, p, m->maglev_seed))
+	if (!pick_backend(&r, h))
 		return count(p, BGS_R_DROP_NO_BACKEND, XDP_DROP);
 	be = bpf_map_lookup_elem(&bgs_backends, &r.backend_id);
 	if (!be || !(be->flags & BGS_BE_IN_USE))
@@ -584,15 +659,46 @@ static __always_inline int not_reply(struct xdp_md *ctx, struct pkt *p, const __
 
 
 /*
- * A packet from nat backend e with no entry of its flow (conflict: an entry of the tuple
- * names another backend). A SYN-ACK (whose SYN the flood guard or a failed insert left
- * untracked), a UDP datagram, and during a flood any TCP packet, are translated without an
- * entry: the slot knows the VIP and port, the kernel's FIB the way to the client. The
+ * Whether the mid-flow rule sends the next client packet of tuple key (no entry) to nat
+ * backend e (its id and incarnation), as new_flow would route it: then a reply of e without
+ * an entry is that flow's (its entry was evicted between the client's packet and the reply).
+ */
+static __always_inline bool midflow_goes_to(struct pkt *p, const struct bgs_flow_key *key,
+					    const struct bgs_revnat_slot *e)
+{
+	struct bgs_vip_val vv = { .svc_id = e->svc_id, .flags = 0 };
+	__u32 zero = 0, svc_id = e->svc_id, h;
+	struct bgs_service *svc;
+	struct bgs_backend *be;
+	struct route r = {};
+	bool drained = false;
+	struct bgs_meta *m;
+
+	svc = bpf_map_lookup_elem(&bgs_svcs, &svc_id);
+	m = bpf_map_lookup_elem(&bgs_meta, &zero);
+	if (!svc || !m || route_init(&r, svc_id))
+		return false;
+	h = bgs_hash_flow(key, m->maglev_seed);
+	r.color = flow_color(&r, p, key, &vv, svc, m->canary_seed, h, true, &drained, false);
+	if (pick_backend(&r, h) != e->backend_id)
+		return false;
+	be = bpf_map_lookup_elem(&bgs_backends, &r.backend_id);
+	return be && (be->flags & BGS_BE_IN_USE) && be->incarnation == e->incarnation;
+}
+
+/*
+ * A packet from nat backend e with no entry of its flow key (the service port's; conflict:
+ * an entry of the tuple names another backend). A SYN-ACK (whose SYN the flood guard or a
+ * failed insert left untracked), a UDP datagram, during a flood any TCP packet, and any
+ * TCP packet of a backend the mid-flow rule sends the flow's client packets to (its entry
+ * was evicted: the client's next packet would go there and make one again), are translated
+ * without an entry: the slot knows the VIP and port, the kernel's FIB the way to the client. The
  * source becomes the service port: a flow on the preview port is always tracked (or
  * dropped, DROP_UNTRACKABLE), so an untracked one is the service port's. Anything else that
  * is not for this host is dropped and counted.
  */
 static __always_inline int reply_untracked(struct xdp_md *ctx, struct pkt *p,
+					   const struct bgs_flow_key *key,
 					   const struct bgs_revnat_slot *e, __u32 conflict)
 {
 	void *data, *data_end;
@@ -609,7 +715,8 @@ static __always_inline int reply_untracked(struct xdp_md *ctx, struct pkt *p,
 	if (p->proto == IPPROTO_TCP) {
 		synack = (p->tcp_flags & (TCP_FL_SYN | TCP_FL_ACK | TCP_FL_RST)) ==
 			 (TCP_FL_SYN | TCP_FL_ACK);
-		ok = synack || guard_within((__u64)BGS_GUARD_HOLD_S * CONFIG_HZ);
+		ok = synack || guard_within((__u64)BGS_GUARD_HOLD_S * CONFIG_HZ) ||
+		     midflow_goes_to(p, key, e);
 	} else {
 		ok = true;
 	}
@@ -683,8 +790,10 @@ static __always_inline int from_backend(struct xdp_md *ctx, struct pkt *p,
 		}
 	}
 	barrier_var(conflict); /* a scalar, not an OR of the two pointers */
-	if (!f)
-		return reply_untracked(ctx, p, e, conflict);
+	if (!f) {
+		k.w[4] = key_tail(p->key.dport, e->vip_port, p->proto, p->family);
+		return reply_untracked(ctx, p, &k.key, e, conflict);
+	}
 	if (p->ttl <= 1)
 		return count(p, BGS_R_PASS_TTL, XDP_PASS);
 	if (p->proto == IPPROTO_TCP) {

@@ -15,7 +15,7 @@
 #define BGS_REASONS_MAP                                              \
 	struct {                                                     \
 		__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);             \
-		__uint(max_entries, BGS_R_MAX);                      \
+		__uint(max_entries, BGS_R_BASE_ENTRIES);             \
 		__type(key, __u32);                                  \
 		__type(value, struct bgs_reason_counter);            \
 		__uint(pinning, LIBBPF_PIN_BY_NAME);                 \

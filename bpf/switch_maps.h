@@ -18,6 +18,8 @@ const volatile __u32 cfg_max_services = BGS_DEF_MAX_SERVICES;
 const volatile __u32 cfg_new_flow_rate = 0; /* set from bgs_meta at every load */
 /* bgs_revnat's size - 1 (a power of two minus one). */
 const volatile __u32 cfg_revnat_mask = 63;
+/* bgs_fresh's lines - 1 (a power of two minus one). */
+const volatile __u32 cfg_fresh_mask = 0;
 /* Idle timeouts are not here: the program reads them from bgs_meta (bgswitch_flow.h). */
 
 /* Layout version, the sizes the state was created with and the loaded flow timeouts (one
@@ -114,6 +116,16 @@ struct {
  * ct entries. docs/datapath.md: "Conntrack under pressure". */
 BGS_CT_MAP;
 
+/* Fresh-flow marks: tuples that started a new flow during their service's drain (struct
+ * bgs_fresh_line, include/bgswitch.h). Load time: bgs_fresh_lines(ct entries). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bgs_fresh_line);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bgs_fresh SEC(".maps");
+
 /* Per-CPU counters by svc_id * 2 + color. Load time: 2 x max services. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -160,5 +172,17 @@ struct {
 } bgs_tx_ports SEC(".maps");
 
 BGS_REASONS_MAP;
+
+/* Per-CPU counters of the reasons from BGS_R_BASE_ENTRIES on (include/bgswitch.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, BGS_R_MORE_ENTRIES);
+	__type(key, __u32);
+	__type(value, struct bgs_reason_counter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bgs_reasons_more SEC(".maps");
+
+_Static_assert(BGS_R_MAX - BGS_R_BASE_ENTRIES <= BGS_R_MORE_ENTRIES,
+	       "bgs_reasons_more holds every later reason");
 
 #endif /* BGS_SWITCH_MAPS_H */

@@ -397,6 +397,49 @@ struct bgs_flow {
 	__u32 epoch;	/* the service's epoch (struct bgs_flip) at creation */
 };
 
+/*
+ * Fresh-flow marks (bgs_fresh): a bounded record, without conntrack's eviction, of "this
+ * tuple started a new flow while its service drains". Every SYN routed as a new flow during
+ * a drain stores the tuple's stamp (bgs_fresh_stamp(): a hash of the tuple seeded with the
+ * service and the drain's generation, never 0) in the line its Maglev hash names, replacing
+ * the line's oldest mark; a mid-flow packet without an entry during that drain whose line
+ * holds its own stamp is a flow that started on the live color (its entry was evicted or
+ * never inserted) and goes live, not to the drained color. Another drain has other stamps,
+ * so nothing is ever cleared. A mark is lost only when BGS_FRESH_WAYS later SYNs (of any
+ * drain) land in its line (that flow then falls back to the drained color, the behaviour
+ * without marks); a stamp matches another tuple only by a 32-bit collision.
+ * docs/datapath.md: "Conntrack under pressure".
+ */
+/* Marks per line (one 64-byte line, the array's element): a SYN replaces the oldest. */
+#define BGS_FRESH_WAYS 8
+/* Fewest marks (8 MiB): 2^17 lines, so a mark outlives about 2^17 later SYNs of the drain
+ * with a probability below 1e-5 (at least 8 of them in its line, Poisson of mean 1). */
+#define BGS_FRESH_MIN_SLOTS (1u << 20)
+/* Seed of the stamp hash (mixed with the service id and the drain's generation). */
+#define BGS_FRESH_SEED 0x66726573u
+
+/* One mark of bgs_fresh. */
+struct bgs_fresh_mark {
+	__u32 stamp; /* bgs_fresh_stamp() of the tuple; 0: unused */
+	__u32 at;    /* jiffies (low 32 bits) when it was stored: the oldest is replaced */
+};
+
+/* Value of bgs_fresh: the marks of one line. */
+struct bgs_fresh_line {
+	struct bgs_fresh_mark mark[BGS_FRESH_WAYS];
+};
+
+/* Lines of bgs_fresh for a conntrack of ct_entries: marks a power of two, at least one per
+ * entry and at least BGS_FRESH_MIN_SLOTS (8 B a mark: 1/19 of conntrack's memory). */
+static inline __u32 bgs_fresh_lines(__u32 ct_entries)
+{
+	__u32 n = BGS_FRESH_MIN_SLOTS;
+
+	while (n < (1u << 30) && n < ct_entries)
+		n <<= 1;
+	return n / BGS_FRESH_WAYS;
+}
+
 /* ---- Counters (per CPU) ---- */
 
 /* Value of bgs_svc_stats (index svc_id * 2 + color) and bgs_be_stats (index backend id). */
@@ -445,8 +488,22 @@ enum bgs_reason {
 				  * full table): its replies could not be told apart */
 	BGS_R_ICMP_TO_CLIENT,	 /* ICMP error from the backend side about a nat flow,
 				  * its quote rewritten to the VIP, sent to the client */
+	/* from here on: counters in bgs_reasons_more (see BGS_R_BASE_ENTRIES) */
+	BGS_R_CT_MIDFLOW,	 /* not a verdict: TCP mid-flow packet without an entry (evicted,
+				  * never inserted, idled out, another LB's), routed by the
+				  * mid-flow rule */
+	BGS_R_MIDFLOW_DRAINED,	 /* not a verdict: of those, sent to the drained color */
+	BGS_R_MIDFLOW_FRESH,	 /* not a verdict: of those, during a drain, kept on the live
+				  * color by its SYN's fresh-flow mark */
 	BGS_R_MAX,
 };
+/* Entries of bgs_reasons: the reasons of layout 3's first release, whose pins an upgrade
+ * reuses (a map's size cannot change under its pin). Later reasons count in
+ * bgs_reasons_more, index reason - BGS_R_BASE_ENTRIES; a switch that predates them leaves
+ * them at 0. */
+#define BGS_R_BASE_ENTRIES (BGS_R_ICMP_TO_CLIENT + 1)
+/* Entries of bgs_reasons_more: room for reasons to come without another map. */
+#define BGS_R_MORE_ENTRIES 16
 
 /* Value of bgs_reasons. */
 struct bgs_reason_counter {

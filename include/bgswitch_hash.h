@@ -65,6 +65,16 @@ static inline __u32 bgs_hash_flow(const struct bgs_flow_key *k, __u32 seed)
 	return bgs_hash_final(h, 40);
 }
 
+/* Stamp of a fresh-flow mark (bgs_fresh in bgswitch.h): the tuple's hash seeded with the
+ * service and the drain's generation (so another drain's stamps never match), never 0 (an
+ * unused slot). Independent of the Maglev hash, whose bits choose the slot. */
+static inline __u32 bgs_fresh_stamp(const struct bgs_flow_key *k, __u32 svc_id, __u32 drain_gen)
+{
+	__u32 seed = bgs_hash_step(bgs_hash_step(BGS_FRESH_SEED, svc_id), drain_gen);
+
+	return bgs_hash_flow(k, seed) | 1;
+}
+
 /* Home slot hash of a nat backend in bgs_revnat. Short on purpose: the reply path waits
  * for it, and the keys are the operator's backends, not traffic. The folded key through
  * a two-multiply integer mix (every input bit reaches the low bits a slot index uses). */

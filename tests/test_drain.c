@@ -62,14 +62,7 @@ static bool svc_setup(const struct variant *v, int vip, struct fx_svc *s, __u32 
 /* Mid-flow packet without an entry goes to `color`'s table choice. */
 static bool midflow(const struct fx_svc *s, __u32 c, __u16 sport, __u32 color)
 {
-	struct bgs_flow_key k;
-	struct pkt p;
-	__u32 id;
-
-	fx_client_pkt(&p, s, c, sport, PKT_ACK);
-	pkt_flow_key(&p, &k);
-	id = fx_table_pick(s, color, &k);
-	return ASSERT_EQ(fx.be[id].color, color, "table color") && fx_expect_fwd(s, &p, id);
+	return fx_midflow(s, c, sport, color, NULL);
 }
 
 static bool test_drain_deadline(void)

@@ -8,22 +8,12 @@
  */
 #include <netinet/in.h>
 #include <errno.h>
-#include <sched.h>
 #include <unistd.h>
 
 #include "fixture.h"
 
 #define RATE 200
 #define BURST 600
-
-static bool pin_cpu0(void)
-{
-	cpu_set_t set;
-
-	CPU_ZERO(&set);
-	CPU_SET(0, &set);
-	return ASSERT_OK(sched_setaffinity(0, sizeof(set), &set) ? -errno : 0, "pin to CPU 0");
-}
 
 static bool test_flood_guard(void)
 {
@@ -36,7 +26,7 @@ static bool test_flood_guard(void)
 	bool ok = true;
 	int i;
 
-	if (!pin_cpu0() ||
+	if (!fx_pin_cpu0() ||
 	    !fx_svc_add(&s, "flood", BGS_AF_INET, 1, 80, IPPROTO_TCP, BGS_MODE_NAT, 0))
 		return false;
 	for (i = 0; i < 3; i++)
@@ -98,7 +88,7 @@ static bool test_flood_canary(void)
 	size_t v;
 	int i;
 
-	if (!pin_cpu0())
+	if (!fx_pin_cpu0())
 		return false;
 	for (v = 0; v < ARRAY_SIZE(fams) && ok; v++) {
 		test_ctx("%s", fams[v] == BGS_AF_INET ? "v4" : "v6");
@@ -154,7 +144,7 @@ static bool test_flood_nat(void)
 	size_t v;
 	int i;
 
-	if (!pin_cpu0())
+	if (!fx_pin_cpu0())
 		return false;
 	for (v = 0; v < ARRAY_SIZE(fams) && ok; v++) {
 		test_ctx("%s", fams[v] == BGS_AF_INET ? "v4" : "v6");

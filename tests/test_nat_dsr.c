@@ -122,11 +122,46 @@ static long ct_entries_of(const struct fx_svc *s)
 }
 
 /*
+ * TCP replies other than a SYN-ACK without a flow, outside a flood: translated only from the
+ * backend the mid-flow rule sends the flow's client packets to (an evicted flow's reply:
+ * the client's next packet goes there), dropped and counted from any other. Client 9998
+ * has no neighbour: a translated reply goes to the kernel.
+ */
+static bool untracked_tcp_replies(const struct fx_svc *s, __u32 be_id)
+{
+	const struct fx_be *b = &fx.be[be_id];
+	struct bgs_flow_key k;
+	struct pkt o, r, e;
+	int seen = 0, sp;
+	bool ok = true, its;
+
+	for (sp = 34000; sp < 34200 && seen != 3; sp++) {
+		fx_client_pkt(&o, s, 9998, (__u16)sp, PKT_ACK);
+		pkt_flow_key(&o, &k);
+		its = fx_table_pick(s, BGS_BLUE, &k) == be_id;
+		if (seen & (its ? 1 : 2))
+			continue;
+		seen |= its ? 1 : 2;
+		fx_reply_pkt(&r, &o, be_id, PKT_ACK);
+		if (!its) {
+			ok &= fx_expect_reply(&r, b->ifindex, XDP_DROP, BGS_R_DROP_REPLY_NO_FLOW,
+					      NULL, "TCP ACK without a flow, not its backend");
+			continue;
+		}
+		fx_expected_reply_kernel(s, &o, &r, s->port, &e);
+		ok &= fx_expect_reply(&r, b->ifindex, XDP_PASS, BGS_R_PASS_REPLY_UNTRACKED, &e,
+				      "TCP ACK without a flow, from its mid-flow backend");
+	}
+	return ASSERT_EQ(seen, 3, "tuples of this backend and of another found") && ok;
+}
+
+/*
  * Replies without a flow (item 3 and "backend-sourced packets"): a SYN-ACK (its SYN went
  * untracked past the flood guard) and a UDP datagram are translated without an entry, to
- * the FIB's next hop (the kernel's when the client's neighbour is unknown); other TCP is
- * dropped and counted; a packet to this host (the agent's health check, an operator's
- * curl to the backend) goes to the kernel untouched.
+ * the FIB's next hop (the kernel's when the client's neighbour is unknown); other TCP only
+ * from the backend the flow's next client packet would go to (untracked_tcp_replies); a
+ * packet to this host (the agent's health check, an operator's curl to the backend) goes
+ * to the kernel untouched.
  */
 static bool untracked_replies(const struct variant *v, const struct fx_svc *s, __u32 be_id)
 {
@@ -137,17 +172,12 @@ static bool untracked_replies(const struct variant *v, const struct fx_svc *s, _
 	bool ok = true;
 
 	test_ctx("nat %s: replies without a flow", v->name);
-	fx_client_pkt(&c, s, 9999, 33999, PKT_SYN);
-	fx_reply_pkt(&r, &c, be_id, PKT_ACK);
 	if (v->proto == IPPROTO_TCP)
-		ok &= fx_expect_reply(&r, b->ifindex, XDP_DROP, BGS_R_DROP_REPLY_NO_FLOW, NULL,
-				      "TCP ACK without a flow");
+		ok &= untracked_tcp_replies(s, be_id);
+	fx_client_pkt(&c, s, 9999, 33999, PKT_SYN);
 	fx_reply_pkt(&r, &c, be_id, flags);
-	fx_expected_reply(s, &c, &r, s->port, &e);
 	/* no neighbour for the client: rewritten, the kernel forwards (TTL and MACs its job) */
-	e.ttl = r.ttl;
-	memcpy(e.dmac, r.dmac, 6);
-	memcpy(e.smac, r.smac, 6);
+	fx_expected_reply_kernel(s, &c, &r, s->port, &e);
 	ok &= fx_expect_reply(&r, b->ifindex, XDP_PASS, BGS_R_PASS_REPLY_UNTRACKED, &e,
 			      "untracked reply, neighbour unknown");
 	/* with the client's neighbour known: out lb0 to it */
@@ -346,6 +376,11 @@ static bool scenario_unresolved(const struct variant *v, __u8 mode)
 		fx_client_pkt(&c, &s, (__u32)i, (__u16)(35000 + i), i & 1 ? PKT_ACK : PKT_SYN);
 		len = pkt_build(&c, tmp, sizeof(tmp));
 		fx_reasons(before);
+		if ((i & 1) && v->proto == IPPROTO_TCP) {
+			/* a TCP ACK without an entry also counts as a mid-flow packet */
+			before[BGS_R_CT_MIDFLOW].packets++;
+			before[BGS_R_CT_MIDFLOW].bytes += (__u64)len;
+		}
 		/* fx_expected_fwd: nat -> XDP_PASS, address rewritten, TTL and MACs as they
 		 * were; dsr -> XDP_DROP */
 		ok &= fx_expect_fwd(&s, &c, id);

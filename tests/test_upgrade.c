@@ -290,6 +290,55 @@ static bool test_upgrade_keeps_flows(void)
 	return ok;
 }
 
+/*
+ * Pins made by an earlier build of this layout lack the maps added since (bgs_fresh,
+ * bgs_reasons_more): an upgrade creates and pins them, sized from bgs_meta, and keeps
+ * everything else.
+ */
+static bool test_upgrade_adds_missing_map(void)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	char path[PATH_MAX];
+	bool ok = true;
+	int fd;
+
+	struct bgs_reason_counter rc[BGS_R_MAX];
+	char more[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/bgs_fresh", fx.pin_dir);
+	snprintf(more, sizeof(more), "%s/bgs_reasons_more", fx.pin_dir);
+	if (!ASSERT_OK(unlink(path) ? -errno : 0, "remove the bgs_fresh pin (an earlier build's pins)") ||
+	    !ASSERT_OK(unlink(more) ? -errno : 0, "remove the bgs_reasons_more pin"))
+		return false;
+	/* the library reads the later reasons as 0 until a switch that has them is loaded */
+	ok &= ASSERT_OK(bgs_reason_counters(fx.h, rc), "reason counters without bgs_reasons_more");
+	ok &= ASSERT_EQ(rc[BGS_R_CT_MIDFLOW].packets, 0, "a later reason reads 0");
+	ok &= upgrade_once(NULL, "upgrade of pins without bgs_fresh");
+	ok &= ASSERT_OK(access(more, F_OK) ? -errno : 0, "bgs_reasons_more pinned by the upgrade");
+	ok &= ASSERT_OK(bgs_reason_counters(fx.h, rc), "reason counters");
+	fd = bpf_obj_get(path);
+	if (!ASSERT_GE(fd, 0, "bgs_fresh pinned by the upgrade"))
+		return false;
+	ok &= ASSERT_OK(bpf_obj_get_info_by_fd(fd, &info, &len) ? -errno : 0, "map info");
+	close(fd);
+	ok &= ASSERT_EQ(info.max_entries, bgs_fresh_lines(fx.meta.ct_entries), "sized from meta");
+	ok &= ASSERT_EQ(info.value_size, sizeof(struct bgs_fresh_line), "its value");
+	/* and a second upgrade reuses it */
+	ok &= upgrade_once(NULL, "upgrade reusing bgs_fresh");
+	fd = bpf_obj_get(path);
+	ok &= ASSERT_GE(fd, 0, "bgs_fresh still pinned");
+	if (fd >= 0) {
+		struct bpf_map_info again = {};
+
+		len = sizeof(again);
+		ok &= ASSERT_OK(bpf_obj_get_info_by_fd(fd, &again, &len) ? -errno : 0, "map info");
+		ok &= ASSERT_EQ(again.id, info.id, "the same map");
+		close(fd);
+	}
+	return ok;
+}
+
 /* An upgrade that cannot load changes nothing. */
 static bool test_failed_upgrade_changes_nothing(void)
 {
@@ -415,6 +464,7 @@ static bool test_adopt_live_pins(void)
 
 static const struct test_case tests[] = {
 	{ "upgrade_keeps_flows", test_upgrade_keeps_flows },
+	{ "upgrade_adds_missing_map", test_upgrade_adds_missing_map },
 	{ "failed_upgrade_changes_nothing", test_failed_upgrade_changes_nothing },
 	{ "other_layout_refused", test_other_layout_refused },
 	{ "adopt_live_pins", test_adopt_live_pins },

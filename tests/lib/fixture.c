@@ -771,6 +771,30 @@ bool fx_flow_new(const struct fx_svc *s, __u32 client, __u16 sport, __u32 color,
 	return fx_flow_check_ct(s, &p, id, color, bgs_fw_gen(fl.word));
 }
 
+bool fx_midflow(const struct fx_svc *s, __u32 client, __u16 sport, __u32 color, __u32 *be_id)
+{
+	struct bgs_flow_key k;
+	struct pkt p;
+	__u32 id;
+
+	fx_client_pkt(&p, s, client, sport, PKT_ACK);
+	pkt_flow_key(&p, &k);
+	id = fx_table_pick(s, color, &k);
+	if (be_id)
+		*be_id = id;
+	return ASSERT_NEQ(id, 0, "table of the expected color has a backend") &&
+	       ASSERT_EQ(fx.be[id].color, color, "table color") && fx_expect_fwd(s, &p, id);
+}
+
+bool fx_pin_cpu0(void)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(0, &set);
+	return ASSERT_OK(sched_setaffinity(0, sizeof(set), &set) ? -errno : 0, "pin to CPU 0");
+}
+
 bool fx_flow_next(const struct fx_svc *s, __u32 client, __u16 sport, __u32 be_id)
 {
 	struct pkt p;
@@ -816,6 +840,15 @@ void fx_expected_reply(const struct fx_svc *s, const struct pkt *c, const struct
 	exp->ttl = r->ttl - 1;
 	memcpy(exp->dmac, c->smac, 6);
 	memcpy(exp->smac, c->dmac, 6);
+}
+
+void fx_expected_reply_kernel(const struct fx_svc *s, const struct pkt *c, const struct pkt *r,
+			      __u16 vip_port, struct pkt *exp)
+{
+	fx_expected_reply(s, c, r, vip_port, exp);
+	exp->ttl = r->ttl;
+	memcpy(exp->dmac, r->dmac, 6);
+	memcpy(exp->smac, r->smac, 6);
 }
 
 bool fx_expect_reply(const struct pkt *r, __u32 ifindex, __u32 verdict, enum bgs_reason reason,

@@ -163,6 +163,12 @@ bool fx_flow_new(const struct fx_svc *s, __u32 client, __u16 sport, __u32 color,
 /* Next packet of a known flow (TCP ACK / datagram): it must go to be_id. */
 bool fx_flow_next(const struct fx_svc *s, __u32 client, __u16 sport, __u32 be_id);
 
+/* A mid-flow ACK of (client, sport) with no entry: it must go to the backend the current
+ * table of `color` gives it (*be_id, if not NULL). */
+bool fx_midflow(const struct fx_svc *s, __u32 client, __u16 sport, __u32 color, __u32 *be_id);
+/* Runs the rest of the test on CPU 0 (per-CPU state such as the SYN-flood guard's window). */
+bool fx_pin_cpu0(void);
+
 /* ---- nat replies ---- */
 
 /* A packet from backend be_id answering client packet c (MACs of its next hop, TTL 64,
@@ -172,6 +178,10 @@ void fx_reply_pkt(struct pkt *r, const struct pkt *c, __u32 be_id, __u8 tcp_flag
  * client packet c. */
 void fx_expected_reply(const struct fx_svc *s, const struct pkt *c, const struct pkt *r,
 		       __u16 vip_port, struct pkt *exp);
+/* The same, as handed to the kernel (the client's neighbour unknown): addresses and ports
+ * rewritten, TTL and MACs as they came (the kernel's job). */
+void fx_expected_reply_kernel(const struct fx_svc *s, const struct pkt *c, const struct pkt *r,
+			      __u16 vip_port, struct pkt *exp);
 /* Run reply r arriving on ifindex; expect verdict and reason, and (when exp is not NULL)
  * exactly frame exp out, else the frame untouched. */
 bool fx_expect_reply(const struct pkt *r, __u32 ifindex, __u32 verdict, enum bgs_reason reason,

@@ -148,19 +148,23 @@ static int load_switch(struct bgs *h, const char *obj_path, int *switch_fd, int 
 	LIBBPF_OPTS(bpf_object_open_opts, oopts, .pin_root_path = h->pin_dir,
 		    .object_name = "bgswitch");
 	const struct bgs_meta *m = &h->meta;
+	/* optional: maps a switch of an earlier build of this layout does not have (an
+	 * upgrade to such a build leaves their pins unused; back again, they are reused) */
 	const struct {
 		const char *name;
 		__u64 entries;
+		bool optional;
 	} sizes[] = {
-		{ "bgs_vips", 3ULL * m->max_services },
-		{ "bgs_svcs", m->max_services },
-		{ "bgs_flip", m->max_services },
-		{ "bgs_maglev", (__u64)m->max_services * 4 * m->maglev_size },
-		{ "bgs_backends", m->max_backends },
-		{ "bgs_be_stats", m->max_backends },
-		{ "bgs_revnat", bgs_revnat_size(m->max_backends) },
-		{ "bgs_svc_stats", 2ULL * m->max_services },
-		{ "bgs_ct", m->ct_entries },
+		{ "bgs_vips", 3ULL * m->max_services, false },
+		{ "bgs_svcs", m->max_services, false },
+		{ "bgs_flip", m->max_services, false },
+		{ "bgs_maglev", (__u64)m->max_services * 4 * m->maglev_size, false },
+		{ "bgs_backends", m->max_backends, false },
+		{ "bgs_be_stats", m->max_backends, false },
+		{ "bgs_revnat", bgs_revnat_size(m->max_backends), false },
+		{ "bgs_svc_stats", 2ULL * m->max_services, false },
+		{ "bgs_ct", m->ct_entries, false },
+		{ "bgs_fresh", bgs_fresh_lines(m->ct_entries), true },
 	};
 	struct bpf_program *prog;
 	struct bpf_object *obj;
@@ -188,6 +192,8 @@ static int load_switch(struct bgs *h, const char *obj_path, int *switch_fd, int 
 	}
 	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
 		map = bpf_object__find_map_by_name(obj, sizes[i].name);
+		if (!map && sizes[i].optional)
+			continue;
 		if (!map) {
 			err = bgs_err(-ENOENT, "switch object has no map %s", sizes[i].name);
 			goto out;
@@ -218,6 +224,8 @@ static int load_switch(struct bgs *h, const char *obj_path, int *switch_fd, int 
 		err = set_rodata_u32(obj, "cfg_new_flow_rate", m->new_flow_rate);
 	if (!err)
 		err = set_rodata_u32(obj, "cfg_revnat_mask", bgs_revnat_size(m->max_backends) - 1);
+	if (!err && bpf_object__find_map_by_name(obj, "bgs_fresh"))
+		err = set_rodata_u32(obj, "cfg_fresh_mask", bgs_fresh_lines(m->ct_entries) - 1);
 	if (err)
 		goto out;
 	prog = bpf_object__find_program_by_name(obj, BGS_PROG_NAME_SWITCH);

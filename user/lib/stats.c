@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
@@ -93,22 +94,35 @@ int bgs_reason_counters(struct bgs *h, struct bgs_reason_counter c[BGS_R_MAX])
 {
 	size_t stride = round8(sizeof(struct bgs_reason_counter));
 	struct bgs_reason_counter *v;
-	__u32 r;
+	__u32 r, key;
 	__u8 *vals;
-	int i;
+	int i, fd, more_fd;
 
 	bgs_err_clear();
 	vals = calloc(h->ncpus, stride);
 	if (!vals)
 		return bgs_err(-ENOMEM, "out of memory");
+	/* the later reasons' map exists once a switch that has them was loaded */
+	more_fd = bgs_pin_get(h, "bgs_reasons_more");
 	for (r = 0; r < BGS_R_MAX; r++) {
-		if (bpf_map_lookup_elem(h->map_fd[BGS_M_REASONS], &r, vals)) {
+		memset(&c[r], 0, sizeof(c[r]));
+		if (r >= BGS_R_BASE_ENTRIES) {
+			fd = more_fd;
+			key = r - BGS_R_BASE_ENTRIES;
+		} else {
+			fd = h->map_fd[BGS_M_REASONS];
+			key = r;
+		}
+		if (fd < 0)
+			continue;
+		if (bpf_map_lookup_elem(fd, &key, vals)) {
 			int err = -errno;
 
 			free(vals);
+			if (more_fd >= 0)
+				close(more_fd);
 			return bgs_err(err, "cannot read reason counter %u: %s", r, strerror(-err));
 		}
-		memset(&c[r], 0, sizeof(c[r]));
 		for (i = 0; i < h->ncpus; i++) {
 			v = (struct bgs_reason_counter *)(vals + i * stride);
 			c[r].packets += v->packets;
@@ -116,6 +130,8 @@ int bgs_reason_counters(struct bgs *h, struct bgs_reason_counter c[BGS_R_MAX])
 		}
 	}
 	free(vals);
+	if (more_fd >= 0)
+		close(more_fd);
 	return 0;
 }
 
@@ -153,6 +169,9 @@ const char *bgs_reason_name(enum bgs_reason r)
 		[BGS_R_DROP_REPLY_IFACE] = "drop_reply_iface",
 		[BGS_R_DROP_UNTRACKABLE] = "drop_untrackable",
 		[BGS_R_ICMP_TO_CLIENT] = "icmp_to_client",
+		[BGS_R_CT_MIDFLOW] = "ct_midflow",
+		[BGS_R_MIDFLOW_DRAINED] = "midflow_drained",
+		[BGS_R_MIDFLOW_FRESH] = "midflow_fresh",
 	};
 
 	if ((unsigned int)r >= BGS_R_MAX || !names[r])
