@@ -26,7 +26,7 @@ read -r gap failed <"$BGS_RUN/probe.out"
 # 500 ms is the target at 100 ms checks on the host: with the checks scaled by the slowdown
 # (lib.sh), so is the bound.
 iv=$(slow_d 100ms)
-echo "# measured: new connections failed for $gap ms ($failed attempts) after every blue server died (interval $iv, timeout $iv, fall 3; slowdown $BGS_SLOW)"
+echo "# measured: new connections failed for $gap ms ($failed attempts) after every blue server died (interval $iv, timeout $iv, fall 3; slowdown $BGS_SLOW; the target, 500 ms at 100 ms checks, scaled: $(slow 500) ms)"
 check "failover within $(slow 500) ms (took $gap ms)" test "$gap" -lt "$(slow 500)"
 # New flows reach green as soon as blue is marked down (the switch skips a pool with no
 # healthy backend); the agent's flip follows on its next look at the service: wait for it.
