@@ -96,9 +96,16 @@ check "... long before the deadline" test $ms -le $((1000 + $(slow 9000)))
 hold_stop "$hold_w" "$HOLD_PID"
 
 # status --watch: bounded rounds, rates from counter deltas, one JSON object per round.
+pk() { lbjq '[.services[0].pools[] | .packets] | add' status web; }
+p0=$(pk)
 traffic "$NS_CL" http "$VIP_NAT" 80 300 >/dev/null &
 tp=$!
-out=$(lbctl -j status web --watch --interval 300ms --count 3)
+# the client's start-up first (seconds on a slow machine): the rounds measure its traffic
+for _ in $(seq 1 "$(slow 50)"); do
+	[ "$(pk)" -gt "$p0" ] && break
+	sleep 0.1
+done
+out=$(lbctl -j status web --watch --interval "$(slow_d 300ms)" --count 3)
 wait $tp
 check "status --watch -j --count 3: three JSON rounds" test "$(jq -s length <<<"$out")" -eq 3
 check "... with packets/s measured from counter deltas" \
