@@ -223,8 +223,9 @@ test: deps
 	$(Q)$(MAKE) --no-print-directory SAN=1 test-build
 	$(Q)tests/run.sh build/san build/rel
 
-# The suite again on Debian 12's stock kernel (6.1) in a qemu VM (vm/run.sh; VM_ARGS=--smoke
-# for the short subset).
+# The suite again on Debian 12's stock kernel (6.1) in qemu VMs (vm/run.sh): in parts, one
+# bounded VM each, one after another, the results summed (VM_ARGS=--smoke: the short subset
+# CI runs; VM_ARGS="--part NAME": one part, vm/run.sh --list names them).
 vm-test-6.1: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(MAKE) --no-print-directory SAN=1 test-build

@@ -28,8 +28,11 @@ agent_topo_up() {
 # agent_config [INTERVAL] [DRAIN] [PREVIEW_PREFIX]: service web (nat, VIP_NAT:80, backends on
 # 8080), http checks every INTERVAL (timeout = interval, rise 2, fall 3), failover at 50%;
 # with PREVIEW_PREFIX, that preview prefix (so that a web made by bgctl with it is adopted).
+# INTERVAL and DRAIN are host figures: both are scaled by the slowdown (lib.sh).
 agent_config() {
-	local iv=${1:-100ms} drain=${2:-5s} preview=
+	local iv drain preview=
+	iv=$(slow_d "${1:-100ms}")
+	drain=$(slow_d "${2:-5s}")
 	[ -z "${3:-}" ] || preview="
     preview: {prefixes: [\"$3\"]}"
 	cat >"$AGENT_CFG" <<EOF
@@ -64,10 +67,10 @@ agent_start() {
 	BGS_PIDS+=($AGENT_PID)
 }
 
-# Wait (bounded, 10 s) until the agent's log has a line matching a pattern.
+# Wait (bounded, 10 s at slowdown 1) until the agent's log has a line matching a pattern.
 agent_wait_log() {
 	local pat=$1 i
-	for i in $(seq 1 200); do
+	for i in $(seq 1 "$(slow 200)"); do
 		grep -q -- "$pat" "$AGENT_LOG" 2>/dev/null && return 0
 		kill -0 "$AGENT_PID" 2>/dev/null || return 1
 		sleep 0.05
@@ -81,7 +84,7 @@ backends_up() { metrics | grep -c '^bgswitch_backend_up{.*} 1$'; }
 agent_start_healthy() {
 	agent_start
 	agent_wait_log "ready: 1 service" || fail "agent did not start: $(tail -5 "$AGENT_LOG")"
-	for _ in $(seq 1 100); do
+	for _ in $(seq 1 "$(slow 100)"); do
 		[ "$(backends_up)" -eq 4 ] && break
 		sleep 0.05
 	done
@@ -95,7 +98,7 @@ agent_up_healthy() {
 	agent_start_healthy
 }
 
-metrics() { nsx "$NS_LB" curl -sf --max-time 5 "http://$AGENT_METRICS/metrics"; }
+metrics() { nsx "$NS_LB" curl -sf --max-time "$(slow 5)" "http://$AGENT_METRICS/metrics"; }
 
 # Value of one metric line (exact name and labels as printed), or empty.
 metric() {
@@ -116,7 +119,7 @@ responder_stop() {
 	for pid in $(ip netns pids "$(ns_be "$1")"); do
 		kill "$pid" 2>/dev/null
 	done
-	for _ in $(seq 1 50); do
+	for _ in $(seq 1 "$(slow 50)"); do
 		[ -z "$(ip netns pids "$(ns_be "$1")")" ] && return 0
 		sleep 0.02
 	done
@@ -131,18 +134,18 @@ responder_start() {
 	nsx "$(ns_be "$b")" python3 "$BGS_ROOT/vm-tests/responder.py" "${BE_COLOR[$b]}" "$b" \
 		--http 80 --http 8080 --ready "$BGS_RUN/ready.$b" "$@" >/dev/null 2>&1 &
 	BGS_PIDS+=($!)
-	for _ in $(seq 1 100); do
+	for _ in $(seq 1 "$(slow 100)"); do
 		[ -e "$BGS_RUN/ready.$b" ] && return 0
 		sleep 0.05
 	done
 	return 1
 }
 
-# wait_eq WANT CMD...: until CMD prints WANT (bounded: 3 s).
+# wait_eq WANT CMD...: until CMD prints WANT (bounded: 3 s at slowdown 1).
 wait_eq() {
 	local want=$1
 	shift
-	for _ in $(seq 1 100); do
+	for _ in $(seq 1 "$(slow 100)"); do
 		[ "$("$@")" = "$want" ] && return 0
 		sleep 0.03
 	done
@@ -155,21 +158,23 @@ now_ms() { echo $(($(date +%s%N) / 1000000)); }
 # from that moment makes a new connection (one GET, 100 ms timeout) every 10 ms until one is
 # answered by COLOR; prints the ms from GO's appearance to that answer and how many attempts
 # failed. Started before the event it measures, so its own start-up is not in the figure.
-# Bounded: gives up (exit 1) 10 s after GO.
+# Bounded: gives up (exit 1) 10 s after GO. Those bounds and the timeout are scaled by the
+# slowdown (lib.sh).
 probe_until() {
-	nsx "$2" timeout 40 python3 - "$1" "$3" "$4" "$5" <<'PY'
+	nsx "$2" timeout "$(slow 40)" python3 - "$1" "$3" "$4" "$5" "$BGS_SLOW" <<'PY'
 import os, socket, sys, time
 color, host, port, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-end = time.monotonic() + 20
+k = int(sys.argv[5])
+end = time.monotonic() + 20 * k
 while not os.path.exists(go):
     if time.monotonic() > end:
         sys.exit(1)
     time.sleep(0.001)
 t0 = time.monotonic()
 failed = 0
-while time.monotonic() < t0 + 10:
+while time.monotonic() < t0 + 10 * k:
     try:
-        with socket.create_connection((host, port), timeout=0.1) as s:
+        with socket.create_connection((host, port), timeout=0.1 * k) as s:
             s.sendall(b"GET / HTTP/1.0\r\nHost: vip\r\n\r\n")
             data = s.recv(4096).decode(errors="replace")
         if ("\n" + color + " ") in data:

@@ -45,6 +45,22 @@ VIP6_DSR=fd00:100::2
 BGS_PIDS=()
 BGS_QUIET=${BGS_QUIET:-0}
 
+# Time scale. BGS_TEST_SLOWDOWN=N (a whole number, default 1): this machine runs N times
+# slower than the host the scenarios' timings were set on (vm/run.sh sets it in its emulated
+# VM). The intervals, grace periods and deadlines a scenario waits on or configures go through
+# slow/slow_d, so at 1 nothing changes; the counts and orderings it asserts never scale.
+BGS_SLOW=${BGS_TEST_SLOWDOWN:-1}
+[[ $BGS_SLOW =~ ^[1-9][0-9]*$ ]] || BGS_SLOW=1
+# slow N: the whole number N (loop rounds of a bounded wait, milliseconds) times the slowdown.
+slow() { echo $(($1 * BGS_SLOW)); }
+# slow_d D: a duration (0.5, 2s, 100ms: a number and an optional unit) times the slowdown,
+# in D's own unit.
+slow_d() {
+	awk -v d="$1" -v k="$BGS_SLOW" 'BEGIN {
+		u = d; sub(/^[0-9.]+/, "", u); v = (d + 0) * k
+		if (v == int(v)) printf "%d%s\n", v, u; else printf "%g%s\n", v, u }'
+}
+
 export BGSWITCH_PIN_DIR=$BGS_RUN/bpf/bgswitch
 export BGSWITCH_HISTORY=$BGS_RUN/history.jsonl
 export LIBXDP_BPFFS=$BGS_RUN/bpf
@@ -193,7 +209,7 @@ bgs_topo_up() {
 			>/dev/null 2>&1 &
 		BGS_PIDS+=($!)
 	done
-	for i in $(seq 1 100); do
+	for i in $(seq 1 "$(slow 100)"); do
 		[ "$(ls "$BGS_RUN"/ready.* 2>/dev/null | wc -l)" -eq 4 ] && break
 		sleep 0.05
 	done
@@ -261,16 +277,17 @@ traffic() {
 		echo $((base + n)) >"$UDP_SPORT_FILE"
 		extra=(--sport-base "$base")
 	fi
-	nsx "$ns" timeout 120 python3 "$BGS_ROOT/vm-tests/client.py" "$kind" "$vip" "$port" "$n" \
-		--timeout 1 --deadline 60 "${extra[@]}"
+	nsx "$ns" timeout "$(slow 120)" python3 "$BGS_ROOT/vm-tests/client.py" "$kind" "$vip" \
+		"$port" "$n" --timeout "$(slow 1)" --deadline "$(slow 60)" "${extra[@]}"
 }
 
 # One long-lived flow in the background; its answers go to FILE, one per line.
 # hold NS tcp|udp VIP PORT FILE DURATION
 hold_start() {
-	local ns=$1 proto=$2 vip=$3 port=$4 file=$5 dur=${6:-60}
+	local ns=$1 proto=$2 vip=$3 port=$4 file=$5 dur
+	dur=$(slow_d "${6:-60}")
 	nsx "$ns" timeout $((${dur%.*} + 10)) python3 "$BGS_ROOT/vm-tests/client.py" hold "$vip" \
-		"$port" --proto "$proto" --interval 0.2 --duration "$dur" --out "$file" \
+		"$port" --proto "$proto" --interval 0.2 --timeout "$(slow 2)" --duration "$dur" --out "$file" \
 		--stop "$file.stop" >/dev/null 2>&1 &
 	BGS_PIDS+=($!)
 	HOLD_PID=$!
@@ -279,7 +296,7 @@ hold_start() {
 hold_stop() {
 	local file=$1 pid=$2 i
 	touch "$file.stop"
-	for i in $(seq 1 50); do
+	for i in $(seq 1 "$(slow 50)"); do
 		kill -0 "$pid" 2>/dev/null || return 0
 		sleep 0.1
 	done
@@ -289,7 +306,7 @@ hold_stop() {
 # Wait until FILE has at least N answer lines (bounded).
 wait_lines() {
 	local file=$1 n=$2 i c
-	for i in $(seq 1 100); do
+	for i in $(seq 1 "$(slow 100)"); do
 		c=$(grep -c '^[0-9]' "$file" 2>/dev/null)
 		[ "${c:-0}" -ge "$n" ] && return 0
 		sleep 0.05

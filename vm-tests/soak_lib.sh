@@ -51,7 +51,7 @@ soak_server_start() {
 		--tcp $LOAD_UDP --tcp $LOAD_DSR --udp $LOAD_UDP --ready "$BGS_RUN/lg-ready.$b" \
 		>>"$BGS_RUN/lg-server.$b.log" 2>&1 &
 	BGS_PIDS+=($!)
-	for _ in $(seq 1 100); do
+	for _ in $(seq 1 "$(slow 100)"); do
 		[ -e "$BGS_RUN/lg-ready.$b" ] && return 0
 		sleep 0.05
 	done
@@ -163,12 +163,12 @@ load_start() {
 		>"$BGS_RUN/$name.out" 2>&1 &
 	BGS_PIDS+=($!)
 	eval "LOAD_PID_$name=$!"
-	for _ in $(seq 1 300); do
+	for _ in $(seq 1 "$(slow 300)"); do
 		[ -e "$BGS_RUN/$name.ready" ] && return 0
 		kill -0 $! 2>/dev/null || break
 		sleep 0.05
 	done
-	fail "load client $name not ready in 15 s: $(cat "$BGS_RUN/$name.out")"
+	fail "load client $name not ready in $(slow 15) s: $(cat "$BGS_RUN/$name.out")"
 }
 
 # load_stop NAME: end it, wait for its figures (bounded), print its line.
@@ -176,7 +176,7 @@ load_stop() {
 	local name=$1 pid
 	pid=$(eval "echo \$LOAD_PID_$name")
 	touch "$BGS_RUN/$name.stop"
-	for _ in $(seq 1 200); do
+	for _ in $(seq 1 "$(slow 200)"); do
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.05
 	done
@@ -260,7 +260,8 @@ misrouted() {
 # ---- with bgagent (source agent_lib.sh first)
 
 # soak_agent_config DRAIN FAILOVER(true|false): the agent's config for load and loadu (nat),
-# tcp checks every 100 ms (timeout 100 ms, rise 2, fall 3) on each backend's service port.
+# tcp checks every 100 ms (timeout 100 ms, rise 2, fall 3; scaled by the slowdown, lib.sh) on
+# each backend's service port.
 soak_agent_config() {
 	local drain=$1 fo=$2 svc port proto b
 	cat >"$AGENT_CFG" <<EOC
@@ -286,7 +287,7 @@ EOC
     pools:
       blue:  [{address: "${BE_ADDR[b1]}:$port"}, {address: "${BE_ADDR[b2]}:$port"}]
       green: [{address: "${BE_ADDR[g1]}:$port"}, {address: "${BE_ADDR[g2]}:$port"}]
-    health_check: {type: tcp, port: $port, interval: 100ms, timeout: 100ms, rise: 2, fall: 3}
+    health_check: {type: tcp, port: $port, interval: $(slow_d 100ms), timeout: $(slow_d 100ms), rise: 2, fall: 3}
     failover: {enabled: $fo, min_healthy: 50%, hold_down: 60s}
 EOC
 		# SOAK_ROLLOUT_PAUSE: the tcp service's rollout, two canary steps and the flip
@@ -306,7 +307,7 @@ soak_agent_up() {
 	soak_agent_config "$@"
 	agent_start
 	agent_wait_log "ready: 2 services" || fail "agent did not start: $(tail -5 "$AGENT_LOG")"
-	for _ in $(seq 1 100); do
+	for _ in $(seq 1 "$(slow 100)"); do
 		[ "$(backends_up)" -eq 8 ] && break
 		sleep 0.05
 	done

@@ -58,21 +58,21 @@ cat >>"$AGENT_CFG" <<EOF2
     pools:
       blue:  [{address: "${BE_ADDR[b2]}:80"}]
       green: [{address: "${BE_ADDR[g2]}:80"}]
-    health_check: {type: tcp, interval: 100ms, timeout: 100ms, rise: 2, fall: 3}
+    health_check: {type: tcp, interval: $(slow_d 100ms), timeout: $(slow_d 100ms), rise: 2, fall: 3}
 EOF2
 kill -HUP "$AGENT_PID"
 agent_wait_log "reloaded: 2 services" || fail "good config on SIGHUP not reloaded: $(tail -3 "$AGENT_LOG")"
 check "api added by the reload" test "$(lbjq '.services | length' -j status)" = 2
 check "metrics scrape after the reload" scrape_has 'service="api"'
-sleep 1 # a few more rounds of checks on both services
+sleep "$(slow_d 1)" # a few more rounds of checks on both services
 
 # SIGTERM: a clean exit, leak-checked
 kill -TERM "$AGENT_PID"
-for _ in $(seq 1 300); do
+for _ in $(seq 1 "$(slow 300)"); do
 	kill -0 "$AGENT_PID" 2>/dev/null || break
 	sleep 0.05
 done
-kill -0 "$AGENT_PID" 2>/dev/null && fail "agent still running 15 s after SIGTERM"
+kill -0 "$AGENT_PID" 2>/dev/null && fail "agent still running $(slow 15) s after SIGTERM"
 wait "$AGENT_PID"
 rc=$?
 reports=$(san_reports)

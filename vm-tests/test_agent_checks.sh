@@ -36,14 +36,14 @@ services:
     pools:
       blue: [{address: "${BE_ADDR[b1]}"}]
       green: [{address: "${BE_ADDR[g1]}"}]
-    health_check: {type: tcp, interval: 100ms, timeout: 100ms, rise: 2, fall: 3}
+    health_check: {type: tcp, interval: $(slow_d 100ms), timeout: $(slow_d 100ms), rise: 2, fall: 3}
     failover: {enabled: false}
   - name: execsvc
     vip: "$VIP_NAT:81/tcp"
     pools:
       blue: [{address: "${BE_ADDR[b2]}:80"}]
       green: [{address: "${BE_ADDR[g2]}:80"}]
-    health_check: {type: exec, command: "$probe", interval: 500ms, timeout: 500ms, rise: 2,
+    health_check: {type: exec, command: "$probe", interval: $(slow_d 500ms), timeout: $(slow_d 500ms), rise: 2,
                    fall: 2}
     failover: {enabled: false}
   - name: v6
@@ -51,7 +51,7 @@ services:
     pools:
       blue: [{address: "[${BE_ADDR6[b1]}]:8080"}]
       green: [{address: "[${BE_ADDR6[g1]}]:8080"}]
-    health_check: {type: http, path: /v6, interval: 100ms, timeout: 100ms}
+    health_check: {type: http, path: /v6, interval: $(slow_d 100ms), timeout: $(slow_d 100ms)}
     failover: {enabled: false}
 EOF
 nsx "$NS_LB" "$BGAGENT" --check-config "$AGENT_CFG" >/dev/null || fail "test config is bad"
@@ -93,7 +93,7 @@ check "exec: a command past its timeout -> g2 down" wait_hm execsvc green "${BE_
 check "exec: timeouts counted" test "$(metric "bgswitch_health_checks_total{service=\"execsvc\",color=\"green\",backend=\"${BE_ADDR[g2]}:80\",result=\"timeout\"}")" -ge 2
 rm -f "$BGS_RUN/hang.${BE_ADDR[g2]}"
 check "exec: g2 up again" wait_hm execsvc green "${BE_ADDR[g2]}:80" 1
-sleep 0.3
+sleep "$(slow_d 0.3)"
 left=$(pgrep -c -f '^sleep 31$')
 check "exec: every timed-out command's process group was killed (no 'sleep 31' left: $left)" \
 	test "$left" -eq 0

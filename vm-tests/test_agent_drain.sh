@@ -20,10 +20,10 @@ hold_start "$NS_CL" tcp "$VIP_NAT" 80 "$BGS_RUN/hold" 40
 hold=$HOLD_PID
 wait_lines "$BGS_RUN/hold" 3 || fail "hold flow got no answers"
 be=$(hold_backends_after "$BGS_RUN/hold" 0)
-lbctl flip web --drain-timeout 60s --reason "release 2" >/dev/null || fail "bgctl flip"
+lbctl flip web --drain-timeout "$(slow_d 60s)" --reason "release 2" >/dev/null || fail "bgctl flip"
 agent_wait_log "web: tracking the drain of blue" || fail "agent did not notice the drain"
 left() { metric 'bgswitch_drain_flows_remaining{service="web",color="blue"}'; }
-for _ in $(seq 1 60); do
+for _ in $(seq 1 "$(slow 60)"); do
 	[ "$(left)" = 1 ] && break
 	sleep 0.05
 done
@@ -57,7 +57,7 @@ check "drains_total counts it" \
 check "history: drained, by bgagent" \
 	jqt '[.records[] | select(.verb == "drained" and .actor == "bgagent" and
 		.result == "drained" and .color == "blue")] | length == 1' < <(lbctl -j history web)
-for _ in $(seq 1 40); do
+for _ in $(seq 1 "$(slow 40)"); do
 	[ -s "$BGS_RUN/drained" ] && break
 	sleep 0.05
 done
@@ -66,7 +66,7 @@ kill -9 "$AGENT_PID"
 : >"$AGENT_LOG"
 agent_start
 agent_wait_log "ready: 1 service" || fail "restarted agent not ready"
-sleep 1.5
+sleep "$(slow_d 1.5)"
 check "a finished drain is not tracked again after a restart" \
 	bash -c "! grep -q 'tracking the drain' '$AGENT_LOG'"
 check "and not recorded twice" \

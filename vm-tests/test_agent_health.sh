@@ -27,7 +27,7 @@ ok "agent started from the config and attached to c1 c2 b1 b2 g1 g2"
 all_healthy() {
 	[ "$(metrics | grep -c '^bgswitch_backend_healthy{.*} 1$')" -eq 4 ]
 }
-for _ in $(seq 1 100); do
+for _ in $(seq 1 "$(slow 100)"); do
 	all_healthy && break
 	sleep 0.05
 done
@@ -99,20 +99,21 @@ check "health check counters count passes" \
 t0=$(now_ms)
 responder_stop b1 || fail "cannot stop b1's server"
 down_ms=
-for _ in $(seq 1 200); do
+for _ in $(seq 1 "$(slow 200)"); do
 	if [ "$(backend_health "${BE_ADDR[b1]}:8080" blue)" = down ]; then
 		down_ms=$(($(now_ms) - t0))
 		break
 	fi
 	sleep 0.01
 done
-[ -n "$down_ms" ] || fail "b1 not marked down within 2 s"
+[ -n "$down_ms" ] || fail "b1 not marked down within $(slow 2) s"
 fails=$(metric "bgswitch_health_checks_total{service=\"web\",color=\"blue\",backend=\"${BE_ADDR[b1]}:8080\",result=\"fail\"}")
 # fall x interval, plus one interval for the phase of the first failing check, plus slack
 # for a loaded host and for the bgctl runs that watch it; the count of failed checks shows
-# that exactly `fall` of them made the decision
-limit=$(((FALL + 1) * IV_MS + 300))
-echo "# measured: b1 marked down ${down_ms} ms after its server stopped (fall $FALL x ${IV_MS}ms)"
+# that exactly `fall` of them made the decision. The interval and the bound are host figures,
+# both scaled by the slowdown (lib.sh).
+limit=$(slow $(((FALL + 1) * IV_MS + 300)))
+echo "# measured: b1 marked down ${down_ms} ms after its server stopped (fall $FALL x $(slow_d ${IV_MS}ms), slowdown $BGS_SLOW)"
 check "b1 marked down within $limit ms (took $down_ms)" test "$down_ms" -le "$limit"
 check "b1 marked down after $FALL failed checks (counted $fails by the time it was seen)" \
 	test "$fails" -ge "$FALL" -a "$fails" -le $((FALL + 2))
@@ -125,7 +126,7 @@ check "no failover: blue still 1/2 healthy = 50%" \
 	test "$(lbjq '.services[0].live' -j status web)" = blue
 
 responder_start b1 || fail "cannot restart b1's server"
-for _ in $(seq 1 100); do
+for _ in $(seq 1 "$(slow 100)"); do
 	[ "$(backend_health "${BE_ADDR[b1]}:8080" blue)" = up ] && break
 	sleep 0.02
 done
@@ -161,7 +162,7 @@ grep -q "added blue backend ${BE_ADDR[b1]}:80 " "$AGENT_LOG" || fail "backend no
 check "the added backend is one change and one table publish (history)" \
 	jqt '[.records[] | select(.verb == "service apply" and .reason == "config")] | last |
 		.status == "done" and .generation - .generation_before == 1' < <(lbctl -j history web)
-for _ in $(seq 1 100); do
+for _ in $(seq 1 "$(slow 100)"); do
 	[ "$(backend_health "${BE_ADDR[b1]}:80" blue)" = up ] && break
 	sleep 0.02
 done
@@ -197,7 +198,7 @@ wait_lines "$BGS_RUN/hold1" $((k + 5)) || fail "hold flow stalled after kill -9"
 : >"$AGENT_LOG"
 agent_start
 agent_wait_log "ready: 1 service" || fail "restarted agent not ready: $(tail -5 "$AGENT_LOG")"
-sleep 1
+sleep "$(slow_d 1)"
 check "restart: no publish (generation still $gen)" \
 	test "$(lbjq '.services[0].generation' -j status web)" = "$gen"
 check "restart: health adopted, unchanged" \
@@ -217,7 +218,7 @@ check "the log has only the agent's lines (no stray output)" \
 	bash -c "! grep -Ev '^(bgagent: |libxdp: |libbpf: )' '$AGENT_LOG'"
 
 kill -TERM "$AGENT_PID"
-for _ in $(seq 1 100); do
+for _ in $(seq 1 "$(slow 100)"); do
 	kill -0 "$AGENT_PID" 2>/dev/null || break
 	sleep 0.05
 done

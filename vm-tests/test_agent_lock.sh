@@ -11,10 +11,10 @@ set -uo pipefail
 
 agent_up_healthy 100ms
 
-flock "$BGSWITCH_PIN_DIR" sleep 3 &
+flock "$BGSWITCH_PIN_DIR" sleep "$(slow_d 3)" &
 locker=$!
 BGS_PIDS+=($locker)
-sleep 0.2 # the lock taken
+sleep "$(slow_d 0.2)" # the lock taken
 responder_stop b1 || fail "cannot stop b1"
 responder_stop b2 || fail "cannot stop b2"
 agent_wait_log "web: failover: blue 0/2 healthy < 50%: flip failed: .*lock" ||

@@ -19,22 +19,22 @@ agent_topo_up
 agent_config 100ms 2s
 cat >>"$AGENT_CFG" <<EOF
     rollout:
-      steps: [{canary: 10, pause: 60s}, {promote: true}]
-      pre_flip_gate: {command: "sh $GATE", timeout: 2s}
+      steps: [{canary: 10, pause: $(slow_d 60s)}, {promote: true}]
+      pre_flip_gate: {command: "sh $GATE", timeout: $(slow_d 2s)}
 EOF
 printf 'exit 1\n' >"$GATE"
 agent_start_healthy
 
 ro() { lbjq ".services[0].rollout.$1" -j rollout status web; }
-wait_ro() { # wait_ro FIELD WANT [TRIES of 0.1 s]
-	for _ in $(seq 1 "${3:-50}"); do
+wait_ro() { # wait_ro FIELD WANT [TRIES of 0.1 s, scaled by the slowdown]
+	for _ in $(seq 1 "$(slow "${3:-50}")"); do
 		[ "$(ro "$1")" = "$2" ] && return 0
 		sleep 0.1
 	done
 	return 1
 }
-wait_ro_agent() { # until the heartbeat is stale (bounded: 8 s)
-	for _ in $(seq 1 80); do
+wait_ro_agent() { # until the heartbeat is stale (bounded: 8 s at slowdown 1)
+	for _ in $(seq 1 "$(slow 80)"); do
 		[ "$(lbjq '.agent.alive' -j rollout status web)" = false ] && return 0
 		sleep 0.1
 	done
@@ -51,7 +51,7 @@ check "canary 10% set by the step" test "$(lbjq '.services[0].canary_bps' -j sta
 st=$(lbctl -j rollout status web)
 check "status: step 1/2, canary 10%, a pause left, the gate and flip next" \
 	jqt '.services[0].rollout | .step == 1 and .steps == 2 and .canary_bps == 1000
-		and .pause_left_s > 30 and (.next | test("pre-flip gate, then flip to green"))' <<<"$st"
+		and .pause_left_s > '"$(slow 30)"' and (.next | test("pre-flip gate, then flip to green"))' <<<"$st"
 status_has() { lbctl status web | grep -q -- "$1"; }
 check "bgctl status shows the rollout" status_has "rollout 1 running.*step 1/2"
 check "/metrics: bgswitch_rollout_step 1" \
@@ -80,7 +80,7 @@ check "still step 1, running, canary 10%" \
 	<<<"$(lbctl -j rollout status web)"
 left1=$(ro pause_left_s)
 check "the pause did not run while no agent ran ($left0 s left then, $left1 s now)" \
-	jqt "$left1 > $left0 - 3" <<<null
+	jqt "$left1 > $left0 - $(slow 3)" <<<null
 
 # ---- promote: the gate fails, then times out, then passes ----
 lbctl rollout promote web --reason "looks good" >/dev/null || fail "promote"
@@ -92,7 +92,7 @@ check "still blue, canary kept" \
 printf 'sleep 30\n' >"$GATE"
 lbctl rollout promote web >/dev/null || fail "promote 2"
 check "gate timing out: paused again (within 6 s)" wait_ro reason \
-	"pre-flip gate timed out after 2s" 60
+	"pre-flip gate timed out after $(slow_d 2s)" 60
 printf 'test "$SERVICE $IDLE_COLOR $VIP" = "web green %s:80" || exit 3\n' "$VIP_NAT" >"$GATE"
 lbctl rollout promote web >/dev/null || fail "promote 3"
 check "passing gate (it sees SERVICE, IDLE_COLOR, VIP): done (within 5 s)" wait_ro state done
@@ -104,7 +104,7 @@ check "every new connection on green" jqt '.ok == 100 and .colors.green == 100' 
 h=$(lbctl -j history web)
 check "history: step 1 by bgagent" jqt '[.records[] | select(.actor == "bgagent" and
 	.verb == "rollout" and .status == "done" and
-	.reason == "rollout step 1/2: canary 10%, pause 1m")] | length == 1' <<<"$h"
+	.reason == "rollout step 1/2: canary 10%, pause '"$(slow 1)"'m")] | length == 1' <<<"$h"
 check "history: the gate's failures by bgagent" jqt '[.records[] | select(.actor == "bgagent"
 	and (.reason // "" | test("^rollout 1 paused: pre-flip gate (failed|timed out)")))]
 	| length == 2' <<<"$h"
@@ -122,7 +122,7 @@ out=$(lbctl -j rollout abort web --reason "bad canary")
 check "abort: canary 0 at once" test "$(lbjq '.services[0].canary_bps' -j status web)" = 0
 check "abort: aborted, with why" \
 	jqt '.services[0].rollout | .state == "aborted" and .reason == "bad canary"' <<<"$out"
-sleep 1.5 # a tick of the agent: it must not take the canary up again
+sleep "$(slow_d 1.5)" # a tick of the agent: it must not take the canary up again
 check "still 0 after the agent's tick" test "$(lbjq '.services[0].canary_bps' -j status web)" = 0
 out=$(traffic "$NS_CL" http "$VIP_NAT" 80 100)
 check "every new connection on green" jqt '.ok == 100 and .colors.green == 100' <<<"$out"

@@ -11,7 +11,7 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/agent_lib.sh"
 
-BAKE=8
+BAKE=$(slow 8) # seconds: a host figure, scaled by the slowdown (lib.sh)
 
 agent_topo_up
 agent_config 100ms 2s
@@ -20,7 +20,7 @@ cat >>"$AGENT_CFG" <<EOF
     rollout: {strategy: AllAtOnce}
 EOF
 # a short hold_down: the second rollback comes soon after the first
-sed -i 's/hold_down: 60s/hold_down: 2s/' "$AGENT_CFG"
+sed -i "s/hold_down: 60s/hold_down: $(slow_d 2s)/" "$AGENT_CFG"
 for b in g1 g2; do
 	responder_stop $b || fail "cannot stop $b"
 	responder_start $b --reset || fail "cannot start $b as a bad release"
@@ -40,24 +40,25 @@ out=$(traffic "$NS_CL" http "$VIP_NAT" 80 60)
 check "canary: blue answers, green resets (ok $(jq .ok <<<"$out") of 60)" \
 	jqt '.colors.blue > 10 and .errors > 10' <<<"$out"
 check "the switch counted green's resets ($(green_resets))" test "$(green_resets)" -gt 10
-sleep 2 # two ticks of the agent
+sleep "$(slow_d 2)" # two ticks of the agent
 check "no rollback for a canary" test "$(rollbacks)" = 0
 check "blue still live" test "$(live)" = blue
 lbctl canary web 0 >/dev/null || fail "canary 0"
 
-# wait_rollback N: until blue is live again (bounded: bake_time + 3 s); prints the ms taken
+# wait_rollback N: until blue is live again (bounded: bake_time + 3 s at slowdown 1); prints
+# the ms taken
 wait_rollback() {
 	local t0 i
 	t0=$(now_ms)
-	for ((i = 0; i < BAKE * 10 + 30; i++)); do
+	for ((i = 0; i < BAKE * 10 + $(slow 30); i++)); do
 		[ "$(live)" = blue ] && break
 		sleep 0.1
 	done
 	echo $(($(now_ms) - t0))
 }
-bad_traffic() { # real traffic (bounded: 600 connections or 20 s)
-	nsx "$NS_CL" timeout 30 python3 "$BGS_ROOT/vm-tests/client.py" http "$VIP_NAT" 80 600 \
-		--timeout 1 --deadline 20 >/dev/null 2>&1 &
+bad_traffic() { # real traffic (bounded: 600 connections or 20 s at slowdown 1)
+	nsx "$NS_CL" timeout "$(slow 30)" python3 "$BGS_ROOT/vm-tests/client.py" http "$VIP_NAT" 80 \
+		600 --timeout "$(slow 1)" --deadline "$(slow 20)" >/dev/null 2>&1 &
 	BGS_PIDS+=($!)
 }
 
@@ -82,11 +83,11 @@ check "history: the rollback by bgagent, with the measured rate" jqt '[.records[
 	.from == "green" and .to == "blue" and
 	(.reason | test("^post-flip check: green resets [0-9]+/s > 5/s$")))] | length == 1' \
 	<<<"$(lbctl -j history web)"
-sleep 2.5 # hold_down
+sleep "$(slow_d 2.5)" # hold_down
 
 # ---- the bad release, flipped to by a rollout, rolled back on its own ----
 lbctl rollout start web --reason "release 3" >/dev/null || fail "rollout start"
-for _ in $(seq 1 50); do
+for _ in $(seq 1 "$(slow 50)"); do
 	[ "$(live)" = green ] && break
 	sleep 0.1
 done
@@ -115,7 +116,7 @@ check "every new connection on blue again" jqt '.ok == 50 and .colors.blue == 50
 # the checks see green go down and come back up before the flip (not during the watch)
 nlog() { grep -c "$1" "$AGENT_LOG"; }
 wait_count() { # wait_count PATTERN N: until the log has N lines matching (bounded: 10 s)
-	for _ in $(seq 1 200); do
+	for _ in $(seq 1 "$(slow 200)"); do
 		[ "$(nlog "$1")" -ge "$2" ] && return 0
 		sleep 0.05
 	done
@@ -135,7 +136,7 @@ wait_count "web green backend .*: up" $((up0 + 2)) || fail "green not seen up ag
 # bgctl's compare-and-swap is refused (exit 4) by a generation that moved meanwhile
 green_up() { lbjq '[.services[0].pools.green.backends[] | select(.health == "up")] | length' \
 	-j status web; }
-for _ in $(seq 1 100); do
+for _ in $(seq 1 "$(slow 100)"); do
 	[ "$(green_up)" = 2 ] && break
 	sleep 0.05
 done
@@ -145,7 +146,7 @@ lbctl flip web --drain-timeout 0 >/dev/null || fail "flip"
 wait_count "post-flip check: watching green" $((w0 + 1)) || fail "no watch of the bgctl flip"
 out=$(traffic "$NS_CL" http "$VIP_NAT" 80 100)
 check "green serves" jqt '.ok == 100 and .colors.green == 100' <<<"$out"
-for _ in $(seq 1 $((BAKE * 10 + 30))); do
+for _ in $(seq 1 $((BAKE * 10 + $(slow 30)))); do
 	grep -q "post-flip check: green passed" "$AGENT_LOG" && break
 	sleep 0.1
 done

@@ -15,9 +15,10 @@ set -uo pipefail
 # The drain outlasts the restarts with room (up to 7 s each in full, 5 s short, on a loaded
 # machine); it ends by itself: no flow left (closed flows count for tcp_close, 30 s) or the
 # deadline, whichever comes first.
-[ "$SOAK_SCALE" = full ] && DRAIN_S=150 || DRAIN_S=25
+# Both scaled by the slowdown (lib.sh).
+[ "$SOAK_SCALE" = full ] && DRAIN_S=$(slow 150) || DRAIN_S=$(slow 25)
 # Each canary step's pause (the time no agent ran does not count in it).
-[ "$SOAK_SCALE" = full ] && SOAK_ROLLOUT_PAUSE=20s || SOAK_ROLLOUT_PAUSE=3s
+[ "$SOAK_SCALE" = full ] && SOAK_ROLLOUT_PAUSE=$(slow_d 20s) || SOAK_ROLLOUT_PAUSE=$(slow_d 3s)
 
 # agent_restart: kill -9, start again, wait (bounded) until it is ready and follows the drain.
 agent_restart() {

@@ -31,7 +31,7 @@ table inet blip {
 	}
 }
 NFT
-for _ in $(seq 1 100); do
+for _ in $(seq 1 "$(slow 100)"); do
 	[ "$(health_b1)" = down ] && break
 	sleep 0.05
 done
@@ -39,7 +39,7 @@ t_down=$(us_now)
 check "b1 marked down by its checks ($(((t_down - t0) / 1000)) ms)" test "$(health_b1)" = down
 sleep 2
 nsx "$(ns_be b1)" nft delete table inet blip || fail "nft delete in b1"
-for _ in $(seq 1 100); do
+for _ in $(seq 1 "$(slow 100)"); do
 	[ "$(health_b1)" = up ] && break
 	sleep 0.05
 done

@@ -3,7 +3,8 @@
 # PID 1 of the test VM, in the host's root (read-only, over 9p) with the source tree mounted
 # read-write: gives the guest its own /run, /tmp, bpffs and module loading from the unpacked
 # kernel package, runs tests/run.sh on the builds the host made, writes its exit status to
-# build/vm-6.1/status (the host's verdict) and powers the VM off.
+# build/vm-6.1/status (the host's verdict) and its summary line to build/vm-6.1/summary, and
+# powers the VM off.
 tree=$(cd "$(dirname "$0")/.." && pwd)
 out=$tree/build/vm-6.1
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -54,8 +55,12 @@ done
 echo "bgs-vm: kernel $(uname -r), $(nproc) CPUs, running tests/run.sh ${BGS_ONLY:+(only: $BGS_ONLY)}"
 if [ -n "${BGS_VM_CMD:-}" ]; then
 	bash -c "$BGS_VM_CMD"
+	rc=$?
 else
-	tests/run.sh build/san build/rel
+	# the suite's last line ("N passed, N failed") is the host's count
+	tests/run.sh build/san build/rel 2>&1 | tee /tmp/suite.out
+	rc=${PIPESTATUS[0]}
+	tail -n 1 /tmp/suite.out >"$out/summary"
 fi
-echo $? >"$out/status"
+echo $rc >"$out/status"
 off
