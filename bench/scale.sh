@@ -72,6 +72,11 @@ ct=$(bpftool -j map show pinned "$BGSWITCH_PIN_DIR/bgs_ct") || fail "bpftool map
 	echo "map,type,key_bytes,value_bytes,max_entries,bytes_memlock,bytes_per_flow"
 	jq -r '[.name, .type, .bytes_key, .bytes_value, .max_entries, .bytes_memlock,
 		(.bytes_memlock / .max_entries | floor)] | @csv' <<<"$ct"
+	# the fresh-flow marks are sized one per conntrack entry: their share of a flow
+	fresh=$(bpftool -j map show pinned "$BGSWITCH_PIN_DIR/bgs_fresh") ||
+		fail "bpftool map show bgs_fresh"
+	jq -r --argjson n "$(jq .max_entries <<<"$ct")" '[.name, .type, .bytes_key, .bytes_value,
+		.max_entries, .bytes_memlock, (.bytes_memlock / $n | floor)] | @csv' <<<"$fresh"
 } | tee "$out/scale-memory.csv"
 
 # --- counting and ending 1,000,000 flows of a draining color --------------------------
