@@ -79,7 +79,8 @@ phase_rollout() {
 	sleep 1
 	id=$(lbjq '.services[0].rollout.id' -j rollout start load --reason "soak: rollout under agent kills") ||
 		fail "rollout start load"
-	agent_wait_log "load: rollout $id" || fail "the agent did not take rollout $id"
+	# the agent took it: its first step is logged ("load: rollout step 1/3: canary 10%, ...")
+	agent_wait_log "load: rollout step 1/" || fail "the agent did not take rollout $id"
 	agent_restarts "during rollout $id" "ready: 2 services"
 	# bounded: two pauses, the flip and the restarts' time again
 	for _ in $(seq 1 $((2 * ${SOAK_ROLLOUT_PAUSE%s} * 10 + RESTARTS_MS / 100 + 300))); do
