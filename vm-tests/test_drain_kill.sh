@@ -98,18 +98,21 @@ check "flip --wait returns when no flow is left (${ms} ms, deadline $(slow_d 30s
 check "... long before the deadline" test $ms -le $((1000 + $(slow 9000)))
 hold_stop "$hold_w" "$HOLD_PID"
 
-# status --watch: bounded rounds, rates from counter deltas, one JSON object per round.
+# status --watch: bounded rounds, rates from counter deltas, one JSON object per round. The
+# traffic: one held connection answering every 0.2 s for as long as the rounds last (a batch
+# of requests could end before the second round on a fast machine, or start after the last
+# on a slow one).
+hold_watch=$BGS_RUN/hold.watch
 pk() { lbjq '[.services[0].pools[] | .packets] | add' status web; }
 p0=$(pk)
-traffic "$NS_CL" http "$VIP_NAT" 80 300 >/dev/null &
-tp=$!
-# the client's start-up first (seconds on a slow machine): the rounds measure its traffic
+hold_start "$NS_CL" tcp "$VIP_NAT" 80 "$hold_watch" 30
+wait_lines "$hold_watch" 2 || fail "the held connection for status --watch did not answer"
 for _ in $(seq 1 "$(slow 50)"); do
 	[ "$(pk)" -gt "$p0" ] && break
 	sleep 0.1
 done
 out=$(lbctl -j status web --watch --interval "$(slow_d 300ms)" --count 3)
-wait $tp
+hold_stop "$hold_watch" "$HOLD_PID"
 check "status --watch -j --count 3: three JSON rounds" test "$(jq -s length <<<"$out")" -eq 3
 check "... with packets/s measured from counter deltas" \
 	jqt '[.[1:][] | .services[0].pools[] | .packets_per_s] | add > 0' < <(jq -s . <<<"$out")
