@@ -463,6 +463,12 @@ static __always_inline int known_flow(struct xdp_md *ctx, struct pkt *p, struct 
 		return count(p, BGS_R_PASS_TTL, XDP_PASS);
 	verdict = flow_verdict(&r, p, f, &be);
 	if (verdict != BGS_FLOW_LIVE || !be) {
+		_Static_assert(BGS_R_CT_STALE_SERVICE_GONE - BGS_R_CT_STALE_BACKEND_GONE ==
+				       BGS_FLOW_SERVICE_GONE - BGS_FLOW_BACKEND_GONE &&
+			       BGS_FLOW_SERVICE_GONE + 1 == BGS_FLOW_NR,
+			       "one ct_stale reason per verdict, in its order");
+		if (verdict >= BGS_FLOW_BACKEND_GONE && verdict <= BGS_FLOW_SERVICE_GONE)
+			count(p, BGS_R_CT_STALE_BACKEND_GONE + verdict - BGS_FLOW_BACKEND_GONE, 0);
 		/* a flow that only idled out is still a flow: its non-SYN packets are mid-flow;
 		 * an entry of another epoch is as good as none */
 		*as_missing = verdict == BGS_FLOW_IDLE || verdict == BGS_FLOW_SERVICE_GONE;

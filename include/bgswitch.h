@@ -495,6 +495,16 @@ enum bgs_reason {
 	BGS_R_MIDFLOW_DRAINED,	 /* not a verdict: of those, sent to the drained color */
 	BGS_R_MIDFLOW_FRESH,	 /* not a verdict: of those, during a drain, kept on the live
 				  * color by its SYN's fresh-flow mark */
+	/* not verdicts: a packet of a tracked flow whose entry no longer holds it, by why
+	 * (enum bgs_flow_verdict, bgswitch_flow.h, in its order); the packet is then routed
+	 * as new (or, idle and service gone, by the mid-flow rule) */
+	BGS_R_CT_STALE_BACKEND_GONE, /* its backend deleted or its id given out again */
+	BGS_R_CT_STALE_ADMIN_DOWN,   /* its backend set down by the operator */
+	BGS_R_CT_STALE_HEALTH_DOWN,  /* its backend health-down past the grace period */
+	BGS_R_CT_STALE_IDLE,	     /* idle past its timeout */
+	BGS_R_CT_STALE_CLOSED,	     /* closed, and a SYN reuses its tuple */
+	BGS_R_CT_STALE_DRAINED,	     /* on the drained color, its drain over */
+	BGS_R_CT_STALE_SERVICE_GONE, /* its service inactive or of another epoch */
 	BGS_R_MAX,
 };
 /* Entries of bgs_reasons: the reasons of layout 3's first release, whose pins an upgrade

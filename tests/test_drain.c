@@ -70,6 +70,7 @@ static bool test_drain_deadline(void)
 	struct bgs_flip_opts fo = { .to_color = BGS_GREEN, .expect_gen = BGS_ANY_GEN,
 				    .drain_ms = DRAIN_MS };
 	__u32 old_be[NV][NFLOWS], pv_be[NV][NFLOWS], gen0[NV], id, hz;
+	struct bgs_reason_counter r0[BGS_R_MAX], r1[BGS_R_MAX];
 	struct fx_svc s[NV];
 	struct bgs_flip flip[NV], now;
 	struct bgs_prefix pfx;
@@ -158,6 +159,7 @@ static bool test_drain_deadline(void)
 		gen = bgs_fw_gen(now.word);
 
 		test_ctx("%s: drain over, old flows re-chosen on green", var->name);
+		fx_reasons(r0);
 		for (i = 0; i < NFLOWS; i++) {
 			fx_client_pkt(&p, &s[v], (__u32)i, (__u16)(20000 + i), PKT_ACK);
 			pkt_flow_key(&p, &k);
@@ -167,6 +169,10 @@ static bool test_drain_deadline(void)
 			/* and it stays there */
 			ok &= fx_expect_fwd(&s[v], &p, id);
 		}
+		fx_reasons(r1);
+		ok &= ASSERT_EQ(r1[BGS_R_CT_STALE_DRAINED].packets -
+				r0[BGS_R_CT_STALE_DRAINED].packets, NFLOWS,
+				"ct_stale_drained counts each drained entry's first packet");
 		if (var->proto == IPPROTO_TCP) {
 			test_ctx("%s: drain over, mid-flow to green", var->name);
 			for (i = 0; i < 20; i++)
@@ -493,6 +499,7 @@ static bool test_idle_is_midflow(void)
 	};
 	struct bgs_flip_opts fo = { .to_color = BGS_GREEN, .expect_gen = BGS_ANY_GEN,
 				    .drain_ms = BGS_NO_DEADLINE };
+	struct bgs_reason_counter r0[BGS_R_MAX], r1[BGS_R_MAX];
 	__u64 hz = fx.meta.hz;
 	struct bgs_flow_key k;
 	struct bgs_flip after;
@@ -514,6 +521,7 @@ static bool test_idle_is_midflow(void)
 		}
 		ok &= ASSERT_EQ(bgs_flip(fx.h, s.id, &fo, &after), 1, "flip, drain runs");
 		gen = bgs_fw_gen(after.word);
+		fx_reasons(r0);
 		for (i = 0; i < 10; i++) {
 			fx_client_pkt(&p, &s, (__u32)i, (__u16)(29000 + i), i < 5 ? PKT_ACK : PKT_SYN);
 			ok &= fx_ct_get(&p, &f) && fx_age_flow(&p, (BGS_DEF_TIMEOUT_TCP_EST + 5) * hz);
@@ -530,6 +538,11 @@ static bool test_idle_is_midflow(void)
 				ok &= fx_flow_check_ct(&s, &p, id, BGS_GREEN, gen);
 			}
 		}
+		fx_reasons(r1);
+		ok &= ASSERT_EQ(r1[BGS_R_CT_STALE_IDLE].packets - r0[BGS_R_CT_STALE_IDLE].packets,
+				10, "ct_stale_idle counts each idle entry's first packet");
+		ok &= ASSERT_EQ(r1[BGS_R_CT_STALE_DRAINED].packets -
+				r0[BGS_R_CT_STALE_DRAINED].packets, 0, "... and nothing else");
 		ok &= ASSERT_OK(bgs_drain_end(fx.h, s.id, &after), "drain end");
 		for (i = 0; i < 5; i++) {
 			fx_client_pkt(&p, &s, (__u32)i, (__u16)(29000 + i), PKT_ACK);

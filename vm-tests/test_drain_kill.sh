@@ -55,7 +55,7 @@ ok "open udp flow moved from $bu to $after after drain --kill"
 
 j=$(lbctl -j drain web --kill)
 jqt '.killed == 1' <<<"$j" ||
-	echo "# drain web --kill -j said: $j; conntrack: $(lbctl -j conntrack web --all); the held connection: $(tr "\n" " " <"$hold_t"); history: $(lbctl -j history web | jq -c "[.records[] | {verb, color, generation}]")" >&2
+	echo "# drain web --kill -j said: $j; conntrack: $(lbctl -j conntrack web --all); the held connection: $(tr "\n" " " <"$hold_t"); history: $(lbctl -j history web | jq -c "[.records[] | {verb, color, generation}]"); verdicts: $(lbctl -j status | jq -c '.verdicts | with_entries(select(.value > 0))'); web: $(lbctl -j status web | jq -c '.services[0] | del(.pools)')" >&2
 check "drain web --kill: ended the tcp flow" jqt '.killed == 1' <<<"$j"
 check "... and removed its entry" jqt '.matched == 0' < <(lbctl -j conntrack web --all --color blue)
 for i in $(seq 1 "$(slow 40)"); do

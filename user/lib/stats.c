@@ -172,6 +172,13 @@ const char *bgs_reason_name(enum bgs_reason r)
 		[BGS_R_CT_MIDFLOW] = "ct_midflow",
 		[BGS_R_MIDFLOW_DRAINED] = "midflow_drained",
 		[BGS_R_MIDFLOW_FRESH] = "midflow_fresh",
+		[BGS_R_CT_STALE_BACKEND_GONE] = "ct_stale_backend_gone",
+		[BGS_R_CT_STALE_ADMIN_DOWN] = "ct_stale_admin_down",
+		[BGS_R_CT_STALE_HEALTH_DOWN] = "ct_stale_health_down",
+		[BGS_R_CT_STALE_IDLE] = "ct_stale_idle",
+		[BGS_R_CT_STALE_CLOSED] = "ct_stale_closed",
+		[BGS_R_CT_STALE_DRAINED] = "ct_stale_drained",
+		[BGS_R_CT_STALE_SERVICE_GONE] = "ct_stale_service_gone",
 	};
 
 	if ((unsigned int)r >= BGS_R_MAX || !names[r])
