@@ -212,6 +212,26 @@ static __always_inline __u32 flow_color(struct route *r, struct pkt *p,
 	return r->v.live;
 }
 
+/*
+ * The color (flow_color) and backend of a flow without a usable entry: the table of that
+ * color, or of the other when that pool is empty. Returns the backend's record, or NULL
+ * when no pool has a usable backend. One rule for new_flow and for the reply path's
+ * midflow_goes_to, which must agree on where a flow without an entry goes.
+ */
+static __always_inline struct bgs_backend *
+choose_backend(struct route *r, struct pkt *p, const struct bgs_flow_key *key,
+	       struct bgs_vip_val *vv, struct bgs_service *svc, const struct bgs_meta *m, __u32 h,
+	       bool midflow, bool *drained, bool counted)
+{
+	struct bgs_backend *be;
+
+	r->color = flow_color(r, p, key, vv, svc, m->canary_seed, h, midflow, drained, counted);
+	if (!pick_backend(r, h))
+		return NULL;
+	be = bpf_map_lookup_elem(&bgs_backends, &r->backend_id);
+	return be && (be->flags & BGS_BE_IN_USE) ? be : NULL;
+}
+
 /* Whether some CPU's SYN-flood guard refused an insert within the last `within` jiffies. */
 static __always_inline bool guard_within(__u64 within)
 {
@@ -530,7 +550,6 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct pkt *p, struct bg
 		return count(p, BGS_R_DROP_INACTIVE, XDP_DROP);
 	/* one flow hash: the Maglev index and the fresh-flow mark's slot */
 	h = bgs_hash_flow(&p->key, m->maglev_seed);
-	r.color = flow_color(&r, p, &p->key, vv, svc, m->canary_seed, h, midflow, &drained, true);
 	if (midflow) {
 		nf.tcp_state = tcp_state_next(BGS_TCP_SYN, p->tcp_flags | TCP_FL_ACK);
 	} else {
@@ -542,10 +561,8 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct pkt *p, struct bg
 		if (r.v.draining && is_syn(p))
 			fresh_mark(&r, p, h);
 	}
-	if (!pick_backend(&r, h))
-		return count(p, BGS_R_DROP_NO_BACKEND, XDP_DROP);
-	be = bpf_map_lookup_elem(&bgs_backends, &r.backend_id);
-	if (!be || !(be->flags & BGS_BE_IN_USE))
+	be = choose_backend(&r, p, &p->key, vv, svc, m, h, midflow, &drained, true);
+	if (!be)
 		return count(p, BGS_R_DROP_NO_BACKEND, XDP_DROP);
 
 	nf.backend_id = r.backend_id;
@@ -685,11 +702,8 @@ static __always_inline bool midflow_goes_to(struct pkt *p, const struct bgs_flow
 	if (!svc || !m || route_init(&r, svc_id))
 		return false;
 	h = bgs_hash_flow(key, m->maglev_seed);
-	r.color = flow_color(&r, p, key, &vv, svc, m->canary_seed, h, true, &drained, false);
-	if (pick_backend(&r, h) != e->backend_id)
-		return false;
-	be = bpf_map_lookup_elem(&bgs_backends, &r.backend_id);
-	return be && (be->flags & BGS_BE_IN_USE) && be->incarnation == e->incarnation;
+	be = choose_backend(&r, p, key, &vv, svc, m, h, true, &drained, false);
+	return be && r.backend_id == e->backend_id && be->incarnation == e->incarnation;
 }
 
 /*

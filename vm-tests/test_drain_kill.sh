@@ -37,10 +37,25 @@ out=$(lbctl drain web --kill --color green 2>&1)
 rc=$?
 check "drain --kill of the live color refused (exit 4)" test $rc -eq 4
 
+# What the switch says when a kill's check is about to fail: the command's answer, the
+# verdict counters, both services' flip state, conntrack and history, the held flows.
+diag() {
+	local s
+	echo "# $1 said: $2" >&2
+	echo "# verdicts: $(lbctl -j status | jq -c '.verdicts | with_entries(select(.value > 0))')" >&2
+	for s in web dns; do
+		echo "# $s: $(lbctl -j status "$s" | jq -c '.services[0] | del(.pools)')" >&2
+		echo "# $s conntrack: $(lbctl -j conntrack "$s" --all | jq -c .flows)" >&2
+		echo "# $s history: $(lbctl -j history "$s" | jq -c '[.records[] | {verb, color, generation, time}]')" >&2
+	done
+	echo "# held tcp: $(tr "\n" " " <"$hold_t")" >&2
+	echo "# held udp: $(tr "\n" " " <"$hold_u")" >&2
+}
+
 j=$(lbctl -j drain dns --kill --reason "e2e")
-# what the command said, when the check below is going to fail (it once did in the 6.1 VM)
+# what the command said, when the check below is going to fail (it did in the 6.1 VM)
 jqt '.killed == 1 and .draining == false and .pools.blue.flows == 0' <<<"$j" ||
-	echo "# drain dns --kill -j said: $j; conntrack: $(lbctl -j conntrack dns --all)" >&2
+	diag "drain dns --kill -j" "$j"
 # the answers counted once the kill has returned; the next one may still be in flight to blue
 k_u=$(grep -c '^[0-9]' "$hold_u")
 check "drain dns --kill: ended 1 flow and the drain" \
@@ -54,8 +69,7 @@ after=$(hold_backends_after "$hold_u" $((k_u + 1)))
 ok "open udp flow moved from $bu to $after after drain --kill"
 
 j=$(lbctl -j drain web --kill)
-jqt '.killed == 1' <<<"$j" ||
-	echo "# drain web --kill -j said: $j; conntrack: $(lbctl -j conntrack web --all); the held connection: $(tr "\n" " " <"$hold_t"); history: $(lbctl -j history web | jq -c "[.records[] | {verb, color, generation}]"); verdicts: $(lbctl -j status | jq -c '.verdicts | with_entries(select(.value > 0))'); web: $(lbctl -j status web | jq -c '.services[0] | del(.pools)')" >&2
+jqt '.killed == 1' <<<"$j" || diag "drain web --kill -j" "$j"
 check "drain web --kill: ended the tcp flow" jqt '.killed == 1' <<<"$j"
 check "... and removed its entry" jqt '.matched == 0' < <(lbctl -j conntrack web --all --color blue)
 for i in $(seq 1 "$(slow 40)"); do
