@@ -18,6 +18,13 @@ static long reap_one(void *map, struct bgs_flow_key *key, struct bgs_flow *f,
 {
 	if (f->svc_id != a->svc_id)
 		return 0;
+	/* a flow the drain end moved before its entry went: ended by the caller's drain end */
+	if (a->moved_gen && (f->flags & BGS_FLOW_MOVED) && f->gen == a->moved_gen &&
+	    f->epoch == a->epoch) {
+		f->flags &= ~BGS_FLOW_MOVED;
+		a->moved++;
+		return 0;
+	}
 	if (a->color != BGS_REAP_ANY_COLOR && f->color != a->color)
 		return 0;
 	/* another epoch's entry is no flow of this service; of this one, only what existed
@@ -42,12 +49,13 @@ int bgs_reap(struct bgs_reap *a)
 {
 	struct bgs_reap r = *a; /* the callback's context lives on the stack */
 
-	r.deleted = r.missed = r.more = 0;
+	r.deleted = r.missed = r.more = r.moved = 0;
 	r.walked = bpf_for_each_map_elem(&bgs_ct, reap_one, &r, 0);
 	a->walked = r.walked;
 	a->deleted = r.deleted;
 	a->missed = r.missed;
 	a->more = r.more;
+	a->moved = r.moved;
 	return 0;
 }
 

@@ -463,10 +463,11 @@ static __always_inline int route_init(struct route *r, __u32 svc_id)
 /*
  * A packet of a tracked flow (conntrack hit, looked up before the service: the hot path).
  * Returns the verdict, or -1 when the flow must be routed as new (stale entry, or an entry
- * that does not belong to the service this packet is for).
+ * that does not belong to the service this packet is for); *stale then says why (enum
+ * bgs_flow_verdict).
  */
 static __always_inline int known_flow(struct xdp_md *ctx, struct pkt *p, struct bgs_flow *f,
-				      bool *as_missing)
+				      __u32 *stale)
 {
 	struct bgs_backend *be = NULL;
 	struct route r;
@@ -476,7 +477,8 @@ static __always_inline int known_flow(struct xdp_md *ctx, struct pkt *p, struct 
 	/* the entry names its service and the service's epoch: the key (the packet's tuple)
 	 * matched, so the epoch alone says whether it is this service's (no record read) */
 	if (route_init(&r, f->svc_id)) {
-		*as_missing = true; /* a service that is gone */
+		*stale = BGS_FLOW_SERVICE_GONE;
+		count(p, BGS_R_CT_STALE_SERVICE_GONE, 0);
 		return -1;
 	}
 	if (f->mode == BGS_MODE_NAT && p->ttl <= 1)
@@ -487,11 +489,10 @@ static __always_inline int known_flow(struct xdp_md *ctx, struct pkt *p, struct 
 				       BGS_FLOW_SERVICE_GONE - BGS_FLOW_BACKEND_GONE &&
 			       BGS_FLOW_SERVICE_GONE + 1 == BGS_FLOW_NR,
 			       "one ct_stale reason per verdict, in its order");
-		if (verdict >= BGS_FLOW_BACKEND_GONE && verdict <= BGS_FLOW_SERVICE_GONE)
-			count(p, BGS_R_CT_STALE_BACKEND_GONE + verdict - BGS_FLOW_BACKEND_GONE, 0);
-		/* a flow that only idled out is still a flow: its non-SYN packets are mid-flow;
-		 * an entry of another epoch is as good as none */
-		*as_missing = verdict == BGS_FLOW_IDLE || verdict == BGS_FLOW_SERVICE_GONE;
+		if (verdict < BGS_FLOW_BACKEND_GONE || verdict > BGS_FLOW_SERVICE_GONE)
+			verdict = BGS_FLOW_BACKEND_GONE; /* LIVE without a record: cannot be */
+		count(p, BGS_R_CT_STALE_BACKEND_GONE + verdict - BGS_FLOW_BACKEND_GONE, 0);
+		*stale = verdict;
 		return -1;
 	}
 	/* a known flow: its backend, whatever the live color */
@@ -512,11 +513,14 @@ static __always_inline int known_flow(struct xdp_md *ctx, struct pkt *p, struct 
 }
 
 /* A packet to a service that starts a flow, continues one we have no entry for (f NULL, or
- * f_missing: an entry that idled out or is another service's), or belongs to a stale entry
- * f. */
+ * f with stale BGS_FLOW_IDLE or BGS_FLOW_SERVICE_GONE: an entry that idled out or is
+ * another service's), or belongs to an entry f that is stale for another reason. */
 static __always_inline int new_flow(struct xdp_md *ctx, struct pkt *p, struct bgs_vip_val *vv,
-				    struct bgs_flow *f, bool f_missing)
+				    struct bgs_flow *f, __u32 stale)
 {
+	/* a flow that only idled out is still a flow: its non-SYN packets are mid-flow; an
+	 * entry of another epoch is as good as none */
+	bool f_missing = stale == BGS_FLOW_IDLE || stale == BGS_FLOW_SERVICE_GONE;
 	bool midflow, drained = false, tracked = true;
 	struct bgs_meta *m;
 	__u32 zero = 0;
@@ -576,6 +580,8 @@ static __always_inline int new_flow(struct xdp_md *ctx, struct pkt *p, struct bg
 	nf.last_seen = r.now;
 	nf.rev_ifindex = ctx->ingress_ifindex;
 	nf.color = r.color;
+	/* the entry its drain's end let go: bgs_drain_kill counts the flow as one it ended */
+	nf.flags = stale == BGS_FLOW_DRAINED ? BGS_FLOW_MOVED : 0;
 	eth = (void *)(long)ctx->data;
 	if ((void *)(eth + 1) > (void *)(long)ctx->data_end)
 		return count(p, BGS_R_DROP_MALFORMED, XDP_DROP);
@@ -1211,7 +1217,7 @@ int bgs_switch(struct xdp_md *ctx)
 	struct bgs_revnat_slot *e;
 	struct bgs_flow *f = NULL;
 	struct bgs_port *pf;
-	bool f_missing = false;
+	__u32 stale = BGS_FLOW_LIVE;
 	union vip_key_u vk;
 	struct bgs_vip_val *vv;
 	struct pkt p = {};
@@ -1266,7 +1272,7 @@ int bgs_switch(struct xdp_md *ctx)
 		if (p.l4_whole && !p.frag && !p.ext) {
 			f = bpf_map_lookup_elem(&bgs_ct, &p.key);
 			if (f) {
-				err = known_flow(ctx, &p, f, &f_missing);
+				err = known_flow(ctx, &p, f, &stale);
 				if (err >= 0)
 					return err;
 			}
@@ -1276,12 +1282,12 @@ int bgs_switch(struct xdp_md *ctx)
 			/* one service alone uses this port: its record says whether this is
 			 * its key, no bgs_vips lookup */
 			if (vip_hint(&p, hint - 1, &vv_hint))
-				return new_flow(ctx, &p, &vv_hint, f, f_missing);
+				return new_flow(ctx, &p, &vv_hint, f, stale);
 		} else {
 			vip_key(&vk, &p, p.key.dport, p.proto);
 			vv = bpf_map_lookup_elem(&bgs_vips, &vk.key);
 			if (vv)
-				return new_flow(ctx, &p, vv, f, f_missing);
+				return new_flow(ctx, &p, vv, f, stale);
 		}
 	}
 

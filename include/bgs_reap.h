@@ -2,7 +2,7 @@
 /*
  * Context of the bgs_reap syscall program (bpf/bgs_ct_reap.bpf.c): which conntrack entries
  * of one service it removes, and what it did. In: svc_id, color, keep_color, epoch,
- * max_gen, max_delete. Out: walked, deleted, missed, more.
+ * max_gen, max_delete, moved_gen. Out: walked, deleted, missed, more, moved.
  */
 #ifndef BGS_REAP_H
 #define BGS_REAP_H
@@ -23,6 +23,10 @@ struct bgs_reap {
 	__u32 deleted;	  /* entries removed */
 	__u32 missed;	  /* matched, but gone before the delete */
 	__u32 more;	  /* ... and say so: 1 when it stopped there (run it again) */
+	__u32 moved_gen;  /* 0, or the generation of the drain end whose moved flows to count */
+	__u32 moved;	  /* entries of this epoch and generation moved_gen with BGS_FLOW_MOVED:
+			   * counted, their flag cleared (a later run does not count them again),
+			   * kept */
 };
 
 #endif /* BGS_REAP_H */

@@ -393,9 +393,14 @@ struct bgs_flow {
 	__u8 color;
 	__u8 tcp_state; /* BGS_TCP_* */
 	__u8 mode;	/* the service's bgs_mode */
-	__u8 pad;
+	__u8 flags;	/* BGS_FLOW_MOVED */
 	__u32 epoch;	/* the service's epoch (struct bgs_flip) at creation */
 };
+/* The entry replaced one of its tuple that the end of a drain let go (BGS_FLOW_DRAINED): the
+ * flow moved off the drained color at the generation it records. bgs_drain_kill counts such
+ * flows of the generation its drain end published as flows it ended (a flow whose packet
+ * came between the drain end and the removal of its entry). A switch before it wrote 0. */
+#define BGS_FLOW_MOVED (1u << 0)
 
 /*
  * Fresh-flow marks (bgs_fresh): a bounded record, without conntrack's eviction, of "this

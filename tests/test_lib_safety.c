@@ -756,6 +756,80 @@ static long flows_on(const struct fx_svc *s, __u32 color)
 	return c.n;
 }
 
+struct window {
+	const struct fx_svc *s;
+	__u32 to; /* the green backend */
+	bool ok;
+};
+
+/* bgs_drain_kill's window: flows 50..52 send their next packet after the drain end. */
+static void window_packets(void *arg)
+{
+	struct window *w = arg;
+	__u32 i;
+
+	for (i = 0; i < 3; i++)
+		w->ok &= fx_flow_next(w->s, 50 + i, 42000, w->to);
+}
+
+/*
+ * drain --kill counts every flow it ended: those whose entries it removed and those whose
+ * packet came between its drain end and that removal (they moved to green at once, the
+ * drain being over, and their new entries stay), in the kernel reaper and in the user walk;
+ * a second kill (no drain left to end) counts no moved flow again.
+ */
+static bool test_drain_kill_counts_moved(void)
+{
+	static const char *const how[] = { "kernel reaper", "user walk" };
+	struct bgs_flip_opts o = { .to_color = BGS_ANY_COLOR, .expect_gen = BGS_ANY_GEN,
+				   .drain_ms = 60000 };
+	struct window w = { .ok = true };
+	struct bgs_flip f;
+	struct fx_svc s;
+	__u32 id, b;
+	bool ok = true;
+	int i, k;
+
+	if (!fx_svc_add(&s, "window", BGS_AF_INET, 7, 80, IPPROTO_TCP, BGS_MODE_NAT, 0))
+		return false;
+	ok &= fx_be_add(&s, BGS_BLUE, FX_NET_BACKEND, next_n++, 8080, 0, &b);
+	ok &= fx_be_add(&s, BGS_GREEN, FX_NET_BACKEND, next_n++, 8080, 0, &id);
+	for (k = 0; k < 2 && ok; k++) {
+		test_ctx("%s", how[k]);
+		if (k)
+			setenv("BGS_REAP_USER", "1", 1);
+		/* 6 established flows on blue (live); then blue drains, green is live */
+		for (i = 0; i < 6; i++) {
+			ok &= fx_flow_new(&s, 50 + (__u32)i, 42000, BGS_BLUE, NULL);
+			ok &= fx_flow_next(&s, 50 + (__u32)i, 42000, b);
+		}
+		ok &= ASSERT_EQ(bgs_flip(fx.h, s.id, &o, NULL), 1, "flip, blue drains");
+		w.s = &s;
+		w.to = id;
+		bgs_test_drain_kill_arg = &w;
+		bgs_test_drain_kill_window = window_packets;
+		ok &= ASSERT_EQ(bgs_drain_kill(fx.h, s.id, BGS_ANY_COLOR, &f), 6,
+				"3 removed + 3 moved in the window");
+		bgs_test_drain_kill_window = NULL;
+		ok &= ASSERT_TRUE(w.ok, "the window's packets went to green");
+		ok &= ASSERT_FALSE(f.word & BGS_FW_DRAINING, "the drain has ended");
+		ok &= ASSERT_EQ(flows_on(&s, BGS_BLUE), 0, "no blue entry left");
+		ok &= ASSERT_EQ(flows_on(&s, BGS_GREEN), 3, "the moved flows' green entries kept");
+		ok &= ASSERT_EQ(bgs_drain_kill(fx.h, s.id, BGS_ANY_COLOR, &f), 0,
+				"a second kill: nothing ended, nothing counted again");
+		/* the ended flows' next packets go to green */
+		for (i = 0; i < 6; i++)
+			ok &= fx_flow_next(&s, 50 + (__u32)i, 42000, id);
+		/* green's entries go with a flip back to blue, for the next round */
+		ok &= ASSERT_EQ(bgs_flip(fx.h, s.id, &(struct bgs_flip_opts){
+			.to_color = BGS_BLUE, .expect_gen = BGS_ANY_GEN }, NULL), 1, "back to blue");
+		ok &= ASSERT_EQ(bgs_flow_kill(fx.h, s.id, BGS_GREEN), 6, "green's entries removed");
+	}
+	unsetenv("BGS_REAP_USER");
+	test_ctx("%s", "");
+	return fx_svc_del(&s) && ok;
+}
+
 /* The second step of each two-step change fails: the first leaves nothing half-routed,
  * the message says to run it again, and running it again completes it. */
 static bool test_second_step_fails(void)
@@ -958,6 +1032,7 @@ static const struct test_case tests[] = {
 	{ "pin_dir_safety", test_pin_dir_safety },
 	{ "drain_status", test_drain_status },
 	{ "second_step_fails", test_second_step_fails },
+	{ "drain_kill_counts_moved", test_drain_kill_counts_moved },
 	{ "history", test_history },
 	{ "batch_state", test_batch_state },
 	{ "lock_deadline", test_lock_deadline },

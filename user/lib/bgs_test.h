@@ -12,4 +12,12 @@
 /* Fd of a pinned map by its name without the "bgs_" prefix ("ct", "vips", ...); -ENOENT. */
 int bgs_map_fd(const struct bgs *h, const char *name);
 
+#ifdef BGS_FAULT_INJECT
+/* Called (when set) by bgs_drain_kill between its drain end and the removal of the entries,
+ * with bgs_test_drain_kill_arg: a test sends packets in that window. Only in the build with
+ * failure injection (the sanitizer test build). */
+extern void (*bgs_test_drain_kill_window)(void *arg);
+extern void *bgs_test_drain_kill_arg;
+#endif
+
 #endif /* LIBBGSWITCH_TEST_H */

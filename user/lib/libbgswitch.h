@@ -396,9 +396,11 @@ int bgs_canary_set_expect(struct bgs *h, __u32 svc_id, __u32 bps, bool sticky,
 int bgs_drain_end(struct bgs *h, __u32 svc_id, struct bgs_flip *after);
 
 /* End the drain (bgs_drain_end) and delete the flows of color (BGS_ANY_COLOR: any) that
- * is not live (bgs_flow_kill): returns how many. The entries go after the publish; if
- * that fails the routing is already whole (they are routed as new) and a second call
- * removes them; the message says so. */
+ * is not live (bgs_flow_kill): returns how many flows it ended, those whose entries it
+ * deleted and those whose next packet came first (moved to the live color by the drain
+ * end; their new entries stay). The entries go after the publish; if that fails the
+ * routing is already whole (they are routed as new) and a second call removes them (and
+ * counts only those); the message says so. */
 int bgs_drain_kill(struct bgs *h, __u32 svc_id, int color, struct bgs_flip *after);
 
 /* ---- Preview prefixes ---- */

@@ -10,6 +10,7 @@
 #include <bpf/libbpf.h>
 
 #include "bgs_priv.h"
+#include "bgs_test.h"
 #include "bgs_reap.h"
 #include "bgs_ct_reap.skel.h"
 
@@ -256,6 +257,7 @@ int bgs_flow_walk(struct bgs *h, bgs_flow_cb cb, void *arg)
 
 struct kill_arg {
 	__u32 svc_id;
+	__u32 moved_gen, moved; /* as struct bgs_reap's (the user walk only counts) */
 	int color;
 	bool only_idle;
 	__u32 live;
@@ -288,6 +290,11 @@ static int kill_collect(const struct bgs_flow_key *key, const struct bgs_flow *f
 
 	if (flow->svc_id != a->svc_id)
 		return 0;
+	if (a->moved_gen && (flow->flags & BGS_FLOW_MOVED) && flow->gen == a->moved_gen &&
+	    flow->epoch == a->epoch) {
+		a->moved++;
+		return 0;
+	}
 	if (a->color != BGS_ANY_COLOR && flow->color != (__u32)a->color)
 		return 0;
 	if (a->only_idle && flow->color == a->live)
@@ -355,7 +362,7 @@ static int ct_reap_kernel(struct bgs *h, struct bgs_reap *a)
 	LIBBPF_OPTS(bpf_test_run_opts, opts, .ctx_in = a, .ctx_size_in = sizeof(*a));
 	struct bgs_ct_reap *skel;
 	__u32 runs = 0, max_runs;
-	long long total = 0;
+	long long total = 0, moved = 0;
 	int err;
 
 	bgs_quiet_begin();
@@ -385,11 +392,13 @@ static int ct_reap_kernel(struct bgs *h, struct bgs_reap *a)
 			break;
 		}
 		total += a->deleted;
+		moved += a->moved;
 	} while (a->more && ++runs < max_runs);
 	bgs_ct_reap__destroy(skel);
 	if (!err && a->more)
 		err = bgs_err(-EAGAIN, "conntrack reaper: flows of the service keep coming on "
 			      "that color; %lld removed", total);
+	total += moved;
 	return err ? err : (int)(total > INT_MAX ? INT_MAX : total);
 }
 
@@ -399,12 +408,15 @@ static int ct_reap_kernel(struct bgs *h, struct bgs_reap *a)
  * from user space takes 0.5 s per million flows): a flip meanwhile is caught by reading the
  * live color again before deleting (user space), or by the generation bound (kernel: a flow
  * the flip sent to the color that became live has a later generation), and such a flow is
- * kept.
+ * kept. moved_gen: 0, or the generation a drain end of the caller's published: the entries
+ * that predate it go, and the flows it moved before their entries went (BGS_FLOW_MOVED,
+ * that generation) count as ended too. Returns how many flows went.
  */
-static int ct_kill_idle(struct bgs *h, __u32 svc_id, int color)
+static int ct_kill_idle(struct bgs *h, __u32 svc_id, int color, __u32 moved_gen)
 {
-	struct kill_arg a = { .svc_id = svc_id, .color = color, .only_idle = true };
-	struct bgs_reap r = { .svc_id = svc_id };
+	struct kill_arg a = { .svc_id = svc_id, .color = color, .only_idle = true,
+			      .moved_gen = moved_gen };
+	struct bgs_reap r = { .svc_id = svc_id, .moved_gen = moved_gen };
 	__u32 i, j, live;
 	__u64 w;
 	int err;
@@ -414,7 +426,8 @@ static int ct_kill_idle(struct bgs *h, __u32 svc_id, int color)
 	r.color = color == BGS_ANY_COLOR ? BGS_REAP_ANY_COLOR : (__u32)color;
 	r.keep_color = a.live;
 	r.epoch = __atomic_load_n(&h->flip[svc_id].epoch, __ATOMIC_RELAXED);
-	r.max_gen = bgs_fw_gen(w);
+	/* a flow that a canary or preview sent to the drained color after the drain end is new */
+	r.max_gen = moved_gen ? moved_gen - 1 : bgs_fw_gen(w);
 	a.gen_bound = true; /* the same entries either way */
 	a.epoch = r.epoch;
 	a.max_gen = r.max_gen;
@@ -439,6 +452,8 @@ static int ct_kill_idle(struct bgs *h, __u32 svc_id, int color)
 		a.n = j;
 	}
 	err = kill_keys(h, &a);
+	if (err >= 0)
+		err = (int)((__u64)err + a.moved > INT_MAX ? INT_MAX : err + (int)a.moved);
 out:
 	free(a.keys);
 	free(a.colors);
@@ -467,9 +482,17 @@ int bgs_ct_delete_orphans(struct bgs *h, __u32 svc_id)
 	return err;
 }
 
+#ifdef BGS_FAULT_INJECT
+void (*bgs_test_drain_kill_window)(void *arg);
+void *bgs_test_drain_kill_arg;
+#endif
+
 int bgs_drain_kill(struct bgs *h, __u32 svc_id, int color, struct bgs_flip *after)
 {
+	struct bgs_flip now;
+	__u32 moved_gen = 0;
 	char why[512];
+	__u64 w, nw;
 	int err;
 
 	bgs_err_clear();
@@ -477,13 +500,24 @@ int bgs_drain_kill(struct bgs *h, __u32 svc_id, int color, struct bgs_flip *afte
 		return bgs_err(-EINVAL, "color %d is neither blue (0) nor green (1)", color);
 	/* The drain ends first (one publish): the old color's flows are routed as new from
 	 * their next packet on. Removing their entries after it only frees the table, so a
-	 * failure there leaves nothing half-routed, and a second call finishes it. */
-	err = bgs_drain_end(h, svc_id, after);
+	 * failure there leaves nothing half-routed, and a second call finishes it. A flow
+	 * whose packet comes between the two moves at once (its new entry says so): it
+	 * counts as ended by this call when this call's publish ended the drain. */
+	w = bgs_word_load(h, svc_id);
+	err = bgs_drain_end(h, svc_id, after ? after : &now);
 	if (err)
 		return err;
+	nw = (after ? after : &now)->word;
+	if ((w & BGS_FW_DRAINING) && !(nw & BGS_FW_DRAINING) &&
+	    bgs_fw_gen(nw) == bgs_fw_gen(w) + 1)
+		moved_gen = bgs_fw_gen(nw);
+#ifdef BGS_FAULT_INJECT
+	if (bgs_test_drain_kill_window)
+		bgs_test_drain_kill_window(bgs_test_drain_kill_arg);
+#endif
 	err = bgs_fault("drain_kill_flows");
 	if (!err)
-		err = ct_kill_idle(h, svc_id, color);
+		err = ct_kill_idle(h, svc_id, color, moved_gen);
 	if (err < 0) {
 		snprintf(why, sizeof(why), "%s", bgs_errmsg());
 		return bgs_err(err, "%s; the drain has ended (those flows go to the live color "
@@ -504,6 +538,6 @@ int bgs_flow_kill(struct bgs *h, __u32 svc_id, int color)
 	/* No lock: deleting entries publishes nothing, and the walk is long. */
 	err = bgs_svc_read(h, svc_id, &svc);
 	if (!err)
-		err = ct_kill_idle(h, svc_id, color);
+		err = ct_kill_idle(h, svc_id, color, 0);
 	return err;
 }
