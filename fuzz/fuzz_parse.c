@@ -78,6 +78,27 @@ static void one(const char *s)
 	err = bgs_parse_percent(s, &bps);
 	check(err);
 	MUST(err || bps <= BGS_CANARY_SCALE);
+	{
+		/* a flow timeout: whole seconds up to 7 days, 0 s only where allowed */
+		struct bgs_flow_timeouts t = {};
+		__u32 to;
+		int i;
+
+		i = bgs_parse_timeout_arg(s, "--timeout", &t);
+		check(i < 0 ? i : 0);
+		MUST(i < BGS_TIMEOUT_COUNT);
+		to = i < 0 ? 0 : bgs_timeout_get(&t, (unsigned int)i);
+		MUST(i < 0 || (to >= 1 && to <= 7 * 24 * 3600) ||
+		     (to == BGS_TIMEOUT_ZERO && bgs_timeout_zero_ok((unsigned int)i)));
+		for (unsigned int j = 0; j < BGS_TIMEOUT_COUNT; j++) {
+			memset(&t, 0, sizeof(t));
+			err = bgs_parse_timeout(s, "t", j, &t);
+			check(err);
+			to = bgs_timeout_get(&t, j);
+			MUST(err ? !to : (to >= 1 && to <= 7 * 24 * 3600) ||
+					 (to == BGS_TIMEOUT_ZERO && bgs_timeout_zero_ok(j)));
+		}
+	}
 
 	err = bgs_parse_ip(s, &ip);
 	check(err);

@@ -35,6 +35,7 @@ static const char full_cfg[] =
 	"  - {name: eth0, xdp_mode: native}\n"
 	"  - {name: eth1, xdp_mode: generic}\n"
 	"metrics: {listen: \"127.0.0.1:9469\"}\n"
+	"timeouts: {tcp_est: 1h, udp: 20s, time_wait: 1m30s, health_grace: 0}\n"
 	"services:\n"
 	"  - name: web\n"
 	"    vip: \"192.0.2.10:80/tcp\"\n"
@@ -86,6 +87,17 @@ static bool test_full(void)
 	ok &= ASSERT_EQ(c->listen_port, 9469, "listen port");
 	ok &= ASSERT_TRUE(!strcmp(c->listen_host, "127.0.0.1"), "listen host");
 	ok &= ASSERT_TRUE(c->upgrade, "upgrade_on_start defaults to true");
+	ok &= ASSERT_TRUE(c->timeouts != NULL, "timeouts");
+	if (c->timeouts) {
+		const struct bgs_flow_timeouts *t = &c->timeouts->t;
+
+		ok &= ASSERT_EQ(t->tcp_syn, 0, "tcp_syn not given: the default");
+		ok &= ASSERT_EQ(t->tcp_est, 3600, "tcp_est 1h");
+		ok &= ASSERT_EQ(t->tcp_close, 0, "tcp_close not given");
+		ok &= ASSERT_EQ(t->udp, 20, "udp 20s");
+		ok &= ASSERT_EQ(t->time_wait, 90, "time_wait 1m30s");
+		ok &= ASSERT_EQ(t->health_grace, BGS_TIMEOUT_ZERO, "health_grace 0: none");
+	}
 	ok &= ASSERT_EQ(c->services_count, 2, "services");
 	web = &c->services[0];
 	dns = &c->services[1];
@@ -270,6 +282,36 @@ static bool test_errors_values(void)
 	return ok;
 }
 
+/* timeouts: the six keys, durations in whole seconds, 0 only for time_wait and health_grace;
+ * every bad one reported with its line. */
+static bool test_errors_timeouts(void)
+{
+	bool ok = true;
+
+	ok &= EXPECT("timeouts:\n"
+		     "  tcp_syn: 0\n"
+		     "  tcp_est: 1.5s\n"
+		     "  udp: 500ms\n"
+		     "  time_wait: soon\n"
+		     "  health_grace: 8d\n"
+		     "  tcp_close: 20\n"
+		     "  tcp: 1s\n",
+		     "8: timeouts.tcp: unknown key (expected one of: tcp_syn, tcp_est, tcp_close, "
+		     "udp, time_wait, health_grace)",
+		     "2: timeouts.tcp_syn: bad tcp_syn '0': at least 1s (0 only for time_wait and "
+		     "health_grace)",
+		     "3: timeouts.tcp_est: bad tcp_est '1.5s': expected whole seconds",
+		     "7: timeouts.tcp_close: bad tcp_close '20': expected whole seconds",
+		     "4: timeouts.udp: bad udp '500ms': expected whole seconds",
+		     "5: timeouts.time_wait: bad time_wait 'soon': expected whole seconds like 30s, "
+		     "5m, 1h or 1m30s (at most 7d), or 0 for none",
+		     "6: timeouts.health_grace: bad health_grace '8d': expected whole seconds");
+	ok &= EXPECT("timeouts: 10s\n", "1: timeouts: expected a mapping, found '10s'");
+	ok &= EXPECT("timeouts: {udp: 20s, udp: 30s}\n", "1: timeouts.udp: given twice");
+	ok &= EXPECT("timeouts: {udp: [20s]}\n", "1: timeouts.udp: expected a single value");
+	return ok;
+}
+
 /* The config's values go through the library's parsers (user/lib/parse.c): the forms the
  * config documents are accepted, with the key named in the message. */
 static bool test_parsers(void)
@@ -307,6 +349,53 @@ static bool test_parsers(void)
 	return ok;
 }
 
+/* The timeout parsers bgctl init --timeout and the timeouts: keys share, and what the
+ * library makes of their values. */
+static bool test_timeout_parsers(void)
+{
+	struct bgs_flow_timeouts t = {};
+	struct bgs_sizes in = {}, out;
+	bool ok = true;
+
+	ok &= ASSERT_EQ(bgs_parse_timeout_arg("health_grace=3s", "--timeout", &t), 5,
+			"health_grace is index 5");
+	ok &= ASSERT_EQ(t.health_grace, 3, "3s");
+	ok &= ASSERT_EQ(bgs_parse_timeout_arg("udp=2m", "--timeout", &t), 3, "udp");
+	ok &= ASSERT_EQ(t.udp, 120, "2m");
+	ok &= ASSERT_EQ(bgs_parse_timeout_arg("time_wait=0", "--timeout", &t), 4, "time_wait 0");
+	ok &= ASSERT_EQ(t.time_wait, BGS_TIMEOUT_ZERO, "0 s is BGS_TIMEOUT_ZERO");
+	ok &= ASSERT_EQ(bgs_parse_timeout_arg("tcp_est=2000ms", "--timeout", &t), 1, "2000ms");
+	ok &= ASSERT_EQ(t.tcp_est, 2, "2000ms is 2 s");
+	ok &= ASSERT_TRUE(bgs_parse_timeout_arg("tcp_syn=0s", "--timeout", &t) < 0, "tcp_syn 0");
+	ok &= ASSERT_TRUE(strstr(bgs_errmsg(), "--timeout tcp_syn '0s'") != NULL,
+			  "message names the option, the timeout and the value");
+	ok &= ASSERT_TRUE(bgs_parse_timeout_arg("udp=1500ms", "--timeout", &t) < 0, "1500ms");
+	ok &= ASSERT_TRUE(bgs_parse_timeout_arg("udp=8d", "--timeout", &t) < 0, "over 7d");
+	ok &= ASSERT_TRUE(bgs_parse_timeout_arg("udp", "--timeout", &t) < 0, "no =");
+	ok &= ASSERT_TRUE(strstr(bgs_errmsg(), "NAME=DURATION") != NULL, "says the form");
+	ok &= ASSERT_TRUE(bgs_parse_timeout_arg("=1s", "--timeout", &t) < 0, "no name");
+	ok &= ASSERT_TRUE(bgs_parse_timeout_arg("udpx=1s", "--timeout", &t) < 0, "no such");
+	ok &= ASSERT_TRUE(strstr(bgs_errmsg(), "'udpx' is not a timeout") != NULL,
+			  "names the bad name");
+	ok &= ASSERT_TRUE(bgs_parse_timeout_arg("ud=1s", "--timeout", &t) < 0, "no prefixes");
+	ok &= ASSERT_TRUE(bgs_parse_timeout("1s", "x", BGS_TIMEOUT_COUNT, &t) < 0, "index");
+	ok &= ASSERT_EQ(t.tcp_syn, 0, "refusals leave the values alone");
+	ok &= ASSERT_EQ(t.udp, 120, "udp kept");
+	for (unsigned int i = 0; i < BGS_TIMEOUT_COUNT; i++)
+		ok &= ASSERT_TRUE(bgs_timeout_name(i) != NULL, "every index has a name");
+	ok &= ASSERT_TRUE(bgs_timeout_name(BGS_TIMEOUT_COUNT) == NULL, "no name past the last");
+	/* what bgs_init stores: the given ones, 0 s for BGS_TIMEOUT_ZERO, defaults for the rest */
+	in.timeouts = t;
+	ok &= ASSERT_OK(bgs_sizes_check(&in, &out), "sizes check");
+	ok &= ASSERT_EQ(out.timeouts.tcp_syn, BGS_DEF_TIMEOUT_TCP_SYN, "default tcp_syn");
+	ok &= ASSERT_EQ(out.timeouts.tcp_est, 2, "tcp_est");
+	ok &= ASSERT_EQ(out.timeouts.udp, 120, "udp");
+	ok &= ASSERT_EQ(out.timeouts.time_wait, 0, "time_wait 0 s");
+	ok &= ASSERT_EQ(out.timeouts.health_grace, 3, "health_grace");
+	ok &= ASSERT_EQ(bgs_timeout_get(&out.timeouts, 5), 3, "get by index");
+	return ok;
+}
+
 static bool test_small(void)
 {
 	struct cfg_errors errs;
@@ -317,6 +406,7 @@ static bool test_small(void)
 	ok = ok && ASSERT_FALSE(c->upgrade, "upgrade_on_start: false");
 	ok = ok && ASSERT_EQ(c->services_count, 0, "no services");
 	ok = ok && ASSERT_EQ(c->listen_port, 9469, "default listen port");
+	ok = ok && ASSERT_TRUE(c->timeouts == NULL, "no timeouts: the library's defaults");
 	cfg_free(c);
 	cfg_errors_free(&errs);
 	unlink(f);
@@ -346,7 +436,9 @@ int main(int argc, char **argv)
 		{ "full", test_full },
 		{ "errors_schema", test_errors_schema },
 		{ "errors_values", test_errors_values },
+		{ "errors_timeouts", test_errors_timeouts },
 		{ "parsers", test_parsers },
+		{ "timeout_parsers", test_timeout_parsers },
 		{ "example", test_example },
 		{ "small", test_small },
 	};

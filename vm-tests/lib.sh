@@ -177,6 +177,14 @@ bgs_link() {
 
 sysctl_ns() { nsx "$1" sysctl -qw "$2" >/dev/null; }
 
+# bgctl init of the scenario's pinned state, with BGS_INIT_ARGS (its words, e.g.
+# "--timeout health_grace=3s"): the creation options a scenario needs (sizes, timeouts).
+bgs_pins_init() {
+	local args=()
+	read -ra args <<<"${BGS_INIT_ARGS:-}"
+	lbctl init "${args[@]}" >/dev/null || fail "bgctl init ${args[*]} failed"
+}
+
 # Build the namespaces and links, start the backends, init bgswitch and attach it.
 bgs_topo_up() {
 	local b ns i
@@ -214,7 +222,7 @@ bgs_topo_up() {
 		sleep 0.05
 	done
 	[ "$(ls "$BGS_RUN"/ready.* 2>/dev/null | wc -l)" -eq 4 ] || fail "backends did not start"
-	lbctl init >/dev/null || fail "bgctl init failed"
+	bgs_pins_init
 	for i in c1 c2 "${BACKENDS[@]}"; do
 		if ! out=$(lbctl attach "$i" 2>&1); then
 			case "$out" in
@@ -242,7 +250,7 @@ bgs_state_up() {
 	ip -n "$NS_LB" link set b1 up
 	ip -n "$NS_LB" neigh replace 10.1.1.2 lladdr 02:00:00:00:01:02 dev b1 nud permanent
 	ip -n "$NS_LB" neigh replace 10.1.1.3 lladdr 02:00:00:00:01:03 dev b1 nud permanent
-	lbctl init >/dev/null || fail "bgctl init failed"
+	bgs_pins_init
 }
 
 # A service with two blue and two green backends, set up by bgctl only.

@@ -261,15 +261,16 @@ misrouted() {
 
 # soak_agent_config DRAIN FAILOVER(true|false): the agent's config for load and loadu (nat),
 # tcp checks every 100 ms (timeout 100 ms, rise 2, fall 3; scaled by the slowdown, lib.sh) on
-# each backend's service port.
+# each backend's service port; SOAK_TIMEOUTS: its timeouts mapping ("{health_grace: 10s}").
 soak_agent_config() {
 	local drain=$1 fo=$2 svc port proto b
 	cat >"$AGENT_CFG" <<EOC
 pin_dir: $BGSWITCH_PIN_DIR
 history_file: $BGSWITCH_HISTORY
 state_file: $BGS_RUN/bgagent.json
-interfaces:
 EOC
+	[ -z "${SOAK_TIMEOUTS:-}" ] || echo "timeouts: $SOAK_TIMEOUTS" >>"$AGENT_CFG"
+	echo "interfaces:" >>"$AGENT_CFG"
 	for b in c1 c2 "${BACKENDS[@]}"; do
 		echo "  - {name: $b, xdp_mode: native}" >>"$AGENT_CFG"
 	done

@@ -31,6 +31,7 @@ services:
       blue: [{address: "10.1.1.2:8080", weight: 0}]
     health_check: {type: http, interval: 1x}
     colour: blue
+timeouts: {tcp_syn: 0, udp: 1.5s}
 EOF
 out=$("$BGAGENT" --check-config "$bad" 2>&1)
 rc=$?
@@ -38,7 +39,9 @@ check "a bad config exits 1" test $rc -eq 1
 for want in "$bad:8: services\[0\].colour: unknown key" \
 	"$bad:1: pin_dir: 'relative/dir' must be an absolute path" \
 	"$bad:6: services\[0\].pools.blue\[0\].weight: 0 is out of range" \
-	"$bad:7: services\[0\].health_check.interval: bad interval '1x': expected a duration"; do
+	"$bad:7: services\[0\].health_check.interval: bad interval '1x': expected a duration" \
+	"$bad:9: timeouts.tcp_syn: bad tcp_syn '0': at least 1s" \
+	"$bad:9: timeouts.udp: bad udp '1.5s': expected whole seconds"; do
 	grep -q "^$want" <<<"$out" || fail "missing error line '$want' in: $out"
 done
 ok "every error as FILE:LINE: key: problem"

@@ -3,8 +3,9 @@
 # bgctl input validation against real pinned state: every bad-value class of every verb
 # gets its documented exit code, one clear line naming the bad value (also as JSON under
 # -j), no crash, and no change at all (status, service list, previews and history compared
-# before and after). Then a bounded batch of random argument vectors: none may crash, hang
-# or change state when it fails.
+# before and after). The state is created with two flow timeouts (init --timeout): init -j
+# and status show them, and an init with other values is refused. Then a bounded batch of
+# random argument vectors: none may crash, hang or change state when it fails.
 set -uo pipefail
 # bad input is where a crash would hide: drive the ASan/UBSan build when there is one
 if [ -z "${BGCTL:-}" ] && [ -n "${BGS_BUILD_SAN:-}" ] && [ -x "$BGS_BUILD_SAN/bgctl" ]; then
@@ -16,12 +17,26 @@ fi
 . "$(dirname "$0")/lib.sh"
 
 bgs_require
+# the state is created with two flow timeouts set (bgctl init --timeout, checked below)
+BGS_INIT_ARGS="--timeout health_grace=3s --timeout udp=20s"
 bgs_state_up
 lbctl service add web --vip 10.100.0.1:80/tcp >/dev/null || fail "service add web"
 lbctl service add edge --vip 10.100.0.2:80/tcp --mode dsr >/dev/null || fail "service add edge"
 lbctl backend add web blue 10.1.1.2:8080 >/dev/null || fail "backend add"
 lbctl backend add web green 10.1.1.3:8080 >/dev/null || fail "backend add"
 lbctl preview web add 10.0.2.0/24 >/dev/null || fail "preview add"
+
+# The timeouts given at creation are the loaded ones (init -j adopting the state, status -j
+# and its text); the others keep their defaults.
+out=$(lbctl -j init --timeout health_grace=3s --timeout udp=20s) || fail "init again with the same timeouts"
+check "init -j on the state: adopted, timeouts health_grace 3 s and udp 20 s, the rest default" \
+	jqt '.created == false and .timeouts == {tcp_syn: 60, tcp_est: 900, tcp_close: 30,
+		udp: 20, time_wait: 10, health_grace: 3}' <<<"$out"
+check "status -j shows the loaded timeouts" \
+	jqt '.timeouts.health_grace == 3 and .timeouts.udp == 20 and .timeouts.tcp_est == 900' \
+	<<<"$(lbctl -j status)"
+status_text_has() { lbctl status | grep -q -- "$1"; }
+check "status shows them in its text" status_text_has "^flow timeouts: .*udp 20s, .*health_grace 3s$"
 
 snap() {
 	lbctl -j status
@@ -131,6 +146,22 @@ bad 2 "takes no arguments" init extra
 bad 2 "bad --maglev-size 100: expected a prime" init --maglev-size 100
 bad 2 "bad --max-services '0'" init --max-services 0
 bad 2 "bad --ct-entries 8" init --ct-entries 8
+# flow timeouts: a bad name or value changes nothing (exit 2); other values than the state
+# was created with are refused by the library (exit 4), saying which
+bad 2 "bad --timeout 'bogus=1s': 'bogus' is not a timeout (NAME is tcp_syn" init --timeout bogus=1s
+bad 2 "bad --timeout 'udp': expected NAME=DURATION" init --timeout udp
+bad 2 "bad --timeout '=5s': expected NAME=DURATION" init --timeout =5s
+bad 2 "bad --timeout udp '1.5s': expected whole seconds" init --timeout udp=1.5s
+bad 2 "bad --timeout udp '500ms': expected whole seconds" init --timeout udp=500ms
+bad 2 "bad --timeout tcp_est '8d'" init --timeout tcp_est=8d
+bad 2 "bad --timeout udp '20': expected whole seconds" init --timeout udp=20
+bad 2 "bad --timeout tcp_syn '0': at least 1s (0 only for time_wait and health_grace)" \
+	init --timeout tcp_syn=0
+bad 2 "bad --timeout 'udp=30s': udp is given twice" init --timeout udp=20s --timeout udp=30s
+bad 4 "were created with timeouts.udp 20 s, not 30 s: remove them with 'bgctl destroy'" \
+	init --timeout udp=30s
+bad 4 "were created with timeouts.health_grace 3 s, not 0 s" init --timeout health_grace=0
+bad 4 "were created with timeouts.tcp_est 900 s, not 3600 s" init --timeout tcp_est=1h
 ok "$n bad inputs: documented exit code, one clear line naming the value, JSON error under -j"
 
 after=$(snap)

@@ -2,16 +2,23 @@
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 # Soak 6, a health blip under load: backend b1's health checks fail (its namespace drops the
 # checker's packets, the client's traffic still passes) for about 2 s, less than the health
-# grace period (10 s): bgagent marks b1 down (no new flow goes there) and up again -> no
-# established connection reset or moved, no failed new connection, no UDP loss beyond the
-# undisturbed baseline's.
+# grace period (10 s, scaled by the slowdown like the checks: lib.sh): bgagent marks b1 down
+# (no new flow goes there) and up again -> no established connection reset or moved, no
+# failed new connection, no UDP loss beyond the undisturbed baseline's.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/agent_lib.sh"
 . "$(dirname "$0")/soak_lib.sh"
 
 command -v nft >/dev/null || skip "missing tool 'nft' (the blip drops the checker's packets)"
+# the data plane's grace period, in whole seconds, set when the state is created (bgctl
+# init); the agent's config says the same, so the agent adopts that state
+GRACE_S=$(slow 10)
+BGS_INIT_ARGS="--timeout health_grace=${GRACE_S}s"
+SOAK_TIMEOUTS="{health_grace: ${GRACE_S}s}"
 soak_agent_up 60s false
+check "the state's health grace period is ${GRACE_S} s" \
+	test "$(lbjq .timeouts.health_grace status)" = "$GRACE_S"
 health_b1() {
 	lbjq ".services[0].pools.blue.backends[] | select(.address == \"${BE_ADDR[b1]}:$LOAD_TCP\") | .health" \
 		-j status load
@@ -44,9 +51,10 @@ for _ in $(seq 1 "$(slow 100)"); do
 	sleep 0.05
 done
 t_up=$(us_now)
-check "b1 up again ($(((t_up - t0) / 1000)) ms after the blip began, grace 10 s)" \
+check "b1 up again ($(((t_up - t0) / 1000)) ms after the blip began, grace ${GRACE_S} s)" \
 	test "$(health_b1)" = up
-[ $(((t_up - t0) / 1000000)) -lt 9 ] || fail "the blip lasted longer than the grace period: nothing proven"
+[ $(((t_up - t0) / 1000000)) -lt $((GRACE_S - 1)) ] ||
+	fail "the blip lasted longer than the grace period (${GRACE_S} s): nothing proven"
 sleep 1
 load_stop blip
 expect_no_loss blip base

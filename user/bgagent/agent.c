@@ -565,6 +565,27 @@ static int on_tick(sd_event_source *src, uint64_t usec, void *arg)
 
 /* ---- Signals ---- */
 
+/* A reloaded config's timeouts that are not those of the pinned state: they were fixed when
+ * it was created, so the running ones stay; say which (not silently ignored). */
+static void warn_timeouts(struct agent *ag, const struct cfg *cfg)
+{
+	struct bgs_meta meta;
+
+	if (!cfg->timeouts || !ag->h)
+		return;
+	bgs_get_meta(ag->h, &meta);
+	for (unsigned int i = 0; i < BGS_TIMEOUT_COUNT; i++) {
+		__u32 want = bgs_timeout_get(&cfg->timeouts->t, i);
+		__u32 have = bgs_timeout_get(&meta.timeouts, i);
+
+		if (!want || (want == BGS_TIMEOUT_ZERO ? 0 : want) == have)
+			continue;
+		agent_log(LOG_W, "timeouts.%s %u s: the pinned state was created with %u s, which "
+			  "stays (timeouts change only by recreating it: bgctl destroy, then a "
+			  "restart)", bgs_timeout_name(i), want == BGS_TIMEOUT_ZERO ? 0 : want, have);
+	}
+}
+
 static int reload(struct agent *ag)
 {
 	struct cfg_errors errs;
@@ -592,6 +613,7 @@ static int reload(struct agent *ag)
 		agent_log(LOG_W, "pin_dir, state_file, history_file and metrics.listen change only "
 				 "with a restart; keeping %s and %s:%u",
 			  ag->pin_dir, ag->cfg->listen_host, ag->cfg->listen_port);
+	warn_timeouts(ag, cfg);
 	/* the paths the agent holds stay those of the first config */
 	err = apply_config(ag, cfg, false);
 	if (err) {

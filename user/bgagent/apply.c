@@ -786,6 +786,7 @@ static int attach_all(struct agent *ag, const struct cfg *cfg)
 int apply_config(struct agent *ag, struct cfg *cfg, bool at_start)
 {
 	struct new_ids *fresh = calloc(1, sizeof(*fresh));
+	struct bgs_sizes sizes = {}; /* 0: the default, or the existing pins' */
 	struct svc_rt *svcs;
 	unsigned int n = 0;
 	int err;
@@ -805,7 +806,11 @@ int apply_config(struct agent *ag, struct cfg *cfg, bool at_start)
 			free(fresh);
 			return err;
 		}
-		err = bgs_init(ag->pin_dir, NULL, &ag->h);
+		/* the config's timeouts are used when this creates the pinned state; on
+		 * existing pins the ones it gives must be theirs (or this refuses) */
+		if (cfg->timeouts)
+			sizes.timeouts = cfg->timeouts->t;
+		err = bgs_init(ag->pin_dir, &sizes, &ag->h);
 		if (err) {
 			agent_log(LOG_E, "cannot set up the pinned state in %s: %s", ag->pin_dir,
 				  bgs_errmsg());

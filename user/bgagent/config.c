@@ -179,6 +179,21 @@ static const cyaml_schema_value_t service_entry = {
 	CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct cfg_service, service_fields),
 };
 
+static const cyaml_schema_field_t timeouts_fields[] = {
+	CYAML_FIELD_STRING_PTR("tcp_syn", CYAML_FLAG_OPTIONAL, struct cfg_timeouts, tcp_syn, 1,
+			       32),
+	CYAML_FIELD_STRING_PTR("tcp_est", CYAML_FLAG_OPTIONAL, struct cfg_timeouts, tcp_est, 1,
+			       32),
+	CYAML_FIELD_STRING_PTR("tcp_close", CYAML_FLAG_OPTIONAL, struct cfg_timeouts, tcp_close,
+			       1, 32),
+	CYAML_FIELD_STRING_PTR("udp", CYAML_FLAG_OPTIONAL, struct cfg_timeouts, udp, 1, 32),
+	CYAML_FIELD_STRING_PTR("time_wait", CYAML_FLAG_OPTIONAL, struct cfg_timeouts, time_wait,
+			       1, 32),
+	CYAML_FIELD_STRING_PTR("health_grace", CYAML_FLAG_OPTIONAL, struct cfg_timeouts,
+			       health_grace, 1, 32),
+	CYAML_FIELD_END
+};
+
 static const cyaml_schema_field_t top_fields[] = {
 	CYAML_FIELD_STRING_PTR("pin_dir", CYAML_FLAG_OPTIONAL, struct cfg, pin_dir, 1, 1024),
 	CYAML_FIELD_SEQUENCE("interfaces", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, struct cfg,
@@ -192,6 +207,8 @@ static const cyaml_schema_field_t top_fields[] = {
 	CYAML_FIELD_STRING_PTR("state_file", CYAML_FLAG_OPTIONAL, struct cfg, state_file, 1, 1024),
 	CYAML_FIELD_BOOL_PTR("upgrade_on_start", CYAML_FLAG_OPTIONAL, struct cfg,
 			     upgrade_on_start),
+	CYAML_FIELD_MAPPING_PTR("timeouts", CYAML_FLAG_OPTIONAL, struct cfg, timeouts,
+				timeouts_fields),
 	CYAML_FIELD_END
 };
 
@@ -909,6 +926,25 @@ static void check_service(struct loader *ld, struct cfg *c, uint32_t idx)
 	}
 }
 
+/* timeouts: each a duration in whole seconds, by the library's parser (as bgctl init's
+ * --timeout NAME=DURATION). */
+static void check_timeouts(struct loader *ld, struct cfg_timeouts *to)
+{
+	const char *const v[BGS_TIMEOUT_COUNT] = { to->tcp_syn, to->tcp_est, to->tcp_close,
+						   to->udp, to->time_wait, to->health_grace };
+	char p[PATH_MAX_LEN];
+
+	_Static_assert(BGS_TIMEOUT_COUNT == 6, "one config key per timeout");
+	memset(&to->t, 0, sizeof(to->t));
+	for (unsigned int i = 0; i < BGS_TIMEOUT_COUNT; i++) {
+		if (!v[i])
+			continue;
+		pathf(p, sizeof(p), "timeouts.%s", bgs_timeout_name(i));
+		if (bgs_parse_timeout(v[i], key_of(p), i, &to->t))
+			VERR(ld, p, "%s", bgs_errmsg());
+	}
+}
+
 static void check_values(struct loader *ld, struct cfg *c)
 {
 	const char *listen = c->metrics && c->metrics->listen ? c->metrics->listen :
@@ -939,6 +975,8 @@ static void check_values(struct loader *ld, struct cfg *c)
 		VERR(ld, "metrics.listen", "%s", bad);
 	else
 		bgs_ip_str(&ip, c->listen_host, sizeof(c->listen_host));
+	if (c->timeouts)
+		check_timeouts(ld, c->timeouts);
 	for (uint32_t i = 0; i < c->services_count; i++)
 		check_service(ld, c, i);
 }

@@ -121,6 +121,13 @@ struct cfg_service {
 	struct cfg_failover fo;	  /* failover with its defaults */
 };
 
+/* The data plane's flow timeouts, used when the agent creates the pinned state (bgs_init). */
+struct cfg_timeouts {
+	/* from YAML, in the order of struct bgs_flow_timeouts: durations in whole seconds */
+	char *tcp_syn, *tcp_est, *tcp_close, *udp, *time_wait, *health_grace;
+	struct bgs_flow_timeouts t; /* 0: not given (the default); BGS_TIMEOUT_ZERO: 0 s */
+};
+
 struct cfg_metrics {
 	char *listen; /* from YAML: "ADDR:PORT" */
 };
@@ -135,6 +142,7 @@ struct cfg {
 	char *history_file;	/* from YAML: audit history shared with bgctl */
 	char *state_file;	/* from YAML: what the agent last applied (drift detection) */
 	bool *upgrade_on_start; /* from YAML: default true */
+	struct cfg_timeouts *timeouts; /* from YAML: NULL takes the library's defaults */
 	/* derived */
 	char listen_host[64];
 	uint16_t listen_port;

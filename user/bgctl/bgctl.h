@@ -160,6 +160,10 @@ void jprint(json_object *o, FILE *f);
 /* ---- service state as json (shared by status, flip, canary, ...) ---- */
 json_object *service_json(__u32 svc_id, bool counters, const struct bgs_flow_counts *t);
 json_object *flip_json(const struct bgs_flip *f);
+/* The loaded flow timeouts, {"tcp_syn": 60, ...} in seconds (init and status print it), and
+ * that object as one line of text ("tcp_syn 60s, tcp_est 900s, ..."). */
+json_object *timeouts_json(const struct bgs_flow_timeouts *t);
+char *timeouts_str(json_object *o, char *buf, size_t len);
 /* Read every backend record once; service_json() then uses that copy. */
 int backend_snapshot(void);
 /* Clock of the data plane: now in jiffies and hz. */

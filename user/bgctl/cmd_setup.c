@@ -9,7 +9,7 @@
 
 #include "bgctl.h"
 
-enum { O_SVC = 1, O_BE, O_MAGLEV, O_CT, O_RATE };
+enum { O_SVC = 1, O_BE, O_MAGLEV, O_CT, O_RATE, O_TIMEOUT };
 
 static const struct verb_opt init_opts[] = {
 	{ "max-services", O_SVC, 0, "N", "services (default 64)" },
@@ -17,6 +17,7 @@ static const struct verb_opt init_opts[] = {
 	{ "maglev-size", O_MAGLEV, 0, "PRIME", "Maglev table size per pool (default 16381)" },
 	{ "ct-entries", O_CT, 0, "N", "conntrack entries (default 1048576)" },
 	{ "new-flow-rate", O_RATE, 0, "N", "new flows/s per CPU (default 500000)" },
+	{ "timeout", O_TIMEOUT, 0, "NAME=DUR", "a flow timeout (repeatable, names above)" },
 	{ NULL },
 };
 
@@ -27,7 +28,13 @@ const struct verb_help help_init = {
 	"Create the pinned state under the pin directory if absent, or check and adopt it if\n"
 	"present. With no bpffs there, mounts one (mode 0700, as systemd does) at /sys/fs/bpf for\n"
 	"a pin directory under it, else on the pin directory itself, and says so. Idempotent.\n"
-	"Sizes are fixed at creation; given again on existing state they must match.\n",
+	"Sizes are fixed at creation; given again on existing state they must match.\n"
+	"So are the data plane's flow timeouts, --timeout NAME=DURATION once per NAME, in whole\n"
+	"seconds (at most 7d): tcp_syn (default 60s: a TCP flow that saw a SYN, not yet\n"
+	"established), tcp_est (900s), tcp_close (30s: after FIN or RST), udp (300s), time_wait\n"
+	"(10s: how long a closed flow stays before a SYN re-picks its backend), health_grace\n"
+	"(10s: how long flows stay on a backend its health checks marked down). Only time_wait\n"
+	"and health_grace may be 0.\n",
 };
 
 static const struct verb_opt attach_opts[] = {
@@ -152,12 +159,26 @@ static int check_sizes(const struct bgs_sizes *s)
 	return usage_fail("bad --%s", msg);
 }
 
+/* --timeout NAME=DURATION: one flow timeout into t; each NAME once (given: a bit per NAME). */
+static int parse_timeout_opt(const char *arg, struct bgs_flow_timeouts *t, unsigned int *given)
+{
+	int i = bgs_parse_timeout_arg(arg, "--timeout", t);
+
+	if (i < 0)
+		return usage_fail("%s", bgs_errmsg());
+	if (*given & (1u << i))
+		return usage_fail("bad --timeout '%s': %s is given twice", arg, bgs_timeout_name(i));
+	*given |= 1u << i;
+	return 0;
+}
+
 int do_init(int argc, char **argv)
 {
 	struct init_arg a = {};
+	unsigned int timeouts_given = 0;
 	struct bgs_meta meta;
 	const char *mounted;
-	json_object *det;
+	json_object *det, *tj;
 	bool existed;
 	int c, err;
 
@@ -185,6 +206,9 @@ int do_init(int argc, char **argv)
 		case O_RATE:
 			err = parse_u32(optarg, "--new-flow-rate", BGS_LIMIT_NEW_FLOW_RATE,
 					&a.sizes.new_flow_rate);
+			break;
+		case O_TIMEOUT:
+			err = parse_timeout_opt(optarg, &a.sizes.timeouts, &timeouts_given);
 			break;
 		default:
 			return -EINVAL;
@@ -225,18 +249,21 @@ int do_init(int argc, char **argv)
 	jset(g.out, "maglev_size", jint(meta.maglev_size));
 	jset(g.out, "ct_entries", jint(meta.ct_entries));
 	jset(g.out, "new_flow_rate", jint(meta.new_flow_rate));
+	tj = timeouts_json(&meta.timeouts);
+	jset(g.out, "timeouts", tj);
 	mounted = bgs_mounted(g.h);
 	jset(g.out, "mounted_bpffs", mounted ? jstr(mounted) : NULL);
 	{
-		char line[PATH_MAX + 64] = "", msg[PATH_MAX + 576];
+		char line[PATH_MAX + 64] = "", msg[PATH_MAX + 832], tl[256];
 
 		if (mounted)
 			snprintf(line, sizeof(line), "mounted a bpffs at %s (mode 0700)\n", mounted);
 		snprintf(msg, sizeof(msg),
-			 "%s%s %s (layout %u: %u services, %u backends, Maglev %u, %u flows)", line,
+			 "%s%s %s (layout %u: %u services, %u backends, Maglev %u, %u flows)\n"
+			 "flow timeouts: %s", line,
 			 existed ? "adopted existing state in" : "initialized", g.pin_dir,
 			 meta.layout_version, meta.max_services, meta.max_backends,
-			 meta.maglev_size, meta.ct_entries);
+			 meta.maglev_size, meta.ct_entries, timeouts_str(tj, tl, sizeof(tl)));
 		jset(g.out, "message", jstr(msg));
 	}
 	warn_other_build();

@@ -156,6 +156,7 @@ void render_status(json_object *out)
 	json_object *arr = jget(out, "services");
 	size_t n = arr ? json_object_array_length(arr) : 0;
 	bool flows = jgetb(out, "flows"), rates = jget(out, "interval_s") != NULL;
+	bool sw_line = jget(out, "switch") && jget(jget(out, "switch"), "prog_id");
 
 	if (!n)
 		printf("no services (add one with: bgctl service add NAME --vip ADDR:PORT)\n");
@@ -164,7 +165,7 @@ void render_status(json_object *out)
 			printf("\n");
 		render_service(json_object_array_get_idx(arr, i), flows, rates);
 	}
-	if (jget(out, "switch") && jget(jget(out, "switch"), "prog_id")) {
+	if (sw_line) {
 		json_object *sw = jget(out, "switch");
 		const char *b = jget(sw, "build_id") ? jgets(sw, "build_id") : "unknown";
 
@@ -174,6 +175,12 @@ void render_status(json_object *out)
 		if (!jgetb(sw, "same_build"))
 			printf("the running switch is not this bgctl's build: 'bgctl upgrade' swaps "
 			       "it in\n");
+	}
+	if (jget(out, "timeouts")) {
+		char tl[256];
+
+		printf("%sflow timeouts: %s\n", sw_line ? "" : "\n",
+		       timeouts_str(jget(out, "timeouts"), tl, sizeof(tl)));
 	}
 	if (jget(out, "verdicts")) {
 		int shown = 0;
@@ -304,6 +311,13 @@ static int status_once(const char *name, bool flows, json_object **out)
 		snprintf(id, sizeof(id), "%016llx", (unsigned long long)bgs_build_id());
 		jset(sw, "bgctl_build_id", jstr(id));
 		jset(*out, "switch", sw);
+	}
+	{
+		/* what the program enforces, fixed when the pinned state was created */
+		struct bgs_meta meta;
+
+		bgs_get_meta(g.h, &meta);
+		jset(*out, "timeouts", timeouts_json(&meta.timeouts));
 	}
 out:
 	flow_tally_free(&t);

@@ -99,6 +99,26 @@ json_object *flip_json(const struct bgs_flip *f)
 	return o;
 }
 
+json_object *timeouts_json(const struct bgs_flow_timeouts *t)
+{
+	json_object *o = json_object_new_object();
+
+	for (unsigned int i = 0; i < BGS_TIMEOUT_COUNT; i++)
+		jset(o, bgs_timeout_name(i), jint(bgs_timeout_get(t, i)));
+	return o;
+}
+
+char *timeouts_str(json_object *o, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (unsigned int i = 0; i < BGS_TIMEOUT_COUNT && n < len; i++)
+		n += (size_t)snprintf(buf + n, len - n, "%s%s %llds", i ? ", " : "",
+				      bgs_timeout_name(i), jgeti(o, bgs_timeout_name(i)));
+	return buf;
+}
+
 static void add_counter(json_object *o, const struct bgs_counter *c)
 {
 	jset(o, "packets", jint((long long)c->packets));

@@ -126,6 +126,8 @@ bool bgs_on_bpffs(const char *path);
 int bgs_ensure_bpffs(struct bgs *h, const char *dir);
 /* sizes.c: -EEXIST (with the message) if req names a size other than m's. */
 int bgs_sizes_match(const char *dir, const struct bgs_sizes *req, const struct bgs_meta *m);
+/* sizes.c: set timeout i of t (see bgs_timeout_get). */
+void bgs_timeout_set(struct bgs_flow_timeouts *t, unsigned int i, __u32 v);
 
 /* The switch object built into the library (its skeleton's ELF bytes). */
 const void *bgs_switch_elf(size_t *size);

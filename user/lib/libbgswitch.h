@@ -54,6 +54,16 @@ struct bgs_sizes {
 #define BGS_TIMEOUT_ZERO (~0u)
 #define BGS_TIMEOUT_MAX (366u * 86400)
 
+/* The flow timeouts by index, in the order of struct bgs_flow_timeouts: the names front ends
+ * take them by (bgctl init --timeout NAME=..., the agent's timeouts: keys, JSON output). */
+#define BGS_TIMEOUT_COUNT 6
+/* tcp_syn, tcp_est, tcp_close, udp, time_wait, health_grace; NULL past the last */
+const char *bgs_timeout_name(unsigned int i);
+/* Whether timeout i may be 0 s (time_wait and health_grace). */
+bool bgs_timeout_zero_ok(unsigned int i);
+/* Timeout i of t, in seconds. */
+__u32 bgs_timeout_get(const struct bgs_flow_timeouts *t, unsigned int i);
+
 /* The largest sizes the control plane handles: a change reads every backend record (64
  * bytes each: 64 MiB at 2^20), table rebuilds touch max_services x 4 x maglev_size
  * entries. bgctl's options take the same limits. */
@@ -456,6 +466,12 @@ int bgs_parse_port(const char *s, const char *what, __u16 *port);	     /* 1..655
 int bgs_parse_duration(const char *s, const char *what, bool allow_none, __u64 *ms);
 /* 0 to 100 with at most two decimals, optional '%', in basis points */
 int bgs_parse_percent(const char *s, __u32 *bps);
+/* Timeout i of a bgs_sizes.timeouts as a duration in whole seconds (30s, 15m, 1h, 1m30s; at
+ * most 7d) into t: 0 only where bgs_timeout_zero_ok(i), stored as BGS_TIMEOUT_ZERO. */
+int bgs_parse_timeout(const char *s, const char *what, unsigned int i,
+		      struct bgs_flow_timeouts *t);
+/* NAME=DURATION (health_grace=3s): that timeout, as bgs_parse_timeout; its index or -EINVAL. */
+int bgs_parse_timeout_arg(const char *s, const char *what, struct bgs_flow_timeouts *t);
 /* seconds with at most three decimals ("5", "0.5"), 0..max_s, into milliseconds */
 int bgs_parse_seconds(const char *s, const char *what, unsigned int max_s, int *ms);
 int bgs_parse_ip(const char *s, struct bgs_ip *ip);

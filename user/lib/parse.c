@@ -6,6 +6,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <netinet/in.h>
@@ -167,6 +168,49 @@ bad:
 		       "bad %s '%s': expected a duration like 500ms, 30s, 5m, 1h or 1m30s "
 		       "(at most 7d)%s",
 		       what, shown(s), allow_none ? ", 0 or none" : " or 0");
+}
+
+int bgs_parse_timeout(const char *s, const char *what, unsigned int i,
+		      struct bgs_flow_timeouts *t)
+{
+	bool zero_ok = bgs_timeout_zero_ok(i);
+	__u64 ms;
+
+	if (i >= BGS_TIMEOUT_COUNT)
+		return bgs_err(-EINVAL, "bad %s: no such timeout", what);
+	if (bgs_parse_duration(s, what, false, &ms) || ms % 1000)
+		return bgs_err(-EINVAL, "bad %s '%s': expected whole seconds like 30s, 5m, 1h or "
+			       "1m30s (at most 7d)%s", what, shown(s),
+			       zero_ok ? ", or 0 for none" : "");
+	if (!ms && !zero_ok)
+		return bgs_err(-EINVAL, "bad %s '%s': at least 1s (0 only for time_wait and "
+			       "health_grace)", what, shown(s));
+	bgs_timeout_set(t, i, ms ? (__u32)(ms / 1000) : BGS_TIMEOUT_ZERO);
+	return 0;
+}
+
+int bgs_parse_timeout_arg(const char *s, const char *what, struct bgs_flow_timeouts *t)
+{
+	static const char names[] = "tcp_syn, tcp_est, tcp_close, udp, time_wait or health_grace";
+	const char *eq = strchr(s, '=');
+	char sub[64];
+	size_t n;
+	int err;
+
+	if (!eq || eq == s)
+		return bgs_err(-EINVAL, "bad %s '%s': expected NAME=DURATION with NAME %s", what,
+			       shown(s), names);
+	n = (size_t)(eq - s);
+	for (unsigned int i = 0; i < BGS_TIMEOUT_COUNT; i++) {
+		if (strlen(bgs_timeout_name(i)) != n || strncmp(s, bgs_timeout_name(i), n))
+			continue;
+		snprintf(sub, sizeof(sub), "%s %s", what, bgs_timeout_name(i));
+		err = bgs_parse_timeout(eq + 1, sub, i, t);
+		return err ? err : (int)i;
+	}
+	snprintf(sub, sizeof(sub), "%.*s", (int)(n < 40 ? n : 40), s);
+	return bgs_err(-EINVAL, "bad %s '%s': '%s' is not a timeout (NAME is %s)", what, shown(s),
+		       shown(sub), names);
 }
 
 /*

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* The sizes and timeouts a pinned state is created with: checked, defaulted, compared. */
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 #include <bpf/libbpf.h>
 
@@ -24,31 +25,73 @@ static bool is_prime(__u32 n)
 	return true;
 }
 
+/* ---- Timeouts ---- */
+
+/* The flow timeouts by index (the order of struct bgs_flow_timeouts). */
+static const struct {
+	const char *name;
+	size_t off;
+	bool zero_ok; /* may be 0 s */
+} timeouts[BGS_TIMEOUT_COUNT] = {
+	{ "tcp_syn", offsetof(struct bgs_flow_timeouts, tcp_syn), false },
+	{ "tcp_est", offsetof(struct bgs_flow_timeouts, tcp_est), false },
+	{ "tcp_close", offsetof(struct bgs_flow_timeouts, tcp_close), false },
+	{ "udp", offsetof(struct bgs_flow_timeouts, udp), false },
+	{ "time_wait", offsetof(struct bgs_flow_timeouts, time_wait), true },
+	{ "health_grace", offsetof(struct bgs_flow_timeouts, health_grace), true },
+};
+
+const char *bgs_timeout_name(unsigned int i)
+{
+	return i < BGS_TIMEOUT_COUNT ? timeouts[i].name : NULL;
+}
+
+bool bgs_timeout_zero_ok(unsigned int i)
+{
+	return i < BGS_TIMEOUT_COUNT && timeouts[i].zero_ok;
+}
+
+__u32 bgs_timeout_get(const struct bgs_flow_timeouts *t, unsigned int i)
+{
+	__u32 v = 0;
+
+	if (i < BGS_TIMEOUT_COUNT)
+		memcpy(&v, (const char *)t + timeouts[i].off, sizeof(v));
+	return v;
+}
+
+void bgs_timeout_set(struct bgs_flow_timeouts *t, unsigned int i, __u32 v)
+{
+	if (i < BGS_TIMEOUT_COUNT)
+		memcpy((char *)t + timeouts[i].off, &v, sizeof(v));
+}
+
 /* Fills the defaults of a bgs_sizes.timeouts and checks it (see libbgswitch.h). */
 static int timeouts_check(struct bgs_flow_timeouts *t)
 {
-	/* in the order of struct bgs_flow_timeouts; the last two may be 0 s */
-	static const char *const names[] = { "tcp_syn", "tcp_est", "tcp_close", "udp",
-					     "time_wait", "health_grace" };
 	struct bgs_flow_timeouts def;
 	__u32 v[6], d[6];
 	unsigned int i;
 
 	_Static_assert(sizeof(v) == sizeof(*t), "bgs_flow_timeouts is six __u32");
 	bgs_flow_timeouts_default(&def);
-	memcpy(v, t, sizeof(v));
-	memcpy(d, &def, sizeof(d));
-	for (i = 0; i < 6; i++) {
+	for (i = 0; i < BGS_TIMEOUT_COUNT; i++) {
+		v[i] = bgs_timeout_get(t, i);
+		d[i] = bgs_timeout_get(&def, i);
+	}
+	for (i = 0; i < BGS_TIMEOUT_COUNT; i++) {
 		if (!v[i])
 			v[i] = d[i];
-		else if (v[i] == BGS_TIMEOUT_ZERO && i >= 4)
+		else if (v[i] == BGS_TIMEOUT_ZERO && timeouts[i].zero_ok)
 			v[i] = 0;
 		else if (v[i] > BGS_TIMEOUT_MAX)
 			return bgs_err(-EINVAL, "timeouts.%s %u: expected 1 to %u seconds%s",
-				       names[i], v[i], BGS_TIMEOUT_MAX,
-				       i >= 4 ? " (or BGS_TIMEOUT_ZERO for none)" : "");
+				       timeouts[i].name, v[i], BGS_TIMEOUT_MAX,
+				       timeouts[i].zero_ok ? " (or BGS_TIMEOUT_ZERO for none)" :
+							     "");
 	}
-	memcpy(t, v, sizeof(v));
+	for (i = 0; i < BGS_TIMEOUT_COUNT; i++)
+		bgs_timeout_set(t, i, v[i]);
 	return 0;
 }
 
@@ -126,19 +169,13 @@ int bgs_sizes_match(const char *dir, const struct bgs_sizes *req, const struct b
 			return bgs_err(-EEXIST, "pins at %s were created with %s %u, not %u: "
 				       "remove them with 'bgctl destroy' to change it",
 				       dir, f[i].name, f[i].have, f[i].want);
-	if (req) {
-		static const char *const names[] = { "tcp_syn", "tcp_est", "tcp_close", "udp",
-						     "time_wait", "health_grace" };
-		__u32 w[6], hv[6];
+	for (i = 0; req && i < BGS_TIMEOUT_COUNT; i++) {
+		__u32 w = bgs_timeout_get(&req->timeouts, i), hv = bgs_timeout_get(&m->timeouts, i);
 
-		memcpy(w, &req->timeouts, sizeof(w));
-		memcpy(hv, &m->timeouts, sizeof(hv));
-		for (i = 0; i < 6; i++)
-			if (w[i] && (w[i] == BGS_TIMEOUT_ZERO ? 0 : w[i]) != hv[i])
-				return bgs_err(-EEXIST, "pins at %s were created with timeouts.%s "
-					       "%u s, not %u s: remove them with 'bgctl destroy' "
-					       "to change it", dir, names[i], hv[i],
-					       w[i] == BGS_TIMEOUT_ZERO ? 0 : w[i]);
+		if (w && (w == BGS_TIMEOUT_ZERO ? 0 : w) != hv)
+			return bgs_err(-EEXIST, "pins at %s were created with timeouts.%s %u s, "
+				       "not %u s: remove them with 'bgctl destroy' to change it",
+				       dir, timeouts[i].name, hv, w == BGS_TIMEOUT_ZERO ? 0 : w);
 	}
 	return 0;
 }
