@@ -22,6 +22,33 @@ static void lbl(FILE *f, const struct svc_rt *s, int color)
 	fprintf(f, "service=\"%s\",color=\"%s\"", s->name, color_str(color));
 }
 
+/*
+ * The switch's per-reason counters: one series per reason, zeros included, so that a rate or
+ * an alert has its series from the first scrape. One read of all of them per scrape. When the
+ * read fails, no sample at all: a counter that fell to 0 would read as a reset.
+ */
+static void verdict_metrics(struct agent *ag, FILE *f)
+{
+	static const char *const vm[2][2] = {
+		{ "bgswitch_verdict_packets_total",
+		  "Packets by the switch's verdict or extra count (bgagent(8))." },
+		{ "bgswitch_verdict_bytes_total",
+		  "Bytes by the switch's verdict or extra count (bgagent(8))." },
+	};
+	struct bgs_reason_counter rc[BGS_R_MAX];
+	bool have = bgs_reason_counters(ag->h, rc) == 0;
+
+	if (!have)
+		agent_log(LOG_W, "metrics: no verdict counters: %s", bgs_errmsg());
+	for (int k = 0; k < 2; k++) {
+		fprintf(f, "# HELP %s %s\n# TYPE %s counter\n", vm[k][0], vm[k][1], vm[k][0]);
+		for (int r = 0; have && r < BGS_R_MAX; r++)
+			fprintf(f, "%s{verdict=\"%s\"} %llu\n", vm[k][0],
+				bgs_reason_name((enum bgs_reason)r),
+				(unsigned long long)(k == 0 ? rc[r].packets : rc[r].bytes));
+	}
+}
+
 static char *render(struct agent *ag, size_t *len)
 {
 	const struct flow_snapshot *snap = ag->flows;
@@ -192,6 +219,7 @@ static char *render(struct agent *ag, size_t *len)
 			}
 		}
 	}
+	verdict_metrics(ag, f);
 out:
 	if (f)
 		fclose(f);
