@@ -2,10 +2,11 @@
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 # bgagent end to end (nat, so the agent's own HTTP checks come back through the switch's
 # reply path): started from a config it attaches and creates the service, every backend goes
-# healthy and serves; /metrics is scraped and matches bgctl status -j; the RSTs backends send
-# are counted per backend (status and metrics agree with what the client saw); one blue backend's
-# server stopped -> marked down within fall x interval and its new flows go to the other blue
-# backend; back up after rise checks; a bad config on SIGHUP is refused and the old one kept;
+# healthy and serves; /metrics is scraped and matches bgctl status -j (the verdict counters
+# too: every reason, none ahead); the RSTs backends send are counted per backend (status and
+# metrics agree with what the client saw); one blue backend's server stopped -> marked down
+# within fall x interval and its new flows go to the other blue backend; back up after rise
+# checks; a bad config on SIGHUP is refused and the old one kept;
 # a SIGHUP adding a backend loses no connection; kill -9 of the agent leaves traffic as it
 # was and a restart adopts the pins without a flap (no publish, no health change).
 set -uo pipefail
@@ -54,6 +55,29 @@ for name in $(jq -r '.panels[].targets[].expr' "$BGS_ROOT/docs/grafana-bgswitch.
 	grep -q "^$name{" <<<"$m" || fail "the Grafana dashboard uses $name, which /metrics lacks"
 done
 ok "every metric of the example Grafana dashboard is served"
+
+# ---- the switch's verdict counters ----
+# /metrics first, bgctl after: the counters only grow, so /metrics cannot be ahead.
+m=$(metrics) || fail "cannot scrape /metrics"
+verdicts=$(lbjq '.verdicts' -j status)
+n=$(jq length <<<"$verdicts")
+in_m() { awk -v s="$1" 'index($0, s " ") == 1 { print $2 }' <<<"$m"; }
+verdict_names() { sed -n "s/^$1{verdict=\"\([a-z0-9_]*\)\"} [0-9]*\$/\1/p" <<<"$m" | sort; }
+for fam in bgswitch_verdict_packets_total bgswitch_verdict_bytes_total; do
+	check "$fam: one series per reason of bgctl status ($n)" \
+		test "$(grep -c "^$fam{" <<<"$m")" = "$n" -a "$n" -gt 0
+	d=$(diff <(verdict_names $fam) <(jq -r 'keys[]' <<<"$verdicts" | sort) | tr '\n' ' ')
+	check "$fam: the reasons' names are bgctl status's${d:+ (/metrics < > bgctl: $d)}" \
+		test -z "$d"
+done
+fwd=$(in_m 'bgswitch_verdict_packets_total{verdict="fwd_redirect"}')
+want=$(jq .fwd_redirect <<<"$verdicts")
+check "forwarded packets in /metrics (fwd_redirect $fwd; bgctl status, later: $want)" \
+	test "${fwd:-0}" -gt 0 -a "${fwd:-0}" -le "$want"
+check "forwarded bytes in /metrics" \
+	test "$(in_m 'bgswitch_verdict_bytes_total{verdict="fwd_redirect"}')" -gt "$fwd"
+check "a ct_stale_drained series from the start" \
+	test -n "$(in_m 'bgswitch_verdict_packets_total{verdict="ct_stale_drained"}')"
 st=$(lbctl -j status web)
 gen=$(jq -r '.services[0].generation' <<<"$st")
 check "generation in /metrics matches bgctl status ($gen)" \
