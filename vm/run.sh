@@ -34,12 +34,14 @@ kdir=$out/kernel
 VM_MEM=${BGS_VM_MEM:-3G}
 VM_CPUS=${BGS_VM_CPUS:-2}
 SMOKE_ONLY='^(test_(routing|nat_dsr|upgrade)|test_flip_nat\.sh)$'
-# The parts: name, bound (seconds of VM time), the tests (a regexp as BGS_ONLY takes).
+# The parts: name, bound (seconds of VM time), the tests (a regexp as BGS_ONLY takes). TCG's
+# speed varies about threefold between hosts of the same kind (the packets part took 210 s
+# on one, 638 s on another): the bounds allow for the slow ones.
 PARTS=(
-	"packets 1500 ^test_[a-z0-9_]+$"
-	"cli 1800 ^test_(bgctl_.*|canary_preview|drain_kill|flip_.*|history_disk)\.sh$"
-	"agent 1800 ^test_agent_.*\.sh$"
-	"soak 1800 ^test_(soak|hostile)_.*\.sh$"
+	"packets 2400 ^test_[a-z0-9_]+$"
+	"cli 3600 ^test_(bgctl_.*|canary_preview|drain_kill|flip_.*|history_disk)\.sh$"
+	"agent 3600 ^test_agent_.*\.sh$"
+	"soak 3600 ^test_(soak|hostile)_.*\.sh$"
 )
 # Left out in the VM ("NAME: REASON"): each counted as skipped with its reason, and printed.
 # None now: the health blip's grace period is a creation option (bgctl init --timeout) that
@@ -104,8 +106,8 @@ if [ $mode = list ] || [ $mode = all ]; then
 		read -r pname _ _ <<<"$p"
 		echo "vm-6.1: ==== part $pname"
 		ps=$(date +%s)
-		"$0" --part "$pname"
-		rc=$?
+		rc=0
+		"$0" --part "$pname" || rc=$? # a part that fails or times out: the next still runs
 		times+=("$pname $(($(date +%s) - ps)) s")
 		line=$(cat build/vm-6.1/summary 2>/dev/null || true)
 		if [[ $line =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed(,\ ([0-9]+)\ skipped)?$ ]]; then
